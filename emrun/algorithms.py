@@ -1,0 +1,88 @@
+"""The one batched optimisation loop: EM or projected GD over a batch of trials.
+
+Every trial stops on its own: after each iteration the trials whose parameter change is below the
+tolerance (both ||delta pi||_2 and ||delta mu||_F, the paper's rule) leave the batch with the
+parameters of that iteration. Trials whose loss becomes infinite (projected GD can clip a mean
+onto 0 or 1 so that a pattern of the data becomes impossible) leave the batch as ``diverged``
+with the last parameters they had. The rest are ``capped`` at ``max_iter``.
+
+The loop knows a model family only through its step functions, so Bernoulli and Gaussian
+families share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+CONVERGED, CAPPED, DIVERGED = "converged", "capped", "diverged"
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Final state of each trial of a batch: pi [T, m], mu [T, m, D], iterations, status, loss [T]."""
+
+    pi: np.ndarray
+    mu: np.ndarray
+    iterations: np.ndarray
+    status: np.ndarray
+    loss: np.ndarray
+
+
+def run_batch(
+    family: ModuleType,
+    data,
+    pi: np.ndarray,
+    mu: np.ndarray,
+    algorithm: str,
+    max_iter: int,
+    tol: float,
+    step: float | None = None,
+) -> BatchOutcome:
+    """Run ``algorithm`` ('em' or 'gd') from the initial parameters pi [T, m], mu [T, m, D]."""
+    if algorithm == "em":
+        def update(p, u):
+            return family.em_step(data, p, u)
+    elif algorithm == "gd":
+        if step is None or step <= 0:
+            raise ValueError("projected GD needs a positive step size")
+
+        def update(p, u):
+            return family.gd_step(data, p, u, step)
+    else:
+        raise ValueError(f"unknown algorithm {algorithm!r}")
+
+    n_trials = pi.shape[0]
+    final_pi, final_mu = pi.copy(), mu.copy()
+    iterations = np.full(n_trials, max_iter)
+    status = np.full(n_trials, CAPPED, dtype=object)
+    active = np.arange(n_trials)
+    p, u = pi.copy(), mu.copy()
+    for iteration in range(1, max_iter + 1):
+        new_p, new_u, current_loss = update(p, u)
+        finite = np.isfinite(current_loss)
+        change_pi = np.sqrt(np.sum((new_p - p) ** 2, axis=1))
+        change_mu = np.sqrt(np.sum((new_u - u) ** 2, axis=(1, 2)))
+        converged = finite & (change_pi < tol) & (change_mu < tol)
+        leaving = converged | ~finite
+        if leaving.any():
+            # A diverged trial keeps the parameters at which its loss became infinite; a
+            # converged one keeps those of the iteration at which it stopped.
+            ids = active[leaving]
+            final_pi[ids] = np.where(finite[leaving, None], new_p[leaving], p[leaving])
+            final_mu[ids] = np.where(finite[leaving, None, None], new_u[leaving], u[leaving])
+            iterations[ids] = np.where(finite[leaving], iteration, iteration - 1)
+            status[ids] = np.where(finite[leaving], CONVERGED, DIVERGED)
+            stay = ~leaving
+            active, p, u = active[stay], new_p[stay], new_u[stay]
+            if active.size == 0:
+                break
+        else:
+            p, u = new_p, new_u
+    final_pi[active], final_mu[active] = p, u
+    final_loss = family.loss(data, final_pi, final_mu)
+    # The last step of a capped trial can itself make a pattern impossible.
+    status[~np.isfinite(final_loss)] = DIVERGED
+    return BatchOutcome(final_pi, final_mu, iterations, status, final_loss)

@@ -1,0 +1,109 @@
+"""Command line: ``emrun sweep CONFIG`` runs a config, ``emrun report`` writes the reports."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from emrun.runner import SINGLE_THREAD_ENV
+
+# Parallelism is across processes; BLAS threads would only compete with them. This must happen
+# before numpy is imported.
+for _name, _value in SINGLE_THREAD_ENV.items():
+    os.environ.setdefault(_name, _value)
+
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+
+from emrun import experiments  # noqa: E402
+from emrun.config import ConfigError, load  # noqa: E402
+from emrun.runner import Task, describe, run_tasks  # noqa: E402
+from emrun.store import ResultStore, StoreError, provenance, result_folders  # noqa: E402
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"emrun: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+@click.version_option(package_name="emrun")
+def main() -> None:
+    """Reproduce experiments on EM and gradient descent for mixture models."""
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set runs=5 --set grid.m=[2,3]. Repeatable.")
+@click.option("--workers", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True,
+              help="Worker processes.")
+@click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Root folder of results; rows go to RESULTS/<config name>/.")
+@click.option("--dry-run", is_flag=True, help="Print the expanded cells and the trial count; run nothing.")
+@click.option("--replace", is_flag=True, help="Discard stored rows of an earlier version of this config.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_root: str, dry_run: bool,
+          replace: bool, quiet: bool) -> None:
+    """Run every batch of CONFIG that is not stored yet (so a rerun resumes)."""
+    try:
+        config = load(config_path, overrides)
+    except ConfigError as error:
+        _fail(str(error))
+    batches = experiments.plan(config)
+    if dry_run:
+        cells = config.cells()
+        click.echo(f"config {config.name} (hash {config.hash}): {len(cells)} cells x {config.n_truths} truth(s) "
+                   f"x {config.values['runs']} runs = {config.trial_count()} trials in {len(batches)} batches")
+        for cell in cells:
+            click.echo(f"  {cell.label}")
+        return
+    try:
+        store = ResultStore.open(Path(results_root), config.values, config.hash, replace=replace)
+    except StoreError as error:
+        _fail(str(error))
+    n_patterns = {"population": None}.get(config.values["data"]["kind"], config.values["data"].get("n"))
+    tasks = []
+    for spec in batches:
+        patterns = 2 ** spec.cell.D if n_patterns is None else min(n_patterns, 2 ** spec.cell.D)
+        cost = patterns * spec.cell.m * config.values["stopping"][spec.cell.algorithm]["max_iter"]
+        tasks.append(Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec), cost))
+    summary = run_tasks(tasks, store, workers, progress=not quiet, label=config.name)
+    store.record_sweep({**provenance(sys.argv), "workers": workers, **describe(summary)})
+
+    done = summary.skipped + summary.completed
+    click.echo(f"{config.name}: {done} of {summary.total} batches stored in {store.folder} "
+               f"({summary.completed} run now in {summary.seconds:.1f} s, {summary.skipped} already there)")
+    if summary.interrupted:
+        click.echo(f"Interrupted: {summary.total - done} batches left. Resume with the same command: "
+                   f"emrun sweep {config_path}" + "".join(f" --set {o}" for o in overrides), err=True)
+        sys.exit(130)
+    if summary.failed:
+        for task_id, error in summary.failed.items():
+            click.echo(f"  failed: {task_id}: {error}", err=True)
+        _fail(f"{len(summary.failed)} batches failed; run the same command again to retry only those", code=1)
+
+
+@main.command()
+@click.argument("folders", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Root folder of results; without FOLDERS every experiment under it is reported.")
+def report(folders: tuple[str, ...], results_root: str) -> None:
+    """Write the report of each results folder and the index RESULTS/REPORT.md."""
+    from emrun.report import write_reports
+
+    root = Path(results_root)
+    chosen = [Path(f) for f in folders] or result_folders(root)
+    if not chosen:
+        _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
+    try:
+        written = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]))
+    except StoreError as error:
+        _fail(str(error))
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

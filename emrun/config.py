@@ -1,0 +1,280 @@
+"""Load, validate and expand an experiment config (YAML).
+
+Every error names the file, the line, the key and what was expected; unknown keys are errors at
+every level. ``--set key=value`` overrides are applied before validation and are named
+``--set`` in errors. The validated config is a plain, canonical dict (all defaults filled in);
+its hash identifies the results it produces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODELS = ("bernoulli",)
+ALGORITHMS = ("em", "gd")
+INIT_SCHEMES = ("uniform", "near_one_cluster", "given")
+ARTEFACTS = ("uai2019_table1", "uai2019_table2")
+PAPER_STOPPING = {"em": {"max_iter": 20000, "tol": 1.0e-5}, "gd": {"max_iter": 10000, "tol": 1.0e-7}}
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid."""
+
+    m: int
+    D: int
+    algorithm: str
+    step: float | None  # GD only
+    init: str
+
+    @property
+    def label(self) -> str:
+        step = f"-step{self.step:g}" if self.step is not None else ""
+        return f"m{self.m}-D{self.D}-{self.algorithm}{step}-{self.init}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config: ``values`` is the canonical dict that is hashed and stored."""
+
+    values: dict[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.values["name"]
+
+    @property
+    def hash(self) -> str:
+        hashed = {k: v for k, v in self.values.items() if k != "description"}
+        text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def cells(self) -> list[Cell]:
+        grid = self.values["grid"]
+        cells = []
+        for m, D, algorithm, init in product(grid["m"], grid["D"], grid["algorithm"], grid["init"]):
+            steps = grid["step"] if algorithm == "gd" else [None]
+            cells.extend(Cell(m, D, algorithm, step, init) for step in steps)
+        return cells
+
+    @property
+    def n_truths(self) -> int:
+        truths = self.values["truths"]
+        return truths if isinstance(truths, int) else len(truths)
+
+    def trial_count(self) -> int:
+        return len(self.cells()) * self.n_truths * self.values["runs"]
+
+
+# --- loading with line marks -------------------------------------------------------------------
+
+def _plain(node: yaml.Node, path: str, marks: dict[str, int]) -> Any:
+    """Turn a composed YAML node into plain Python, recording the line of every key path."""
+    marks[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            child = f"{path}.{key}" if path else key
+            marks[child] = key_node.start_mark.line + 1
+            out[key] = _plain(value_node, child, marks)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item, f"{path}[{i}]", marks) for i, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+class _Checker:
+    """Validation helpers that build errors naming file, line and key."""
+
+    def __init__(self, source: str, marks: dict[str, int]):
+        self.source, self.marks = source, marks
+
+    def fail(self, path: str, message: str) -> None:
+        probe = path  # a missing key is reported at its nearest parent that has a line
+        while probe and probe not in self.marks:
+            probe = probe.rsplit(".", 1)[0] if "." in probe else ""
+        line = self.marks.get(probe, 1)
+        where = f"{self.source}:{line}" if isinstance(line, int) else f"{self.source} ({line})"
+        raise ConfigError(f"{where}: {message}")
+
+    def mapping(self, value: Any, path: str, allowed: dict[str, bool]) -> dict:
+        """Check a mapping's keys: ``allowed`` maps each key to whether it is required."""
+        if not isinstance(value, dict):
+            self.fail(path, f"'{path or 'config'}' must be a mapping, got {value!r}")
+        for key in value:
+            if key not in allowed:
+                full = f"{path}.{key}" if path else key
+                self.fail(full, f"unknown key '{full}' (allowed: {', '.join(allowed)})")
+        for key, required in allowed.items():
+            if required and key not in value:
+                self.fail(path, f"missing key '{f'{path}.{key}' if path else key}'")
+        return value
+
+    def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            self.fail(path, f"'{path}' must be an integer {bound}, got {value!r}")
+        return value
+
+    def number(self, value: Any, path: str, positive: bool = True, below_one: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and not value > 0) or (below_one and not value < 1):
+            rule = "a number in (0, 1)" if below_one else "a positive number"
+            self.fail(path, f"'{path}' must be {rule}, got {value!r}")
+        return float(value)
+
+    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            self.fail(path, f"'{path}' must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    def nonempty_list(self, value: Any, path: str) -> list:
+        if not isinstance(value, list):
+            value = [value]
+        if not value:
+            self.fail(path, f"'{path}' must not be empty")
+        if len(set(map(repr, value))) != len(value):
+            self.fail(path, f"'{path}' lists a value twice: {value!r}")
+        return value
+
+
+def _check_mixture(check: _Checker, value: Any, path: str) -> dict:
+    """A given mixture {pi: [m], mu: [m][D]} with pi on the simplex and mu in [0, 1]."""
+    check.mapping(value, path, {"pi": True, "mu": True})
+    pi, mu = value["pi"], value["mu"]
+    if not isinstance(pi, list) or not pi or not all(isinstance(p, (int, float)) and p >= 0 for p in pi):
+        check.fail(f"{path}.pi", f"'{path}.pi' must be a list of non-negative numbers, got {pi!r}")
+    if abs(sum(pi) - 1.0) > 1e-9:
+        check.fail(f"{path}.pi", f"'{path}.pi' must sum to 1, sums to {sum(pi)!r}")
+    if not isinstance(mu, list) or len(mu) != len(pi) or not all(isinstance(row, list) for row in mu):
+        check.fail(f"{path}.mu", f"'{path}.mu' must be a list of {len(pi)} rows (one per weight)")
+    widths = {len(row) for row in mu}
+    if len(widths) != 1 or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for row in mu for x in row):
+        check.fail(f"{path}.mu", f"'{path}.mu' rows must have equal length and entries in [0, 1]")
+    return {"pi": [float(p) for p in pi], "mu": [[float(x) for x in row] for row in mu]}
+
+
+def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
+    """Check a plain config dict and return its canonical form (defaults filled in)."""
+    check = _Checker(source, marks)
+    check.mapping(raw, "", {
+        "name": True, "description": False, "model": False, "compare_to": False, "seed": True,
+        "grid": True, "data": False, "truths": False, "runs": False, "stopping": False,
+        "k_cluster_threshold": False, "init_options": False,
+    })
+    name = raw["name"]
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
+        check.fail("name", f"'name' must be letters, digits, '_' or '-', got {name!r}")
+    out: dict[str, Any] = {"name": name, "description": str(raw.get("description", ""))}
+    out["model"] = check.choice(raw.get("model", "bernoulli"), "model", MODELS)
+    compare_to = raw.get("compare_to")
+    out["compare_to"] = None if compare_to is None else check.choice(compare_to, "compare_to", ARTEFACTS)
+    out["seed"] = check.integer(raw["seed"], "seed", 0)
+
+    grid = check.mapping(raw["grid"], "grid", {"m": True, "D": True, "algorithm": False, "step": False, "init": False})
+    out["grid"] = {
+        "m": [check.integer(v, "grid.m", 1, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
+        "D": [check.integer(v, "grid.D", 1, 16) for v in check.nonempty_list(grid["D"], "grid.D")],
+        "algorithm": [check.choice(v, "grid.algorithm", ALGORITHMS)
+                      for v in check.nonempty_list(grid.get("algorithm", ["em", "gd"]), "grid.algorithm")],
+        "step": [check.number(v, "grid.step") for v in check.nonempty_list(grid.get("step", [0.02]), "grid.step")],
+        "init": [check.choice(v, "grid.init", INIT_SCHEMES)
+                 for v in check.nonempty_list(grid.get("init", ["uniform"]), "grid.init")],
+    }
+
+    data = raw.get("data", "population")
+    if data == "population":
+        out["data"] = {"kind": "population"}
+    elif isinstance(data, dict):
+        check.mapping(data, "data", {"samples": True})
+        out["data"] = {"kind": "samples", "n": check.integer(data["samples"], "data.samples", 1)}
+    else:
+        check.fail("data", f"'data' must be 'population' or {{samples: N}}, got {data!r}")
+
+    truths = raw.get("truths", 1)
+    if isinstance(truths, list):
+        out["truths"] = [_check_mixture(check, t, f"truths[{i}]") for i, t in enumerate(truths)]
+        if not out["truths"]:
+            check.fail("truths", "'truths' must list at least one mixture")
+        for i, t in enumerate(out["truths"]):
+            shape = (len(t["pi"]), len(t["mu"][0]))
+            if any((m, D) != shape for m in out["grid"]["m"] for D in out["grid"]["D"]):
+                check.fail(f"truths[{i}]", f"given truth {i} has (m, D) = {shape}; grid.m and grid.D must be exactly that")
+    else:
+        out["truths"] = check.integer(truths, "truths", 1)
+    out["runs"] = check.integer(raw.get("runs", 60), "runs", 1)
+
+    stopping = check.mapping(raw.get("stopping", {}), "stopping", {a: False for a in ALGORITHMS})
+    out["stopping"] = {}
+    for algorithm in ALGORITHMS:
+        rule = check.mapping(stopping.get(algorithm, {}), f"stopping.{algorithm}", {"max_iter": False, "tol": False})
+        default = PAPER_STOPPING[algorithm]
+        out["stopping"][algorithm] = {
+            "max_iter": check.integer(rule.get("max_iter", default["max_iter"]), f"stopping.{algorithm}.max_iter", 1),
+            "tol": check.number(rule.get("tol", default["tol"]), f"stopping.{algorithm}.tol"),
+        }
+    out["k_cluster_threshold"] = check.number(raw.get("k_cluster_threshold", 5.0e-4), "k_cluster_threshold", below_one=True)
+
+    options = check.mapping(raw.get("init_options", {}), "init_options", {"epsilon": False, "given": False})
+    out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon", below_one=True)}
+    if "given" in out["grid"]["init"]:
+        given = options.get("given")
+        if not isinstance(given, list) or len(given) != out["runs"]:
+            check.fail("init_options.given" if given is not None else "init_options",
+                       f"init scheme 'given' needs 'init_options.given': a list of exactly runs = {out['runs']} mixtures")
+        out["init_options"]["given"] = [_check_mixture(check, g, f"init_options.given[{i}]") for i, g in enumerate(given)]
+    elif "given" in options:
+        check.fail("init_options.given", "'init_options.given' is set but 'given' is not in grid.init")
+    return out
+
+
+def _apply_override(raw: dict, assignment: str, marks: dict[str, Any]) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, for example --set runs=5")
+    path, text = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    target = raw
+    for key in keys[:-1]:
+        if not isinstance(target.get(key), dict):
+            target[key] = {}
+        target = target[key]
+    target[keys[-1]] = yaml.safe_load(text)
+    for known in [p for p in marks if p == path or p.startswith(path + ".") or p.startswith(path + "[")]:
+        marks[known] = "--set"
+    marks[path] = "--set"
+
+
+def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
+    """Read, override and validate a config file; raise ConfigError with a clear message."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read the config ({error.strerror})") from None
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    if node is None:
+        raise ConfigError(f"{source}: the config is empty")
+    marks: dict[str, Any] = {}
+    raw = _plain(node, "", marks)
+    if isinstance(raw, dict):
+        for assignment in overrides:
+            _apply_override(raw, assignment, marks)
+    return Config(validate(raw, source, marks), source)

@@ -1,0 +1,110 @@
+"""What a cell of a config means: draw the truth and the data, draw the inits, run, make rows.
+
+A batch is every run of one (cell, truth): its composition is a pure function of the config, so
+rows never depend on how batches are scheduled. ``run_batch`` is what a worker process executes;
+it returns plain row dicts, one per run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from emrun import seeds
+from emrun.algorithms import CONVERGED, run_batch as run_algorithm
+from emrun.config import Cell, Config
+from emrun.models import bernoulli
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """One batch of runs: a cell of the grid and a truth index."""
+
+    batch_id: str
+    cell: Cell
+    truth_index: int
+
+
+def plan(config: Config) -> list[BatchSpec]:
+    """Every batch of a config, in a fixed order."""
+    return [
+        BatchSpec(f"{cell.label}-truth{t}", cell, t)
+        for cell in config.cells()
+        for t in range(config.n_truths)
+    ]
+
+
+def true_mixture(values: dict, m: int, D: int, truth_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The truth of (m, D, truth index): given in the config, or drawn as in the paper."""
+    truths = values["truths"]
+    if isinstance(truths, list):
+        given = truths[truth_index]
+        return np.array(given["pi"]), np.array(given["mu"])
+    return bernoulli.random_mixture(m, D, seeds.generator(values["seed"], seeds.truth_key(m, D, truth_index)))
+
+
+def make_data(values: dict, m: int, D: int, truth_index: int, pi: np.ndarray, mu: np.ndarray) -> bernoulli.PatternSet:
+    """The population of the truth, or a sample of it aggregated to patterns with counts."""
+    spec = values["data"]
+    if spec["kind"] == "population":
+        return bernoulli.population_patterns(pi, mu)
+    rng = seeds.generator(values["seed"], seeds.data_key(m, D, truth_index, spec["n"]))
+    return bernoulli.sample_patterns(pi, mu, spec["n"], rng)
+
+
+def initial_points(values: dict, cell: Cell, truth_index: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Initial pi [R, m] and mu [R, m, D] of the R runs, with the seed of each."""
+    m, D, runs, seed = cell.m, cell.D, values["runs"], values["seed"]
+    if cell.init == "given":
+        given = values["init_options"]["given"]
+        return (np.array([g["pi"] for g in given]), np.array([g["mu"] for g in given]),
+                [f"given:{r}" for r in range(runs)])
+    keys = [seeds.init_key(m, D, truth_index, r) for r in range(runs)]
+    draws = [bernoulli.random_mixture(m, D, seeds.generator(seed, key)) for key in keys]
+    pi = np.array([d[0] for d in draws])
+    mu = np.array([d[1] for d in draws])
+    if cell.init == "near_one_cluster":
+        # Component 0 starts with weight epsilon; the others keep their random proportions.
+        epsilon = values["init_options"]["epsilon"]
+        rest = pi[:, 1:]
+        pi = np.concatenate([np.full((runs, 1), epsilon), rest * ((1 - epsilon) / rest.sum(axis=1, keepdims=True))], axis=1)
+    return pi, mu, [seeds.describe(seed, key) for key in keys]
+
+
+def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> list[dict]:
+    """Run one batch and return its rows (one dict per run)."""
+    cell, t = spec.cell, spec.truth_index
+    if isinstance(values["truths"], list):
+        truth_seed = f"given:{t}"
+    else:
+        truth_seed = seeds.describe(values["seed"], seeds.truth_key(cell.m, cell.D, t))
+    true_pi, true_mu = true_mixture(values, cell.m, cell.D, t)
+    data = make_data(values, cell.m, cell.D, t, true_pi, true_mu)
+    pi0, mu0, init_seeds = initial_points(values, cell, t)
+    rule = values["stopping"][cell.algorithm]
+
+    started = time.perf_counter()
+    outcome = run_algorithm(bernoulli, data, pi0, mu0, cell.algorithm, rule["max_iter"], rule["tol"], cell.step)
+    seconds = time.perf_counter() - started
+
+    truth_loss = float(bernoulli.loss(data, true_pi[None], true_mu[None])[0])
+    n_samples = values["data"].get("n")
+    k = (outcome.pi >= values["k_cluster_threshold"]).sum(axis=1)
+    rows = []
+    for r in range(len(pi0)):
+        rows.append({
+            "config": values["name"], "config_hash": config_hash, "batch_id": spec.batch_id,
+            "model": values["model"], "m": cell.m, "D": cell.D, "algorithm": cell.algorithm,
+            "step": cell.step, "init": cell.init, "data": values["data"]["kind"], "n_samples": n_samples,
+            "truth_index": t, "run_index": r, "truth_seed": truth_seed, "init_seed": init_seeds[r],
+            "status": str(outcome.status[r]), "converged": bool(outcome.status[r] == CONVERGED),
+            "iterations": int(outcome.iterations[r]), "loss": float(outcome.loss[r]),
+            "entropy": data.entropy, "truth_loss": truth_loss, "n_patterns": len(data.weights),
+            "k": int(k[r]), "k_cluster": bool(k[r] < cell.m),
+            "pi": outcome.pi[r].tolist(), "mu": outcome.mu[r].ravel().tolist(),
+            "init_pi": pi0[r].tolist(), "init_mu": mu0[r].ravel().tolist(),
+            "batch_seconds": seconds,
+        })
+    return rows

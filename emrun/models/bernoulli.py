@@ -1,0 +1,232 @@
+"""Mixtures of multivariate Bernoulli distributions, batched over trials.
+
+Shapes: ``pi`` is [T, m] (T trials, m components), ``mu`` is [T, m, D]; data is a
+:class:`PatternSet` of P binary patterns [P, D] with weights [P] that sum to 1 (the exact
+population probabilities, or sample counts divided by N). The loss is the average negative
+log-likelihood ``l = -sum_x w(x) log p(x)`` (UAI 2019, eq. 2.2).
+
+Means at exactly 0 or 1 are handled exactly rather than by clipping to an epsilon: a factor
+B(x_j | mu_j) that is 0 removes the pattern from that component, and the GD gradient (eq. 2.13)
+takes the one-sided limit ``pi_c (-1)^(1-x_j) prod_{i != j} B(x_i|mu_ci) / p(x)`` for a pattern
+whose only zero factor is feature j. A pattern with positive weight that every component gives
+probability 0 makes the loss infinite; the step functions report that per trial instead of
+producing NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import product
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PatternSet:
+    """A weighted set of distinct binary patterns: patterns [P, D] in {0, 1}, weights [P] > 0."""
+
+    patterns: np.ndarray
+    weights: np.ndarray
+
+    @cached_property
+    def both_values(self) -> np.ndarray:
+        """[2D, P]: the patterns and their complements, so that one matrix product sums
+        x_j log mu_j + (1 - x_j) log(1 - mu_j) over j."""
+        return np.ascontiguousarray(np.concatenate([self.patterns, 1.0 - self.patterns], axis=1).T)
+
+    @property
+    def entropy(self) -> float:
+        """-sum w log w: the lowest loss any model can reach on these weights."""
+        return float(-np.sum(self.weights * np.log(self.weights)))
+
+
+def all_patterns(D: int) -> np.ndarray:
+    """The 2^D binary patterns as a float array [2^D, D]."""
+    return np.array(list(product((0.0, 1.0), repeat=D)))
+
+
+def log_pattern_probabilities(patterns: np.ndarray, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """log p(x) of each pattern under the mixtures ``pi`` [T, m], ``mu`` [T, m, D]: [T, P]."""
+    return _evaluate(PatternSet(patterns, np.ones(len(patterns))), pi, mu, weighted=False).log_p
+
+
+def population_patterns(pi: np.ndarray, mu: np.ndarray) -> PatternSet:
+    """Every pattern of {0,1}^D with its exact probability under one mixture (pi [m], mu [m, D]).
+
+    Patterns of probability exactly 0 (possible when a mean is 0 or 1) are left out, so every
+    weight is positive.
+    """
+    patterns = all_patterns(mu.shape[-1])
+    log_p = log_pattern_probabilities(patterns, pi[None], mu[None])[0]
+    keep = np.isfinite(log_p)
+    weights = np.exp(log_p[keep])
+    return PatternSet(patterns[keep], weights / weights.sum())
+
+
+def sample_patterns(pi: np.ndarray, mu: np.ndarray, n: int, rng: np.random.Generator) -> PatternSet:
+    """N i.i.d. samples of one mixture, aggregated to distinct patterns weighted by count / N."""
+    components = rng.choice(len(pi), size=n, p=pi)
+    samples = (rng.uniform(size=(n, mu.shape[-1])) < mu[components]).astype(np.float64)
+    patterns, counts = np.unique(samples, axis=0, return_counts=True)
+    return PatternSet(patterns, counts / n)
+
+
+def random_mixture(m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's random mixture: pi = u / sum(u), u ~ U(0,1)^m; mu ~ U(0,1)^(m x D)."""
+    u = rng.uniform(size=m)
+    return u / u.sum(), rng.uniform(size=(m, D))
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    """Per-trial quantities shared by the loss, the EM step and the gradient.
+
+    ``h`` [T, m, P] is w(x) f(x|mu_c) / p(x) where f is computed without its zero factors, set to
+    0 where a component has two or more zero factors; ``one_zero`` [T, m, P] marks the patterns
+    whose f has exactly one zero factor (None when no mean of the batch sits on the boundary).
+    """
+
+    log_p: np.ndarray  # [T, P]
+    h: np.ndarray  # [T, m, P]
+    one_zero: np.ndarray | None  # [T, m, P] bool
+    at_zero: np.ndarray | None  # [T, m, D] bool: mu == 0
+    at_one: np.ndarray | None  # [T, m, D] bool: mu == 1
+
+
+def _products(factors: np.ndarray, data: PatternSet) -> np.ndarray:
+    """sum_j over [T, k, 2D] factors for every pattern: [T, k, P], as one 2-D matrix product
+    (a stacked 3-D matmul would make one small BLAS call per trial)."""
+    n_trials, k, width = factors.shape
+    return (factors.reshape(n_trials * k, width) @ data.both_values).reshape(n_trials, k, -1)
+
+
+def _evaluate(data: PatternSet, pi: np.ndarray, mu: np.ndarray, weighted: bool = True) -> _Evaluation:
+    # Log factors with the zero factors (log 0) replaced by 0 and counted separately, so that a
+    # single matrix product gives both log f without them and the number of zero factors.
+    at_zero, at_one = mu == 0.0, mu == 1.0
+    boundary = bool(at_zero.any() or at_one.any())
+    n_features = mu.shape[2]
+    log_factors = np.empty(mu.shape[:2] + (2 * n_features,))  # [T, m, 2D]: log mu, log(1 - mu)
+    with np.errstate(divide="ignore"):
+        np.log(mu, out=log_factors[:, :, :n_features])
+        np.log(1.0 - mu, out=log_factors[:, :, n_features:])
+    if boundary:
+        zero_factor = np.concatenate([at_zero, at_one], axis=2)
+        log_factors[zero_factor] = 0.0
+        m = mu.shape[1]
+        stacked = _products(np.concatenate([log_factors, zero_factor.astype(float)], axis=1), data)
+        log_f, n_zero = stacked[:, :m], stacked[:, m:]
+        one_zero = n_zero == 1.0
+        usable = n_zero == 0.0
+    else:
+        log_f = _products(log_factors, data)  # [T, m, P]
+        one_zero = None
+        usable = None
+
+    # Scale every f_c(x) by the largest term max_c pi_c f_c(x), so that one exp gives both p(x)
+    # and f_c(x) / p(x) without underflow. f_c / max_c pi_c f_c <= 1 / pi_c, so the cap at e^700
+    # only acts where p(x) < 1e-300, and keeps an astronomically large gradient finite.
+    log_f_mixed = log_f if usable is None else np.where(usable, log_f, -np.inf)
+    with np.errstate(divide="ignore"):
+        top = (np.log(pi)[:, :, None] + log_f_mixed).max(axis=1)  # [T, P]
+    finite = np.isfinite(top)  # p(x) > 0
+    all_finite = bool(finite.all())
+    if not all_finite:
+        top = np.where(finite, top, 0.0)
+    scaled = np.exp(np.minimum(log_f - top[:, None, :], 700.0))  # f_c(x) / e^top
+    if usable is not None:
+        scaled = np.where(usable | one_zero, scaled, 0.0)
+        mixture = (pi[:, :, None] * np.where(usable, scaled, 0.0)).sum(axis=1)
+    else:
+        mixture = (pi[:, :, None] * scaled).sum(axis=1)  # p(x) / e^top, >= 1 where p(x) > 0
+    if not all_finite:
+        mixture = np.where(finite, mixture, 1.0)
+    log_p = np.where(finite, top + np.log(mixture), -np.inf)
+
+    # Where p(x) = 0 the trial's loss is infinite; h is meaningless there and is set to 0 so that
+    # no NaN spreads. The caller sees the infinite loss and stops that trial.
+    scale = data.weights / mixture if weighted else 1.0 / mixture
+    h = scaled * scale[:, None, :]
+    if not all_finite:
+        h = np.where(finite[:, None, :], h, 0.0)
+    return _Evaluation(log_p, h, one_zero, at_zero if boundary else None, at_one if boundary else None)
+
+
+def _loss(data: PatternSet, log_p: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(log_p).all(axis=1)
+    loss = -(np.where(np.isfinite(log_p), log_p, 0.0) @ data.weights)
+    return np.where(finite, loss, np.inf)
+
+
+def loss(data: PatternSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Average negative log-likelihood per trial [T]; +inf where some pattern is impossible."""
+    return _loss(data, _evaluate(data, pi, mu, weighted=False).log_p)
+
+
+def _pattern_sums(h: np.ndarray, data: PatternSet) -> np.ndarray:
+    """sum_x h(x) x for h [T, m, P]: [T, m, D], as one 2-D matrix product."""
+    n_trials, m, n_patterns = h.shape
+    return (h.reshape(n_trials * m, n_patterns) @ data.patterns).reshape(n_trials, m, -1)
+
+
+def _responsibility_sums(ev: _Evaluation, data: PatternSet):
+    """Z_c = E[gamma_c] [T, m] and E[gamma_c x] [T, m, D] over the patterns with no zero factor."""
+    h_usable = ev.h if ev.one_zero is None else np.where(ev.one_zero, 0.0, ev.h)
+    return h_usable.sum(axis=2), _pattern_sums(h_usable, data)
+
+
+def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray):
+    """One standard EM update (eq. 2.7) of every trial.
+
+    Returns (new pi [T, m], new mu [T, m, D], loss at the current parameters [T]).
+    A component with Z_c = 0 keeps its means (its weight becomes 0).
+    """
+    ev = _evaluate(data, pi, mu)
+    z, zx = _responsibility_sums(ev, data)
+    z_safe = np.where(z > 0, z, 1.0)[:, :, None]
+    new_mu = np.where(z[:, :, None] > 0, zx / z_safe, mu)
+    return pi * z, np.clip(new_mu, 0.0, 1.0), _loss(data, ev.log_p)
+
+
+def gradient(data: PatternSet, pi: np.ndarray, mu: np.ndarray):
+    """Gradient of the loss: (d l / d pi [T, m], d l / d mu [T, m, D], loss [T]).
+
+    d l / d pi_c = -Z_c (eq. 2.10); d l / d mu_cj from eq. 2.13, written as
+    -pi_c (E[gamma_c x_j] / mu_cj - E[gamma_c (1 - x_j)] / (1 - mu_cj)) away from the boundary,
+    plus the exact one-sided limit for patterns whose only zero factor is feature j.
+    Trials with infinite loss get a zero gradient.
+    """
+    ev = _evaluate(data, pi, mu)
+    z, zx = _responsibility_sums(ev, data)
+    # E[gamma_c x_j] carries the factor mu_cj and E[gamma_c (1-x_j)] the factor 1-mu_cj, so the
+    # divisions below are well conditioned; where mu_cj = 0 (resp. 1) that sum is exactly 0.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.where(mu > 0, zx / mu, 0.0) - np.where(mu < 1, (z[:, :, None] - zx) / (1.0 - mu), 0.0)
+    if ev.one_zero is not None:
+        h_one = np.where(ev.one_zero, ev.h, 0.0)
+        ones = _pattern_sums(h_one, data)  # patterns with x_j = 1
+        zeros = h_one.sum(axis=2)[:, :, None] - ones  # patterns with x_j = 0
+        inner += np.where(ev.at_zero, ones, 0.0) - np.where(ev.at_one, zeros, 0.0)
+    return -z, -pi[:, :, None] * inner, _loss(data, ev.log_p)
+
+
+def project_to_simplex(v: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row of v [T, m] onto the probability simplex.
+
+    The sort-based algorithm of Duchi et al. (2008), vectorised over rows.
+    """
+    u = -np.sort(-v, axis=1)
+    cumulative = np.cumsum(u, axis=1) - 1.0
+    index = np.arange(1, v.shape[1] + 1)
+    rho = np.count_nonzero(u - cumulative / index > 0, axis=1)  # >= 1 always
+    theta = cumulative[np.arange(v.shape[0]), rho - 1] / rho
+    return np.maximum(v - theta[:, None], 0.0)
+
+
+def gd_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, step: float):
+    """One projected GD step (eq. 2.17): (new pi, new mu, loss at the current parameters)."""
+    grad_pi, grad_mu, current_loss = gradient(data, pi, mu)
+    new_pi = project_to_simplex(pi - step * grad_pi)
+    new_mu = np.clip(mu - step * grad_mu, 0.0, 1.0)
+    return new_pi, new_mu, current_loss

@@ -1,0 +1,114 @@
+"""Send tasks to worker processes and store what they return, with progress and resume.
+
+The runner knows nothing about mixture models: a task is an id, a picklable function and its
+arguments, and the function returns a list of row dicts. Rows are written by this process, one
+file per task, as tasks finish; tasks whose file exists are skipped, so an interrupted sweep
+resumes where it stopped. Results do not depend on the number of workers: each task's rows are a
+function of its arguments alone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from emrun.store import ResultStore
+
+# One BLAS thread per worker: the parallelism is across processes. Set before numpy is loaded
+# in a worker (workers are spawned, so they read these from the environment).
+SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    function: Callable[..., list[dict]]
+    args: tuple
+    cost: float = 1.0  # a guess of the relative run time, used only to start long tasks first
+
+
+@dataclass
+class SweepSummary:
+    total: int
+    skipped: int
+    completed: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm) -> None:
+    for task in pending:
+        try:
+            rows = task.function(*task.args)
+        except Exception as error:  # a task that raises is reported; the others go on
+            summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
+        else:
+            store.write_batch(task.task_id, rows)
+            summary.completed += 1
+        bar.update(1)
+
+
+def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm, workers: int) -> None:
+    for name, value in SINGLE_THREAD_ENV.items():
+        os.environ.setdefault(name, value)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        running: dict[Future, Task] = {}
+        queue = list(pending)
+        try:
+            # Keep at most two tasks per worker in flight so that an interruption loses little.
+            while queue or running:
+                while queue and len(running) < 2 * workers:
+                    task = queue.pop(0)
+                    running[pool.submit(task.function, *task.args)] = task
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = running.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
+                    else:
+                        store.write_batch(task.task_id, future.result())
+                        summary.completed += 1
+                    bar.update(1)
+        except KeyboardInterrupt:
+            for future in running:
+                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: bool = True,
+              label: str = "sweep") -> SweepSummary:
+    """Run the tasks not yet stored; return counts. Ctrl-C stops after saving what finished."""
+    done = store.finished_batches()
+    pending = sorted((t for t in tasks if t.task_id not in done), key=lambda t: -t.cost)
+    summary = SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending))
+    started = time.perf_counter()
+    with tqdm(total=len(tasks), initial=summary.skipped, unit="batch", desc=label, disable=not progress,
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        try:
+            if workers <= 1 or len(pending) <= 1:
+                _run_inline(pending, store, summary, bar)
+            else:
+                _run_pool(pending, store, summary, bar, workers)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def describe(summary: SweepSummary) -> dict[str, Any]:
+    return {
+        "batches_total": summary.total, "batches_skipped": summary.skipped,
+        "batches_completed": summary.completed, "batches_failed": len(summary.failed),
+        "seconds": round(summary.seconds, 2), "interrupted": summary.interrupted,
+    }
