@@ -7,7 +7,8 @@ onto 0 or 1 so that a pattern of the data becomes impossible) leave the batch as
 with the last parameters they had. The rest are ``capped`` at ``max_iter``.
 
 The loop knows a model family only through its step functions, so Bernoulli and Gaussian
-families share it.
+families share it. A family may also offer ``run_fused``, the same loop compiled into one kernel
+(same stopping rule and statuses); ``run_batch`` then uses it unless ``fused=False``.
 """
 
 from __future__ import annotations
@@ -40,15 +41,18 @@ def run_batch(
     max_iter: int,
     tol: float,
     step: float | None = None,
+    fused: bool = True,
 ) -> BatchOutcome:
     """Run ``algorithm`` ('em' or 'gd') from the initial parameters pi [T, m], mu [T, m, D]."""
+    if algorithm == "gd" and (step is None or step <= 0):
+        raise ValueError("projected GD needs a positive step size")
+    if fused and hasattr(family, "run_fused"):
+        final_pi, final_mu, iterations, status = family.run_fused(data, pi, mu, algorithm, max_iter, tol, step)
+        return _finish(family, data, final_pi, final_mu, iterations, status)
     if algorithm == "em":
         def update(p, u):
             return family.em_step(data, p, u)
     elif algorithm == "gd":
-        if step is None or step <= 0:
-            raise ValueError("projected GD needs a positive step size")
-
         def update(p, u):
             return family.gd_step(data, p, u, step)
     else:
@@ -82,7 +86,11 @@ def run_batch(
         else:
             p, u = new_p, new_u
     final_pi[active], final_mu[active] = p, u
-    final_loss = family.loss(data, final_pi, final_mu)
+    return _finish(family, data, final_pi, final_mu, iterations, status)
+
+
+def _finish(family, data, pi, mu, iterations, status) -> BatchOutcome:
+    final_loss = family.loss(data, pi, mu)
     # The last step of a capped trial can itself make a pattern impossible.
-    status[~np.isfinite(final_loss)] = DIVERGED
-    return BatchOutcome(final_pi, final_mu, iterations, status, final_loss)
+    status = np.where(np.isfinite(final_loss), status, DIVERGED).astype(object)
+    return BatchOutcome(pi, mu, iterations, status, final_loss)

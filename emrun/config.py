@@ -130,7 +130,8 @@ class _Checker:
         return value
 
     def number(self, value: Any, path: str, positive: bool = True, below_one: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and not value > 0) or (below_one and not value < 1):
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or (positive and not value > 0) or (below_one and not value < 1):
             rule = "a number in (0, 1)" if below_one else "a positive number"
             self.fail(path, f"'{path}' must be {rule}, got {value!r}")
         return float(value)

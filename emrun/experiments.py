@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from emrun import seeds
-from emrun.algorithms import CONVERGED, run_batch as run_algorithm
+from emrun.algorithms import CONVERGED
+from emrun.algorithms import run_batch as run_algorithm
 from emrun.config import Cell, Config
 from emrun.models import bernoulli
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -44,6 +47,14 @@ class SweepSummary:
     interrupted: bool = False
 
 
+def _after_write(summary: SweepSummary) -> None:
+    """Test hook: EMRUN_TEST_KILL_AFTER=N makes the process SIGKILL itself after N batch writes,
+    so that tests reach an interruption point deterministically, not by timing."""
+    kill_after = os.environ.get("EMRUN_TEST_KILL_AFTER")
+    if kill_after is not None and summary.completed >= int(kill_after):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm) -> None:
     for task in pending:
         try:
@@ -53,14 +64,28 @@ def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, 
         else:
             store.write_batch(task.task_id, rows)
             summary.completed += 1
+            _after_write(summary)
         bar.update(1)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the sweep process dies (even by SIGKILL), so that
+    no orphan keeps computing or holds the terminal."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm, workers: int) -> None:
     for name, value in SINGLE_THREAD_ENV.items():
         os.environ.setdefault(name, value)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         running: dict[Future, Task] = {}
         queue = list(pending)
         try:
@@ -78,6 +103,7 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
                     else:
                         store.write_batch(task.task_id, future.result())
                         summary.completed += 1
+                        _after_write(summary)
                     bar.update(1)
         except KeyboardInterrupt:
             for future in running:

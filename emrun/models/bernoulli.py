@@ -230,3 +230,19 @@ def gd_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, step: float):
     new_pi = project_to_simplex(pi - step * grad_pi)
     new_mu = np.clip(mu - step * grad_mu, 0.0, 1.0)
     return new_pi, new_mu, current_loss
+
+
+def run_fused(data: PatternSet, pi: np.ndarray, mu: np.ndarray, algorithm: str, max_iter: int, tol: float,
+              step: float | None):
+    """The whole EM or GD loop of every trial in the compiled kernel of :mod:`bernoulli_fused`.
+
+    Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T]).
+    """
+    from emrun.models import bernoulli_fused as kernel
+
+    codes = np.ascontiguousarray(data.patterns, dtype=np.uint8)
+    final_pi, final_mu, iterations, status = kernel.fused_run(
+        codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
+        np.ascontiguousarray(mu, dtype=float), algorithm == "gd", float(step or 0.0), int(max_iter), float(tol))
+    names = np.array(["capped", "converged", "diverged"], dtype=object)
+    return final_pi, final_mu, iterations, names[status]

@@ -1,0 +1,74 @@
+"""Reports from stored results only: one report per results folder, and an index.
+
+The report of a paper-protocol experiment (one truth per cell) also uses, when they exist, the
+results of its many-truths companion: a config identical but for its name, description and
+number of truths.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emrun.store import MANIFEST, load_results, result_folders
+
+INDEX = "REPORT.md"
+
+
+def _protocol(config: dict) -> str:
+    same = {k: v for k, v in config.items() if k not in ("name", "description", "truths")}
+    return json.dumps(same, sort_keys=True)
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / MANIFEST).read_text())
+
+
+def many_truths_companion(folder: Path, root: Path) -> Path | None:
+    """The results folder of the same protocol with the most random truths (> 1), if any."""
+    config = _manifest(folder)["config"]
+    best, best_truths = None, 1
+    for other in result_folders(root):
+        other_config = _manifest(other)["config"]
+        truths = other_config["truths"]
+        if other != folder and isinstance(truths, int) and truths > best_truths and \
+                _protocol(other_config) == _protocol(config) and any((other / "batches").glob("*.parquet")):
+            best, best_truths = other, truths
+    return best
+
+
+def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
+    """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
+    from emrun.report import kcluster
+
+    written = []
+    for folder in folders:
+        manifest = _manifest(folder)
+        rows = load_results(folder)
+        many = None
+        if isinstance(manifest["config"]["truths"], int) and manifest["config"]["truths"] == 1:
+            companion = many_truths_companion(folder, root)
+            if companion is not None:
+                many = (companion.name, load_results(companion))
+        path, _ = kcluster.write(rows, manifest, folder, many, command)
+        written.append(path)
+    written.append(write_index(root, command))
+    return written
+
+
+def write_index(root: Path, command: str) -> Path:
+    """``root/REPORT.md``: every report under root with its verdict lines."""
+    lines = ["# emrun results", "", f"Written by `{command}` from the results folders below; each report names "
+             "the sweep commands that produced its rows.", ""]
+    for folder in result_folders(root):
+        report = folder / "report.md"
+        if not report.exists():
+            continue
+        text = report.read_text().splitlines()
+        lines += [f"## [{folder.name}]({folder.name}/report.md)", "", text[0].lstrip("# "), ""]
+        lines += [line for line in text if line.startswith("- **")]
+        lines += [line for line in text if "published cells agree" in line]
+        lines.append("")
+    path = Path(root) / INDEX
+    path.write_text("\n".join(lines))
+    return path

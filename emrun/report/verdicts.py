@@ -1,0 +1,108 @@
+"""Claims of the papers, judged from stored rows, and the statistics they use.
+
+Every verdict is computed from the rows it is given; none is assumed. Rows are tidy trial rows
+as returned by :func:`emrun.load_results` (columns m, D, algorithm, truth_index, run_index,
+status, k_cluster, likelihood_ratio, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+NEAR_OPTIMAL = 0.999  # the paper's "greater than 0.999 in terms of the likelihood ratio"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    holds: bool
+    evidence: str
+
+    def markdown(self) -> str:
+        mark = "holds" if self.holds else "does not hold"
+        return f"- **{self.claim}**: {mark}. {self.evidence}"
+
+
+def wilson_interval(successes, trials, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson score interval of a binomial proportion (vectorised)."""
+    successes, trials = np.asarray(successes, float), np.asarray(trials, float)
+    p = successes / trials
+    centre = (p + z**2 / (2 * trials)) / (1 + z**2 / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / (1 + z**2 / trials)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def ended_at_k_cluster(rows: pd.DataFrame) -> pd.Series:
+    """A run that ended (not diverged) with fewer than m non-zero weights."""
+    return rows["k_cluster"] & (rows["status"] != "diverged")
+
+
+def _where(rows: pd.DataFrame) -> str:
+    return f"m={int(rows['m'])}, D={int(rows['D'])}"
+
+
+def em_never_k_cluster(rows: pd.DataFrame) -> Verdict:
+    em = rows[rows["algorithm"] == "em"]
+    hits = ended_at_k_cluster(em)
+    per_cell = hits.groupby([em["m"], em["D"]]).sum()
+    clean = int((per_cell == 0).sum())
+    worst = per_cell.idxmax() if len(per_cell) else None
+    evidence = f"no EM run does in {clean} of {len(per_cell)} cells; {int(hits.sum())} of {len(em)} EM runs end at k < m"
+    if hits.any():
+        evidence += f" (most at m={worst[0]}, D={worst[1]}: {int(per_cell.max())})"
+    return Verdict("EM never ends at a k-cluster point (k < m)", not hits.any(), evidence + ".")
+
+
+def em_always_near_optimal(rows: pd.DataFrame) -> Verdict:
+    em = rows[rows["algorithm"] == "em"]
+    ratios = em["likelihood_ratio"]
+    below = int((ratios < NEAR_OPTIMAL).sum())
+    worst = em.loc[ratios.idxmin()]
+    evidence = (f"{below} of {len(em)} EM runs have likelihood ratio below {NEAR_OPTIMAL}; "
+                f"minimum {worst['likelihood_ratio']:.4f} at {_where(worst)}, truth {int(worst['truth_index'])}.")
+    return Verdict(f"Every EM run is near-optimal (likelihood ratio >= {NEAR_OPTIMAL})", below == 0, evidence)
+
+
+def gd_more_often_than_em(rows: pd.DataFrame) -> Verdict:
+    """Paired comparison: EM and GD start from the same inits, so test with McNemar's exact test."""
+    keys = ["m", "D", "truth_index", "run_index"]
+    flags = rows.assign(hit=ended_at_k_cluster(rows)).pivot_table(index=keys, columns="algorithm", values="hit",
+                                                                    aggfunc="first")
+    flags = flags.dropna().astype(bool)
+    gd_only = int((flags["gd"] & ~flags["em"]).sum())
+    em_only = int((~flags["gd"] & flags["em"]).sum())
+    n = gd_only + em_only
+    p_value = stats.binomtest(gd_only, n, 0.5, alternative="greater").pvalue if n else 1.0
+    evidence = (f"GD {int(flags['gd'].sum())} of {len(flags)} runs, EM {int(flags['em'].sum())} of {len(flags)} "
+                f"from the same inits; pairs where only GD does: {gd_only}, only EM: {em_only} "
+                f"(McNemar exact test, one-sided p = {p_value:.2g}).")
+    return Verdict("GD ends at a k-cluster point more often than EM", gd_only > em_only and p_value < 0.05, evidence)
+
+
+def gd_rate_grows_with(rows: pd.DataFrame, factor: str) -> Verdict:
+    """Spearman correlation of the per-cell GD k-cluster rate with m or D; holds when rho > 0, p < 0.05."""
+    gd = rows[rows["algorithm"] == "gd"]
+    rates = ended_at_k_cluster(gd).groupby([gd["m"], gd["D"]]).mean().reset_index(name="rate")
+    if rates[factor].nunique() < 2:
+        return Verdict(f"GD's k-cluster rate grows with {factor}", False, f"only one value of {factor} was run.")
+    if rates["rate"].nunique() < 2:
+        return Verdict(f"GD's k-cluster rate grows with {factor}", False,
+                       f"the rate is {rates['rate'].iloc[0]:.3f} in every cell.")
+    rho, p_value = (float(x) for x in stats.spearmanr(rates[factor], rates["rate"]))
+    evidence = f"Spearman rho = {rho:.2f}, p = {p_value:.2g} over {len(rates)} cells."
+    return Verdict(f"GD's k-cluster rate grows with {factor}", rho > 0 and p_value < 0.05, evidence)
+
+
+def k_cluster_claims(rows: pd.DataFrame) -> list[Verdict]:
+    """The Table 1 and 2 claims: EM never at k < m and near-optimal; GD often, more with m and D."""
+    return [
+        em_never_k_cluster(rows),
+        em_always_near_optimal(rows),
+        gd_more_often_than_em(rows),
+        gd_rate_grows_with(rows, "m"),
+        gd_rate_grows_with(rows, "D"),
+    ]

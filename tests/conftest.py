@@ -1,0 +1,38 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = """\
+name: tiny
+seed: 3
+grid:
+  m: [2, 3]
+  D: [2, 3]
+  algorithm: [em, gd]
+  step: [0.05]
+data: population
+runs: 6
+stopping:
+  em: {max_iter: 300, tol: 1.0e-5}
+  gd: {max_iter: 300, tol: 1.0e-7}
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def emrun(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([sys.executable, "-m", "emrun.cli", *args], cwd=cwd, env=full_env,
+                            capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"emrun {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result

@@ -1,0 +1,218 @@
+"""The Bernoulli family: probabilities, gradients, EM monotonicity, projection, boundaries."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emrun.algorithms import run_batch
+from emrun.models import bernoulli as b
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def mixture(m, D, seed):
+    return b.random_mixture(m, D, np.random.default_rng(seed))
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 5), D=st.integers(1, 7), seed=seeds)
+def test_population_probabilities_sum_to_one(m, D, seed):
+    pi, mu = mixture(m, D, seed)
+    data = b.population_patterns(pi, mu)
+    assert data.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.all(data.weights > 0)
+    # Log-probabilities agree with the product of Bernoulli factors computed directly.
+    direct = np.array([np.sum(pi * np.prod(np.where(x == 1, mu, 1 - mu), axis=1)) for x in data.patterns])
+    np.testing.assert_allclose(data.weights, direct, rtol=1e-12)
+
+
+def test_sample_patterns_aggregate_counts():
+    pi, mu = mixture(3, 4, 0)
+    data = b.sample_patterns(pi, mu, 500, np.random.default_rng(1))
+    assert len(np.unique(data.patterns, axis=0)) == len(data.patterns)
+    assert np.allclose(data.weights * 500, np.round(data.weights * 500))
+    assert data.weights.sum() == pytest.approx(1.0)
+
+
+def numeric_mu_gradient(data, pi, mu, h=1e-6):
+    """Central differences inside (0, 1); second-order one-sided differences at 0 and 1."""
+    grad = np.zeros_like(mu)
+    loss = lambda u: b.loss(data, pi, u)[0]  # noqa: E731
+    for index in np.ndindex(mu.shape):
+        e = np.zeros_like(mu)
+        e[index] = h
+        if mu[index] == 0.0:
+            grad[index] = (-3 * loss(mu) + 4 * loss(mu + e) - loss(mu + 2 * e)) / (2 * h)
+        elif mu[index] == 1.0:
+            grad[index] = (3 * loss(mu) - 4 * loss(mu - e) + loss(mu - 2 * e)) / (2 * h)
+        else:
+            grad[index] = (loss(mu + e) - loss(mu - e)) / (2 * h)
+    return grad
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 4), D=st.integers(1, 5), seed=seeds, n_boundary=st.integers(0, 3))
+def test_gradient_matches_finite_differences(m, D, seed, n_boundary):
+    rng = np.random.default_rng(seed)
+    truth = mixture(m, D, seed)
+    data = b.population_patterns(*truth)
+    pi, mu = b.random_mixture(m, D, rng)
+    mu = np.clip(mu, 0.05, 0.95)
+    # Put some means exactly on the boundary, where eq. 2.13 needs the one-sided limit.
+    for _ in range(n_boundary):
+        mu[rng.integers(m), rng.integers(D)] = float(rng.integers(2))
+    pi, mu = pi[None], mu[None]
+    if not np.isfinite(b.loss(data, pi, mu)[0]):
+        return  # a pattern made impossible: no gradient to compare (tested separately)
+    grad_pi, grad_mu, loss = b.gradient(data, pi, mu)
+    assert np.all(np.isfinite(grad_mu)) and np.all(np.isfinite(grad_pi))
+    np.testing.assert_allclose(grad_mu, numeric_mu_gradient(data, pi, mu), rtol=1e-4, atol=1e-6)
+    h = 1e-6
+    numeric_pi = [(b.loss(data, pi + h * e, mu)[0] - b.loss(data, pi - h * e, mu)[0]) / (2 * h)
+                  for e in np.eye(m)[:, None, :]]
+    np.testing.assert_allclose(grad_pi[0], numeric_pi, rtol=1e-5, atol=1e-7)
+
+
+def test_boundary_gradient_hand_made():
+    # m = 1, D = 2, mu = (0, 0.5): pattern (1, x2) has f = 0. The one-sided limit of dl/dmu_1 is
+    # -(sum over x1 = 1 of w(x) B(x2|mu_2) / p(x)) + ..., computed here by hand.
+    data = b.PatternSet(np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.5, 0.3, 0.2]))
+    pi, mu = np.array([[1.0]]), np.array([[[0.0, 0.5]]])
+    _, grad_mu, loss = b.gradient(data, pi, mu)
+    assert loss[0] == np.inf  # pattern (1, 1) is impossible at mu_1 = 0
+    assert np.all(np.isfinite(grad_mu))
+    mu = np.array([[[0.0, 0.5]]])
+    data = b.PatternSet(np.array([[0.0, 0.0], [0.0, 1.0]]), np.array([0.6, 0.4]))
+    _, grad_mu, loss = b.gradient(data, pi, mu)
+    # p(00) = p(01) = 0.5. Limit at mu_1 = 0: -(0 - sum_x w B(x2)/p) with x1 = 0 -> -(-1) * ... :
+    # d l/d mu_1 = -E[(-1)^(1-x1) B(x2|mu2) / p] = -(-(0.6 * 0.5 + 0.4 * 0.5) / 0.5) = 1.
+    assert grad_mu[0, 0, 0] == pytest.approx(1.0)
+    assert grad_mu[0, 0, 1] == pytest.approx(-(0.4 / 0.5 - 0.6 / 0.5) * 1.0)
+
+
+def test_one_sided_limit_where_another_component_covers_the_pattern():
+    # Component 0 has mu = 0 and 1 exactly; component 1 keeps every pattern possible, so the loss is
+    # finite and the gradient of component 0 is the one-sided limit of eq. 2.13.
+    data = b.population_patterns(*mixture(2, 3, 4))
+    pi = np.array([[0.3, 0.7]])
+    mu = np.array([[[0.0, 0.4, 1.0], [0.5, 0.6, 0.3]]])
+    _, grad_mu, loss = b.gradient(data, pi, mu)
+    assert np.isfinite(loss[0])
+    np.testing.assert_allclose(grad_mu, numeric_mu_gradient(data, pi, mu), rtol=1e-5, atol=1e-7)
+
+
+@settings(max_examples=20, deadline=None)
+@given(m=st.integers(1, 5), D=st.integers(1, 6), seed=seeds, samples=st.sampled_from([0, 50, 1000]))
+def test_em_never_decreases_the_likelihood(m, D, seed, samples):
+    rng = np.random.default_rng(seed)
+    truth = mixture(m, D, seed)
+    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
+    pi, mu = b.random_mixture(m, D, rng)
+    pi, mu = pi[None], mu[None]
+    losses = []
+    for _ in range(60):
+        pi, mu, loss = b.em_step(data, pi, mu)
+        losses.append(loss[0])
+    assert np.all(np.diff(losses) <= 1e-12 * np.abs(losses[:-1]) + 1e-13)
+    assert np.all(np.isfinite(losses)) and losses[-1] >= data.entropy - 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(v=st.lists(st.floats(-5, 5), min_size=1, max_size=8), seed=seeds)
+def test_simplex_projection(v, seed):
+    v = np.array([v])
+    p = b.project_to_simplex(v)
+    assert np.all(p >= 0) and p.sum() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(b.project_to_simplex(p), p, atol=1e-12)  # idempotent
+    # Optimality: (v - p) . (y - p) <= 0 for every y on the simplex (checked at random points).
+    y = np.random.default_rng(seed).dirichlet(np.ones(v.shape[1]), size=20)
+    assert np.all((y - p) @ (v - p)[0] <= 1e-9)
+
+
+def test_projection_is_row_independent():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(7, 4))
+    together = b.project_to_simplex(v)
+    alone = np.vstack([b.project_to_simplex(row[None]) for row in v])
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_zero_weights_and_boundary_means_give_no_nan():
+    data = b.population_patterns(*mixture(3, 4, 3))
+    pi = np.array([[0.0, 0.4, 0.6]])
+    mu = np.array([[[0.0, 1.0, 0.3, 0.2], [0.5, 0.5, 0.5, 0.5], [0.9, 0.1, 0.0, 0.6]]])
+    for result in (b.gradient(data, pi, mu), b.em_step(data, pi, mu), b.gd_step(data, pi, mu, 0.02)):
+        for array in result:
+            assert not np.any(np.isnan(array))
+
+
+def test_gd_run_that_makes_a_pattern_impossible_ends_diverged():
+    # m = 1, D = 1, data mostly 0: a large step clips mu to 0, so x = 1 becomes impossible.
+    data = b.PatternSet(np.array([[0.0], [1.0]]), np.array([0.999, 0.001]))
+    outcome = run_batch(b, data, np.array([[1.0]]), np.array([[[0.01]]]), "gd", 100, 1e-7, step=1.0)
+    assert outcome.status[0] == "diverged"
+    assert outcome.loss[0] == np.inf
+    assert outcome.mu[0, 0, 0] == 0.0 and outcome.iterations[0] == 1
+
+
+def batch(m=3, D=4, runs=6, seed=5):
+    rng = np.random.default_rng(seed)
+    data = b.population_patterns(*b.random_mixture(m, D, rng))
+    draws = [b.random_mixture(m, D, rng) for _ in range(runs)]
+    return data, np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+
+
+@pytest.mark.parametrize("algorithm,max_iter,tol", [("em", 3000, 1e-5), ("gd", 1500, 1e-7)])
+def test_trial_in_a_batch_equals_the_trial_alone(algorithm, max_iter, tol):
+    data, pi, mu = batch()
+    together = run_batch(b, data, pi, mu, algorithm, max_iter, tol, step=0.02)
+    for r in range(len(pi)):
+        alone = run_batch(b, data, pi[r:r + 1], mu[r:r + 1], algorithm, max_iter, tol, step=0.02)
+        np.testing.assert_allclose(alone.pi[0], together.pi[r], atol=1e-12, rtol=0)
+        np.testing.assert_allclose(alone.mu[0], together.mu[r], atol=1e-12, rtol=0)
+        assert alone.iterations[0] == together.iterations[r] and alone.status[0] == together.status[r]
+
+
+def test_converged_trial_keeps_the_parameters_of_its_stopping_iteration():
+    data, pi, mu = batch(m=2, D=3)
+    outcome = run_batch(b, data, pi, mu, "em", 20000, 1e-5)
+    converged = np.flatnonzero(outcome.status == "converged")
+    assert converged.size > 0
+    for r in converged:
+        n = outcome.iterations[r]
+        # The same trial run for exactly n iterations with a tolerance that never stops it.
+        exact = run_batch(b, data, pi[r:r + 1], mu[r:r + 1], "em", int(n), 0.0)
+        assert exact.status[0] == "capped"
+        np.testing.assert_allclose(exact.mu[0], outcome.mu[r], atol=1e-12, rtol=0)
+        np.testing.assert_allclose(exact.pi[0], outcome.pi[r], atol=1e-12, rtol=0)
+
+
+def test_em_keeps_a_zero_weight_at_zero_and_k_cluster_is_detected():
+    data = b.population_patterns(*mixture(2, 3, 11))
+    pi = np.array([[0.0, 1.0]])
+    mu = np.array([[[0.3, 0.6, 0.2], [0.5, 0.5, 0.5]]])
+    outcome = run_batch(b, data, pi, mu, "em", 500, 1e-9)
+    assert outcome.pi[0, 0] == 0.0
+    assert (outcome.pi >= 5e-4).sum() == 1  # one non-zero weight: a 1-cluster point
+
+
+@pytest.mark.parametrize("algorithm,step,max_iter", [("em", None, 400), ("gd", 0.02, 400), ("gd", 0.5, 60)])
+@pytest.mark.parametrize("samples", [0, 300])
+def test_fused_kernel_matches_the_numpy_engine(algorithm, step, max_iter, samples):
+    # A large GD step clips many means to 0 or 1, exercising the boundary terms and divergence; its
+    # dynamics amplify rounding differences, so it is compared over fewer iterations.
+    rng = np.random.default_rng(8)
+    truth = b.random_mixture(4, 5, rng)
+    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
+    draws = [b.random_mixture(4, 5, rng) for _ in range(12)]
+    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    fused = run_batch(b, data, pi, mu, algorithm, max_iter, 1e-7, step=step, fused=True)
+    plain = run_batch(b, data, pi, mu, algorithm, max_iter, 1e-7, step=step, fused=False)
+    if step == 0.5:
+        assert np.sum(fused.mu == 0) + np.sum(fused.mu == 1) > 0  # the boundary was reached
+    assert list(fused.status) == list(plain.status)
+    np.testing.assert_array_equal(fused.iterations, plain.iterations)
+    np.testing.assert_allclose(fused.pi, plain.pi, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(fused.mu, plain.mu, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(fused.loss, plain.loss, rtol=1e-12)

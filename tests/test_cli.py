@@ -1,0 +1,109 @@
+"""The real CLI end to end on tiny configs: sweep, report, resume, workers, refusals."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emrun.store import TIMING_COLUMNS, load_results
+from tests.conftest import emrun
+
+
+def rows_of(folder):
+    return load_results(folder).drop(columns=list(TIMING_COLUMNS))
+
+
+def test_sweep_then_report(tiny_config):
+    cwd = tiny_config.parent
+    result = emrun("sweep", str(tiny_config), "--workers", "1", cwd=cwd)
+    assert "8 of 8 batches stored" in result.stdout
+    rows = load_results(cwd / "results" / "tiny")
+    assert len(rows) == 8 * 6
+    assert set(rows["status"]) <= {"converged", "capped", "diverged"}
+    assert rows["likelihood_ratio"].between(0, 1).all()
+    # EM and GD start from the same inits (a paired comparison).
+    em = rows[rows["algorithm"] == "em"].sort_values(["m", "D", "run_index"])
+    gd = rows[rows["algorithm"] == "gd"].sort_values(["m", "D", "run_index"])
+    assert list(em["init_seed"]) == list(gd["init_seed"])
+    assert [list(x) for x in em["init_mu"]] == [list(x) for x in gd["init_mu"]]
+
+    again = emrun("sweep", str(tiny_config), cwd=cwd)
+    assert "0 run now" in again.stdout and "8 already there" in again.stdout
+
+    emrun("report", cwd=cwd)
+    report = (cwd / "results" / "tiny" / "report.md").read_text()
+    assert "## Verdicts on the paper's claims" in report and "EM never ends at a k-cluster point" in report
+    assert "emrun sweep" in report and "emrun report" in report
+    assert "nan" not in (cwd / "results" / "tiny" / "cells.csv").read_text().lower()
+    assert "[tiny](tiny/report.md)" in (cwd / "results" / "REPORT.md").read_text()
+    manifest = json.loads((cwd / "results" / "tiny" / "manifest.json").read_text())
+    assert manifest["sweeps"][0]["packages"]["numpy"] and "sweep" in manifest["sweeps"][0]["command"]
+
+
+def test_rows_do_not_depend_on_the_number_of_workers(tiny_config):
+    cwd = tiny_config.parent
+    emrun("sweep", str(tiny_config), "--workers", "1", "--results", "one", "--quiet", cwd=cwd)
+    emrun("sweep", str(tiny_config), "--workers", "2", "--results", "two", "--quiet", cwd=cwd)
+    pd.testing.assert_frame_equal(rows_of(cwd / "one" / "tiny"), rows_of(cwd / "two" / "tiny"))
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_killed_sweep_resumes_to_the_same_rows(tiny_config, workers):
+    cwd = tiny_config.parent
+    emrun("sweep", str(tiny_config), "--workers", workers, "--results", "whole", "--quiet", cwd=cwd)
+    for kill_after in ("1", "3"):  # SIGKILL after 1, then after 3 more batch writes
+        killed = emrun("sweep", str(tiny_config), "--workers", workers, "--results", "cut", "--quiet", cwd=cwd,
+                       env={"EMRUN_TEST_KILL_AFTER": kill_after}, check=False)
+        assert killed.returncode == -9
+    assert len(list((cwd / "cut" / "tiny" / "batches").glob("*.parquet"))) == 4
+    assert not list((cwd / "cut" / "tiny" / "batches").glob(".*"))  # no temp file left behind
+    emrun("sweep", str(tiny_config), "--workers", workers, "--results", "cut", "--quiet", cwd=cwd)
+    cut = rows_of(cwd / "cut" / "tiny")
+    assert not cut.duplicated(["batch_id", "run_index"]).any()
+    pd.testing.assert_frame_equal(rows_of(cwd / "whole" / "tiny"), cut)
+
+
+def test_changed_config_is_refused_then_replaced(tiny_config):
+    cwd = tiny_config.parent
+    emrun("sweep", str(tiny_config), "--quiet", "--set", "runs=2", cwd=cwd)
+    refused = emrun("sweep", str(tiny_config), "--quiet", "--set", "runs=3", cwd=cwd, check=False)
+    assert refused.returncode == 2 and "another version of config 'tiny'" in refused.stderr
+    assert "--replace" in refused.stderr and "Traceback" not in refused.stderr
+    emrun("sweep", str(tiny_config), "--quiet", "--set", "runs=3", "--replace", cwd=cwd)
+    assert set(load_results(cwd / "results" / "tiny")["run_index"]) == {0, 1, 2}
+
+
+def test_corrupt_batch_file_is_set_aside_and_rerun(tiny_config):
+    cwd = tiny_config.parent
+    emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
+    before = rows_of(cwd / "results" / "tiny")
+    victim = sorted((cwd / "results" / "tiny" / "batches").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated
+    result = emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
+    assert "set_aside" in result.stderr and "1 run now" in result.stdout
+    pd.testing.assert_frame_equal(before, rows_of(cwd / "results" / "tiny"))
+
+
+def test_diverged_run_is_an_outcome_counted_in_the_report(tmp_path):
+    # A given truth that rarely shows x = 1, and a given init that a large GD step clips to 0.
+    config = tmp_path / "div.yaml"
+    config.write_text("""\
+name: div
+seed: 1
+grid: {m: [1], D: [1], algorithm: [em, gd], step: [1.0], init: [given]}
+truths: [{pi: [1.0], mu: [[0.001]]}]
+runs: 2
+init_options:
+  given: [{pi: [1.0], mu: [[0.01]]}, {pi: [1.0], mu: [[0.001]]}]
+""")
+    emrun("sweep", str(config), "--quiet", cwd=tmp_path)
+    rows = load_results(tmp_path / "results" / "div")
+    gd = rows[rows["algorithm"] == "gd"].set_index("run_index")
+    assert gd.loc[0, "status"] == "diverged" and gd.loc[0, "loss"] == np.inf
+    assert gd.loc[0, "likelihood_ratio"] == 0.0 and not gd.loc[0, "k_cluster"]
+    assert (rows[rows["algorithm"] == "em"]["status"] != "diverged").all()
+    emrun("report", cwd=tmp_path)
+    report = (tmp_path / "results" / "div" / "report.md").read_text()
+    assert "Diverged runs: GD 1, EM 0." in report
+    assert "nan" not in (tmp_path / "results" / "div" / "cells.csv").read_text().lower()

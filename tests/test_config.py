@@ -1,0 +1,91 @@
+"""Config validation: clear errors with file, line and key; overrides; grid expansion."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emrun.config import ConfigError, load
+from tests.conftest import TINY, emrun
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_tiny_config_expands_into_cells(tiny_config):
+    config = load(tiny_config)
+    labels = [c.label for c in config.cells()]
+    assert labels[:2] == ["m2-D2-em-uniform", "m2-D2-gd-step0.05-uniform"]
+    assert len(labels) == 8 and config.trial_count() == 8 * 6
+    assert config.values["stopping"]["em"] == {"max_iter": 300, "tol": 1e-5}
+    assert config.values["k_cluster_threshold"] == 5e-4  # the paper's default is filled in
+
+
+@pytest.mark.parametrize("edit,line,words", [
+    (("  D: [2, 3]\n", "  D: [2, 3]\n  colour: red\n"), 6, ["unknown key 'grid.colour'", "allowed: m, D"]),
+    (("  em: {max_iter: 300, tol: 1.0e-5}\n", "  em: {max_iter: 300, tol: 1.0e-5, tolerance: 3}\n"), 11,
+     ["unknown key 'stopping.em.tolerance'", "max_iter, tol"]),
+    (("  algorithm: [em, gd]\n", "  algorithm: [em, sgd]\n"), 6, ["grid.algorithm", "em, gd", "'sgd'"]),
+    (("runs: 6\n", "runs: -2\n"), 9, ["'runs' must be an integer >= 1"]),
+    (("  step: [0.05]\n", "  step: [zero]\n"), 7, ["'grid.step' must be a positive number"]),
+    (("data: population\n", "data: {sample: 10}\n"), 8, ["unknown key 'data.sample'", "allowed: samples"]),
+])
+def test_bad_configs_name_file_line_and_key(tmp_path, edit, line, words):
+    path = write(tmp_path, TINY.replace(*edit))
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    for word in words:
+        assert word in message
+
+
+def test_not_yaml_and_missing_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"c.yaml:3: not valid YAML"):
+        load(write(tmp_path, "name: x\ngrid: [1, 2\n"))
+    with pytest.raises(ConfigError, match="missing key 'seed'"):
+        load(write(tmp_path, "name: x\ngrid: {m: [2], D: [2]}\n"))
+
+
+def test_overrides_apply_and_are_named_in_errors(tiny_config):
+    config = load(tiny_config, ["runs=2", "grid.m=[4]", "data={samples: 100}"])
+    assert config.values["runs"] == 2 and config.values["grid"]["m"] == [4]
+    assert config.values["data"] == {"kind": "samples", "n": 100}
+    assert config.hash != load(tiny_config).hash
+    with pytest.raises(ConfigError, match=r"\(--set\): 'runs' must be an integer"):
+        load(tiny_config, ["runs=many"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load(tiny_config, ["runs"])
+
+
+def test_given_truth_must_match_the_grid(tmp_path):
+    truth = "truths:\n  - {pi: [0.5, 0.5], mu: [[0.1, 0.2], [0.3, 0.4]]}\n"
+    text = TINY.replace("data: population\n", "data: population\n" + truth)
+    with pytest.raises(ConfigError, match=r"given truth 0 has \(m, D\) = \(2, 2\)"):
+        load(write(tmp_path, text))
+    config = load(write(tmp_path, text.replace("m: [2, 3]", "m: [2]").replace("D: [2, 3]", "D: [2]")))
+    assert config.n_truths == 1
+
+
+def test_bad_config_on_the_command_line_writes_nothing(tmp_path):
+    path = write(tmp_path, TINY.replace("  D: [2, 3]\n", "  D: [2, 3]\n  colour: red\n"))
+    result = emrun("sweep", str(path), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "unknown key 'grid.colour'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_prints_cells_and_writes_nothing(tiny_config):
+    result = emrun("sweep", str(tiny_config), "--dry-run", "--set", "runs=4", cwd=tiny_config.parent)
+    assert "8 cells x 1 truth(s) x 4 runs = 32 trials in 8 batches" in result.stdout
+    assert "m3-D3-gd-step0.05-uniform" in result.stdout
+    assert not (tiny_config.parent / "results").exists()
+
+
+def test_shipped_configs_are_valid():
+    for path in sorted(Path(__file__).parent.parent.glob("configs/*.yaml")):
+        config = load(path)
+        assert yaml.safe_load(path.read_text())["name"] == config.name
