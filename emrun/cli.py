@@ -63,14 +63,11 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         store = ResultStore.open(Path(results_root), config.values, config.hash, replace=replace)
     except StoreError as error:
         _fail(str(error))
-    n_patterns = {"population": None}.get(config.values["data"]["kind"], config.values["data"].get("n"))
-    tasks = []
-    for spec in batches:
-        patterns = 2 ** spec.cell.D if n_patterns is None else min(n_patterns, 2 ** spec.cell.D)
-        cost = patterns * spec.cell.m * config.values["stopping"][spec.cell.algorithm]["max_iter"]
-        tasks.append(Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec), cost))
+    tasks = [Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec),
+                  experiments.estimated_cost(config.values, spec)) for spec in batches]
+    started_by = provenance(sys.argv)  # the code and command as they were when the sweep started
     summary = run_tasks(tasks, store, workers, progress=not quiet, label=config.name)
-    store.record_sweep({**provenance(sys.argv), "workers": workers, **describe(summary)})
+    store.record_sweep({**started_by, "workers": workers, **describe(summary)})
 
     done = summary.skipped + summary.completed
     click.echo(f"{config.name}: {done} of {summary.total} batches stored in {store.folder} "

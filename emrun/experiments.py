@@ -37,6 +37,13 @@ def plan(config: Config) -> list[BatchSpec]:
     ]
 
 
+def estimated_cost(values: dict, spec: BatchSpec) -> float:
+    """Relative run time of a batch (patterns x components x iteration cap), to start long ones first."""
+    cell = spec.cell
+    patterns = 2**cell.D if values["data"]["kind"] == "population" else min(values["data"]["n"], 2**cell.D)
+    return float(patterns * cell.m * values["stopping"][cell.algorithm]["max_iter"] * values["runs"])
+
+
 def true_mixture(values: dict, m: int, D: int, truth_index: int) -> tuple[np.ndarray, np.ndarray]:
     """The truth of (m, D, truth index): given in the config, or drawn as in the paper."""
     truths = values["truths"]

@@ -48,11 +48,14 @@ class SweepSummary:
 
 
 def _after_write(summary: SweepSummary) -> None:
-    """Test hook: EMRUN_TEST_KILL_AFTER=N makes the process SIGKILL itself after N batch writes,
-    so that tests reach an interruption point deterministically, not by timing."""
-    kill_after = os.environ.get("EMRUN_TEST_KILL_AFTER")
-    if kill_after is not None and summary.completed >= int(kill_after):
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Test hook: EMRUN_TEST_KILL_AFTER=N makes the process SIGKILL itself after N batch writes
+    (N:INT sends SIGINT, as Ctrl-C does), so that tests reach an interruption point
+    deterministically, not by timing."""
+    hook = os.environ.get("EMRUN_TEST_KILL_AFTER")
+    if hook is not None:
+        count, _, name = hook.partition(":")
+        if summary.completed == int(count):
+            os.kill(os.getpid(), signal.SIGINT if name == "INT" else signal.SIGKILL)
 
 
 def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm) -> None:
@@ -70,7 +73,9 @@ def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, 
 
 def _exit_with_parent(parent_pid: int) -> None:
     """Worker initializer: end this worker when the sweep process dies (even by SIGKILL), so that
-    no orphan keeps computing or holds the terminal."""
+    no orphan keeps computing or holds the terminal. Ctrl-C is left to the sweep process, which
+    stops the workers itself (a worker interrupted mid-task would look like a failed task)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -106,9 +111,11 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
                         _after_write(summary)
                     bar.update(1)
         except KeyboardInterrupt:
-            for future in running:
-                future.cancel()
+            # Stop now: unfinished batches are simply not stored and run again on resume.
+            workers_alive = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers_alive:
+                process.terminate()
             raise
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import emrun as emrun_package
 from emrun.store import TIMING_COLUMNS, load_results
 from tests.conftest import emrun
 
@@ -18,7 +19,7 @@ def test_sweep_then_report(tiny_config):
     cwd = tiny_config.parent
     result = emrun("sweep", str(tiny_config), "--workers", "1", cwd=cwd)
     assert "8 of 8 batches stored" in result.stdout
-    rows = load_results(cwd / "results" / "tiny")
+    rows = emrun_package.load_results(cwd / "results" / "tiny")  # the public API
     assert len(rows) == 8 * 6
     assert set(rows["status"]) <= {"converged", "capped", "diverged"}
     assert rows["likelihood_ratio"].between(0, 1).all()
@@ -107,3 +108,19 @@ init_options:
     report = (tmp_path / "results" / "div" / "report.md").read_text()
     assert "Diverged runs: GD 1, EM 0." in report
     assert "nan" not in (tmp_path / "results" / "div" / "cells.csv").read_text().lower()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
+    cwd = tiny_config.parent
+    # SIGINT's default handler, as in a terminal (a shell's background job would ignore it).
+    stopped = emrun("sweep", str(tiny_config), "--workers", workers, "--quiet", cwd=cwd,
+                    env={"EMRUN_TEST_KILL_AFTER": "2:INT"}, check=False, restore_sigint=True)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Interrupted" in stopped.stderr and "Resume with the same command" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    stored = len(list((cwd / "results" / "tiny" / "batches").glob("*.parquet")))
+    assert 2 <= stored < 8
+    resumed = emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
+    assert f"{stored} already there" in resumed.stdout
+    assert len(load_results(cwd / "results" / "tiny")) == 8 * 6
