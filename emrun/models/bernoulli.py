@@ -240,9 +240,10 @@ def run_fused(data: PatternSet, pi: np.ndarray, mu: np.ndarray, algorithm: str, 
     """
     from emrun.models import bernoulli_fused as kernel
 
-    codes = np.ascontiguousarray(data.patterns, dtype=np.uint8)
+    bits = np.ascontiguousarray(data.patterns, dtype=np.uint8)
+    codes = bits.astype(np.int64) @ (1 << np.arange(bits.shape[1], dtype=np.int64))
     final_pi, final_mu, iterations, status = kernel.fused_run(
-        codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
+        bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
         np.ascontiguousarray(mu, dtype=float), algorithm == "gd", float(step or 0.0), int(max_iter), float(tol))
     names = np.array(["capped", "converged", "diverged"], dtype=object)
     return final_pi, final_mu, iterations, names[status]

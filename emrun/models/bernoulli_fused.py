@@ -45,65 +45,64 @@ def _project_to_simplex(v, out, u):
 
 
 @njit(cache=True)
-def _accumulate(patterns, values, weights, pi, mu, with_limits, z, s1, extra, f, f_finite, n_zero, zero_at, log_f, table,
-                is_zero):
+def _accumulate(patterns, codes, values, weights, pi, mu, with_limits, z, s1, extra, f_finite, log_f, zero_bits, table,
+                zero_if_one, zero_if_zero, bit_position):
     """Sums over patterns of h_c(x) = w(x) f_c(x) / p(x): z [m], s1 [m, D] (times x_j), and for GD
     the one-sided limit terms ``extra`` [m, D]. Returns False if some pattern is impossible.
 
-    ``patterns`` [P, D] holds 0/1 as integers (to index the factor table without branches) and
-    ``values`` the same as floats.
+    ``patterns`` [P, D] holds 0/1 as integers (to index the factor table without branches),
+    ``codes`` [P] the same as bit masks and ``values`` as floats; ``bit_position`` [2^D] maps a
+    mask with one bit set to that bit's index.
     """
     n_patterns, D = patterns.shape
     m = pi.shape[0]
-    boundary = False
+    all_bits = (1 << D) - 1
+    # Zero factors are stored as 1 in ``table`` and recorded as bit masks instead: feature j of
+    # component c is a zero factor of pattern x when x_j = 1 and mu_cj = 0, or x_j = 0 and mu_cj = 1.
     for c in range(m):
+        zero_if_one[c] = 0
+        zero_if_zero[c] = 0
         for j in range(D):
             low, high = 1.0 - mu[c, j], mu[c, j]
-            is_zero[j, 0, c], is_zero[j, 1, c] = low == 0.0, high == 0.0
             table[j, 0, c] = 1.0 if low == 0.0 else low
             table[j, 1, c] = 1.0 if high == 0.0 else high
-            boundary = boundary or low == 0.0 or high == 0.0
+            if high == 0.0:
+                zero_if_one[c] |= 1 << j
+            if low == 0.0:
+                zero_if_zero[c] |= 1 << j
     z[:] = 0.0
     s1[:] = 0.0
     extra[:] = 0.0
     for p in range(n_patterns):
-        x = patterns[p]
-        # Components innermost: m independent product chains. Zero factors are stored as 1 in
-        # ``table`` and counted through ``is_zero``, so the loop has no data-dependent branch.
+        x, code = patterns[p], codes[p]
+        # Components innermost: m independent product chains.
         for c in range(m):
             f_finite[c] = 1.0
-            n_zero[c] = 0
-        if boundary:
-            for j in range(D):
-                factors, zero = table[j, x[j]], is_zero[j, x[j]]
-                for c in range(m):
-                    f_finite[c] *= factors[c]
-                    n_zero[c] += zero[c]
-                    zero_at[c] = j if zero[c] else zero_at[c]
-        else:
-            for j in range(D):
-                factors = table[j, x[j]]
-                for c in range(m):
-                    f_finite[c] *= factors[c]
+        for j in range(D):
+            factors = table[j, x[j]]
+            for c in range(m):
+                f_finite[c] *= factors[c]
         mixture = 0.0
         for c in range(m):
-            f[c] = f_finite[c] if n_zero[c] == 0 else 0.0
-            mixture += pi[c] * f[c]
+            zero_bits[c] = (code & zero_if_one[c]) | (~code & all_bits & zero_if_zero[c])
+            mixture += pi[c] * f_finite[c] * (zero_bits[c] == 0)  # a select, not a branch
         if mixture < _TINY:
             # Log space for this pattern: f_c / p computed as exp(log f_c - log p).
-            top = -np.inf
+            top = 0.0
+            possible = False
             for c in range(m):
                 total = 0.0
                 for j in range(D):
                     total += np.log(table[j, x[j], c])  # zero factors are stored as 1
                 log_f[c] = total
-                if n_zero[c] == 0 and pi[c] > 0.0:
-                    top = max(top, np.log(pi[c]) + total)
-            if top == -np.inf:
+                if zero_bits[c] == 0 and pi[c] > 0.0:
+                    top = np.log(pi[c]) + total if not possible else max(top, np.log(pi[c]) + total)
+                    possible = True
+            if not possible:
                 return False
             scaled = 0.0
             for c in range(m):
-                if n_zero[c] == 0 and pi[c] > 0.0:
+                if zero_bits[c] == 0 and pi[c] > 0.0:
                     scaled += np.exp(np.log(pi[c]) + log_f[c] - top)
             log_p = top + np.log(scaled)
             for c in range(m):
@@ -111,22 +110,25 @@ def _accumulate(patterns, values, weights, pi, mu, with_limits, z, s1, extra, f,
             scale = weights[p]
         else:
             scale = weights[p] / mixture
+        # Without branches on the zero pattern, which changes from pattern to pattern once GD has
+        # clipped means to the boundary: terms that do not apply are multiplied by 0.
         row = values[p]
         for c in range(m):
-            if n_zero[c] == 0:
-                h = f_finite[c] * scale
-                z[c] += h
-                for j in range(D):
-                    s1[c, j] += h * row[j]
-            elif n_zero[c] == 1 and with_limits:
-                j = zero_at[c]
-                h = f_finite[c] * scale
-                extra[c, j] += h if x[j] else -h
+            bits = zero_bits[c]
+            h = f_finite[c] * scale
+            usable = h * (bits == 0)
+            z[c] += usable
+            for j in range(D):
+                s1[c, j] += usable * row[j]
+            if with_limits:
+                single = bits != 0 and bits & (bits - 1) == 0  # exactly one zero factor, at feature j
+                j = bit_position[bits]
+                extra[c, j] += (h * single) * (2.0 * row[j] - 1.0)
     return True
 
 
 @njit(cache=True)
-def fused_run(patterns, values, weights, pi0, mu0, gd, step, max_iter, tol):
+def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol):
     """Run EM (gd=False) or projected GD (gd=True) on every trial of pi0 [T, m], mu0 [T, m, D].
 
     Returns final pi, mu, iterations [T] and status [T] (CAPPED, CONVERGED or DIVERGED).
@@ -137,16 +139,18 @@ def fused_run(patterns, values, weights, pi0, mu0, gd, step, max_iter, tol):
     mu_out = mu0.copy()
     iterations = np.full(n_trials, max_iter, dtype=np.int64)
     status = np.zeros(n_trials, dtype=np.int8)
-    z, f, f_finite, log_f = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    n_zero, zero_at = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    z, f_finite, log_f = np.empty(m), np.empty(m), np.empty(m)
+    zero_bits, zero_if_one, zero_if_zero = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
+    bit_position = np.zeros(1 << D, dtype=np.int64)
+    for j in range(D):
+        bit_position[1 << j] = j
     s1, extra, table = np.empty((m, D)), np.empty((m, D)), np.empty((D, 2, m))
-    is_zero = np.empty((D, 2, m), dtype=np.int64)
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
     for t in range(n_trials):
         pi, mu = pi_out[t], mu_out[t]
         for iteration in range(1, max_iter + 1):
-            if not _accumulate(patterns, values, weights, pi, mu, gd, z, s1, extra, f, f_finite, n_zero, zero_at,
-                               log_f, table, is_zero):
+            if not _accumulate(patterns, codes, values, weights, pi, mu, gd, z, s1, extra, f_finite, log_f, zero_bits,
+                               table, zero_if_one, zero_if_zero, bit_position):
                 status[t] = DIVERGED
                 iterations[t] = iteration - 1
                 break
