@@ -167,8 +167,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
     files = sorted((folder / BATCHES).glob("*.parquet"))
     if not files:
         raise StoreError(f"{folder} holds no results (no {BATCHES}/*.parquet); run 'emrun sweep' first")
-    frames = [pq.read_table(f).to_pandas() for f in files]
-    rows = pd.concat(frames, ignore_index=True).sort_values(["batch_id", "run_index"], ignore_index=True)
+    # One conversion to pandas; 'promote' unifies columns that are all null in some batches.
+    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    rows = table.to_pandas().sort_values(["batch_id", "run_index"], ignore_index=True)
     return add_reference_columns(rows)
 
 

@@ -41,19 +41,37 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
     from emrun.report import kcluster
 
+    loaded: dict[Path, object] = {}
+
+    def rows_of(folder: Path):
+        if folder not in loaded:
+            loaded[folder] = load_results(folder)
+        return loaded[folder]
+
     written = []
     for folder in folders:
         manifest = _manifest(folder)
-        rows = load_results(folder)
+        rows = rows_of(folder)
         many = None
         if isinstance(manifest["config"]["truths"], int) and manifest["config"]["truths"] == 1:
             companion = many_truths_companion(folder, root)
             if companion is not None:
-                many = (companion.name, load_results(companion))
+                many = (companion.name, rows_of(companion))
         path, _ = kcluster.write(rows, manifest, folder, many, command)
         written.append(path)
     written.append(write_index(root, command))
     return written
+
+
+def own_verdicts(report_lines: list[str]) -> list[str]:
+    """The verdict lines of a report's own rows (not those of its many-truths companion)."""
+    verdicts = []
+    for line in report_lines:
+        if line.startswith("The same claims over"):
+            break
+        if line.startswith("- **"):
+            verdicts.append(line)
+    return verdicts
 
 
 def write_index(root: Path, command: str) -> Path:
@@ -66,7 +84,7 @@ def write_index(root: Path, command: str) -> Path:
             continue
         text = report.read_text().splitlines()
         lines += [f"## [{folder.name}]({folder.name}/report.md)", "", text[0].lstrip("# "), ""]
-        lines += [line for line in text if line.startswith("- **")]
+        lines += own_verdicts(text)
         lines += [line for line in text if "published cells agree" in line]
         lines.append("")
     path = Path(root) / INDEX
