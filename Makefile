@@ -25,11 +25,11 @@ test: install lint
 # Paper-protocol reproductions (UAI 2019 Tables 1 and 2), each followed by the reports.
 table1: install
 	$(SWEEP) configs/bmm_table1.yaml
-	$(BIN)/emrun report
+	$(BIN)/emrun report results/bmm_table1
 
 table2: install
 	$(SWEEP) configs/bmm_table2.yaml
-	$(BIN)/emrun report
+	$(BIN)/emrun report results/bmm_table2
 
 report: install
 	$(BIN)/emrun report

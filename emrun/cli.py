@@ -19,7 +19,7 @@ import click  # noqa: E402
 from emrun import experiments  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
 from emrun.runner import Task, describe, run_tasks  # noqa: E402
-from emrun.store import ResultStore, StoreError, provenance, result_folders  # noqa: E402
+from emrun.store import ResultStore, StoreError, has_rows, provenance, result_folders  # noqa: E402
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -91,7 +91,15 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
     from emrun.report import write_reports
 
     root = Path(results_root)
-    chosen = [Path(f) for f in folders] or result_folders(root)
+    chosen = [Path(f) for f in folders]
+    if not chosen:
+        # Every folder with rows; a folder whose rows were never generated here (a fresh clone
+        # holds only the committed reports) keeps its report as it is.
+        for folder in result_folders(root):
+            if has_rows(folder):
+                chosen.append(folder)
+            else:
+                click.echo(f"{folder}: no trial rows here; its report is left as it is", err=True)
     if not chosen:
         _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
     try:

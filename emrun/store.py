@@ -173,6 +173,10 @@ def load_results(path: str | Path) -> pd.DataFrame:
     return add_reference_columns(rows)
 
 
+def has_rows(folder: Path) -> bool:
+    return any((Path(folder) / BATCHES).glob("*.parquet"))
+
+
 def result_folders(root: Path) -> list[Path]:
     """Folders under ``root`` that hold a manifest."""
     return sorted(p.parent for p in Path(root).glob(f"*/{MANIFEST}"))

@@ -32,7 +32,14 @@ def test_sweep_then_report(tiny_config):
     again = emrun("sweep", str(tiny_config), cwd=cwd)
     assert "0 run now" in again.stdout and "8 already there" in again.stdout
 
-    emrun("report", cwd=cwd)
+    # A folder with a manifest but no rows (as in a fresh clone) keeps its report untouched.
+    ghost = cwd / "results" / "ghost"
+    ghost.mkdir()
+    (ghost / "manifest.json").write_text((cwd / "results" / "tiny" / "manifest.json").read_text())
+    (ghost / "report.md").write_text("# kept\n")
+    reported = emrun("report", cwd=cwd)
+    assert "results/ghost: no trial rows here" in reported.stderr
+    assert (ghost / "report.md").read_text() == "# kept\n"
     report = (cwd / "results" / "tiny" / "report.md").read_text()
     assert "## Verdicts on the paper's claims" in report and "EM never ends at a k-cluster point" in report
     assert "emrun sweep" in report and "emrun report" in report

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emrun.store import MANIFEST, load_results, result_folders
+from emrun.store import MANIFEST, has_rows, load_results, result_folders
 
 INDEX = "REPORT.md"
 
@@ -32,7 +32,7 @@ def many_truths_companion(folder: Path, root: Path) -> Path | None:
         other_config = _manifest(other)["config"]
         truths = other_config["truths"]
         if other != folder and isinstance(truths, int) and truths > best_truths and \
-                _protocol(other_config) == _protocol(config) and any((other / "batches").glob("*.parquet")):
+                _protocol(other_config) == _protocol(config) and has_rows(other):
             best, best_truths = other, truths
     return best
 
