@@ -44,19 +44,16 @@ def run_batch(
     fused: bool = True,
 ) -> BatchOutcome:
     """Run ``algorithm`` ('em' or 'gd') from the initial parameters pi [T, m], mu [T, m, D]."""
+    if algorithm not in ("em", "gd"):
+        raise ValueError(f"unknown algorithm {algorithm!r}")
     if algorithm == "gd" and (step is None or step <= 0):
         raise ValueError("projected GD needs a positive step size")
     if fused and hasattr(family, "run_fused"):
         final_pi, final_mu, iterations, status = family.run_fused(data, pi, mu, algorithm, max_iter, tol, step)
         return _finish(family, data, final_pi, final_mu, iterations, status)
-    if algorithm == "em":
-        def update(p, u):
-            return family.em_step(data, p, u)
-    elif algorithm == "gd":
-        def update(p, u):
-            return family.gd_step(data, p, u, step)
-    else:
-        raise ValueError(f"unknown algorithm {algorithm!r}")
+
+    def update(p, u):
+        return family.em_step(data, p, u) if algorithm == "em" else family.gd_step(data, p, u, step)
 
     n_trials = pi.shape[0]
     final_pi, final_mu = pi.copy(), mu.copy()

@@ -216,3 +216,11 @@ def test_fused_kernel_matches_the_numpy_engine(algorithm, step, max_iter, sample
     np.testing.assert_allclose(fused.pi, plain.pi, atol=1e-10, rtol=0)
     np.testing.assert_allclose(fused.mu, plain.mu, atol=1e-10, rtol=0)
     np.testing.assert_allclose(fused.loss, plain.loss, rtol=1e-12)
+
+
+def test_unknown_algorithm_and_bad_step_are_refused():
+    data, pi, mu = batch(runs=2)
+    with pytest.raises(ValueError, match="unknown algorithm 'sgd'"):
+        run_batch(b, data, pi, mu, "sgd", 10, 1e-5)
+    with pytest.raises(ValueError, match="positive step"):
+        run_batch(b, data, pi, mu, "gd", 10, 1e-5, step=0.0)
