@@ -1,15 +1,17 @@
 """The Bernoulli EM and projected-GD loops fused into one compiled kernel (numba).
 
 Same mathematics as :mod:`emrun.models.bernoulli` (tests hold the two to 1e-10): a batch of
-trials [T, m, D] runs to its stopping rule in compiled loops, one trial after another, with no
-per-iteration array allocation. Component densities are products of Bernoulli factors, which
-is exact as long as they stay far from underflow; a pattern whose mixture probability falls
-below ``_TINY`` is recomputed in log space. A zero factor (mean exactly 0 or 1) is counted, not
-multiplied, so the one-sided limit of eq. 2.13 is available as in the numpy engine.
+trials runs to its stopping rule in compiled loops with no per-iteration allocation. Trials are
+the innermost (contiguous) axis, so each loop over patterns, components and features updates all
+active trials at once and the compiler vectorises it. Component densities are products of
+Bernoulli factors, exact as long as they stay far from underflow; a pattern whose mixture
+probability falls below ``_TINY`` for a trial is recomputed in log space for that trial. A zero
+factor (mean exactly 0 or 1) is recorded in a bit mask, not multiplied, so the one-sided limit
+of eq. 2.13 is available as in the numpy engine.
 
 Why a kernel: the batched numpy engine costs about 5 us per trial-iteration at m = 3, D = 5 on
 this project's machine (every array pass re-reads [T, m, P] arrays and numpy's exp is not
-vectorised without AVX-512), far above the few hundred nanoseconds the arithmetic needs.
+vectorised without AVX-512), far above the arithmetic's cost; this kernel takes about 1 us.
 """
 
 from __future__ import annotations
@@ -45,141 +47,187 @@ def _project_to_simplex(v, out, u):
 
 
 @njit(cache=True)
-def _accumulate(patterns, codes, values, weights, pi, mu, with_limits, z, s1, extra, f_finite, log_f, zero_bits, table,
-                zero_if_one, zero_if_zero, bit_position):
-    """Sums over patterns of h_c(x) = w(x) f_c(x) / p(x): z [m], s1 [m, D] (times x_j), and for GD
-    the one-sided limit terms ``extra`` [m, D]. Returns False if some pattern is impossible.
-
-    ``patterns`` [P, D] holds 0/1 as integers (to index the factor table without branches),
-    ``codes`` [P] the same as bit masks and ``values`` as floats; ``bit_position`` [2^D] maps a
-    mask with one bit set to that bit's index.
-    """
-    n_patterns, D = patterns.shape
-    m = pi.shape[0]
-    all_bits = (1 << D) - 1
-    # Zero factors are stored as 1 in ``table`` and recorded as bit masks instead: feature j of
-    # component c is a zero factor of pattern x when x_j = 1 and mu_cj = 0, or x_j = 0 and mu_cj = 1.
-    for c in range(m):
-        zero_if_one[c] = 0
-        zero_if_zero[c] = 0
-        for j in range(D):
-            low, high = 1.0 - mu[c, j], mu[c, j]
-            table[j, 0, c] = 1.0 if low == 0.0 else low
-            table[j, 1, c] = 1.0 if high == 0.0 else high
-            if high == 0.0:
-                zero_if_one[c] |= 1 << j
-            if low == 0.0:
-                zero_if_zero[c] |= 1 << j
-    z[:] = 0.0
-    s1[:] = 0.0
-    extra[:] = 0.0
-    for p in range(n_patterns):
-        x, code = patterns[p], codes[p]
-        # Components innermost: m independent product chains.
-        for c in range(m):
-            f_finite[c] = 1.0
-        for j in range(D):
-            factors = table[j, x[j]]
-            for c in range(m):
-                f_finite[c] *= factors[c]
-        mixture = 0.0
-        for c in range(m):
-            zero_bits[c] = (code & zero_if_one[c]) | (~code & all_bits & zero_if_zero[c])
-            mixture += pi[c] * f_finite[c] * (zero_bits[c] == 0)  # a select, not a branch
-        if mixture < _TINY:
-            # Log space for this pattern: f_c / p computed as exp(log f_c - log p).
-            top = 0.0
-            possible = False
-            for c in range(m):
-                total = 0.0
-                for j in range(D):
-                    total += np.log(table[j, x[j], c])  # zero factors are stored as 1
-                log_f[c] = total
-                if zero_bits[c] == 0 and pi[c] > 0.0:
-                    top = np.log(pi[c]) + total if not possible else max(top, np.log(pi[c]) + total)
-                    possible = True
-            if not possible:
-                return False
-            scaled = 0.0
-            for c in range(m):
-                if zero_bits[c] == 0 and pi[c] > 0.0:
-                    scaled += np.exp(np.log(pi[c]) + log_f[c] - top)
-            log_p = top + np.log(scaled)
-            for c in range(m):
-                f_finite[c] = np.exp(min(log_f[c] - log_p, 700.0))
-            scale = weights[p]
-        else:
-            scale = weights[p] / mixture
-        # Without branches on the zero pattern, which changes from pattern to pattern once GD has
-        # clipped means to the boundary: terms that do not apply are multiplied by 0.
-        row = values[p]
-        for c in range(m):
-            bits = zero_bits[c]
-            h = f_finite[c] * scale
-            usable = h * (bits == 0)
-            z[c] += usable
-            for j in range(D):
-                s1[c, j] += usable * row[j]
-            if with_limits:
-                single = bits != 0 and bits & (bits - 1) == 0  # exactly one zero factor, at feature j
-                j = bit_position[bits]
-                extra[c, j] += (h * single) * (2.0 * row[j] - 1.0)
-    return True
-
-
-@njit(cache=True)
 def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol):
     """Run EM (gd=False) or projected GD (gd=True) on every trial of pi0 [T, m], mu0 [T, m, D].
 
     Returns final pi, mu, iterations [T] and status [T] (CAPPED, CONVERGED or DIVERGED).
+
+    Trials are lanes of arrays whose last axis is the trial, so the loops over patterns,
+    components and features run over all active trials at once (which the compiler vectorises).
+    A trial that stops hands its lane to the last active trial; each trial's arithmetic is the
+    same whatever its lane, so results do not depend on which trials share the batch.
     """
     n_trials, m = pi0.shape
     D = mu0.shape[2]
-    pi_out = pi0.copy()
-    mu_out = mu0.copy()
+    n_patterns = patterns.shape[0]
+    all_bits = (1 << D) - 1
+    pi_out, mu_out = pi0.copy(), mu0.copy()
     iterations = np.full(n_trials, max_iter, dtype=np.int64)
     status = np.zeros(n_trials, dtype=np.int8)
-    z, f_finite, log_f = np.empty(m), np.empty(m), np.empty(m)
-    zero_bits, zero_if_one, zero_if_zero = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     bit_position = np.zeros(1 << D, dtype=np.int64)
     for j in range(D):
         bit_position[1 << j] = j
-    s1, extra, table = np.empty((m, D)), np.empty((m, D)), np.empty((D, 2, m))
+
+    # Lane state: trial of each lane, its parameters, and per-iteration sums.
+    lane_trial = np.arange(n_trials)
+    pi = np.ascontiguousarray(pi0.T)  # [m, T]
+    mu = np.ascontiguousarray(mu0.transpose(1, 2, 0))  # [m, D, T]
+    table = np.empty((D, 2, m, n_trials))
+    zero_if_one, zero_if_zero = np.empty((m, n_trials), np.int64), np.empty((m, n_trials), np.int64)
+    product, bits = np.empty((m, n_trials)), np.empty((m, n_trials), np.int64)
+    mixture, scale, usable = np.empty(n_trials), np.empty(n_trials), np.empty(n_trials)
+    impossible = np.zeros(n_trials, dtype=np.bool_)
+    z, s1, extra = np.empty((m, n_trials)), np.empty((m, D, n_trials)), np.empty((m, D, n_trials))
+    log_f = np.empty(m)
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
-    for t in range(n_trials):
-        pi, mu = pi_out[t], mu_out[t]
-        for iteration in range(1, max_iter + 1):
-            if not _accumulate(patterns, codes, values, weights, pi, mu, gd, z, s1, extra, f_finite, log_f, zero_bits,
-                               table, zero_if_one, zero_if_zero, bit_position):
-                status[t] = DIVERGED
-                iterations[t] = iteration - 1
-                break
-            if gd:
-                for c in range(m):
-                    moved[c] = pi[c] - step * (-z[c])
-                _project_to_simplex(moved, new_pi, scratch)
-                for c in range(m):
-                    for j in range(D):
-                        u = mu[c, j]
-                        inner = (s1[c, j] / u if u > 0.0 else 0.0) - ((z[c] - s1[c, j]) / (1.0 - u) if u < 1.0 else 0.0)
-                        inner += extra[c, j]
-                        new_mu[c, j] = min(max(u - step * (-pi[c] * inner), 0.0), 1.0)
-            else:
-                for c in range(m):
-                    new_pi[c] = pi[c] * z[c]
-                    for j in range(D):
-                        value = s1[c, j] / z[c] if z[c] > 0.0 else mu[c, j]
-                        new_mu[c, j] = min(max(value, 0.0), 1.0)
-            change_pi = 0.0
-            change_mu = 0.0
+    ones = np.empty(D, np.int64)
+    n = n_trials
+    for iteration in range(1, max_iter + 1):
+        if n == 0:
+            break
+        # Factor tables; a zero factor is stored as 1 and recorded in a bit mask instead: feature
+        # j of component c is a zero factor of x when x_j = 1 and mu_cj = 0, or x_j = 0 and mu_cj = 1.
+        for c in range(m):
+            for t in range(n):
+                zero_if_one[c, t] = 0
+                zero_if_zero[c, t] = 0
+            for j in range(D):
+                for t in range(n):
+                    low, high = 1.0 - mu[c, j, t], mu[c, j, t]
+                    table[j, 0, c, t] = 1.0 if low == 0.0 else low
+                    table[j, 1, c, t] = 1.0 if high == 0.0 else high
+                    zero_if_one[c, t] |= (high == 0.0) << j
+                    zero_if_zero[c, t] |= (low == 0.0) << j
+        z[:, :n] = 0.0
+        s1[:, :, :n] = 0.0
+        extra[:, :, :n] = 0.0
+        impossible[:n] = False
+        for p in range(n_patterns):
+            x, code, row = patterns[p], codes[p], values[p]
+            n_ones = 0
+            for j in range(D):
+                if x[j]:
+                    ones[n_ones] = j
+                    n_ones += 1
             for c in range(m):
-                change_pi += (new_pi[c] - pi[c]) ** 2
-                pi[c] = new_pi[c]
+                for t in range(n):
+                    product[c, t] = 1.0
+            for j in range(D):
+                for c in range(m):
+                    factors = table[j, x[j], c]
+                    for t in range(n):
+                        product[c, t] *= factors[t]
+            for t in range(n):
+                mixture[t] = 0.0
+            for c in range(m):
+                for t in range(n):
+                    bits[c, t] = (code & zero_if_one[c, t]) | (~code & all_bits & zero_if_zero[c, t])
+                    mixture[t] += pi[c, t] * product[c, t] * (bits[c, t] == 0)
+            for t in range(n):
+                if mixture[t] >= _TINY:
+                    scale[t] = weights[p] / mixture[t]
+                    continue
+                # Log space for this pattern and trial: f_c / p as exp(log f_c - log p).
+                top = 0.0
+                possible = False
+                for c in range(m):
+                    total = 0.0
+                    for j in range(D):
+                        total += np.log(table[j, x[j], c, t])  # zero factors are stored as 1
+                    log_f[c] = total
+                    if bits[c, t] == 0 and pi[c, t] > 0.0:
+                        top = np.log(pi[c, t]) + total if not possible else max(top, np.log(pi[c, t]) + total)
+                        possible = True
+                if not possible:
+                    impossible[t] = True
+                    scale[t] = 0.0
+                    continue
+                scaled = 0.0
+                for c in range(m):
+                    if bits[c, t] == 0 and pi[c, t] > 0.0:
+                        scaled += np.exp(np.log(pi[c, t]) + log_f[c] - top)
+                log_p = top + np.log(scaled)
+                for c in range(m):
+                    product[c, t] = np.exp(min(log_f[c] - log_p, 700.0))
+                scale[t] = weights[p]
+            # Sums of h_c(x) = w f_c / p; terms that do not apply are multiplied by 0, not branched on.
+            for c in range(m):
+                for t in range(n):
+                    usable[t] = product[c, t] * scale[t] * (bits[c, t] == 0)
+                    z[c, t] += usable[t]
+                for k in range(n_ones):
+                    target = s1[c, ones[k]]
+                    for t in range(n):
+                        target[t] += usable[t]
+                if gd:
+                    for t in range(n):
+                        b = bits[c, t]
+                        if b != 0 and b & (b - 1) == 0:  # exactly one zero factor, at feature j
+                            j = bit_position[b]
+                            extra[c, j, t] += (product[c, t] * scale[t]) * (2.0 * row[j] - 1.0)
+
+        # Updates, stopping rules and lane hand-over, trial by trial.
+        t = 0
+        while t < n:
+            leaving = False
+            if impossible[t]:
+                status[lane_trial[t]] = DIVERGED
+                iterations[lane_trial[t]] = iteration - 1
+                leaving = True
+            else:
+                if gd:
+                    for c in range(m):
+                        moved[c] = pi[c, t] - step * (-z[c, t])
+                    _project_to_simplex(moved, new_pi, scratch)
+                    for c in range(m):
+                        for j in range(D):
+                            u = mu[c, j, t]
+                            inner = ((s1[c, j, t] / u if u > 0.0 else 0.0)
+                                     - ((z[c, t] - s1[c, j, t]) / (1.0 - u) if u < 1.0 else 0.0))
+                            inner += extra[c, j, t]
+                            new_mu[c, j] = min(max(u - step * (-pi[c, t] * inner), 0.0), 1.0)
+                else:
+                    for c in range(m):
+                        new_pi[c] = pi[c, t] * z[c, t]
+                        for j in range(D):
+                            value = s1[c, j, t] / z[c, t] if z[c, t] > 0.0 else mu[c, j, t]
+                            new_mu[c, j] = min(max(value, 0.0), 1.0)
+                change_pi = 0.0
+                change_mu = 0.0
+                for c in range(m):
+                    change_pi += (new_pi[c] - pi[c, t]) ** 2
+                    pi[c, t] = new_pi[c]
+                    for j in range(D):
+                        change_mu += (new_mu[c, j] - mu[c, j, t]) ** 2
+                        mu[c, j, t] = new_mu[c, j]
+                if np.sqrt(change_pi) < tol and np.sqrt(change_mu) < tol:
+                    status[lane_trial[t]] = CONVERGED
+                    iterations[lane_trial[t]] = iteration
+                    leaving = True
+            if not leaving:
+                t += 1
+                continue
+            # Store the trial and give its lane to the last active one.
+            trial = lane_trial[t]
+            for c in range(m):
+                pi_out[trial, c] = pi[c, t]
                 for j in range(D):
-                    change_mu += (new_mu[c, j] - mu[c, j]) ** 2
-                    mu[c, j] = new_mu[c, j]
-            if np.sqrt(change_pi) < tol and np.sqrt(change_mu) < tol:
-                status[t] = CONVERGED
-                iterations[t] = iteration
-                break
+                    mu_out[trial, c, j] = mu[c, j, t]
+            last = n - 1
+            lane_trial[t] = lane_trial[last]
+            impossible[t] = impossible[last]
+            for c in range(m):
+                pi[c, t] = pi[c, last]
+                z[c, t] = z[c, last]
+                for j in range(D):
+                    mu[c, j, t] = mu[c, j, last]
+                    s1[c, j, t] = s1[c, j, last]
+                    extra[c, j, t] = extra[c, j, last]
+            n -= 1
+    for t in range(n):  # capped trials
+        trial = lane_trial[t]
+        for c in range(m):
+            pi_out[trial, c] = pi[c, t]
+            for j in range(D):
+                mu_out[trial, c, j] = mu[c, j, t]
     return pi_out, mu_out, iterations, status
