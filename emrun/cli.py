@@ -19,7 +19,7 @@ import click  # noqa: E402
 from emrun import experiments  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
 from emrun.runner import Task, describe, run_tasks  # noqa: E402
-from emrun.store import ResultStore, StoreError, has_rows, provenance, result_folders  # noqa: E402
+from emrun.store import ResultStore, StoreError, has_rows, load_results, provenance, result_folders  # noqa: E402
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -51,11 +51,15 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         config = load(config_path, overrides)
     except ConfigError as error:
         _fail(str(error))
-    batches = experiments.plan(config)
+    adaptive = config.values["experiment"] == "first_k_cluster"
     if dry_run:
-        cells = config.cells()
-        click.echo(f"config {config.name} (hash {config.hash}): {len(cells)} cells x {config.n_truths} truth(s) "
-                   f"x {config.values['runs']} runs = {config.trial_count()} trials in {len(batches)} batches")
+        cells, batches = config.cells(), experiments.plan(config)
+        runs = config.values["runs"]
+        truths = (f"truths in blocks of {config.values['truths']['block']} (at most {config.n_truths})" if adaptive
+                  else f"{config.n_truths} truth(s)")
+        click.echo(f"config {config.name} (hash {config.hash}): {len(cells)} cells x {truths} x "
+                   f"{runs['gd']} GD / {runs['em']} EM runs; {len(batches)} batches in the first round "
+                   f"(at most {config.trial_count()} trials)")
         for cell in cells:
             click.echo(f"  {cell.label}")
         return
@@ -63,10 +67,18 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         store = ResultStore.open(Path(results_root), config.values, config.hash, replace=replace)
     except StoreError as error:
         _fail(str(error))
-    tasks = [Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec),
-                  experiments.estimated_cost(config.values, spec)) for spec in batches]
     started_by = provenance(sys.argv)  # the code and command as they were when the sweep started
-    summary = run_tasks(tasks, store, workers, progress=not quiet, label=config.name)
+    summary = None
+    while True:
+        # A first_k_cluster plan grows with the stored rows: re-plan until a round adds nothing.
+        stored = load_results(store.folder) if adaptive and has_rows(store.folder) else None
+        batches = experiments.plan(config, stored)
+        tasks = [Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec),
+                      experiments.estimated_cost(config.values, spec)) for spec in batches]
+        result = run_tasks(tasks, store, workers, progress=not quiet, label=config.name)
+        summary = result if summary is None else summary.then(result)
+        if not adaptive or result.completed == 0 or result.interrupted or result.failed:
+            break
     store.record_sweep({**started_by, "workers": workers, **describe(summary)})
 
     done = summary.skipped + summary.completed

@@ -20,7 +20,8 @@ import yaml
 MODELS = ("bernoulli",)
 ALGORITHMS = ("em", "gd")
 INIT_SCHEMES = ("uniform", "near_one_cluster", "given")
-ARTEFACTS = ("uai2019_table1", "uai2019_table2")
+ARTEFACTS = ("uai2019_table1", "uai2019_table2", "uai2019_table3")
+EXPERIMENTS = ("grid", "first_k_cluster")
 PAPER_STOPPING = {"em": {"max_iter": 20000, "tol": 1.0e-5}, "gd": {"max_iter": 10000, "tol": 1.0e-7}}
 
 
@@ -71,11 +72,14 @@ class Config:
 
     @property
     def n_truths(self) -> int:
+        """Truths per cell; for a first_k_cluster experiment, the most it may draw."""
         truths = self.values["truths"]
+        if isinstance(truths, dict):
+            return truths["max"]
         return truths if isinstance(truths, int) else len(truths)
 
     def trial_count(self) -> int:
-        return len(self.cells()) * self.n_truths * self.values["runs"]
+        return sum(self.values["runs"][cell.algorithm] for cell in self.cells()) * self.n_truths
 
 
 # --- loading with line marks -------------------------------------------------------------------
@@ -171,7 +175,7 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     """Check a plain config dict and return its canonical form (defaults filled in)."""
     check = _Checker(source, marks)
     check.mapping(raw, "", {
-        "name": True, "description": False, "model": False, "compare_to": False, "seed": True,
+        "name": True, "description": False, "model": False, "experiment": False, "compare_to": False, "seed": True,
         "grid": True, "data": False, "truths": False, "runs": False, "stopping": False,
         "k_cluster_threshold": False, "init_options": False,
     })
@@ -180,6 +184,7 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
         check.fail("name", f"'name' must be letters, digits, '_' or '-', got {name!r}")
     out: dict[str, Any] = {"name": name, "description": str(raw.get("description", ""))}
     out["model"] = check.choice(raw.get("model", "bernoulli"), "model", MODELS)
+    out["experiment"] = check.choice(raw.get("experiment", "grid"), "experiment", EXPERIMENTS)
     compare_to = raw.get("compare_to")
     out["compare_to"] = None if compare_to is None else check.choice(compare_to, "compare_to", ARTEFACTS)
     out["seed"] = check.integer(raw["seed"], "seed", 0)
@@ -205,7 +210,18 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
         check.fail("data", f"'data' must be 'population' or {{samples: N}}, got {data!r}")
 
     truths = raw.get("truths", 1)
-    if isinstance(truths, list):
+    if out["experiment"] == "first_k_cluster":
+        # Draw truths in blocks until `until_k_cluster` of them have a GD run ending at k < m.
+        rule = check.mapping(truths, "truths", {"until_k_cluster": True, "block": False, "max": False})
+        out["truths"] = {
+            "until_k_cluster": check.integer(rule["until_k_cluster"], "truths.until_k_cluster", 1),
+            "block": check.integer(rule.get("block", 10), "truths.block", 1),
+            "max": check.integer(rule.get("max", 200), "truths.max", 1),
+        }
+        grid_out = out["grid"]
+        if "gd" not in grid_out["algorithm"] or len(grid_out["step"]) != 1 or len(grid_out["init"]) != 1:
+            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step and one grid.init")
+    elif isinstance(truths, list):
         out["truths"] = [_check_mixture(check, t, f"truths[{i}]") for i, t in enumerate(truths)]
         if not out["truths"]:
             check.fail("truths", "'truths' must list at least one mixture")
@@ -215,7 +231,13 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
                 check.fail(f"truths[{i}]", f"given truth {i} has (m, D) = {shape}; grid.m and grid.D must be exactly that")
     else:
         out["truths"] = check.integer(truths, "truths", 1)
-    out["runs"] = check.integer(raw.get("runs", 60), "runs", 1)
+    runs = raw.get("runs", 60)
+    if isinstance(runs, dict):
+        check.mapping(runs, "runs", {a: False for a in ALGORITHMS})
+        out["runs"] = {a: check.integer(runs.get(a, 60), f"runs.{a}", 1) for a in ALGORITHMS}
+    else:
+        count = check.integer(runs, "runs", 1)
+        out["runs"] = {a: count for a in ALGORITHMS}
 
     stopping = check.mapping(raw.get("stopping", {}), "stopping", {a: False for a in ALGORITHMS})
     out["stopping"] = {}
@@ -232,9 +254,10 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon", below_one=True)}
     if "given" in out["grid"]["init"]:
         given = options.get("given")
-        if not isinstance(given, list) or len(given) != out["runs"]:
+        needed = max(out["runs"].values())
+        if not isinstance(given, list) or len(given) != needed:
             check.fail("init_options.given" if given is not None else "init_options",
-                       f"init scheme 'given' needs 'init_options.given': a list of exactly runs = {out['runs']} mixtures")
+                       f"init scheme 'given' needs 'init_options.given': a list of exactly {needed} mixtures (one per run)")
         out["init_options"]["given"] = [_check_mixture(check, g, f"init_options.given[{i}]") for i, g in enumerate(given)]
     elif "given" in options:
         check.fail("init_options.given", "'init_options.given' is set but 'given' is not in grid.init")

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from emrun import seeds
+from emrun import seeds, selection
 from emrun.algorithms import CONVERGED
 from emrun.algorithms import run_batch as run_algorithm
 from emrun.config import Cell, Config
@@ -28,20 +29,34 @@ class BatchSpec:
     truth_index: int
 
 
-def plan(config: Config) -> list[BatchSpec]:
-    """Every batch of a config, in a fixed order."""
-    return [
-        BatchSpec(f"{cell.label}-truth{t}", cell, t)
-        for cell in config.cells()
-        for t in range(config.n_truths)
-    ]
+def plan(config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
+    """The batches a config needs, in a fixed order.
+
+    A grid experiment needs every (cell, truth). A first_k_cluster experiment needs, for each
+    (m, D), truths in blocks until enough of them have a GD run ending at a k-cluster point: the
+    plan grows as ``stored`` rows come in, and the sweep re-plans until it stops growing. Either
+    way the batches depend only on the config and on rows that depend only on the config.
+    """
+    if config.values["experiment"] == "grid":
+        return [BatchSpec(f"{cell.label}-truth{t}", cell, t) for cell in config.cells() for t in range(config.n_truths)]
+    rule = config.values["truths"]
+    firsts = selection.first_k_cluster_run(stored) if stored is not None and len(stored) else None
+    batches = []
+    for cell in config.cells():
+        if firsts is None:
+            needed = min(rule["block"], rule["max"])
+        else:
+            mine = firsts[(firsts["m"] == cell.m) & (firsts["D"] == cell.D)]
+            needed = selection.truths_needed(mine, rule["until_k_cluster"], rule["block"], rule["max"])
+        batches += [BatchSpec(f"{cell.label}-truth{t}", cell, t) for t in range(needed)]
+    return batches
 
 
 def estimated_cost(values: dict, spec: BatchSpec) -> float:
     """Relative run time of a batch (patterns x components x iteration cap), to start long ones first."""
     cell = spec.cell
     patterns = 2**cell.D if values["data"]["kind"] == "population" else min(values["data"]["n"], 2**cell.D)
-    return float(patterns * cell.m * values["stopping"][cell.algorithm]["max_iter"] * values["runs"])
+    return float(patterns * cell.m * values["stopping"][cell.algorithm]["max_iter"] * values["runs"][cell.algorithm])
 
 
 def true_mixture(values: dict, m: int, D: int, truth_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +79,9 @@ def make_data(values: dict, m: int, D: int, truth_index: int, pi: np.ndarray, mu
 
 def initial_points(values: dict, cell: Cell, truth_index: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Initial pi [R, m] and mu [R, m, D] of the R runs, with the seed of each."""
-    m, D, runs, seed = cell.m, cell.D, values["runs"], values["seed"]
+    m, D, runs, seed = cell.m, cell.D, values["runs"][cell.algorithm], values["seed"]
     if cell.init == "given":
-        given = values["init_options"]["given"]
+        given = values["init_options"]["given"][:runs]
         return (np.array([g["pi"] for g in given]), np.array([g["mu"] for g in given]),
                 [f"given:{r}" for r in range(runs)])
     keys = [seeds.init_key(m, D, truth_index, r) for r in range(runs)]

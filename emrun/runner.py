@@ -46,6 +46,12 @@ class SweepSummary:
     seconds: float = 0.0
     interrupted: bool = False
 
+    def then(self, later: SweepSummary) -> SweepSummary:
+        """This round followed by a later one over a grown task list."""
+        return SweepSummary(total=later.total, skipped=self.skipped, completed=self.completed + later.completed,
+                            failed={**self.failed, **later.failed}, seconds=self.seconds + later.seconds,
+                            interrupted=later.interrupted)
+
 
 def _after_write(summary: SweepSummary) -> None:
     """Test hook: EMRUN_TEST_KILL_AFTER=N makes the process SIGKILL itself after N batch writes

@@ -131,3 +131,27 @@ def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
     resumed = emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
     assert f"{stored} already there" in resumed.stdout
     assert len(load_results(cwd / "results" / "tiny")) == 8 * 6
+
+
+def test_first_k_cluster_sweep_draws_truths_until_enough_and_reports(tmp_path):
+    config = tmp_path / "fk.yaml"
+    config.write_text("""\
+name: fk
+seed: 5
+experiment: first_k_cluster
+grid: {m: [3], D: [3, 4], algorithm: [em, gd], step: [0.05]}
+truths: {until_k_cluster: 3, block: 2, max: 12}
+runs: {em: 1, gd: 4}
+stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
+""")
+    emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)
+    rows = load_results(tmp_path / "results" / "fk")
+    per_cell = rows.groupby(["D", "algorithm"])["truth_index"].nunique()
+    assert all(n % 2 == 0 or n == 12 for n in per_cell)  # whole blocks of 2 truths
+    assert (rows[rows["algorithm"] == "em"].groupby("D")["run_index"].max() == 0).all()
+    again = emrun("sweep", str(config), "--quiet", cwd=tmp_path)
+    assert "0 run now" in again.stdout  # the plan is complete: nothing more to draw
+    emrun("report", cwd=tmp_path)
+    report = (tmp_path / "results" / "fk" / "report.md").read_text()
+    assert "## Table 3: mean likelihood ratio" in report and "tried" in report
+    assert "get worse as D grows" in report

@@ -52,7 +52,7 @@ def test_not_yaml_and_missing_key(tmp_path):
 
 def test_overrides_apply_and_are_named_in_errors(tiny_config):
     config = load(tiny_config, ["runs=2", "grid.m=[4]", "data={samples: 100}"])
-    assert config.values["runs"] == 2 and config.values["grid"]["m"] == [4]
+    assert config.values["runs"] == {"em": 2, "gd": 2} and config.values["grid"]["m"] == [4]
     assert config.values["data"] == {"kind": "samples", "n": 100}
     assert config.hash != load(tiny_config).hash
     with pytest.raises(ConfigError, match=r"\(--set\): 'runs' must be an integer"):
@@ -80,7 +80,7 @@ def test_bad_config_on_the_command_line_writes_nothing(tmp_path):
 
 def test_dry_run_prints_cells_and_writes_nothing(tiny_config):
     result = emrun("sweep", str(tiny_config), "--dry-run", "--set", "runs=4", cwd=tiny_config.parent)
-    assert "8 cells x 1 truth(s) x 4 runs = 32 trials in 8 batches" in result.stdout
+    assert "8 cells x 1 truth(s) x 4 GD / 4 EM runs; 8 batches in the first round (at most 32 trials)" in result.stdout
     assert "m3-D3-gd-step0.05-uniform" in result.stdout
     assert not (tiny_config.parent / "results").exists()
 

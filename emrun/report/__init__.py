@@ -39,7 +39,7 @@ def many_truths_companion(folder: Path, root: Path) -> Path | None:
 
 def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
-    from emrun.report import kcluster
+    from emrun.report import kcluster, table34
 
     loaded: dict[Path, object] = {}
 
@@ -52,6 +52,9 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     for folder in folders:
         manifest = _manifest(folder)
         rows = rows_of(folder)
+        if manifest["config"]["experiment"] == "first_k_cluster":
+            written.append(table34.write(rows, manifest, folder, command)[0])
+            continue
         many = None
         if isinstance(manifest["config"]["truths"], int) and manifest["config"]["truths"] == 1:
             companion = many_truths_companion(folder, root)

@@ -69,7 +69,7 @@ def agreement(summary: pd.DataFrame, artefact: str, spread: pd.DataFrame | None)
     return gd
 
 
-def _layout(table: pd.DataFrame, text) -> str:
+def grid_table(table: pd.DataFrame, text) -> str:
     """A Markdown table with rows m and columns D; ``text(row)`` formats one cell."""
     ms, Ds = sorted(table["m"].unique()), sorted(table["D"].unique())
     by_cell = {(r.m, r.D): r for r in table.itertuples()}
@@ -131,6 +131,17 @@ def spread_plot(agreed: pd.DataFrame, many_rows: pd.DataFrame, path: Path, title
     return out
 
 
+def provenance_section(manifest: dict, artefacts: list[str], command: str) -> list[str]:
+    """Where the published values come from, and the commands that produced the rows and report."""
+    out = ["## Provenance", ""]
+    out += [f"Published values: {paper_values.source(artefact)}" for artefact in artefacts]
+    out += ["", f"Config hash `{manifest['config_hash']}`; the config as run is in `manifest.json` beside this file, "
+            "with one entry per sweep (command, git commit, package versions, machine).", "",
+            "Produced by:", "", "```"]
+    out += sorted({s["command"].replace(s["command"].split()[0], "emrun", 1) for s in manifest["sweeps"]})
+    return out + [command, "```", ""]
+
+
 def _cost_table(summary: pd.DataFrame) -> str:
     lines = ["| algorithm | runs | median iterations | capped (not converged) | diverged | compute seconds | ms per run |",
              "|---|---|---|---|---|---|---|"]
@@ -164,7 +175,7 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, many: tuple[str, pd.
     out = [f"# {title}", ""]
     out += [f"Bernoulli mixtures, {data}; grid m = {config['grid']['m']}, D = {config['grid']['D']}; "
             f"{own_truths} {'given' if isinstance(config['truths'], list) else 'random'} truth(s) per cell, "
-            f"{config['runs']} runs per truth and algorithm "
+            f"{config['runs']['gd']} GD and {config['runs']['em']} EM runs per truth "
             f"(EM and GD from the same inits); GD step {config['grid']['step']}; stopping "
             f"EM {config['stopping']['em']}, GD {config['stopping']['gd']}; a run ends at a k-cluster point when "
             f"its smallest weight is below {config['k_cluster_threshold']}.", ""]
@@ -184,7 +195,7 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, many: tuple[str, pd.
         chance = f" Chance alone predicts about {0.1 * n_cells:.1f} misses." if spread is not None else ""
         out += ["## GD: fraction of runs ending at a k-cluster point", "",
                 f"Ours ({own_truths} truth(s) per cell, 95% Wilson interval) / published; ✓ = agrees: {basis}.", "",
-                _layout(agreed, lambda r: f"{_rate(r)} / {r.published:.3f} {'✓' if r.agrees else '✗'}"), "",
+                grid_table(agreed, lambda r: f"{_rate(r)} / {r.published:.3f} {'✓' if r.agrees else '✗'}"), "",
                 f"**{n_agree} of {n_cells} published cells agree.**{chance}", "",
                 "![heatmaps](heatmap.png)", ""]
         if spread is not None and many is not None:
@@ -193,11 +204,11 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, many: tuple[str, pd.
                                        ours))
             out += [f"### How much one random truth moves a cell (`{many[0]}`)", "",
                     "Mean over truths of the single-truth GD rate, and its 5-95% range.", "",
-                    _layout(agreed, lambda r: f"{r.mean_rate:.3f} [{r.low:.2f}, {r.high:.2f}]"), "",
+                    grid_table(agreed, lambda r: f"{r.mean_rate:.3f} [{r.low:.2f}, {r.high:.2f}]"), "",
                     "![spread](truth_spread.png)", ""]
     em = summary[summary["algorithm"] == "em"]
     out += ["## EM: fraction of runs ending at a k-cluster point", "", "Rate [95% Wilson interval]; min likelihood ratio.", "",
-            _layout(em, lambda r: f"{_rate(r)}; min {r.min_ratio:.4f}"), ""]
+            grid_table(em, lambda r: f"{_rate(r)}; min {r.min_ratio:.4f}"), ""]
     out += ["## Are the k-cluster points bad?", "",
             f"A k-cluster point is not bad by itself (with small D fewer components can fit the truth exactly). "
             f"Runs ending at k < m, split by likelihood ratio against {NEAR_OPTIMAL}:", "",
@@ -206,25 +217,18 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, many: tuple[str, pd.
         hits, good = int(part["k_cluster"].sum()), int(part["k_cluster_near_optimal"].sum())
         out.append(f"| {algorithm} | {hits} | {good} | {hits - good} |")
     out += ["", "GD near-optimal k-cluster runs per cell (of all its k-cluster runs):", "",
-            _layout(summary[summary["algorithm"] == "gd"], lambda r: f"{r.k_cluster_near_optimal} of {r.k_cluster}"), ""]
+            grid_table(summary[summary["algorithm"] == "gd"], lambda r: f"{r.k_cluster_near_optimal} of {r.k_cluster}"), ""]
     out += ["## Convergence", "",
             "Fraction of runs stopped by the iteration cap rather than the tolerance (GD / EM); diverged runs "
             "(a pattern made impossible by a mean clipped to 0 or 1, infinite loss) are counted in every rate's "
             "denominator and never averaged.", "",
-            _layout(summary.pivot_table(index=["m", "D"], columns="algorithm", values="capped_fraction").reset_index(),
+            grid_table(summary.pivot_table(index=["m", "D"], columns="algorithm", values="capped_fraction").reset_index(),
                     lambda r: f"{r.gd:.2f} / {r.em:.2f}"), "",
             f"Diverged runs: GD {int(summary[summary['algorithm'] == 'gd']['diverged'].sum())}, "
             f"EM {int(summary[summary['algorithm'] == 'em']['diverged'].sum())}.", ""]
     out += ["## Cost", "", _cost_table(summary), ""]
     out += ["## Deviations from the paper", "", *deviations(config, verdicts), ""]
-    out += ["## Provenance", ""]
-    if artefact:
-        out += [f"Published values: {paper_values.source(artefact)}", ""]
-    out += [f"Config hash `{manifest['config_hash']}`; the config as run is in `manifest.json` beside this file, "
-            "with one entry per sweep (command, git commit, package versions, machine).", "",
-            "Produced by:", "", "```"]
-    out += sorted({s["command"].replace(s["command"].split()[0], "emrun", 1) for s in manifest["sweeps"]})
-    out += [command, "```", ""]
+    out += provenance_section(manifest, [artefact] if artefact else [], command)
     summary.to_csv(folder / "cells.csv", index=False, float_format="%.6g")
     if agreed is not None:
         agreed.to_csv(folder / "gd_vs_published.csv", index=False, float_format="%.6g")
