@@ -168,7 +168,7 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> tup
             "## Truths tried and skipped", "",
             "Truths examined until the last one kept, and how many of them had no GD run ending at a k-cluster point "
             "(skipped, as in the paper's protocol).", "",
-            grid_table(cells, lambda r: f"{r.tried} tried, {r.skipped} skipped"), "",
+            grid_table(cells, lambda r: f"{r.tried} tried, {r.skipped} skipped ({r.skipped / r.tried:.0%})"), "",
             "## EM on the same truths", "",
             "Minimum over the kept truths of EM's likelihood ratio (one run per truth).", "",
             grid_table(cells, lambda r: f"{r.em_min_ratio:.4f}" if r.found else ""), "",
