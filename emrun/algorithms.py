@@ -23,13 +23,15 @@ CONVERGED, CAPPED, DIVERGED = "converged", "capped", "diverged"
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """Final state of each trial of a batch: pi [T, m], mu [T, m, D], iterations, status, loss [T]."""
+    """Final state of each trial of a batch: pi [T, m], mu [T, m, D], iterations, status, loss [T],
+    and whether any iterate had a mean at exactly 0 or 1 (the boundary) [T]."""
 
     pi: np.ndarray
     mu: np.ndarray
     iterations: np.ndarray
     status: np.ndarray
     loss: np.ndarray
+    touched_boundary: np.ndarray
 
 
 def run_batch(
@@ -42,26 +44,33 @@ def run_batch(
     tol: float,
     step: float | None = None,
     fused: bool = True,
+    gd_boundary: str = "exact",
 ) -> BatchOutcome:
-    """Run ``algorithm`` ('em' or 'gd') from the initial parameters pi [T, m], mu [T, m, D]."""
+    """Run ``algorithm`` ('em' or 'gd') from the initial parameters pi [T, m], mu [T, m, D].
+
+    ``gd_boundary`` is GD's rule for a mean at exactly 0 or 1 ('exact' or 'as_published').
+    """
     if algorithm not in ("em", "gd"):
         raise ValueError(f"unknown algorithm {algorithm!r}")
     if algorithm == "gd" and (step is None or step <= 0):
         raise ValueError("projected GD needs a positive step size")
     if fused and hasattr(family, "run_fused"):
-        final_pi, final_mu, iterations, status = family.run_fused(data, pi, mu, algorithm, max_iter, tol, step)
-        return _finish(family, data, final_pi, final_mu, iterations, status)
+        final_pi, final_mu, iterations, status, touched = family.run_fused(
+            data, pi, mu, algorithm, max_iter, tol, step, gd_boundary)
+        return _finish(family, data, final_pi, final_mu, iterations, status, touched)
 
     def update(p, u):
-        return family.em_step(data, p, u) if algorithm == "em" else family.gd_step(data, p, u, step)
+        return family.em_step(data, p, u) if algorithm == "em" else family.gd_step(data, p, u, step, gd_boundary)
 
     n_trials = pi.shape[0]
     final_pi, final_mu = pi.copy(), mu.copy()
     iterations = np.full(n_trials, max_iter)
     status = np.full(n_trials, CAPPED, dtype=object)
     active = np.arange(n_trials)
+    touched = np.zeros(n_trials, dtype=bool)
     p, u = pi.copy(), mu.copy()
     for iteration in range(1, max_iter + 1):
+        touched[active] |= ((u == 0.0) | (u == 1.0)).any(axis=(1, 2))
         new_p, new_u, current_loss = update(p, u)
         finite = np.isfinite(current_loss)
         change_pi = np.sqrt(np.sum((new_p - p) ** 2, axis=1))
@@ -83,11 +92,12 @@ def run_batch(
         else:
             p, u = new_p, new_u
     final_pi[active], final_mu[active] = p, u
-    return _finish(family, data, final_pi, final_mu, iterations, status)
+    return _finish(family, data, final_pi, final_mu, iterations, status, touched)
 
 
-def _finish(family, data, pi, mu, iterations, status) -> BatchOutcome:
+def _finish(family, data, pi, mu, iterations, status, touched) -> BatchOutcome:
     final_loss = family.loss(data, pi, mu)
     # The last step of a capped trial can itself make a pattern impossible.
     status = np.where(np.isfinite(final_loss), status, DIVERGED).astype(object)
-    return BatchOutcome(pi, mu, iterations, status, final_loss)
+    touched = touched | ((mu == 0.0) | (mu == 1.0)).any(axis=(1, 2))
+    return BatchOutcome(pi, mu, iterations, status, final_loss, touched)

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from emrun.models.bernoulli import BOUNDARY_RULES as GD_BOUNDARY_RULES
+
 MODELS = ("bernoulli",)
 ALGORITHMS = ("em", "gd")
 INIT_SCHEMES = ("uniform", "near_one_cluster", "given")
@@ -176,6 +178,7 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     check = _Checker(source, marks)
     check.mapping(raw, "", {
         "name": True, "description": False, "model": False, "experiment": False, "compare_to": False, "seed": True,
+        "gd_boundary": False,
         "grid": True, "data": False, "truths": False, "runs": False, "stopping": False,
         "k_cluster_threshold": False, "init_options": False,
     })
@@ -185,6 +188,10 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "description": str(raw.get("description", ""))}
     out["model"] = check.choice(raw.get("model", "bernoulli"), "model", MODELS)
     out["experiment"] = check.choice(raw.get("experiment", "grid"), "experiment", EXPERIMENTS)
+    # Stored only when not the default, so that configs written before the key existed keep their hash.
+    gd_boundary = check.choice(raw.get("gd_boundary", "exact"), "gd_boundary", GD_BOUNDARY_RULES)
+    if gd_boundary != "exact":
+        out["gd_boundary"] = gd_boundary
     compare_to = raw.get("compare_to")
     out["compare_to"] = None if compare_to is None else check.choice(compare_to, "compare_to", ARTEFACTS)
     out["seed"] = check.integer(raw["seed"], "seed", 0)

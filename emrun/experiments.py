@@ -109,7 +109,9 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> list[dict]:
     rule = values["stopping"][cell.algorithm]
 
     started = time.perf_counter()
-    outcome = run_algorithm(bernoulli, data, pi0, mu0, cell.algorithm, rule["max_iter"], rule["tol"], cell.step)
+    gd_boundary = values.get("gd_boundary", "exact")
+    outcome = run_algorithm(bernoulli, data, pi0, mu0, cell.algorithm, rule["max_iter"], rule["tol"], cell.step,
+                            gd_boundary=gd_boundary)
     seconds = time.perf_counter() - started
 
     truth_loss = float(bernoulli.loss(data, true_pi[None], true_mu[None])[0])
@@ -126,6 +128,8 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> list[dict]:
             "iterations": int(outcome.iterations[r]), "loss": float(outcome.loss[r]),
             "entropy": data.entropy, "truth_loss": truth_loss, "n_patterns": len(data.weights),
             "k": int(k[r]), "k_cluster": bool(k[r] < cell.m),
+            "gd_boundary": gd_boundary if cell.algorithm == "gd" else None,
+            "touched_boundary": bool(outcome.touched_boundary[r]),
             "pi": outcome.pi[r].tolist(), "mu": outcome.mu[r].ravel().tolist(),
             "init_pi": pi0[r].tolist(), "init_mu": mu0[r].ravel().tolist(),
             "batch_seconds": seconds,

@@ -224,3 +224,60 @@ def test_unknown_algorithm_and_bad_step_are_refused():
         run_batch(b, data, pi, mu, "sgd", 10, 1e-5)
     with pytest.raises(ValueError, match="positive step"):
         run_batch(b, data, pi, mu, "gd", 10, 1e-5, step=0.0)
+
+
+def published_gradient_by_hand(data, pi, mu):
+    """The authors' boundary rule written out pattern by pattern (PROTOCOLS.md), for one trial."""
+    m, D = mu.shape
+    grad = np.zeros_like(mu)
+    p = np.array([np.sum(pi * np.prod(np.where(x == 1, mu, 1 - mu), axis=1)) for x in data.patterns])
+    for x, w, px in zip(data.patterns, data.weights, p, strict=True):
+        for c in range(m):
+            factors = np.where(x == 1, mu[c], 1 - mu[c])
+            zeros = np.flatnonzero(factors == 0)
+            for j in range(D):  # eq. 2.13 where no factor is zero
+                if zeros.size == 0:
+                    grad[c, j] -= pi[c] * w * (1 if x[j] else -1) * np.prod(np.delete(factors, j)) / px
+            if zeros.size == 1:
+                j0 = zeros[0]
+                grad[c, D - 1] -= pi[c] * w * (1 if x[D - 1] else -1) * np.prod(factors[:j0]) / px
+    return grad
+
+
+def test_as_published_boundary_term_matches_the_written_out_rule():
+    data = b.population_patterns(*mixture(3, 4, 21))
+    pi = np.array([[0.3, 0.4, 0.3]])
+    # Boundary means at features 1 (component 0) and 2 (component 2); component 1 keeps every
+    # pattern possible, so the loss is finite.
+    mu = np.array([[[0.3, 0.0, 0.6, 0.8], [0.5, 0.4, 0.7, 0.2], [0.5, 0.5, 1.0, 0.3]]])
+    assert np.isfinite(b.loss(data, pi, mu)[0])
+    _, published, _ = b.gradient(data, pi, mu, boundary="as_published")
+    np.testing.assert_allclose(published[0], published_gradient_by_hand(data, pi[0], mu[0]), rtol=1e-12, atol=1e-14)
+    _, exact, _ = b.gradient(data, pi, mu)
+    assert np.abs(exact - published).max() > 1e-3  # the two rules differ here
+    # They agree when the only boundary mean is on the last feature (j0 = D - 1).
+    mu_last = np.array([[[0.3, 0.2, 0.6, 0.0], [0.5, 0.4, 0.7, 0.2], [0.5, 0.5, 0.4, 0.3]]])
+    np.testing.assert_allclose(b.gradient(data, pi, mu_last, boundary="as_published")[1],
+                               b.gradient(data, pi, mu_last)[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("samples", [0, 300])
+def test_fused_kernel_matches_the_numpy_engine_with_the_published_rule(samples):
+    rng = np.random.default_rng(9)
+    truth = b.random_mixture(3, 5, rng)
+    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
+    draws = [b.random_mixture(3, 5, rng) for _ in range(10)]
+    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    runs = [run_batch(b, data, pi, mu, "gd", 60, 1e-7, step=0.5, fused=fused, gd_boundary="as_published")
+            for fused in (True, False)]
+    assert list(runs[0].status) == list(runs[1].status)
+    np.testing.assert_allclose(runs[0].mu, runs[1].mu, atol=1e-10, rtol=0)
+    np.testing.assert_array_equal(runs[0].touched_boundary, runs[1].touched_boundary)
+    assert runs[0].touched_boundary.any()
+    exact = run_batch(b, data, pi, mu, "gd", 60, 1e-7, step=0.5)
+    assert np.abs(exact.mu - runs[0].mu).max() > 1e-6  # the rule matters once the boundary is reached
+
+
+def test_em_from_inside_never_touches_the_boundary_on_population_data():
+    data, pi, mu = batch()
+    assert not run_batch(b, data, pi, mu, "em", 200, 1e-5).touched_boundary.any()

@@ -189,26 +189,56 @@ def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray):
     return pi * z, np.clip(new_mu, 0.0, 1.0), _loss(data, ev.log_p)
 
 
-def gradient(data: PatternSet, pi: np.ndarray, mu: np.ndarray):
+BOUNDARY_RULES = ("exact", "as_published")  # GD's term for a mean at exactly 0 or 1
+
+
+def _check_boundary_rule(boundary: str) -> None:
+    if boundary not in BOUNDARY_RULES:
+        raise ValueError(f"unknown boundary rule {boundary!r} (one of {', '.join(BOUNDARY_RULES)})")
+
+
+def gradient(data: PatternSet, pi: np.ndarray, mu: np.ndarray, boundary: str = "exact"):
     """Gradient of the loss: (d l / d pi [T, m], d l / d mu [T, m, D], loss [T]).
 
     d l / d pi_c = -Z_c (eq. 2.10); d l / d mu_cj from eq. 2.13, written as
     -pi_c (E[gamma_c x_j] / mu_cj - E[gamma_c (1 - x_j)] / (1 - mu_cj)) away from the boundary,
-    plus the exact one-sided limit for patterns whose only zero factor is feature j.
+    plus, for each pattern whose only zero factor (a mean at exactly 0 or 1) is feature j0:
+    - ``exact``: the one-sided limit -pi_c w(x) (-1)^(1-x_j0) prod_{i != j0} B(x_i|mu_ci) / p(x),
+      added to d l / d mu_{c,j0};
+    - ``as_published``: what the authors' code computes there (PROTOCOLS.md):
+      -pi_c w(x) (-1)^(1-x_{D-1}) prod_{i < j0} B(x_i|mu_ci) / p(x), added to d l / d mu_{c,D-1}.
     Trials with infinite loss get a zero gradient.
     """
+    _check_boundary_rule(boundary)
     ev = _evaluate(data, pi, mu)
     z, zx = _responsibility_sums(ev, data)
     # E[gamma_c x_j] carries the factor mu_cj and E[gamma_c (1-x_j)] the factor 1-mu_cj, so the
     # divisions below are well conditioned; where mu_cj = 0 (resp. 1) that sum is exactly 0.
     with np.errstate(divide="ignore", invalid="ignore"):
         inner = np.where(mu > 0, zx / mu, 0.0) - np.where(mu < 1, (z[:, :, None] - zx) / (1.0 - mu), 0.0)
-    if ev.one_zero is not None:
+    if ev.one_zero is not None and boundary == "exact":
         h_one = np.where(ev.one_zero, ev.h, 0.0)
         ones = _pattern_sums(h_one, data)  # patterns with x_j = 1
         zeros = h_one.sum(axis=2)[:, :, None] - ones  # patterns with x_j = 0
         inner += np.where(ev.at_zero, ones, 0.0) - np.where(ev.at_one, zeros, 0.0)
+    elif ev.one_zero is not None:
+        inner[:, :, -1] += _published_boundary_terms(data, mu, ev)
     return -z, -pi[:, :, None] * inner, _loss(data, ev.log_p)
+
+
+def _published_boundary_terms(data: PatternSet, mu: np.ndarray, ev: _Evaluation) -> np.ndarray:
+    """[T, m]: sum over single-zero patterns of w (-1)^(1-x_{D-1}) prod_{i<j0} B_i / p(x)."""
+    x = data.patterns[None, None]  # [1, 1, P, D]
+    zero = x * ev.at_zero[:, :, None, :] + (1 - x) * ev.at_one[:, :, None, :]  # [T, m, P, D]
+    first_zero = zero.argmax(axis=3)[..., None]
+    with np.errstate(divide="ignore"):
+        log_factor = np.where(x == 1, np.log(mu)[:, :, None, :], np.log(1 - mu)[:, :, None, :])
+    log_factor = np.where(zero > 0, 0.0, log_factor)
+    before = np.take_along_axis(np.cumsum(log_factor, axis=3) - log_factor, first_zero, axis=3)[..., 0]
+    finite = np.isfinite(ev.log_p)  # [T, P]
+    log_p = np.where(finite, ev.log_p, 0.0)[:, None, :]
+    term = np.where(ev.one_zero & finite[:, None, :], data.weights * np.exp(np.minimum(before - log_p, 700.0)), 0.0)
+    return term @ (2.0 * data.patterns[:, -1] - 1.0)
 
 
 def project_to_simplex(v: np.ndarray) -> np.ndarray:
@@ -224,26 +254,28 @@ def project_to_simplex(v: np.ndarray) -> np.ndarray:
     return np.maximum(v - theta[:, None], 0.0)
 
 
-def gd_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, step: float):
+def gd_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, step: float, boundary: str = "exact"):
     """One projected GD step (eq. 2.17): (new pi, new mu, loss at the current parameters)."""
-    grad_pi, grad_mu, current_loss = gradient(data, pi, mu)
+    grad_pi, grad_mu, current_loss = gradient(data, pi, mu, boundary)
     new_pi = project_to_simplex(pi - step * grad_pi)
     new_mu = np.clip(mu - step * grad_mu, 0.0, 1.0)
     return new_pi, new_mu, current_loss
 
 
 def run_fused(data: PatternSet, pi: np.ndarray, mu: np.ndarray, algorithm: str, max_iter: int, tol: float,
-              step: float | None):
+              step: float | None, boundary: str = "exact"):
     """The whole EM or GD loop of every trial in the compiled kernel of :mod:`bernoulli_fused`.
 
-    Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T]).
+    Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T]).
     """
     from emrun.models import bernoulli_fused as kernel
 
+    _check_boundary_rule(boundary)
     bits = np.ascontiguousarray(data.patterns, dtype=np.uint8)
     codes = bits.astype(np.int64) @ (1 << np.arange(bits.shape[1], dtype=np.int64))
-    final_pi, final_mu, iterations, status = kernel.fused_run(
+    final_pi, final_mu, iterations, status, touched = kernel.fused_run(
         bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
-        np.ascontiguousarray(mu, dtype=float), algorithm == "gd", float(step or 0.0), int(max_iter), float(tol))
+        np.ascontiguousarray(mu, dtype=float), algorithm == "gd", float(step or 0.0), int(max_iter), float(tol),
+        boundary == "as_published")
     names = np.array(["capped", "converged", "diverged"], dtype=object)
-    return final_pi, final_mu, iterations, names[status]
+    return final_pi, final_mu, iterations, names[status], touched

@@ -47,10 +47,12 @@ def _project_to_simplex(v, out, u):
 
 
 @njit(cache=True)
-def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol):
+def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol, as_published):
     """Run EM (gd=False) or projected GD (gd=True) on every trial of pi0 [T, m], mu0 [T, m, D].
 
-    Returns final pi, mu, iterations [T] and status [T] (CAPPED, CONVERGED or DIVERGED).
+    ``as_published`` selects the authors' boundary term for GD instead of the exact limit (see
+    :func:`emrun.models.bernoulli.gradient`). Returns final pi, mu, iterations [T], status [T]
+    (CAPPED, CONVERGED or DIVERGED) and whether each trial ever had a mean at exactly 0 or 1.
 
     Trials are lanes of arrays whose last axis is the trial, so the loops over patterns,
     components and features run over all active trials at once (which the compiler vectorises).
@@ -77,6 +79,8 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     product, bits = np.empty((m, n_trials)), np.empty((m, n_trials), np.int64)
     mixture, scale, usable = np.empty(n_trials), np.empty(n_trials), np.empty(n_trials)
     impossible = np.zeros(n_trials, dtype=np.bool_)
+    touched = np.zeros(n_trials, dtype=np.bool_)
+    lane_log_p = np.zeros(n_trials)
     z, s1, extra = np.empty((m, n_trials)), np.empty((m, D, n_trials)), np.empty((m, D, n_trials))
     log_f = np.empty(m)
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
@@ -98,6 +102,10 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                     table[j, 1, c, t] = 1.0 if high == 0.0 else high
                     zero_if_one[c, t] |= (high == 0.0) << j
                     zero_if_zero[c, t] |= (low == 0.0) << j
+        for c in range(m):
+            for t in range(n):
+                if zero_if_one[c, t] | zero_if_zero[c, t]:
+                    touched[lane_trial[t]] = True
         z[:, :n] = 0.0
         s1[:, :, :n] = 0.0
         extra[:, :, :n] = 0.0
@@ -147,6 +155,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                     if bits[c, t] == 0 and pi[c, t] > 0.0:
                         scaled += np.exp(np.log(pi[c, t]) + log_f[c] - top)
                 log_p = top + np.log(scaled)
+                lane_log_p[t] = log_p
                 for c in range(m):
                     product[c, t] = np.exp(min(log_f[c] - log_p, 700.0))
                 scale[t] = weights[p]
@@ -164,7 +173,20 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                         b = bits[c, t]
                         if b != 0 and b & (b - 1) == 0:  # exactly one zero factor, at feature j
                             j = bit_position[b]
-                            extra[c, j, t] += (product[c, t] * scale[t]) * (2.0 * row[j] - 1.0)
+                            if not as_published:
+                                extra[c, j, t] += (product[c, t] * scale[t]) * (2.0 * row[j] - 1.0)
+                                continue
+                            # The authors' term: factors before j only, sign and slot of the last feature.
+                            if mixture[t] >= _TINY:
+                                partial = scale[t]
+                                for i in range(j):
+                                    partial *= table[i, x[i], c, t]
+                            else:
+                                total = 0.0
+                                for i in range(j):
+                                    total += np.log(table[i, x[i], c, t])
+                                partial = weights[p] * np.exp(min(total - lane_log_p[t], 700.0))
+                            extra[c, D - 1, t] += partial * (2.0 * row[D - 1] - 1.0)
 
         # Updates, stopping rules and lane hand-over, trial by trial.
         t = 0
@@ -230,4 +252,4 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
             pi_out[trial, c] = pi[c, t]
             for j in range(D):
                 mu_out[trial, c, j] = mu[c, j, t]
-    return pi_out, mu_out, iterations, status
+    return pi_out, mu_out, iterations, status, touched

@@ -24,7 +24,8 @@ CELL = ["m", "D", "algorithm"]
 
 def cell_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (m, D, algorithm): counts, rate with Wilson interval, convergence and cost."""
-    rows = rows.assign(hit=ended_at_k_cluster(rows), diverged=rows["status"] == "diverged",
+    touched = rows["touched_boundary"].fillna(False).astype(bool) if "touched_boundary" in rows else False
+    rows = rows.assign(hit=ended_at_k_cluster(rows), diverged=rows["status"] == "diverged", touched=touched,
                        capped=rows["status"] == "capped",
                        hit_near_optimal=ended_at_k_cluster(rows) & (rows["likelihood_ratio"] >= NEAR_OPTIMAL),
                        run_seconds=rows["batch_seconds"] / rows.groupby("batch_id")["run_index"].transform("size"))
@@ -32,7 +33,7 @@ def cell_summary(rows: pd.DataFrame) -> pd.DataFrame:
     table = grouped.agg(
         truths=("truth_index", "nunique"), runs=("run_index", "size"), k_cluster=("hit", "sum"),
         k_cluster_near_optimal=("hit_near_optimal", "sum"), diverged=("diverged", "sum"), capped=("capped", "sum"),
-        min_ratio=("likelihood_ratio", "min"), median_iterations=("iterations", "median"),
+        min_ratio=("likelihood_ratio", "min"), median_iterations=("iterations", "median"), touched=("touched", "sum"),
         seconds=("run_seconds", "sum"),
     ).reset_index()
     table["rate"] = table["k_cluster"] / table["runs"]
@@ -226,6 +227,11 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, many: tuple[str, pd.
                     lambda r: f"{r.gd:.2f} / {r.em:.2f}"), "",
             f"Diverged runs: GD {int(summary[summary['algorithm'] == 'gd']['diverged'].sum())}, "
             f"EM {int(summary[summary['algorithm'] == 'em']['diverged'].sum())}.", ""]
+    if "touched_boundary" in rows:
+        gd_cells = summary[summary["algorithm"] == "gd"]
+        out += [f"GD's boundary rule: `{config.get('gd_boundary', 'exact')}`. Runs whose means ever sat at exactly 0 or 1 "
+                "(where the rule matters), per cell:", "",
+                grid_table(gd_cells, lambda r: f"{r.touched} of {r.runs}"), ""]
     out += ["## Cost", "", _cost_table(summary), ""]
     out += ["## Deviations from the paper", "", *deviations(config, verdicts), ""]
     out += provenance_section(manifest, [artefact] if artefact else [], command)

@@ -59,6 +59,8 @@ def em_never_k_cluster(rows: pd.DataFrame) -> Verdict:
 
 def em_always_near_optimal(rows: pd.DataFrame) -> Verdict:
     em = rows[rows["algorithm"] == "em"]
+    if em.empty:
+        return Verdict(f"Every EM run is near-optimal (likelihood ratio >= {NEAR_OPTIMAL})", False, "no EM runs.")
     ratios = em["likelihood_ratio"]
     below = int((ratios < NEAR_OPTIMAL).sum())
     worst = em.loc[ratios.idxmin()]
@@ -72,6 +74,8 @@ def gd_more_often_than_em(rows: pd.DataFrame) -> Verdict:
     keys = ["m", "D", "truth_index", "run_index"]
     flags = rows.assign(hit=ended_at_k_cluster(rows)).pivot_table(index=keys, columns="algorithm", values="hit",
                                                                     aggfunc="first")
+    if not {"em", "gd"} <= set(flags.columns):
+        return Verdict("GD ends at a k-cluster point more often than EM", False, "needs both EM and GD runs.")
     flags = flags.dropna().astype(bool)
     gd_only = int((flags["gd"] & ~flags["em"]).sum())
     em_only = int((~flags["gd"] & flags["em"]).sum())
