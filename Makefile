@@ -49,6 +49,7 @@ paper: install
 extended: paper
 	$(SWEEP) configs/bmm_table1_many_truths.yaml
 	$(SWEEP) configs/bmm_table2_many_truths.yaml
+	$(SWEEP) configs/bmm_table1_as_published.yaml
 	$(SWEEP) configs/bmm_table3_50_truths.yaml
 	$(BIN)/emrun report
 

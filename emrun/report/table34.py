@@ -178,8 +178,8 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> tup
             "- Truths are drawn in blocks, so a few truths past the last one kept are run and not used.",
             "- l* is the entropy of the truth; the authors' code used the loss EM reached (PROTOCOLS.md), which agrees "
             "to about 1e-6.",
-            "- GD's gradient at a mean of exactly 0 or 1 is the exact one-sided limit of eq. 2.13, not the authors' "
-            "variant (PROTOCOLS.md).",
+            f"- GD's boundary rule (a mean at exactly 0 or 1): `{config.get('gd_boundary', 'exact')}` (PROTOCOLS.md "
+            "describes the authors' variant).",
             *[f"- Claim not reproduced: {v.claim}. {v.evidence}" for v in verdicts if not v.holds], ""]
     out += provenance_section(manifest, ["uai2019_table3", "uai2019_table4"], command)
     cells.to_csv(folder / "cells.csv", index=False, float_format="%.6g")
