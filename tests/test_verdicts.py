@@ -75,3 +75,14 @@ def test_wilson_interval_and_truth_spread():
     spread = truth_spread(synthetic_rows(lambda m, D: 0.25, truths=3))
     spread = spread[spread["algorithm"] == "gd"]
     assert spread["mean_rate"].eq(0.25).all() and spread["truths"].eq(3).all()
+
+
+def test_rule_comparison_counts_published_cells_in_each_rules_range():
+    from emrun.report.kcluster import rule_comparison
+
+    low = synthetic_rows(lambda m, D: 0.0, truths=3, runs=20)
+    published_like = synthetic_rows(lambda m, D: 0.45, truths=3, runs=20)
+    table, agree = rule_comparison({"exact": ("a", low), "as_published": ("b", published_like)}, "uai2019_table2")
+    assert (table["exact"] == 0).all() and (table["as_published"] == 0.45).all()
+    assert agree["exact"] == 1  # Table 2's one published 0.000 (m = 2, D = 4) lies in a [0, 0] range
+    assert agree["as_published"] == 0  # no published value is exactly 0.45

@@ -15,8 +15,8 @@ from emrun.store import MANIFEST, has_rows, load_results, result_folders
 INDEX = "REPORT.md"
 
 
-def _protocol(config: dict) -> str:
-    same = {k: v for k, v in config.items() if k not in ("name", "description", "truths")}
+def _protocol(config: dict, ignore: tuple[str, ...] = ()) -> str:
+    same = {k: v for k, v in config.items() if k not in ("name", "description", "truths", *ignore)}
     return json.dumps(same, sort_keys=True)
 
 
@@ -33,6 +33,20 @@ def many_truths_companion(folder: Path, root: Path) -> Path | None:
         truths = other_config["truths"]
         if other != folder and isinstance(truths, int) and truths > best_truths and \
                 _protocol(other_config) == _protocol(config) and has_rows(other):
+            best, best_truths = other, truths
+    return best
+
+
+def other_rule_companion(folder: Path, root: Path) -> Path | None:
+    """A many-truths results folder of the same protocol run with the other GD boundary rule."""
+    config = _manifest(folder)["config"]
+    rule = config.get("gd_boundary", "exact")
+    best, best_truths = None, 1
+    for other in result_folders(root):
+        other_config = _manifest(other)["config"]
+        truths = other_config["truths"]
+        if isinstance(truths, int) and truths > best_truths and other_config.get("gd_boundary", "exact") != rule and \
+                _protocol(other_config, ("gd_boundary",)) == _protocol(config, ("gd_boundary",)) and has_rows(other):
             best, best_truths = other, truths
     return best
 
@@ -60,7 +74,14 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
             companion = many_truths_companion(folder, root)
             if companion is not None:
                 many = (companion.name, rows_of(companion))
-        path, _ = kcluster.write(rows, manifest, folder, many, command)
+        # Both GD boundary rules over many truths, when both were run: how much each explains.
+        rules = {}
+        own_many = many[1] if many is not None else (rows if manifest["config"]["truths"] != 1 else None)
+        other = other_rule_companion(folder, root)
+        if own_many is not None and other is not None:
+            rules = {manifest["config"].get("gd_boundary", "exact"): (folder.name if many is None else many[0], own_many),
+                     _manifest(other)["config"].get("gd_boundary", "exact"): (other.name, rows_of(other))}
+        path, _ = kcluster.write(rows, manifest, folder, many, command, rules)
         written.append(path)
     written.append(write_index(root, command))
     return written

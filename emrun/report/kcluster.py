@@ -158,8 +158,22 @@ def _rate(row) -> str:
     return f"{row.rate:.3f} [{row.wilson_low:.2f}, {row.wilson_high:.2f}]"
 
 
+def rule_comparison(rules: dict[str, tuple[str, pd.DataFrame]], artefact: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Per cell, the mean single-truth GD rate under each boundary rule beside the published value,
+    and for each rule how many published cells lie in its 5-95% range of single-truth rates."""
+    table = paper_values.grid(artefact)
+    agree = {}
+    for rule, (_, rule_rows) in rules.items():
+        spread = truth_spread(rule_rows)
+        spread = spread[spread["algorithm"] == "gd"][["m", "D", "mean_rate", "low", "high"]]
+        table = table.merge(spread.rename(columns={"mean_rate": rule, "low": f"{rule}_low", "high": f"{rule}_high"}),
+                            on=["m", "D"], how="left")
+        agree[rule] = int(((table["published"] >= table[f"{rule}_low"]) & (table["published"] <= table[f"{rule}_high"])).sum())
+    return table, agree
+
+
 def write(rows: pd.DataFrame, manifest: dict, folder: Path, many: tuple[str, pd.DataFrame] | None,
-          command: str) -> tuple[Path, list]:
+          command: str, rules: dict[str, tuple[str, pd.DataFrame]] | None = None) -> tuple[Path, list]:
     """Write report.md, cells.csv and the figures of one k-cluster experiment into ``folder``."""
     config = manifest["config"]
     artefact = config["compare_to"]
@@ -207,6 +221,17 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, many: tuple[str, pd.
                     "Mean over truths of the single-truth GD rate, and its 5-95% range.", "",
                     grid_table(agreed, lambda r: f"{r.mean_rate:.3f} [{r.low:.2f}, {r.high:.2f}]"), "",
                     "![spread](truth_spread.png)", ""]
+    if rules and artefact and len(rules) == 2:
+        compared, agree = rule_comparison(rules, artefact)
+        names = list(rules)
+        out += ["## GD's boundary rule: the exact limit of eq. 2.13 against the authors' term", "",
+                "Where GD has clipped a mean to exactly 0 or 1, the authors' code computes a different gradient term "
+                "(PROTOCOLS.md). Mean single-truth GD rate over the truths of each run, "
+                f"{' / '.join(f'`{rule}` (`{rules[rule][0]}`)' for rule in names)} / published:", "",
+                grid_table(compared, lambda r: " / ".join(f"{getattr(r, rule):.3f}" for rule in names)
+                           + f" / {r.published:.3f}"), "",
+                "Published cells inside each rule's 5-95% range of single-truth rates: "
+                + ", ".join(f"`{rule}` {agree[rule]} of {len(compared)}" for rule in names) + ".", ""]
     em = summary[summary["algorithm"] == "em"]
     out += ["## EM: fraction of runs ending at a k-cluster point", "", "Rate [95% Wilson interval]; min likelihood ratio.", "",
             grid_table(em, lambda r: f"{_rate(r)}; min {r.min_ratio:.4f}"), ""]
