@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import emrun as emrun_package
+from emrun.selection import first_k_cluster_run, truths_needed
 from emrun.store import TIMING_COLUMNS, load_results
 from tests.conftest import emrun
 
@@ -146,8 +147,15 @@ stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
 """)
     emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)
     rows = load_results(tmp_path / "results" / "fk")
-    per_cell = rows.groupby(["D", "algorithm"])["truth_index"].nunique()
-    assert all(n % 2 == 0 or n == 12 for n in per_cell)  # whole blocks of 2 truths
+    firsts = first_k_cluster_run(rows)
+    for D in (3, 4):
+        mine = firsts[firsts["D"] == D]
+        drawn = rows[rows["D"] == D].groupby("algorithm")["truth_index"].nunique()
+        # Whole blocks of 2, stopping at the first block that completes 3 truths with a k-cluster
+        # point (or at 12 truths), for EM and GD alike.
+        assert drawn["em"] == drawn["gd"] == truths_needed(mine, 3, 2, 12)
+        hits = (mine["first_run"] >= 0).cumsum().to_numpy()
+        assert drawn["gd"] == 12 or (hits[drawn["gd"] - 1] >= 3 and (drawn["gd"] == 2 or hits[drawn["gd"] - 3] < 3))
     assert (rows[rows["algorithm"] == "em"].groupby("D")["run_index"].max() == 0).all()
     again = emrun("sweep", str(config), "--quiet", cwd=tmp_path)
     assert "0 run now" in again.stdout  # the plan is complete: nothing more to draw

@@ -24,31 +24,31 @@ def _manifest(folder: Path) -> dict:
     return json.loads((folder / MANIFEST).read_text())
 
 
-def many_truths_companion(folder: Path, root: Path) -> Path | None:
-    """The results folder of the same protocol with the most random truths (> 1), if any."""
+def _most_truths(folder: Path, root: Path, ignore: tuple[str, ...], differs: str | None) -> Path | None:
+    """The stored folder with the most random truths (> 1) whose config equals this one's but for
+    name, description, truths and ``ignore``; with ``differs``, that key must differ too."""
     config = _manifest(folder)["config"]
     best, best_truths = None, 1
     for other in result_folders(root):
         other_config = _manifest(other)["config"]
         truths = other_config["truths"]
-        if other != folder and isinstance(truths, int) and truths > best_truths and \
-                _protocol(other_config) == _protocol(config) and has_rows(other):
+        if other == folder or not isinstance(truths, int) or truths <= best_truths or not has_rows(other):
+            continue
+        if differs is not None and other_config.get(differs, "exact") == config.get(differs, "exact"):
+            continue
+        if _protocol(other_config, ignore) == _protocol(config, ignore):
             best, best_truths = other, truths
     return best
+
+
+def many_truths_companion(folder: Path, root: Path) -> Path | None:
+    """The results folder of the same protocol with the most random truths (> 1), if any."""
+    return _most_truths(folder, root, (), None)
 
 
 def other_rule_companion(folder: Path, root: Path) -> Path | None:
     """A many-truths results folder of the same protocol run with the other GD boundary rule."""
-    config = _manifest(folder)["config"]
-    rule = config.get("gd_boundary", "exact")
-    best, best_truths = None, 1
-    for other in result_folders(root):
-        other_config = _manifest(other)["config"]
-        truths = other_config["truths"]
-        if isinstance(truths, int) and truths > best_truths and other_config.get("gd_boundary", "exact") != rule and \
-                _protocol(other_config, ("gd_boundary",)) == _protocol(config, ("gd_boundary",)) and has_rows(other):
-            best, best_truths = other, truths
-    return best
+    return _most_truths(folder, root, ("gd_boundary",), "gd_boundary")
 
 
 def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
