@@ -122,5 +122,30 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
         click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.argument("trial_id", metavar="TRIAL_ID")
+@click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--every", type=click.IntRange(1), default=None, help="Print every K-th iteration of the trace.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Also save the trace as a plot.")
+def replay(trial_id: str, results_root: str, every: int | None, plot_path: str | None) -> None:
+    """Re-run one stored trial from its seeds, check it reproduces its row, and show its trace.
+
+    TRIAL_ID is CONFIG/BATCH_ID/RUN, e.g. gmm_figure2/m2-D2-em-near_one_cluster-truth3/0
+    (the config name, and the batch_id and run_index columns of the row).
+    """
+    from emrun import replay as replaying
+
+    try:
+        outcome = replaying.replay(Path(results_root), trial_id, every)
+    except (replaying.ReplayError, StoreError) as error:
+        _fail(str(error))
+    click.echo(outcome.text)
+    if plot_path:
+        replaying.plot(outcome.trace, Path(plot_path), trial_id)
+        click.echo(f"wrote {plot_path}")
+    if not outcome.reproduced:
+        _fail("the re-run does not reproduce the stored row", code=1)
+
+
 if __name__ == "__main__":
     main()

@@ -17,12 +17,14 @@ from typing import Any
 
 import yaml
 
+from emrun.algorithms import RECORDABLE
 from emrun.models.bernoulli import BOUNDARY_RULES as GD_BOUNDARY_RULES
+from emrun.models.bernoulli import EM_UPDATES
 
-MODELS = ("bernoulli",)
+MODELS = ("bernoulli", "gaussian")
 ALGORITHMS = ("em", "gd")
 INIT_SCHEMES = ("uniform", "near_one_cluster", "given")
-ARTEFACTS = ("uai2019_table1", "uai2019_table2", "uai2019_table3")
+ARTEFACTS = ("uai2019_table1", "uai2019_table2", "uai2019_table3", "uai2019_figure2")
 EXPERIMENTS = ("grid", "first_k_cluster")
 PAPER_STOPPING = {"em": {"max_iter": 20000, "tol": 1.0e-5}, "gd": {"max_iter": 10000, "tol": 1.0e-7}}
 
@@ -40,11 +42,13 @@ class Cell:
     algorithm: str
     step: float | None  # GD only
     init: str
+    max_iter: int | None = None  # GD's iteration cap when the grid varies it; else the stopping rule's
 
     @property
     def label(self) -> str:
         step = f"-step{self.step:g}" if self.step is not None else ""
-        return f"m{self.m}-D{self.D}-{self.algorithm}{step}-{self.init}"
+        cap = f"-cap{self.max_iter}" if self.max_iter is not None else ""
+        return f"m{self.m}-D{self.D}-{self.algorithm}{step}{cap}-{self.init}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class Config:
         cells = []
         for m, D, algorithm, init in product(grid["m"], grid["D"], grid["algorithm"], grid["init"]):
             steps = grid["step"] if algorithm == "gd" else [None]
-            cells.extend(Cell(m, D, algorithm, step, init) for step in steps)
+            caps = grid.get("gd_max_iter", [None]) if algorithm == "gd" else [None]
+            cells.extend(Cell(m, D, algorithm, step, init, cap) for step in steps for cap in caps)
         return cells
 
     @property
@@ -178,9 +183,9 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     check = _Checker(source, marks)
     check.mapping(raw, "", {
         "name": True, "description": False, "model": False, "experiment": False, "compare_to": False, "seed": True,
-        "gd_boundary": False,
+        "gd_boundary": False, "em_update": False,
         "grid": True, "data": False, "truths": False, "runs": False, "stopping": False,
-        "k_cluster_threshold": False, "init_options": False,
+        "k_cluster_threshold": False, "init_options": False, "record": False,
     })
     name = raw["name"]
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
@@ -192,11 +197,15 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     gd_boundary = check.choice(raw.get("gd_boundary", "exact"), "gd_boundary", GD_BOUNDARY_RULES)
     if gd_boundary != "exact":
         out["gd_boundary"] = gd_boundary
+    em_update = check.choice(raw.get("em_update", "simultaneous"), "em_update", EM_UPDATES)
+    if em_update != "simultaneous":
+        out["em_update"] = em_update
     compare_to = raw.get("compare_to")
     out["compare_to"] = None if compare_to is None else check.choice(compare_to, "compare_to", ARTEFACTS)
     out["seed"] = check.integer(raw["seed"], "seed", 0)
 
-    grid = check.mapping(raw["grid"], "grid", {"m": True, "D": True, "algorithm": False, "step": False, "init": False})
+    grid = check.mapping(raw["grid"], "grid", {"m": True, "D": True, "algorithm": False, "step": False, "init": False,
+                                               "gd_max_iter": False})
     out["grid"] = {
         "m": [check.integer(v, "grid.m", 1, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
         "D": [check.integer(v, "grid.D", 1, 16) for v in check.nonempty_list(grid["D"], "grid.D")],
@@ -206,6 +215,9 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
         "init": [check.choice(v, "grid.init", INIT_SCHEMES)
                  for v in check.nonempty_list(grid.get("init", ["uniform"]), "grid.init")],
     }
+    if "gd_max_iter" in grid:  # GD's iteration cap as a grid dimension (overrides stopping.gd.max_iter)
+        out["grid"]["gd_max_iter"] = [check.integer(v, "grid.gd_max_iter", 1)
+                                      for v in check.nonempty_list(grid["gd_max_iter"], "grid.gd_max_iter")]
 
     data = raw.get("data", "population")
     if data == "population":
@@ -226,8 +238,10 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
             "max": check.integer(rule.get("max", 200), "truths.max", 1),
         }
         grid_out = out["grid"]
-        if "gd" not in grid_out["algorithm"] or len(grid_out["step"]) != 1 or len(grid_out["init"]) != 1:
-            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step and one grid.init")
+        if "gd" not in grid_out["algorithm"] or len(grid_out["step"]) != 1 or len(grid_out["init"]) != 1 \
+                or len(grid_out.get("gd_max_iter", [0])) != 1:
+            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init "
+                               "and at most one grid.gd_max_iter")
     elif isinstance(truths, list):
         out["truths"] = [_check_mixture(check, t, f"truths[{i}]") for i, t in enumerate(truths)]
         if not out["truths"]:
@@ -257,7 +271,8 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
         }
     out["k_cluster_threshold"] = check.number(raw.get("k_cluster_threshold", 5.0e-4), "k_cluster_threshold", below_one=True)
 
-    options = check.mapping(raw.get("init_options", {}), "init_options", {"epsilon": False, "given": False})
+    options = check.mapping(raw.get("init_options", {}), "init_options", {"epsilon": False, "given": False,
+                                                                                  "at_data_mean": False})
     out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon", below_one=True)}
     if "given" in out["grid"]["init"]:
         given = options.get("given")
@@ -268,6 +283,24 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
         out["init_options"]["given"] = [_check_mixture(check, g, f"init_options.given[{i}]") for i, g in enumerate(given)]
     elif "given" in options:
         check.fail("init_options.given", "'init_options.given' is set but 'given' is not in grid.init")
+    if "at_data_mean" in options:  # the algorithms whose components 2..m start at the data mean
+        chosen = [check.choice(a, "init_options.at_data_mean", ALGORITHMS)
+                  for a in check.nonempty_list(options["at_data_mean"], "init_options.at_data_mean")]
+        out["init_options"]["at_data_mean"] = chosen
+
+    if "record" in raw:  # per-iteration traces, stored beside the rows
+        record = check.mapping(raw["record"], "record", {"quantities": True, "every": False})
+        out["record"] = {
+            "quantities": [check.choice(q, "record.quantities", RECORDABLE)
+                           for q in check.nonempty_list(record["quantities"], "record.quantities")],
+            "every": check.integer(record.get("every", 1), "record.every", 1),
+        }
+    if out["model"] == "gaussian":
+        if out["data"]["kind"] != "samples":
+            check.fail("data", "model 'gaussian' needs finite samples: data: {samples: N}")
+        for key, default in (("gd_boundary", "exact"), ("em_update", "simultaneous")):
+            if key in out:
+                check.fail(key, f"'{key}' applies to model 'bernoulli' only (the Gaussian family has {default!r})")
     return out
 
 

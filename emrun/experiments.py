@@ -17,7 +17,10 @@ from emrun import seeds, selection
 from emrun.algorithms import CONVERGED
 from emrun.algorithms import run_batch as run_algorithm
 from emrun.config import Cell, Config
-from emrun.models import bernoulli
+from emrun.models import bernoulli, gaussian
+from emrun.store import BatchResult
+
+FAMILIES = {"bernoulli": bernoulli, "gaussian": gaussian}
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,25 @@ def plan(config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
     return batches
 
 
+def find_batch(config: Config, batch_id: str) -> BatchSpec:
+    """The batch of a config with this id (as stored in its rows); KeyError if there is none."""
+    for cell in config.cells():
+        prefix = f"{cell.label}-truth"
+        if batch_id.startswith(prefix) and batch_id[len(prefix):].isdigit():
+            return BatchSpec(batch_id, cell, int(batch_id[len(prefix):]))
+    raise KeyError(batch_id)
+
+
 def estimated_cost(values: dict, spec: BatchSpec) -> float:
     """Relative run time of a batch (patterns x components x iteration cap), to start long ones first."""
     cell = spec.cell
     patterns = 2**cell.D if values["data"]["kind"] == "population" else min(values["data"]["n"], 2**cell.D)
-    return float(patterns * cell.m * values["stopping"][cell.algorithm]["max_iter"] * values["runs"][cell.algorithm])
+    return float(patterns * cell.m * max_iterations(values, cell) * values["runs"][cell.algorithm])
+
+
+def max_iterations(values: dict, cell: Cell) -> int:
+    """The cell's iteration cap: the grid's, if it varies the cap, else the stopping rule's."""
+    return cell.max_iter if cell.max_iter is not None else values["stopping"][cell.algorithm]["max_iter"]
 
 
 def true_mixture(values: dict, m: int, D: int, truth_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,27 +82,31 @@ def true_mixture(values: dict, m: int, D: int, truth_index: int) -> tuple[np.nda
     if isinstance(truths, list):
         given = truths[truth_index]
         return np.array(given["pi"]), np.array(given["mu"])
-    return bernoulli.random_mixture(m, D, seeds.generator(values["seed"], seeds.truth_key(m, D, truth_index)))
+    family = FAMILIES[values["model"]]
+    return family.random_mixture(m, D, seeds.generator(values["seed"], seeds.truth_key(m, D, truth_index)))
 
 
-def make_data(values: dict, m: int, D: int, truth_index: int, pi: np.ndarray, mu: np.ndarray) -> bernoulli.PatternSet:
-    """The population of the truth, or a sample of it aggregated to patterns with counts."""
-    spec = values["data"]
+def make_data(values: dict, m: int, D: int, truth_index: int, pi: np.ndarray, mu: np.ndarray):
+    """The population of the truth (Bernoulli: every pattern with its probability), or a sample."""
+    spec, family = values["data"], FAMILIES[values["model"]]
     if spec["kind"] == "population":
-        return bernoulli.population_patterns(pi, mu)
+        return family.population(pi, mu)
     rng = seeds.generator(values["seed"], seeds.data_key(m, D, truth_index, spec["n"]))
-    return bernoulli.sample_patterns(pi, mu, spec["n"], rng)
+    return family.sample(pi, mu, spec["n"], rng)
 
 
-def initial_points(values: dict, cell: Cell, truth_index: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Initial pi [R, m] and mu [R, m, D] of the R runs, with the seed of each."""
+def initial_points(values: dict, cell: Cell, truth_index: int, data=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Initial pi [R, m] and mu [R, m, D] of the R runs, with the seed of each.
+
+    ``data`` is needed only when ``init_options.at_data_mean`` lists the cell's algorithm: then
+    every component but the first starts at the data mean (the paper's GD init for Figure 2)."""
     m, D, runs, seed = cell.m, cell.D, values["runs"][cell.algorithm], values["seed"]
     if cell.init == "given":
         given = values["init_options"]["given"][:runs]
         return (np.array([g["pi"] for g in given]), np.array([g["mu"] for g in given]),
                 [f"given:{r}" for r in range(runs)])
     keys = [seeds.init_key(m, D, truth_index, r) for r in range(runs)]
-    draws = [bernoulli.random_mixture(m, D, seeds.generator(seed, key)) for key in keys]
+    draws = [FAMILIES[values["model"]].random_init(m, D, seeds.generator(seed, key)) for key in keys]
     pi = np.array([d[0] for d in draws])
     mu = np.array([d[1] for d in draws])
     if cell.init == "near_one_cluster":
@@ -93,11 +114,13 @@ def initial_points(values: dict, cell: Cell, truth_index: int) -> tuple[np.ndarr
         epsilon = values["init_options"]["epsilon"]
         rest = pi[:, 1:]
         pi = np.concatenate([np.full((runs, 1), epsilon), rest * ((1 - epsilon) / rest.sum(axis=1, keepdims=True))], axis=1)
+    if cell.algorithm in values["init_options"].get("at_data_mean", []):
+        mu[:, 1:] = data.mean
     return pi, mu, [seeds.describe(seed, key) for key in keys]
 
 
-def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> list[dict]:
-    """Run one batch and return its rows (one dict per run)."""
+def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> BatchResult:
+    """Run one batch: its rows (one dict per run) and, if the config records any, its traces."""
     cell, t = spec.cell, spec.truth_index
     if isinstance(values["truths"], list):
         truth_seed = f"given:{t}"
@@ -105,16 +128,21 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> list[dict]:
         truth_seed = seeds.describe(values["seed"], seeds.truth_key(cell.m, cell.D, t))
     true_pi, true_mu = true_mixture(values, cell.m, cell.D, t)
     data = make_data(values, cell.m, cell.D, t, true_pi, true_mu)
-    pi0, mu0, init_seeds = initial_points(values, cell, t)
+    pi0, mu0, init_seeds = initial_points(values, cell, t, data)
     rule = values["stopping"][cell.algorithm]
+    family = FAMILIES[values["model"]]
+    record = values.get("record", {"quantities": [], "every": 1})
 
     started = time.perf_counter()
     gd_boundary = values.get("gd_boundary", "exact")
-    outcome = run_algorithm(bernoulli, data, pi0, mu0, cell.algorithm, rule["max_iter"], rule["tol"], cell.step,
-                            gd_boundary=gd_boundary)
+    em_update = values.get("em_update", "simultaneous")
+    max_iter = max_iterations(values, cell)
+    outcome = run_algorithm(family, data, pi0, mu0, cell.algorithm, max_iter, rule["tol"], cell.step,
+                            gd_boundary=gd_boundary, em_update=em_update, record=tuple(record["quantities"]),
+                            record_every=record["every"])
     seconds = time.perf_counter() - started
 
-    truth_loss = float(bernoulli.loss(data, true_pi[None], true_mu[None])[0])
+    truth_loss = float(family.loss(data, true_pi[None], true_mu[None])[0])
     n_samples = values["data"].get("n")
     k = (outcome.pi >= values["k_cluster_threshold"]).sum(axis=1)
     rows = []
@@ -129,9 +157,29 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> list[dict]:
             "entropy": data.entropy, "truth_loss": truth_loss, "n_patterns": len(data.weights),
             "k": int(k[r]), "k_cluster": bool(k[r] < cell.m),
             "gd_boundary": gd_boundary if cell.algorithm == "gd" else None,
+            "em_update": em_update if cell.algorithm == "em" else None, "max_iter": max_iter,
             "touched_boundary": bool(outcome.touched_boundary[r]),
             "pi": outcome.pi[r].tolist(), "mu": outcome.mu[r].ravel().tolist(),
             "init_pi": pi0[r].tolist(), "init_mu": mu0[r].ravel().tolist(),
+            "truth_pi": true_pi.tolist(), "truth_mu": true_mu.ravel().tolist(),
             "batch_seconds": seconds,
         })
-    return rows
+    return BatchResult(rows, trace_table(outcome.trace, spec.batch_id) if record["quantities"] else None)
+
+
+def trace_table(trace: list, batch_id: str) -> pd.DataFrame:
+    """Recorded iterates in tidy long form: one row per (run, iteration, quantity, component,
+    feature); a loss has component and feature -1, a weight feature -1."""
+    parts = []
+    for iteration, ids, values in trace:
+        for quantity, array in values.items():
+            array = np.asarray(array)  # [k], [k, m] or [k, m, D]
+            index = np.indices(array.shape).reshape(array.ndim, -1)
+            parts.append(pd.DataFrame({
+                "run_index": ids[index[0]], "iteration": iteration, "quantity": quantity,
+                "component": index[1] if array.ndim > 1 else -1, "feature": index[2] if array.ndim > 2 else -1,
+                "value": array.ravel()}))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["run_index", "iteration", "quantity", "component", "feature", "value"])
+    table.insert(0, "batch_id", batch_id)
+    return table.sort_values(["run_index", "quantity", "iteration", "component", "feature"], ignore_index=True)

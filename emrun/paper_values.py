@@ -25,3 +25,8 @@ def grid(artefact: str) -> pd.DataFrame:
         [(m, D, entry["values"][i][j]) for i, m in enumerate(entry["m"]) for j, D in enumerate(entry["D"])],
         columns=["m", "D", "published"],
     )
+
+
+def value(artefact: str, key: str) -> float:
+    """A single published number, e.g. value('uai2019_figure2', 'gd_pi1_after_100')."""
+    return float(_all()[artefact][key])

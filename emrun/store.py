@@ -3,6 +3,8 @@
 Layout of ``<root>/<config name>/``:
   manifest.json        config as run, its hash, and one provenance entry per sweep (committed)
   batches/<id>.parquet the rows of one batch, written atomically (temp file + rename; ignored by git)
+  traces/<id>.parquet  the recorded iterates of that batch's runs, if the config records any;
+                       written before the batch file, so a stored batch always has its traces
 
 A batch file either exists whole or not at all, so the set of files is the index of finished
 batches. A folder never mixes configs: a sweep with a different config hash is refused.
@@ -15,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -27,8 +30,17 @@ import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 BATCHES = "batches"
+TRACES = "traces"
 HASH_KEY = b"emrun.config_hash"
 TIMING_COLUMNS = ("batch_seconds",)  # the only row values that differ between identical runs
+
+
+@dataclass
+class BatchResult:
+    """What one batch produces: its trial rows and, optionally, its traces (tidy long table)."""
+
+    rows: list[dict]
+    traces: pd.DataFrame | None = None
 
 
 class StoreError(RuntimeError):
@@ -93,7 +105,7 @@ class ResultStore:
                     f"(hash {manifest.get('config_hash')}, this one is {config_hash}). Rows of two configs are "
                     "never mixed: run with --replace to discard the old rows, or give --results another folder."
                 )
-            for old in store.batches.glob("*.parquet"):
+            for old in [*store.batches.glob("*.parquet"), *(store.folder / TRACES).glob("*.parquet")]:
                 old.unlink()
             manifest = None
         store.batches.mkdir(parents=True, exist_ok=True)
@@ -136,10 +148,18 @@ class ResultStore:
         os.replace(path, aside / path.name)
         print(f"emrun: {path} is {reason}; moved to {aside}/ and its batch will run again", file=sys.stderr)
 
-    def write_batch(self, batch_id: str, rows: list[dict]) -> None:
-        table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), HASH_KEY: self.config_hash.encode()})
+    def write_batch(self, batch_id: str, result: BatchResult | list[dict]) -> None:
+        if not isinstance(result, BatchResult):
+            result = BatchResult(result)
+        if result.traces is not None:
+            (self.folder / TRACES).mkdir(exist_ok=True)
+            traces = self._stamped(pa.Table.from_pandas(result.traces, preserve_index=False))
+            _write_atomically(self.folder / TRACES / f"{batch_id}.parquet", lambda p: pq.write_table(traces, p))
+        table = self._stamped(pa.Table.from_pandas(pd.DataFrame(result.rows), preserve_index=False))
         _write_atomically(self.batches / f"{batch_id}.parquet", lambda p: pq.write_table(table, p))
+
+    def _stamped(self, table: pa.Table) -> pa.Table:
+        return table.replace_schema_metadata({**(table.schema.metadata or {}), HASH_KEY: self.config_hash.encode()})
 
 
 def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +175,7 @@ def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
     keys = ["m", "D", "truth_index", "data", "n_samples"]
     finite_loss = rows["loss"].where(np.isfinite(rows["loss"]))
     best = finite_loss.groupby([rows[k].fillna(-1) for k in keys]).transform("min")
-    rows["ref_loss"] = np.where(population, rows["entropy"], best)
+    rows["ref_loss"] = np.where(population, rows["entropy"].astype(float), best)
     with np.errstate(over="ignore"):
         rows["likelihood_ratio"] = np.exp(np.minimum(rows["ref_loss"] - rows["loss"], 0.0))
     return rows
@@ -171,6 +191,17 @@ def load_results(path: str | Path) -> pd.DataFrame:
     table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
     rows = table.to_pandas().sort_values(["batch_id", "run_index"], ignore_index=True)
     return add_reference_columns(rows)
+
+
+def load_traces(path: str | Path) -> pd.DataFrame:
+    """The recorded iterates of every stored batch of a results folder (long form: batch_id,
+    run_index, iteration, quantity, component, feature, value)."""
+    folder = Path(path)
+    stored = {f.stem for f in (folder / BATCHES).glob("*.parquet")}
+    files = sorted(f for f in (folder / TRACES).glob("*.parquet") if f.stem in stored)
+    if not files:
+        raise StoreError(f"{folder} holds no traces; add 'record:' to the config and run 'emrun sweep'")
+    return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
 
 
 def has_rows(folder: Path) -> bool:

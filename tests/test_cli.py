@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 import emrun as emrun_package
+from emrun import experiments
+from emrun.config import load
 from emrun.selection import first_k_cluster_run, truths_needed
 from emrun.store import TIMING_COLUMNS, load_results
 from tests.conftest import emrun
@@ -163,3 +165,110 @@ stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
     report = (tmp_path / "results" / "fk" / "report.md").read_text()
     assert "## Table 3: mean likelihood ratio" in report and "tried" in report
     assert "get worse as D grows" in report
+
+
+def test_in_place_em_is_paired_with_the_simultaneous_update_in_its_report(tiny_config):
+    cwd = tiny_config.parent
+    in_place = cwd / "in_place.yaml"
+    in_place.write_text(tiny_config.read_text().replace("name: tiny", "name: tiny_in_place\nem_update: in_place")
+                        .replace("algorithm: [em, gd]", "algorithm: [em]"))
+    for config in (tiny_config, in_place):
+        emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=cwd)
+    rows = load_results(cwd / "results" / "tiny_in_place")
+    assert set(rows["em_update"]) == {"in_place"} and set(rows["algorithm"]) == {"em"}
+    standard = load_results(cwd / "results" / "tiny")
+    standard = standard[standard["algorithm"] == "em"]
+    paired = rows.merge(standard, on=["m", "D", "init_seed"], suffixes=("", "_standard"))
+    assert len(paired) == len(rows) == 4 * 6
+    assert (paired["loss"] != paired["loss_standard"]).any()  # a different update, run for run
+    emrun("report", cwd=cwd)
+    report = (cwd / "results" / "tiny_in_place" / "report.md").read_text()
+    assert f"of {len(rows)} paired runs change outcome" in report and "`tiny`" in report
+    assert (cwd / "results" / "tiny_in_place" / "em_update.png").exists()
+
+
+def test_sensitivity_grid_over_step_and_cap_reports_each_setting(tmp_path):
+    config = tmp_path / "sens.yaml"
+    config.write_text("""\
+name: sens
+seed: 4
+grid: {m: [2, 3], D: [3], algorithm: [gd], step: [0.05, 0.2], gd_max_iter: [40, 400]}
+runs: 5
+stopping: {gd: {tol: 1.0e-7}}
+""")
+    emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)
+    rows = load_results(tmp_path / "results" / "sens")
+    assert len(rows) == 2 * 2 * 2 * 5 and set(rows["max_iter"]) == {40, 400}
+    assert (rows["iterations"] <= rows["max_iter"]).all()
+    short, long = (rows[rows["max_iter"] == cap].sort_values(["m", "step", "run_index"]).reset_index() for cap in (40, 400))
+    # A run capped at 40 is the first 40 iterations of the run capped at 400.
+    assert (long["iterations"][short["status"] == "capped"] >= 40).all()
+    done = short["status"] == "converged"
+    assert (short["iterations"][done] == long["iterations"][done]).all()
+    assert [list(x) for x in short["mu"][done]] == [list(x) for x in long["mu"][done]]
+    emrun("report", cwd=tmp_path)
+    report = (tmp_path / "results" / "sens" / "report.md").read_text()
+    assert "## Cap 40: GD k-cluster rate" in report and "## Cap 400: GD k-cluster rate" in report
+    assert "at every step size and cap" in report
+    assert (tmp_path / "results" / "sens" / "sensitivity.png").exists()
+
+
+FIGURE2_TINY = """\
+name: fig2
+model: gaussian
+compare_to: uai2019_figure2
+seed: 11
+grid: {m: [2], D: [2], algorithm: [em, gd], step: [0.01], init: [near_one_cluster]}
+data: {samples: 400}
+truths: 3
+runs: 1
+stopping: {em: {max_iter: 30, tol: 1.0e-12}, gd: {max_iter: 30, tol: 1.0e-12}}
+init_options: {epsilon: 1.0e-4, at_data_mean: [gd]}
+record: {quantities: [pi, mu, loss], every: 1}
+"""
+
+
+def test_gaussian_escape_sweep_traces_report_and_replay(tmp_path):
+    config = tmp_path / "fig2.yaml"
+    config.write_text(FIGURE2_TINY)
+    emrun("sweep", str(config), "--quiet", "--workers", "2", cwd=tmp_path)
+    folder = tmp_path / "results" / "fig2"
+    rows, traces = load_results(folder), emrun_package.load_traces(folder)
+    assert len(rows) == 6 and set(rows["model"]) == {"gaussian"}
+    # Same truths and first means for both; GD's second mean starts at the sample mean, EM's as drawn.
+    values = load(config).values
+    for t in range(3):
+        em, gd = (rows[(rows["algorithm"] == a) & (rows["truth_index"] == t)].iloc[0] for a in ("em", "gd"))
+        data = experiments.make_data(values, 2, 2, t, np.asarray(gd["truth_pi"]), np.asarray(gd["truth_mu"]).reshape(2, 2))
+        assert list(gd["init_mu"][:2]) == list(em["init_mu"][:2]) and gd["init_pi"][0] == pytest.approx(1e-4)
+        np.testing.assert_allclose(gd["init_mu"][2:], data.mean, rtol=1e-12)
+        assert not np.allclose(em["init_mu"][2:], data.mean)
+    # Long form: one row per (run, iteration, quantity, component, feature); 31 iterates each.
+    assert set(traces["quantity"]) == {"pi", "mu", "loss"}
+    per_run = traces.groupby("batch_id")["iteration"].nunique()
+    assert (per_run == 31).all()
+    last = traces[(traces["iteration"] == 30) & (traces["quantity"] == "pi") & (traces["component"] == 0)]
+    merged = last.merge(rows, on=["batch_id", "run_index"])
+    assert np.allclose(merged["value"], [p[0] for p in merged["pi"]], rtol=0, atol=0)
+
+    emrun("report", cwd=tmp_path)
+    report = (folder / "report.md").read_text()
+    assert "EM escapes the one-cluster region" in report and "GD grows pi_1 linearly" in report
+    assert "0.0015" in report and (folder / "figure2.png").exists()
+
+    trial = f"fig2/{rows['batch_id'].iloc[0]}/0"
+    replayed = emrun("replay", trial, "--plot", str(tmp_path / "trace.png"), cwd=tmp_path)
+    assert "reproduces the stored row exactly" in replayed.stdout and (tmp_path / "trace.png").exists()
+    missing = emrun("replay", "fig2/nothing/0", cwd=tmp_path, check=False)
+    assert missing.returncode == 2 and "no stored trial" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_replay_of_an_untraced_bernoulli_trial_reproduces_its_row(tiny_config):
+    cwd = tiny_config.parent
+    emrun("sweep", str(tiny_config), "--quiet", "--workers", "1", cwd=cwd)
+    rows = load_results(cwd / "results" / "tiny")
+    row = rows[rows["algorithm"] == "gd"].iloc[3]
+    replayed = emrun("replay", f"tiny/{row['batch_id']}/{row['run_index']}", "--every", "50", cwd=cwd)
+    assert "reproduces the stored row exactly" in replayed.stdout and "second run with tracing" in replayed.stdout
+    final = replayed.stdout.strip().splitlines()[-1].split()
+    assert int(final[0]) == row["iterations"] and float(final[1]) == pytest.approx(row["loss"], rel=1e-5)  # printed to 6 digits

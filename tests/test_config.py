@@ -89,3 +89,21 @@ def test_shipped_configs_are_valid():
     for path in sorted(Path(__file__).parent.parent.glob("configs/*.yaml")):
         config = load(path)
         assert yaml.safe_load(path.read_text())["name"] == config.name
+
+
+def test_variant_keys_are_checked_and_default_values_keep_the_hash(tmp_path):
+    base = "name: v\nseed: 1\ngrid: {m: [2], D: [2]}\n"
+    path = tmp_path / "v.yaml"
+    path.write_text(base)
+    plain = load(path)
+    path.write_text(base + "em_update: simultaneous\ngd_boundary: exact\n")
+    assert load(path).hash == plain.hash
+    path.write_text(base + "em_update: gauss\n")
+    with pytest.raises(ConfigError, match=r"v.yaml:4.*em_update.*simultaneous, in_place"):
+        load(path)
+    path.write_text("name: v\nseed: 1\ngrid: {m: [2], D: [2], gd_max_iter: [10, 0]}\n")
+    with pytest.raises(ConfigError, match=r"grid.gd_max_iter"):
+        load(path)
+    path.write_text("name: v\nseed: 1\ngrid: {m: [2], D: [2], gd_max_iter: [10, 20]}\n")
+    labels = [cell.label for cell in load(path).cells()]
+    assert labels == ["m2-D2-em-uniform", "m2-D2-gd-step0.02-cap10-uniform", "m2-D2-gd-step0.02-cap20-uniform"]

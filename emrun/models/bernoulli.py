@@ -36,6 +36,11 @@ class PatternSet:
         return np.ascontiguousarray(np.concatenate([self.patterns, 1.0 - self.patterns], axis=1).T)
 
     @property
+    def mean(self) -> np.ndarray:
+        """E[x] under the weights: [D]."""
+        return self.weights @ self.patterns
+
+    @property
     def entropy(self) -> float:
         """-sum w log w: the lowest loss any model can reach on these weights."""
         return float(-np.sum(self.weights * np.log(self.weights)))
@@ -76,6 +81,17 @@ def random_mixture(m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray
     """The paper's random mixture: pi = u / sum(u), u ~ U(0,1)^m; mu ~ U(0,1)^(m x D)."""
     u = rng.uniform(size=m)
     return u / u.sum(), rng.uniform(size=(m, D))
+
+
+def at_boundary(mu: np.ndarray) -> np.ndarray:
+    """[T]: whether any mean of a trial sits at exactly 0 or 1 (where GD's boundary rule matters)."""
+    return ((mu == 0.0) | (mu == 1.0)).any(axis=(1, 2))
+
+
+# The names the experiment layer uses for every family.
+population = population_patterns
+sample = sample_patterns
+random_init = random_mixture  # the paper draws inits the same way as truths
 
 
 @dataclass(frozen=True)
@@ -176,17 +192,40 @@ def _responsibility_sums(ev: _Evaluation, data: PatternSet):
     return h_usable.sum(axis=2), _pattern_sums(h_usable, data)
 
 
-def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray):
-    """One standard EM update (eq. 2.7) of every trial.
+EM_UPDATES = ("simultaneous", "in_place")  # eq. 2.7, or the authors' cluster-by-cluster means
+
+
+def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, update: str = "simultaneous"):
+    """One EM iteration of every trial.
 
     Returns (new pi [T, m], new mu [T, m, D], loss at the current parameters [T]).
-    A component with Z_c = 0 keeps its means (its weight becomes 0).
+    ``simultaneous`` is eq. 2.7: every parameter from the responsibilities at the current point.
+    ``in_place`` is the authors' code (PROTOCOLS.md): the means are updated cluster by cluster,
+    each from responsibilities that see the means already updated in this iteration. The text is
+    silent on pi; we update it last, from the responsibilities at the new means, which makes the
+    iteration a sequence of conditional maximisations (ECM) whose likelihood cannot decrease, and
+    keeps pi on the simplex. A component with Z_c = 0 keeps its means (its weight becomes 0).
     """
+    if update not in EM_UPDATES:
+        raise ValueError(f"unknown EM update {update!r} (one of {', '.join(EM_UPDATES)})")
     ev = _evaluate(data, pi, mu)
     z, zx = _responsibility_sums(ev, data)
+    current_loss = _loss(data, ev.log_p)
+    if update == "simultaneous":
+        return pi * z, _new_means(z, zx, mu), current_loss
+    new_mu = mu.copy()
+    for c in range(mu.shape[1]):
+        if c > 0:
+            z, zx = _responsibility_sums(_evaluate(data, pi, new_mu), data)
+        new_mu[:, c] = _new_means(z, zx, new_mu)[:, c]
+    z, _ = _responsibility_sums(_evaluate(data, pi, new_mu), data)
+    return pi * z, new_mu, current_loss
+
+
+def _new_means(z: np.ndarray, zx: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """E[gamma_c x] / Z_c, clipped to [0, 1]; a component with Z_c = 0 keeps ``mu``."""
     z_safe = np.where(z > 0, z, 1.0)[:, :, None]
-    new_mu = np.where(z[:, :, None] > 0, zx / z_safe, mu)
-    return pi * z, np.clip(new_mu, 0.0, 1.0), _loss(data, ev.log_p)
+    return np.clip(np.where(z[:, :, None] > 0, zx / z_safe, mu), 0.0, 1.0)
 
 
 BOUNDARY_RULES = ("exact", "as_published")  # GD's term for a mean at exactly 0 or 1
@@ -263,7 +302,7 @@ def gd_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, step: float, bound
 
 
 def run_fused(data: PatternSet, pi: np.ndarray, mu: np.ndarray, algorithm: str, max_iter: int, tol: float,
-              step: float | None, boundary: str = "exact"):
+              step: float | None, boundary: str = "exact", em_update: str = "simultaneous"):
     """The whole EM or GD loop of every trial in the compiled kernel of :mod:`bernoulli_fused`.
 
     Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T]).
@@ -271,11 +310,13 @@ def run_fused(data: PatternSet, pi: np.ndarray, mu: np.ndarray, algorithm: str, 
     from emrun.models import bernoulli_fused as kernel
 
     _check_boundary_rule(boundary)
+    if em_update not in EM_UPDATES:
+        raise ValueError(f"unknown EM update {em_update!r} (one of {', '.join(EM_UPDATES)})")
     bits = np.ascontiguousarray(data.patterns, dtype=np.uint8)
     codes = bits.astype(np.int64) @ (1 << np.arange(bits.shape[1], dtype=np.int64))
     final_pi, final_mu, iterations, status, touched = kernel.fused_run(
         bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
         np.ascontiguousarray(mu, dtype=float), algorithm == "gd", float(step or 0.0), int(max_iter), float(tol),
-        boundary == "as_published")
+        boundary == "as_published", em_update == "in_place")
     names = np.array(["capped", "converged", "diverged"], dtype=object)
     return final_pi, final_mu, iterations, names[status], touched

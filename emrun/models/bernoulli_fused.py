@@ -47,11 +47,123 @@ def _project_to_simplex(v, out, u):
 
 
 @njit(cache=True)
-def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol, as_published):
+def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, bit_position, lane_trial,
+                  table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
+                  lane_log_p, z, s1, extra, log_f, ones):
+    """One pass over the patterns for the first ``n`` lanes at parameters pi [m, T], mu [m, D, T]:
+    fills Z_c (``z``), E[gamma_c x] (``s1``), GD's boundary terms (``extra``), and flags lanes with
+    an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial)."""
+    m, D = mu.shape[0], mu.shape[1]
+    n_patterns = patterns.shape[0]
+    all_bits = (1 << D) - 1
+    # Factor tables; a zero factor is stored as 1 and recorded in a bit mask instead: feature
+    # j of component c is a zero factor of x when x_j = 1 and mu_cj = 0, or x_j = 0 and mu_cj = 1.
+    for c in range(m):
+        for t in range(n):
+            zero_if_one[c, t] = 0
+            zero_if_zero[c, t] = 0
+        for j in range(D):
+            for t in range(n):
+                low, high = 1.0 - mu[c, j, t], mu[c, j, t]
+                table[j, 0, c, t] = 1.0 if low == 0.0 else low
+                table[j, 1, c, t] = 1.0 if high == 0.0 else high
+                zero_if_one[c, t] |= (high == 0.0) << j
+                zero_if_zero[c, t] |= (low == 0.0) << j
+    for c in range(m):
+        for t in range(n):
+            if zero_if_one[c, t] | zero_if_zero[c, t]:
+                touched[lane_trial[t]] = True
+    z[:, :n] = 0.0
+    s1[:, :, :n] = 0.0
+    extra[:, :, :n] = 0.0
+    impossible[:n] = False
+    for p in range(n_patterns):
+        x, code, row = patterns[p], codes[p], values[p]
+        n_ones = 0
+        for j in range(D):
+            if x[j]:
+                ones[n_ones] = j
+                n_ones += 1
+        for c in range(m):
+            for t in range(n):
+                product[c, t] = 1.0
+        for j in range(D):
+            for c in range(m):
+                factors = table[j, x[j], c]
+                for t in range(n):
+                    product[c, t] *= factors[t]
+        for t in range(n):
+            mixture[t] = 0.0
+        for c in range(m):
+            for t in range(n):
+                bits[c, t] = (code & zero_if_one[c, t]) | (~code & all_bits & zero_if_zero[c, t])
+                mixture[t] += pi[c, t] * product[c, t] * (bits[c, t] == 0)
+        for t in range(n):
+            if mixture[t] >= _TINY:
+                scale[t] = weights[p] / mixture[t]
+                continue
+            # Log space for this pattern and trial: f_c / p as exp(log f_c - log p).
+            top = 0.0
+            possible = False
+            for c in range(m):
+                total = 0.0
+                for j in range(D):
+                    total += np.log(table[j, x[j], c, t])  # zero factors are stored as 1
+                log_f[c] = total
+                if bits[c, t] == 0 and pi[c, t] > 0.0:
+                    top = np.log(pi[c, t]) + total if not possible else max(top, np.log(pi[c, t]) + total)
+                    possible = True
+            if not possible:
+                impossible[t] = True
+                scale[t] = 0.0
+                continue
+            scaled = 0.0
+            for c in range(m):
+                if bits[c, t] == 0 and pi[c, t] > 0.0:
+                    scaled += np.exp(np.log(pi[c, t]) + log_f[c] - top)
+            log_p = top + np.log(scaled)
+            lane_log_p[t] = log_p
+            for c in range(m):
+                product[c, t] = np.exp(min(log_f[c] - log_p, 700.0))
+            scale[t] = weights[p]
+        # Sums of h_c(x) = w f_c / p; terms that do not apply are multiplied by 0, not branched on.
+        for c in range(m):
+            for t in range(n):
+                usable[t] = product[c, t] * scale[t] * (bits[c, t] == 0)
+                z[c, t] += usable[t]
+            for k in range(n_ones):
+                target = s1[c, ones[k]]
+                for t in range(n):
+                    target[t] += usable[t]
+            if gd:
+                for t in range(n):
+                    b = bits[c, t]
+                    if b != 0 and b & (b - 1) == 0:  # exactly one zero factor, at feature j
+                        j = bit_position[b]
+                        if not as_published:
+                            extra[c, j, t] += (product[c, t] * scale[t]) * (2.0 * row[j] - 1.0)
+                            continue
+                        # The authors' term: factors before j only, sign and slot of the last feature.
+                        if mixture[t] >= _TINY:
+                            partial = scale[t]
+                            for i in range(j):
+                                partial *= table[i, x[i], c, t]
+                        else:
+                            total = 0.0
+                            for i in range(j):
+                                total += np.log(table[i, x[i], c, t])
+                            partial = weights[p] * np.exp(min(total - lane_log_p[t], 700.0))
+                        extra[c, D - 1, t] += partial * (2.0 * row[D - 1] - 1.0)
+
+
+@njit(cache=True)
+def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol, as_published, in_place):
     """Run EM (gd=False) or projected GD (gd=True) on every trial of pi0 [T, m], mu0 [T, m, D].
 
     ``as_published`` selects the authors' boundary term for GD instead of the exact limit (see
-    :func:`emrun.models.bernoulli.gradient`). Returns final pi, mu, iterations [T], status [T]
+    :func:`emrun.models.bernoulli.gradient`); ``in_place`` the authors' cluster-by-cluster EM
+    (see :func:`emrun.models.bernoulli.em_step`), which takes m + 1 pattern passes per iteration.
+    Returns final pi, mu, iterations [T], status [T]
     (CAPPED, CONVERGED or DIVERGED) and whether each trial ever had a mean at exactly 0 or 1.
 
     Trials are lanes of arrays whose last axis is the trial, so the loops over patterns,
@@ -61,8 +173,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     """
     n_trials, m = pi0.shape
     D = mu0.shape[2]
-    n_patterns = patterns.shape[0]
-    all_bits = (1 << D) - 1
+    passes = m + 1 if in_place and not gd else 1
     pi_out, mu_out = pi0.copy(), mu0.copy()
     iterations = np.full(n_trials, max_iter, dtype=np.int64)
     status = np.zeros(n_trials, dtype=np.int8)
@@ -82,6 +193,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     touched = np.zeros(n_trials, dtype=np.bool_)
     lane_log_p = np.zeros(n_trials)
     z, s1, extra = np.empty((m, n_trials)), np.empty((m, D, n_trials)), np.empty((m, D, n_trials))
+    start_mu = np.empty((m, D, n_trials) if passes > 1 else (0, 0, 0))
     log_f = np.empty(m)
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
     ones = np.empty(D, np.int64)
@@ -89,104 +201,28 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     for iteration in range(1, max_iter + 1):
         if n == 0:
             break
-        # Factor tables; a zero factor is stored as 1 and recorded in a bit mask instead: feature
-        # j of component c is a zero factor of x when x_j = 1 and mu_cj = 0, or x_j = 0 and mu_cj = 1.
-        for c in range(m):
+        for sub_step in range(passes):
+            _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, bit_position, lane_trial,
+                          table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
+                          lane_log_p, z, s1, extra, log_f, ones)
+            if sub_step == passes - 1:
+                break
+            # In-place EM: the means of component ``sub_step`` from responsibilities that already
+            # see the new means of the components before it; pi follows after the last pass.
+            c = sub_step
             for t in range(n):
-                zero_if_one[c, t] = 0
-                zero_if_zero[c, t] = 0
-            for j in range(D):
-                for t in range(n):
-                    low, high = 1.0 - mu[c, j, t], mu[c, j, t]
-                    table[j, 0, c, t] = 1.0 if low == 0.0 else low
-                    table[j, 1, c, t] = 1.0 if high == 0.0 else high
-                    zero_if_one[c, t] |= (high == 0.0) << j
-                    zero_if_zero[c, t] |= (low == 0.0) << j
-        for c in range(m):
-            for t in range(n):
-                if zero_if_one[c, t] | zero_if_zero[c, t]:
-                    touched[lane_trial[t]] = True
-        z[:, :n] = 0.0
-        s1[:, :, :n] = 0.0
-        extra[:, :, :n] = 0.0
-        impossible[:n] = False
-        for p in range(n_patterns):
-            x, code, row = patterns[p], codes[p], values[p]
-            n_ones = 0
-            for j in range(D):
-                if x[j]:
-                    ones[n_ones] = j
-                    n_ones += 1
-            for c in range(m):
-                for t in range(n):
-                    product[c, t] = 1.0
-            for j in range(D):
-                for c in range(m):
-                    factors = table[j, x[j], c]
-                    for t in range(n):
-                        product[c, t] *= factors[t]
-            for t in range(n):
-                mixture[t] = 0.0
-            for c in range(m):
-                for t in range(n):
-                    bits[c, t] = (code & zero_if_one[c, t]) | (~code & all_bits & zero_if_zero[c, t])
-                    mixture[t] += pi[c, t] * product[c, t] * (bits[c, t] == 0)
-            for t in range(n):
-                if mixture[t] >= _TINY:
-                    scale[t] = weights[p] / mixture[t]
-                    continue
-                # Log space for this pattern and trial: f_c / p as exp(log f_c - log p).
-                top = 0.0
-                possible = False
-                for c in range(m):
-                    total = 0.0
+                if c == 0:
+                    for k in range(m):
+                        for j in range(D):
+                            start_mu[k, j, t] = mu[k, j, t]
+                if z[c, t] > 0.0:
                     for j in range(D):
-                        total += np.log(table[j, x[j], c, t])  # zero factors are stored as 1
-                    log_f[c] = total
-                    if bits[c, t] == 0 and pi[c, t] > 0.0:
-                        top = np.log(pi[c, t]) + total if not possible else max(top, np.log(pi[c, t]) + total)
-                        possible = True
-                if not possible:
-                    impossible[t] = True
-                    scale[t] = 0.0
-                    continue
-                scaled = 0.0
+                        mu[c, j, t] = min(max(s1[c, j, t] / z[c, t], 0.0), 1.0)
+        if passes > 1:  # in-place EM: the update below compares the new means with the iteration's start
+            for t in range(n):
                 for c in range(m):
-                    if bits[c, t] == 0 and pi[c, t] > 0.0:
-                        scaled += np.exp(np.log(pi[c, t]) + log_f[c] - top)
-                log_p = top + np.log(scaled)
-                lane_log_p[t] = log_p
-                for c in range(m):
-                    product[c, t] = np.exp(min(log_f[c] - log_p, 700.0))
-                scale[t] = weights[p]
-            # Sums of h_c(x) = w f_c / p; terms that do not apply are multiplied by 0, not branched on.
-            for c in range(m):
-                for t in range(n):
-                    usable[t] = product[c, t] * scale[t] * (bits[c, t] == 0)
-                    z[c, t] += usable[t]
-                for k in range(n_ones):
-                    target = s1[c, ones[k]]
-                    for t in range(n):
-                        target[t] += usable[t]
-                if gd:
-                    for t in range(n):
-                        b = bits[c, t]
-                        if b != 0 and b & (b - 1) == 0:  # exactly one zero factor, at feature j
-                            j = bit_position[b]
-                            if not as_published:
-                                extra[c, j, t] += (product[c, t] * scale[t]) * (2.0 * row[j] - 1.0)
-                                continue
-                            # The authors' term: factors before j only, sign and slot of the last feature.
-                            if mixture[t] >= _TINY:
-                                partial = scale[t]
-                                for i in range(j):
-                                    partial *= table[i, x[i], c, t]
-                            else:
-                                total = 0.0
-                                for i in range(j):
-                                    total += np.log(table[i, x[i], c, t])
-                                partial = weights[p] * np.exp(min(total - lane_log_p[t], 700.0))
-                            extra[c, D - 1, t] += partial * (2.0 * row[D - 1] - 1.0)
+                    for j in range(D):
+                        mu[c, j, t], start_mu[c, j, t] = start_mu[c, j, t], mu[c, j, t]
 
         # Updates, stopping rules and lane hand-over, trial by trial.
         t = 0
@@ -212,6 +248,9 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                     for c in range(m):
                         new_pi[c] = pi[c, t] * z[c, t]
                         for j in range(D):
+                            if passes > 1:
+                                new_mu[c, j] = start_mu[c, j, t]  # the means the passes above computed
+                                continue
                             value = s1[c, j, t] / z[c, t] if z[c, t] > 0.0 else mu[c, j, t]
                             new_mu[c, j] = min(max(value, 0.0), 1.0)
                 change_pi = 0.0
@@ -245,6 +284,8 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                     mu[c, j, t] = mu[c, j, last]
                     s1[c, j, t] = s1[c, j, last]
                     extra[c, j, t] = extra[c, j, last]
+                    if passes > 1:
+                        start_mu[c, j, t] = start_mu[c, j, last]
             n -= 1
     for t in range(n):  # capped trials
         trial = lane_trial[t]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emrun.store import MANIFEST, has_rows, load_results, result_folders
+from emrun.store import MANIFEST, has_rows, load_results, load_traces, result_folders
 
 INDEX = "REPORT.md"
 
 
 def _protocol(config: dict, ignore: tuple[str, ...] = ()) -> str:
     same = {k: v for k, v in config.items() if k not in ("name", "description", "truths", *ignore)}
+    if "grid.algorithm" in ignore:
+        same["grid"] = {k: v for k, v in same["grid"].items() if k not in ("algorithm", "step")}
     return json.dumps(same, sort_keys=True)
 
 
@@ -24,17 +26,18 @@ def _manifest(folder: Path) -> dict:
     return json.loads((folder / MANIFEST).read_text())
 
 
-def _most_truths(folder: Path, root: Path, ignore: tuple[str, ...], differs: str | None) -> Path | None:
-    """The stored folder with the most random truths (> 1) whose config equals this one's but for
-    name, description, truths and ``ignore``; with ``differs``, that key must differ too."""
+def _most_truths(folder: Path, root: Path, ignore: tuple[str, ...], differs: str | None,
+                 at_least: int = 2) -> Path | None:
+    """The stored folder with the most random truths (``at_least`` or more) whose config equals this
+    one's but for name, description, truths and ``ignore``; with ``differs``, that key must differ too."""
     config = _manifest(folder)["config"]
-    best, best_truths = None, 1
+    best, best_truths = None, at_least - 1
     for other in result_folders(root):
         other_config = _manifest(other)["config"]
         truths = other_config["truths"]
         if other == folder or not isinstance(truths, int) or truths <= best_truths or not has_rows(other):
             continue
-        if differs is not None and other_config.get(differs, "exact") == config.get(differs, "exact"):
+        if differs is not None and other_config.get(differs) == config.get(differs):
             continue
         if _protocol(other_config, ignore) == _protocol(config, ignore):
             best, best_truths = other, truths
@@ -51,9 +54,14 @@ def other_rule_companion(folder: Path, root: Path) -> Path | None:
     return _most_truths(folder, root, ("gd_boundary",), "gd_boundary")
 
 
+def simultaneous_em_companion(folder: Path, root: Path) -> Path | None:
+    """A results folder of the same protocol run with the standard EM update (for pairing runs)."""
+    return _most_truths(folder, root, ("em_update", "grid.algorithm"), "em_update", at_least=1)
+
+
 def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
-    from emrun.report import kcluster, table34
+    from emrun.report import figure2, kcluster, table34, variants
 
     loaded: dict[Path, object] = {}
 
@@ -66,8 +74,20 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     for folder in folders:
         manifest = _manifest(folder)
         rows = rows_of(folder)
-        if manifest["config"]["experiment"] == "first_k_cluster":
+        config = manifest["config"]
+        if config["experiment"] == "first_k_cluster":
             written.append(table34.write(rows, manifest, folder, command)[0])
+            continue
+        if config.get("compare_to") == "uai2019_figure2":
+            written.append(figure2.write(rows, load_traces(folder), manifest, folder, command))
+            continue
+        if config.get("em_update") == "in_place":
+            other = simultaneous_em_companion(folder, root)
+            companion = (other.name, rows_of(other)) if other is not None else None
+            written.append(variants.write_em_update(rows, manifest, folder, companion, command))
+            continue
+        if len(config["grid"]["step"]) > 1 or "gd_max_iter" in config["grid"]:
+            written.append(variants.write_sensitivity(rows, manifest, folder, command))
             continue
         many = None
         if isinstance(manifest["config"]["truths"], int) and manifest["config"]["truths"] == 1:

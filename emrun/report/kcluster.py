@@ -277,7 +277,8 @@ def deviations(config: dict, verdicts: list) -> list[str]:
          "- GD's gradient at a mean of exactly 0 or 1 is the term the authors' code computes (PROTOCOLS.md), not "
          "the exact one-sided limit of eq. 2.13 (configs/bmm_table1_many_truths.yaml runs the exact one)."),
         "- EM is the simultaneous update of eq. 2.7; the authors' code updates the means in place, "
-        "cluster by cluster (a Gauss-Seidel variant).",
+        "cluster by cluster (a Gauss-Seidel variant): configs/bmm_table1_em_in_place.yaml runs it and pairs its runs "
+        "with these.",
         "- EM and GD start from the same random inits (paired), and the truths and inits are drawn from a "
         "seed tree keyed by (seed, m, D, truth, run): the authors' random draws cannot be reproduced, so "
         "single cells are not expected to match digit for digit.",

@@ -1,0 +1,129 @@
+"""Mixtures of Gaussians with identity covariances, batched over trials (UAI 2019, eq. 2.3).
+
+Shapes: ``pi`` is [T, m], ``mu`` is [T, m, D]; data is a :class:`SampleSet` of N points [N, D]
+with weights [N] that sum to 1 (1/N for an i.i.d. sample). The loss is the average negative
+log-likelihood ``l = -sum_n w_n log p(x_n)``. Only the weights and the means are learned; the
+covariances stay the identity, so GD projects pi onto the simplex and leaves the means free.
+
+Everything is computed in log space (log-sum-exp over components), so a weight of exactly 0 and
+points far from every mean give finite losses and gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emrun.models.bernoulli import project_to_simplex
+
+EM_UPDATES = ("simultaneous",)
+BOUNDARY_RULES = ("exact",)  # a Gaussian mean has no boundary
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """Weighted points: points [N, D], weights [N] > 0 summing to 1."""
+
+    points: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def entropy(self) -> None:
+        """No closed form for a sample of a continuous mixture (the reference loss is the best run's)."""
+        return None
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.weights @ self.points
+
+
+def random_mixture(m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's random truth (Figure 2): pi = u / sum(u), u ~ U(0,1)^m; for m = 2, mu_1 ~
+    U(0,1)^D and mu_2 = -mu_1 (the origin at the midpoint, as in Section 4.1). For m != 2 (not in
+    the paper) every mean is drawn from U(-1,1)^D."""
+    u = rng.uniform(size=m)
+    if m == 2:
+        first = rng.uniform(size=D)
+        return u / u.sum(), np.stack([first, -first])
+    return u / u.sum(), rng.uniform(-1.0, 1.0, size=(m, D))
+
+
+def random_init(m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's random initialisation: pi = u / sum(u); mu ~ U(-1,1)^(m x D)."""
+    u = rng.uniform(size=m)
+    return u / u.sum(), rng.uniform(-1.0, 1.0, size=(m, D))
+
+
+def sample(pi: np.ndarray, mu: np.ndarray, n: int, rng: np.random.Generator) -> SampleSet:
+    """N i.i.d. points of one mixture (pi [m], mu [m, D]), each of weight 1/N."""
+    components = rng.choice(len(pi), size=n, p=pi)
+    points = mu[components] + rng.standard_normal((n, mu.shape[-1]))
+    return SampleSet(points, np.full(n, 1.0 / n))
+
+
+def _log_densities(data: SampleSet, mu: np.ndarray) -> np.ndarray:
+    """log N(x_n | mu_c, I) for every trial, component and point: [T, m, N]."""
+    D = mu.shape[-1]
+    squared = (np.sum(data.points**2, axis=1)[None, None, :] - 2.0 * mu @ data.points.T
+               + np.sum(mu**2, axis=2)[:, :, None])
+    return -0.5 * np.maximum(squared, 0.0) - 0.5 * D * np.log(2.0 * np.pi)
+
+
+def _evaluate(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log p(x_n) [T, N], gamma_c(x_n) = f_c(x_n) / p(x_n) [T, m, N], the paper's eq. 2.6)."""
+    log_f = _log_densities(data, mu)
+    with np.errstate(divide="ignore"):
+        log_terms = np.log(pi)[:, :, None] + log_f  # a weight of 0 gives -inf, dropped by the max
+    top = log_terms.max(axis=1)
+    log_p = top + np.log(np.exp(log_terms - top[:, None, :]).sum(axis=1))
+    return log_p, np.exp(log_f - log_p[:, None, :])
+
+
+def loss(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Average negative log-likelihood per trial [T]."""
+    return -(_evaluate(data, pi, mu)[0] @ data.weights)
+
+
+def responsibility_sums(data: SampleSet, pi: np.ndarray, mu: np.ndarray):
+    """Z_c = E[gamma_c] [T, m], E[gamma_c x] [T, m, D] and the loss [T] at the given point."""
+    log_p, gamma = _evaluate(data, pi, mu)
+    weighted = gamma * data.weights
+    return weighted.sum(axis=2), weighted @ data.points, -(log_p @ data.weights)
+
+
+def em_step(data: SampleSet, pi: np.ndarray, mu: np.ndarray, update: str = "simultaneous"):
+    """One EM update (eq. 2.7): (new pi [T, m], new mu [T, m, D], loss at the current point [T]).
+
+    A component with Z_c = 0 keeps its means (its weight is 0)."""
+    if update not in EM_UPDATES:
+        raise ValueError(f"the Gaussian family has EM update {EM_UPDATES[0]!r} only, not {update!r}")
+    z, zx, current_loss = responsibility_sums(data, pi, mu)
+    z_safe = np.where(z > 0, z, 1.0)[:, :, None]
+    return pi * z, np.where(z[:, :, None] > 0, zx / z_safe, mu), current_loss
+
+
+def gradient(data: SampleSet, pi: np.ndarray, mu: np.ndarray, boundary: str = "exact"):
+    """(d l / d pi = -Z_c [T, m], d l / d mu_c = -pi_c E[gamma_c (x - mu_c)] [T, m, D] (eq. 2.11), loss [T])."""
+    if boundary not in BOUNDARY_RULES:
+        raise ValueError(f"the Gaussian family has no boundary rule {boundary!r}")
+    z, zx, current_loss = responsibility_sums(data, pi, mu)
+    return -z, -pi[:, :, None] * (zx - z[:, :, None] * mu), current_loss
+
+
+def gd_step(data: SampleSet, pi: np.ndarray, mu: np.ndarray, step: float, boundary: str = "exact"):
+    """One projected GD step: pi onto the simplex, means unconstrained."""
+    grad_pi, grad_mu, current_loss = gradient(data, pi, mu, boundary)
+    return project_to_simplex(pi - step * grad_pi), mu - step * grad_mu, current_loss
+
+
+def at_boundary(mu: np.ndarray) -> np.ndarray:
+    """Gaussian means have no boundary: [T] all False."""
+    return np.zeros(mu.shape[0], dtype=bool)
+
+
+def escape_factor(b: np.ndarray, true_pi: np.ndarray, true_mu: np.ndarray) -> np.ndarray:
+    """Eq. 4.4: Z_1 = pi*_1 exp(2 pi*_2 b.mu*) + pi*_2 exp(-2 pi*_1 b.mu*) for b [..., D], with the
+    truth centred (mu*_1 = mu* = -mu*_2), mu_2 at the data mean and pi_1 -> 0 (population)."""
+    s = b @ (0.5 * (true_mu[0] - true_mu[1]))  # b.mu* does not depend on where the midpoint is
+    return true_pi[0] * np.exp(2 * true_pi[1] * s) + true_pi[1] * np.exp(-2 * true_pi[0] * s)
