@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -19,7 +20,17 @@ import click  # noqa: E402
 from emrun import experiments  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
 from emrun.runner import Task, describe, run_tasks  # noqa: E402
-from emrun.store import ResultStore, StoreError, has_rows, load_results, provenance, result_folders  # noqa: E402
+from emrun.store import (  # noqa: E402
+    FAILED,
+    LOCK,
+    MANIFEST,
+    ResultStore,
+    StoreError,
+    has_rows,
+    load_results,
+    provenance,
+    result_folders,
+)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -64,34 +75,54 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
             click.echo(f"  {cell.label}")
         return
     try:
-        store = ResultStore.open(Path(results_root), config.values, config.hash, replace=replace)
+        with ResultStore.opened(Path(results_root), config.values, config.hash, " ".join(sys.argv), replace) as store:
+            summary = _sweep_rounds(config, store, workers, quiet, adaptive)
+            failed_trials = {batch: runs for batch, runs in store.stored_batches().items() if runs}
     except StoreError as error:
         _fail(str(error))
-    started_by = provenance(sys.argv)  # the code and command as they were when the sweep started
-    summary = None
-    while True:
-        # A first_k_cluster plan grows with the stored rows: re-plan until a round adds nothing.
-        stored = load_results(store.folder) if adaptive and has_rows(store.folder) else None
-        batches = experiments.plan(config, stored)
-        tasks = [Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec),
-                      experiments.estimated_cost(config.values, spec)) for spec in batches]
-        result = run_tasks(tasks, store, workers, progress=not quiet, label=config.name)
-        summary = result if summary is None else summary.then(result)
-        if not adaptive or result.completed == 0 or result.interrupted or result.failed:
-            break
-    store.record_sweep({**started_by, "workers": workers, **describe(summary)})
 
     done = summary.skipped + summary.completed
     click.echo(f"{config.name}: {done} of {summary.total} batches stored in {store.folder} "
                f"({summary.completed} run now in {summary.seconds:.1f} s, {summary.skipped} already there)")
+    resume = f"emrun sweep {config_path}" + "".join(f" --set {o}" for o in overrides)
+    if summary.write_error:
+        _fail(summary.write_error, code=1)
     if summary.interrupted:
-        click.echo(f"Interrupted: {summary.total - done} batches left. Resume with the same command: "
-                   f"emrun sweep {config_path}" + "".join(f" --set {o}" for o in overrides), err=True)
+        click.echo(f"Interrupted: {summary.total - done} batches left. Resume with the same command: {resume}", err=True)
         sys.exit(130)
-    if summary.failed:
-        for task_id, error in summary.failed.items():
-            click.echo(f"  failed: {task_id}: {error}", err=True)
-        _fail(f"{len(summary.failed)} batches failed; run the same command again to retry only those", code=1)
+    for task_id, error in summary.failed.items():
+        click.echo(f"  failed batch: {task_id}: {error}", err=True)
+    if failed_trials:
+        rows = load_results(store.folder)
+        failed = rows[rows["status"] == FAILED]
+        for row in failed.head(10).itertuples():
+            click.echo(f"  failed trial: {row.batch_id}/{row.run_index} (init seed {row.init_seed}): {row.error}", err=True)
+        if len(failed) > 10:
+            click.echo(f"  ... and {len(failed) - 10} more (emrun status)", err=True)
+    if summary.failed or failed_trials:
+        _fail(f"{len(summary.failed)} batches and {sum(map(len, failed_trials.values()))} trials failed; "
+              f"run the same command again to retry only those: {resume}", code=1)
+
+
+def _sweep_rounds(config, store: ResultStore, workers: int, quiet: bool, adaptive: bool):
+    """Run the config's batches (re-planning a first_k_cluster experiment until its plan stops
+    growing); a stored batch with failed trials is retried for those trials only."""
+    started_by = provenance(sys.argv)  # the code and command as they were when the sweep started
+    summary = None
+    while True:
+        stored = load_results(store.folder) if adaptive and has_rows(store.folder) else None
+        failed_runs = store.stored_batches()
+        tasks = []
+        for spec in experiments.plan(config, stored):
+            retry = failed_runs.get(spec.batch_id) or None
+            tasks.append(Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec, retry),
+                              experiments.estimated_cost(config.values, spec)))
+        result = run_tasks(tasks, store, workers, progress=not quiet, label=config.name)
+        summary = result if summary is None else summary.then(result)
+        if not adaptive or result.completed == 0 or result.interrupted or result.failed or result.write_error:
+            break
+    store.record_sweep({**started_by, "workers": workers, **describe(summary)})
+    return summary
 
 
 @main.command()
@@ -120,6 +151,49 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
         _fail(str(error))
     for path in written:
         click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("results_root", metavar="[RESULTS]", default="results", type=click.Path(file_okay=False))
+@click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
+              help="Where to look for each folder's config file (CONFIGS/<name>.yaml).")
+def status(results_root: str, configs_dir: str) -> None:
+    """Per results folder: batches stored and pending, trials by status, and whether the folder
+    matches its config file."""
+    from emrun.config import Config
+
+    root = Path(results_root)
+    folders = result_folders(root)
+    if not folders:
+        _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
+    for folder in folders:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        values, stored_hash = manifest["config"], manifest["config_hash"]
+        config_file = Path(configs_dir) / f"{values['name']}.yaml"
+        if not config_file.exists():
+            match = f"no {config_file} to compare with"
+        else:
+            try:
+                current = load(config_file).hash
+                match = (f"matches {config_file}" if current == stored_hash else
+                         f"DIFFERS from {config_file} (hash {current}): 'emrun sweep {config_file} --replace' re-runs it")
+            except ConfigError as error:
+                match = f"{config_file} does not load: {error}"
+        rows = load_results(folder) if has_rows(folder) else None
+        config = Config(values, str(folder / MANIFEST))
+        planned = experiments.plan(config, rows if values["experiment"] == "first_k_cluster" else None)
+        stored = set(rows["batch_id"]) if rows is not None else set()
+        pending = [spec.batch_id for spec in planned if spec.batch_id not in stored]
+        counts = rows["status"].value_counts().to_dict() if rows is not None else {}
+        lock = folder / LOCK
+        click.echo(f"{folder.name} (config hash {stored_hash}; {match})")
+        click.echo(f"  batches: {len(stored)} stored, {len(pending)} pending of {len(planned)} planned"
+                   + (" (a first_k_cluster plan grows as rows come in)" if values["experiment"] == "first_k_cluster" else ""))
+        click.echo(f"  trials: {sum(counts.values())} (" + ", ".join(
+            f"{name} {counts.get(name, 0)}" for name in ("converged", "capped", "diverged", FAILED)) + ")")
+        aside = list((folder / "set_aside").glob("*")) if (folder / "set_aside").exists() else []
+        click.echo(f"  set aside: {len(aside)} file(s); lock: "
+                   + (lock.read_text().strip() if lock.exists() else "none (no sweep running)"))
 
 
 @main.command()

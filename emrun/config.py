@@ -162,6 +162,22 @@ class _Checker:
         return value
 
 
+MAX_D = {"population": 16, "samples": 62, "gaussian": 1000}  # Bernoulli patterns are bit masks of an int64
+
+
+def _check_feature_count(check: _Checker, out: dict) -> None:
+    largest = max(out["grid"]["D"])
+    if out["model"] != "bernoulli":
+        return
+    if out["data"]["kind"] == "population" and largest > MAX_D["population"]:
+        check.fail("grid.D", f"'grid.D' = {largest}: the population case enumerates all 2^D patterns, so D is at most "
+                             f"{MAX_D['population']} (65,536 patterns); for larger D sample the data: "
+                             "data: {samples: N}")
+    if largest > MAX_D["samples"]:
+        check.fail("grid.D", f"'grid.D' = {largest}: Bernoulli patterns are stored as 64-bit masks, so D is at most "
+                             f"{MAX_D['samples']}")
+
+
 def _check_mixture(check: _Checker, value: Any, path: str) -> dict:
     """A given mixture {pi: [m], mu: [m][D]} with pi on the simplex and mu in [0, 1]."""
     check.mapping(value, path, {"pi": True, "mu": True})
@@ -207,8 +223,9 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     grid = check.mapping(raw["grid"], "grid", {"m": True, "D": True, "algorithm": False, "step": False, "init": False,
                                                "gd_max_iter": False})
     out["grid"] = {
-        "m": [check.integer(v, "grid.m", 1, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
-        "D": [check.integer(v, "grid.D", 1, 16) for v in check.nonempty_list(grid["D"], "grid.D")],
+        # m >= 2: with one component there is no k-cluster point to end at.
+        "m": [check.integer(v, "grid.m", 2, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
+        "D": [check.integer(v, "grid.D", 1, MAX_D["gaussian"]) for v in check.nonempty_list(grid["D"], "grid.D")],
         "algorithm": [check.choice(v, "grid.algorithm", ALGORITHMS)
                       for v in check.nonempty_list(grid.get("algorithm", ["em", "gd"]), "grid.algorithm")],
         "step": [check.number(v, "grid.step") for v in check.nonempty_list(grid.get("step", [0.02]), "grid.step")],
@@ -228,6 +245,7 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     else:
         check.fail("data", f"'data' must be 'population' or {{samples: N}}, got {data!r}")
 
+    _check_feature_count(check, out)
     truths = raw.get("truths", 1)
     if out["experiment"] == "first_k_cluster":
         # Draw truths in blocks until `until_k_cluster` of them have a GD run ending at k < m.
@@ -328,6 +346,8 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Confi
         text = path.read_text()
     except OSError as error:
         raise ConfigError(f"{source}: cannot read the config ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not a text file (the config must be UTF-8 YAML)") from None
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as error:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from emrun import seeds, selection
+from emrun import faults, seeds, selection
 from emrun.algorithms import CONVERGED
 from emrun.algorithms import run_batch as run_algorithm
 from emrun.config import Cell, Config
 from emrun.models import bernoulli, gaussian
-from emrun.store import BatchResult
+from emrun.store import FAILED, BatchResult
 
 FAMILIES = {"bernoulli": bernoulli, "gaussian": gaussian}
 
@@ -119,8 +119,13 @@ def initial_points(values: dict, cell: Cell, truth_index: int, data=None) -> tup
     return pi, mu, [seeds.describe(seed, key) for key in keys]
 
 
-def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> BatchResult:
-    """Run one batch: its rows (one dict per run) and, if the config records any, its traces."""
+def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[int] | None = None) -> BatchResult:
+    """Run one batch: its rows (one dict per run) and, if the config records any, its traces.
+
+    ``only_runs`` runs just those runs of the batch (a retry of failed trials). If the batched
+    computation raises, each trial is run alone so that only the trials that fail are recorded
+    as failed, with their error; so is a trial whose parameters or loss end as NaN.
+    """
     cell, t = spec.cell, spec.truth_index
     if isinstance(values["truths"], list):
         truth_seed = f"given:{t}"
@@ -132,51 +137,85 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec) -> BatchResult:
     rule = values["stopping"][cell.algorithm]
     family = FAMILIES[values["model"]]
     record = values.get("record", {"quantities": [], "every": 1})
-
-    started = time.perf_counter()
     gd_boundary = values.get("gd_boundary", "exact")
     em_update = values.get("em_update", "simultaneous")
     max_iter = max_iterations(values, cell)
-    outcome = run_algorithm(family, data, pi0, mu0, cell.algorithm, max_iter, rule["tol"], cell.step,
-                            gd_boundary=gd_boundary, em_update=em_update, record=tuple(record["quantities"]),
-                            record_every=record["every"])
+    runs = list(range(len(pi0))) if only_runs is None else sorted(only_runs)
+    start_pi = pi0.copy()
+    for r in runs:
+        if faults.trial_fault(spec.batch_id, r) == "nan":
+            start_pi[r, 0] = np.nan
+
+    def solve(subset: list[int]):
+        if any(faults.trial_fault(spec.batch_id, r) == "raise" for r in subset):
+            raise RuntimeError("fault injected by EMRUN_TEST_FAULT")
+        return run_algorithm(family, data, start_pi[subset], mu0[subset], cell.algorithm, max_iter, rule["tol"],
+                             cell.step, gd_boundary=gd_boundary, em_update=em_update,
+                             record=tuple(record["quantities"]), record_every=record["every"])
+
+    started = time.perf_counter()
+    errors: dict[int, str] = {}
+    try:
+        parts = [(runs, solve(runs))]
+    except Exception:
+        parts = []
+        for r in runs:
+            try:
+                parts.append(([r], solve([r])))
+            except Exception as error:  # recorded in the trial's row; the sweep goes on
+                errors[r] = f"{type(error).__name__}: {error}"
     seconds = time.perf_counter() - started
 
     truth_loss = float(family.loss(data, true_pi[None], true_mu[None])[0])
-    n_samples = values["data"].get("n")
-    k = (outcome.pi >= values["k_cluster_threshold"]).sum(axis=1)
-    rows = []
-    for r in range(len(pi0)):
-        rows.append({
-            "config": values["name"], "config_hash": config_hash, "batch_id": spec.batch_id,
-            "model": values["model"], "m": cell.m, "D": cell.D, "algorithm": cell.algorithm,
-            "step": cell.step, "init": cell.init, "data": values["data"]["kind"], "n_samples": n_samples,
-            "truth_index": t, "run_index": r, "truth_seed": truth_seed, "init_seed": init_seeds[r],
-            "status": str(outcome.status[r]), "converged": bool(outcome.status[r] == CONVERGED),
-            "iterations": int(outcome.iterations[r]), "loss": float(outcome.loss[r]),
-            "entropy": data.entropy, "truth_loss": truth_loss, "n_patterns": len(data.weights),
-            "k": int(k[r]), "k_cluster": bool(k[r] < cell.m),
-            "gd_boundary": gd_boundary if cell.algorithm == "gd" else None,
-            "em_update": em_update if cell.algorithm == "em" else None, "max_iter": max_iter,
-            "touched_boundary": bool(outcome.touched_boundary[r]),
-            "pi": outcome.pi[r].tolist(), "mu": outcome.mu[r].ravel().tolist(),
-            "init_pi": pi0[r].tolist(), "init_mu": mu0[r].ravel().tolist(),
-            "truth_pi": true_pi.tolist(), "truth_mu": true_mu.ravel().tolist(),
-            "batch_seconds": seconds,
-        })
-    return BatchResult(rows, trace_table(outcome.trace, spec.batch_id) if record["quantities"] else None)
+    common = {
+        "config": values["name"], "config_hash": config_hash, "batch_id": spec.batch_id,
+        "model": values["model"], "m": cell.m, "D": cell.D, "algorithm": cell.algorithm,
+        "step": cell.step, "init": cell.init, "data": values["data"]["kind"], "n_samples": values["data"].get("n"),
+        "truth_index": t, "truth_seed": truth_seed, "entropy": data.entropy, "truth_loss": truth_loss,
+        "n_patterns": len(data.weights), "gd_boundary": gd_boundary if cell.algorithm == "gd" else None,
+        "em_update": em_update if cell.algorithm == "em" else None, "max_iter": max_iter,
+        "truth_pi": true_pi.tolist(), "truth_mu": true_mu.ravel().tolist(), "batch_seconds": seconds,
+    }
+
+    def row(r: int, outcome=None, i: int = 0, error: str | None = None) -> dict:
+        trial = {**common, "run_index": r, "init_seed": init_seeds[r],
+                 "init_pi": pi0[r].tolist(), "init_mu": mu0[r].ravel().tolist()}
+        if outcome is not None and error is None:
+            finite = np.isfinite(outcome.pi[i]).all() and np.isfinite(outcome.mu[i]).all() and not np.isnan(outcome.loss[i])
+            if not finite:
+                error = f"NaN state: non-finite parameters or loss after {int(outcome.iterations[i])} iterations"
+        if error is not None:
+            # No outcome: k = -1 (not a count) keeps the column an integer; every report drops failed rows.
+            return {**trial, "status": FAILED, "error": error, "converged": False, "iterations": 0, "loss": None,
+                    "k": -1, "k_cluster": False, "touched_boundary": False, "pi": None, "mu": None}
+        k = int((outcome.pi[i] >= values["k_cluster_threshold"]).sum())
+        return {**trial, "status": str(outcome.status[i]), "error": None,
+                "converged": bool(outcome.status[i] == CONVERGED), "iterations": int(outcome.iterations[i]),
+                "loss": float(outcome.loss[i]), "k": k, "k_cluster": k < cell.m,
+                "touched_boundary": bool(outcome.touched_boundary[i]),
+                "pi": outcome.pi[i].tolist(), "mu": outcome.mu[i].ravel().tolist()}
+
+    rows = [row(r, outcome, i) for subset, outcome in parts for i, r in enumerate(subset)]
+    rows += [row(r, error=error) for r, error in errors.items()]
+    rows.sort(key=lambda trial: trial["run_index"])
+    traces = None
+    if record["quantities"]:
+        traces = pd.concat([trace_table(outcome.trace, spec.batch_id, np.asarray(subset)) for subset, outcome in parts]
+                           or [trace_table([], spec.batch_id, np.asarray(runs))], ignore_index=True)
+    return BatchResult(rows, traces)
 
 
-def trace_table(trace: list, batch_id: str) -> pd.DataFrame:
+def trace_table(trace: list, batch_id: str, run_of: np.ndarray) -> pd.DataFrame:
     """Recorded iterates in tidy long form: one row per (run, iteration, quantity, component,
-    feature); a loss has component and feature -1, a weight feature -1."""
+    feature); a loss has component and feature -1, a weight feature -1. ``run_of`` maps the
+    trial positions of the trace to run indices."""
     parts = []
     for iteration, ids, values in trace:
         for quantity, array in values.items():
             array = np.asarray(array)  # [k], [k, m] or [k, m, D]
             index = np.indices(array.shape).reshape(array.ndim, -1)
             parts.append(pd.DataFrame({
-                "run_index": ids[index[0]], "iteration": iteration, "quantity": quantity,
+                "run_index": run_of[ids[index[0]]], "iteration": iteration, "quantity": quantity,
                 "component": index[1] if array.ndim > 1 else -1, "feature": index[2] if array.ndim > 2 else -1,
                 "value": array.ravel()}))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(

@@ -22,7 +22,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from emrun.store import ResultStore
+from emrun import faults
+from emrun.store import ResultStore, StoreWriteError
 
 # One BLAS thread per worker: the parallelism is across processes. Set before numpy is loaded
 # in a worker (workers are spawned, so they read these from the environment).
@@ -45,27 +46,18 @@ class SweepSummary:
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     interrupted: bool = False
+    write_error: str | None = None  # the store refused a write (a full disk): the sweep stopped
 
     def then(self, later: SweepSummary) -> SweepSummary:
         """This round followed by a later one over a grown task list."""
         return SweepSummary(total=later.total, skipped=self.skipped, completed=self.completed + later.completed,
                             failed={**self.failed, **later.failed}, seconds=self.seconds + later.seconds,
-                            interrupted=later.interrupted)
-
-
-def _after_write(summary: SweepSummary) -> None:
-    """Test hook: EMRUN_TEST_KILL_AFTER=N makes the process SIGKILL itself after N batch writes
-    (N:INT sends SIGINT, as Ctrl-C does), so that tests reach an interruption point
-    deterministically, not by timing."""
-    hook = os.environ.get("EMRUN_TEST_KILL_AFTER")
-    if hook is not None:
-        count, _, name = hook.partition(":")
-        if summary.completed == int(count):
-            os.kill(os.getpid(), signal.SIGINT if name == "INT" else signal.SIGKILL)
+                            interrupted=later.interrupted, write_error=later.write_error)
 
 
 def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm) -> None:
     for task in pending:
+        faults.checkpoint("computing")
         try:
             rows = task.function(*task.args)
         except Exception as error:  # a task that raises is reported; the others go on
@@ -73,7 +65,6 @@ def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, 
         else:
             store.write_batch(task.task_id, rows)
             summary.completed += 1
-            _after_write(summary)
         bar.update(1)
 
 
@@ -105,6 +96,7 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
                 while queue and len(running) < 2 * workers:
                     task = queue.pop(0)
                     running[pool.submit(task.function, *task.args)] = task
+                    faults.checkpoint("computing")
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     task = running.pop(future)
@@ -114,9 +106,8 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
                     else:
                         store.write_batch(task.task_id, future.result())
                         summary.completed += 1
-                        _after_write(summary)
                     bar.update(1)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, StoreWriteError):
             # Stop now: unfinished batches are simply not stored and run again on resume.
             workers_alive = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
@@ -141,6 +132,8 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
                 _run_pool(pending, store, summary, bar, workers)
         except KeyboardInterrupt:
             summary.interrupted = True
+        except StoreWriteError as error:
+            summary.write_error = str(error)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -150,4 +143,5 @@ def describe(summary: SweepSummary) -> dict[str, Any]:
         "batches_total": summary.total, "batches_skipped": summary.skipped,
         "batches_completed": summary.completed, "batches_failed": len(summary.failed),
         "seconds": round(summary.seconds, 2), "interrupted": summary.interrupted,
+        "write_error": summary.write_error,
     }

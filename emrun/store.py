@@ -17,6 +17,8 @@ import os
 import platform
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -28,10 +30,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emrun import faults
+
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+# Columns every reader relies on; rows without them come from an emrun too old to report on.
+REQUIRED_COLUMNS = ("config_hash", "batch_id", "model", "m", "D", "algorithm", "truth_index", "run_index", "truth_seed",
+                    "init_seed", "status", "iterations", "loss", "entropy", "data", "n_samples", "k", "k_cluster", "pi",
+                    "mu", "batch_seconds")
+FAILED = "failed"  # the status of a trial that raised or reached a NaN state: stored, retried, never averaged
 BATCHES = "batches"
 TRACES = "traces"
 HASH_KEY = b"emrun.config_hash"
+FAILED_KEY = b"emrun.failed_runs"  # run indices of the batch's failed trials, as JSON
 TIMING_COLUMNS = ("batch_seconds",)  # the only row values that differ between identical runs
 
 
@@ -47,14 +58,27 @@ class StoreError(RuntimeError):
     """A results folder that cannot be used as asked; the message says why and what to do."""
 
 
-def _write_atomically(path: Path, write) -> None:
+class StoreWriteError(StoreError):
+    """Writing a batch failed (a full disk, a read-only folder): the sweep must stop."""
+
+
+def _write_atomically(path: Path, write, point: str | None = None) -> None:
+    """Write to a temporary name, then rename: the file exists whole or not at all. A failed
+    write (a full disk) removes its temporary file and raises."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(temporary)
+    try:
+        write(temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if point:
+        faults.checkpoint(point)
     os.replace(temporary, path)
 
 
 def _write_json(path: Path, value: Any) -> None:
-    _write_atomically(path, lambda p: p.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n"))
+    _write_atomically(path, lambda p: p.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n"),
+                      "manifest_temp")
 
 
 def provenance(command: list[str]) -> dict[str, Any]:
@@ -94,9 +118,18 @@ class ResultStore:
         self.config_values, self.config_hash = config_values, config_hash
 
     @classmethod
-    def open(cls, root: Path, config_values: dict, config_hash: str, replace: bool = False) -> ResultStore:
-        """Open (creating if needed) the folder of a config; refuse one holding another config."""
+    @contextmanager
+    def opened(cls, root: Path, config_values: dict, config_hash: str, command: str, replace: bool = False):
+        """The folder of a config, created if needed and locked for this sweep while in use;
+        refuse one holding another config (unless ``replace``)."""
         store = cls(Path(root) / config_values["name"], config_values, config_hash)
+        store.folder.mkdir(parents=True, exist_ok=True)
+        with store.locked(command):
+            store._prepare(replace)
+            yield store
+
+    def _prepare(self, replace: bool) -> None:
+        store, config_values, config_hash = self, self.config_values, self.config_hash
         manifest = store.read_manifest()
         if manifest is not None and manifest.get("config_hash") != config_hash:
             if not replace:
@@ -109,9 +142,47 @@ class ResultStore:
                 old.unlink()
             manifest = None
         store.batches.mkdir(parents=True, exist_ok=True)
+        # Temporary files of a process killed mid-write (we hold the lock: nobody else is writing).
+        for leftover in [*store.folder.glob(".*.tmp"), *store.batches.glob(".*.tmp"), *(store.folder / TRACES).glob(".*.tmp")]:
+            leftover.unlink(missing_ok=True)
         if manifest is None:
             _write_json(store.folder / MANIFEST, {"config_hash": config_hash, "config": config_values, "sweeps": []})
-        return store
+
+    @contextmanager
+    def locked(self, command: str):
+        """Hold the folder's lock file (owner's pid, host, time, command) while a sweep writes.
+
+        A second sweep on the folder is refused with a message naming the owner; a lock left by a
+        process that no longer exists on this host is taken over.
+        """
+        path = self.folder / LOCK
+        owner = {"pid": os.getpid(), "host": platform.node(), "command": command,
+                 "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        for _ in range(2):
+            try:
+                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = _read_lock(path)
+                if holder is None:  # perhaps being written this instant: look again
+                    time.sleep(0.2)
+                    holder = _read_lock(path)
+                if holder is not None and _alive(holder):
+                    raise StoreError(
+                        f"{self.folder} is being written by another emrun sweep (pid {holder.get('pid')} on "
+                        f"{holder.get('host')}, since {holder.get('since')}: {holder.get('command')}). Wait for it to "
+                        f"finish; if that process is gone, delete {path}.") from None
+                print(f"emrun: taking over the stale lock {path} (pid {holder.get('pid') if holder else '?'} "
+                      "is not running)", file=sys.stderr)
+                path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(owner, handle)
+            break
+        try:
+            yield
+        finally:
+            if _read_lock(path) == owner:
+                path.unlink(missing_ok=True)
 
     def read_manifest(self) -> dict | None:
         path = self.folder / MANIFEST
@@ -128,38 +199,102 @@ class ResultStore:
         _write_json(self.folder / MANIFEST, manifest)
 
     def finished_batches(self) -> set[str]:
-        """Ids of the batches stored whole for this config; unreadable files are set aside."""
-        done = set()
+        """Ids of the batches stored whole, with no failed trial, for this config; unreadable
+        files and files of another config are set aside."""
+        return {batch for batch, failed in self.stored_batches().items() if not failed}
+
+    def stored_batches(self) -> dict[str, list[int]]:
+        """Every stored batch of this config with the run indices of its failed trials."""
+        stored = {}
         for path in sorted(self.batches.glob("*.parquet")):
             try:
-                stored_hash = pq.read_schema(path).metadata.get(HASH_KEY, b"").decode()
-            except (OSError, pa.ArrowInvalid, AttributeError) as error:
+                metadata = pq.read_schema(path).metadata or {}
+            except (OSError, pa.ArrowInvalid) as error:
                 self._set_aside(path, f"unreadable ({error})")
                 continue
+            stored_hash = metadata.get(HASH_KEY, b"").decode()
             if stored_hash != self.config_hash:
                 self._set_aside(path, f"written by config hash {stored_hash or 'unknown'}")
                 continue
-            done.add(path.stem)
-        return done
+            stored[path.stem] = json.loads(metadata.get(FAILED_KEY, b"[]"))
+        return stored
 
     def _set_aside(self, path: Path, reason: str) -> None:
-        aside = self.folder / "set_aside"
-        aside.mkdir(exist_ok=True)
-        os.replace(path, aside / path.name)
-        print(f"emrun: {path} is {reason}; moved to {aside}/ and its batch will run again", file=sys.stderr)
+        set_aside(self.folder, path, reason)
 
     def write_batch(self, batch_id: str, result: BatchResult | list[dict]) -> None:
+        """Store a batch's rows (and traces). Rows of a retry replace the stored rows of the same
+        runs; the file is rewritten whole, atomically. Raises StoreWriteError if the disk refuses."""
         if not isinstance(result, BatchResult):
             result = BatchResult(result)
-        if result.traces is not None:
-            (self.folder / TRACES).mkdir(exist_ok=True)
-            traces = self._stamped(pa.Table.from_pandas(result.traces, preserve_index=False))
-            _write_atomically(self.folder / TRACES / f"{batch_id}.parquet", lambda p: pq.write_table(traces, p))
-        table = self._stamped(pa.Table.from_pandas(pd.DataFrame(result.rows), preserve_index=False))
-        _write_atomically(self.batches / f"{batch_id}.parquet", lambda p: pq.write_table(table, p))
+        rows = pd.DataFrame(result.rows)
+        traces = result.traces
+        path = self.batches / f"{batch_id}.parquet"
+        if path.exists():  # a retry of some runs: keep the others
+            retried = rows["run_index"]
+            old = pq.read_table(path).to_pandas()
+            rows = pd.concat([old[~old["run_index"].isin(retried)], rows], ignore_index=True)
+            rows = rows.sort_values("run_index", ignore_index=True)
+            trace_path = self.folder / TRACES / path.name
+            if traces is not None and trace_path.exists():
+                old_traces = pq.read_table(trace_path).to_pandas()
+                traces = pd.concat([old_traces[~old_traces["run_index"].isin(retried)], traces], ignore_index=True)
+                traces = traces.sort_values(["run_index", "quantity", "iteration", "component", "feature"],
+                                            ignore_index=True)
+        failed = sorted(int(r) for r in rows.loc[rows["status"] == FAILED, "run_index"]) if "status" in rows else []
+        try:
+            faults.before_batch_write()
+            if traces is not None:
+                (self.folder / TRACES).mkdir(exist_ok=True)
+                trace_table = self._stamped(pa.Table.from_pandas(traces, preserve_index=False))
+                _write_atomically(self.folder / TRACES / path.name, lambda p: pq.write_table(trace_table, p))
+                faults.checkpoint("trace_written")
+            table = pa.Table.from_pandas(rows, preserve_index=False)
+            if "error" in table.column_names:  # a string column even when every trial succeeded
+                table = table.set_column(table.column_names.index("error"), "error", table["error"].cast(pa.string()))
+            table = self._stamped(table, failed)
+            _write_atomically(path, lambda p: pq.write_table(table, p), "batch_temp")
+        except OSError as error:
+            raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); the batch is not stored. "
+                                  "Batches stored before it are intact: free the space (or fix the folder) and "
+                                  "run the same command to resume.") from None
+        faults.checkpoint("batch_written")
 
-    def _stamped(self, table: pa.Table) -> pa.Table:
-        return table.replace_schema_metadata({**(table.schema.metadata or {}), HASH_KEY: self.config_hash.encode()})
+    def _stamped(self, table: pa.Table, failed: list[int] | None = None) -> pa.Table:
+        metadata = {**(table.schema.metadata or {}), HASH_KEY: self.config_hash.encode()}
+        if failed is not None:
+            metadata[FAILED_KEY] = json.dumps(failed).encode()
+        return table.replace_schema_metadata(metadata)
+
+
+def set_aside(folder: Path, path: Path, reason: str) -> None:
+    """Move a batch file that cannot be trusted out of the way, saying so; its batch runs again
+    at the next sweep (never silently read, never silently dropped)."""
+    aside = Path(folder) / "set_aside"
+    aside.mkdir(exist_ok=True)
+    os.replace(path, aside / path.name)
+    print(f"emrun: {path} is {reason}; moved to {aside}/ and its batch will run again at the next "
+          f"'emrun sweep' of this config", file=sys.stderr)
+
+
+def _read_lock(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the lock's owner still runs (on another host we cannot tell, so assume it does)."""
+    if holder.get("host") != platform.node():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return True
+    return True
 
 
 def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
@@ -182,13 +317,38 @@ def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """All trial rows of a results folder as one tidy DataFrame (one row per run)."""
+    """All trial rows of a results folder as one tidy DataFrame (one row per run).
+
+    A batch file that cannot be read, or that another config wrote, is set aside with a message
+    (its batch runs again at the next sweep), never read."""
     folder = Path(path)
-    files = sorted((folder / BATCHES).glob("*.parquet"))
-    if not files:
-        raise StoreError(f"{folder} holds no results (no {BATCHES}/*.parquet); run 'emrun sweep' first")
-    # One conversion to pandas; 'promote' unifies columns that are all null in some batches.
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    expected = None
+    if (folder / MANIFEST).exists():
+        try:
+            expected = json.loads((folder / MANIFEST).read_text()).get("config_hash")
+        except json.JSONDecodeError:
+            raise StoreError(f"{folder / MANIFEST} is not valid JSON; move it aside and run 'emrun sweep' again") from None
+    tables = []
+    for file in sorted((folder / BATCHES).glob("*.parquet")):
+        try:
+            table = pq.read_table(file)
+        except (OSError, pa.ArrowInvalid) as error:
+            set_aside(folder, file, f"unreadable ({error})")
+            continue
+        stored = (table.schema.metadata or {}).get(HASH_KEY, b"").decode()
+        if expected is not None and stored != expected:
+            set_aside(folder, file, f"written by config hash {stored or 'unknown'}, not this folder's {expected}")
+            continue
+        tables.append(table)
+    if not tables:
+        raise StoreError(f"{folder} holds no results (no readable {BATCHES}/*.parquet); run 'emrun sweep' first")
+    # One conversion to pandas; "permissive" unifies columns that are null (a failed trial) in some batches.
+    table = pa.concat_tables(tables, promote_options="permissive")
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise StoreError(f"the rows in {folder} lack the columns {', '.join(missing)}: they were written by an older "
+                         "emrun. Run them again with 'emrun sweep CONFIG --replace' (CONFIG is in "
+                         f"{folder / MANIFEST}).")
     rows = table.to_pandas().sort_values(["batch_id", "run_index"], ignore_index=True)
     return add_reference_columns(rows)
 

@@ -65,7 +65,7 @@ def test_killed_sweep_resumes_to_the_same_rows(tiny_config, workers):
     emrun("sweep", str(tiny_config), "--workers", workers, "--results", "whole", "--quiet", cwd=cwd)
     for kill_after in ("1", "3"):  # SIGKILL after 1, then after 3 more batch writes
         killed = emrun("sweep", str(tiny_config), "--workers", workers, "--results", "cut", "--quiet", cwd=cwd,
-                       env={"EMRUN_TEST_KILL_AFTER": kill_after}, check=False)
+                       env={"EMRUN_TEST_KILL_AT": f"batch_written:{kill_after}"}, check=False)
         assert killed.returncode == -9
     assert len(list((cwd / "cut" / "tiny" / "batches").glob("*.parquet"))) == 4
     assert not list((cwd / "cut" / "tiny" / "batches").glob(".*"))  # no temp file left behind
@@ -102,11 +102,11 @@ def test_diverged_run_is_an_outcome_counted_in_the_report(tmp_path):
     config.write_text("""\
 name: div
 seed: 1
-grid: {m: [1], D: [1], algorithm: [em, gd], step: [1.0], init: [given]}
-truths: [{pi: [1.0], mu: [[0.001]]}]
+grid: {m: [2], D: [1], algorithm: [em, gd], step: [1.0], init: [given]}
+truths: [{pi: [0.5, 0.5], mu: [[0.001], [0.001]]}]
 runs: 2
 init_options:
-  given: [{pi: [1.0], mu: [[0.01]]}, {pi: [1.0], mu: [[0.001]]}]
+  given: [{pi: [0.5, 0.5], mu: [[0.01], [0.01]]}, {pi: [0.5, 0.5], mu: [[0.001], [0.001]]}]
 """)
     emrun("sweep", str(config), "--quiet", cwd=tmp_path)
     rows = load_results(tmp_path / "results" / "div")
@@ -125,7 +125,7 @@ def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
     cwd = tiny_config.parent
     # SIGINT's default handler, as in a terminal (a shell's background job would ignore it).
     stopped = emrun("sweep", str(tiny_config), "--workers", workers, "--quiet", cwd=cwd,
-                    env={"EMRUN_TEST_KILL_AFTER": "2:INT"}, check=False, restore_sigint=True)
+                    env={"EMRUN_TEST_KILL_AT": "batch_written:2:INT"}, check=False, restore_sigint=True)
     assert stopped.returncode == 130, stopped.stderr
     assert "Interrupted" in stopped.stderr and "Resume with the same command" in stopped.stderr
     assert "Traceback" not in stopped.stderr

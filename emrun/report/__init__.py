@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emrun.store import MANIFEST, has_rows, load_results, load_traces, result_folders
+from emrun.store import FAILED, MANIFEST, has_rows, load_results, load_traces, result_folders
 
 INDEX = "REPORT.md"
 
@@ -64,10 +64,14 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     from emrun.report import figure2, kcluster, table34, variants
 
     loaded: dict[Path, object] = {}
+    failed: dict[Path, object] = {}
 
     def rows_of(folder: Path):
+        """The folder's rows without failed trials, which no table averages (they are counted below)."""
         if folder not in loaded:
-            loaded[folder] = load_results(folder)
+            rows = load_results(folder)
+            is_failed = rows["status"] == FAILED
+            loaded[folder], failed[folder] = rows[~is_failed].reset_index(drop=True), rows[is_failed]
         return loaded[folder]
 
     written = []
@@ -103,8 +107,30 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
                      _manifest(other)["config"].get("gd_boundary", "exact"): (other.name, rows_of(other))}
         path, _ = kcluster.write(rows, manifest, folder, many, command, rules)
         written.append(path)
+    for folder, path in zip(folders, written, strict=True):
+        with path.open("a") as report:
+            report.write("\n".join(completeness(_manifest(folder), rows_of(folder), failed[folder])) + "\n")
     written.append(write_index(root, command))
     return written
+
+
+def completeness(manifest: dict, rows, failed) -> list[str]:
+    """Whether every planned batch is stored, and the failed trials (excluded from every table)."""
+    planned = manifest["sweeps"][-1].get("batches_total") if manifest.get("sweeps") else None
+    stored = len(set(rows["batch_id"]) | set(failed["batch_id"]))
+    lines = ["## Completeness", ""]
+    if planned is not None and stored < planned:
+        lines.append(f"**Incomplete: {stored} of {planned} planned batches are stored**; run the sweep command above "
+                     "again to complete them (tables use the stored batches only).")
+    else:
+        lines.append(f"All {stored} planned batches are stored.")
+    if len(failed):
+        shown = ", ".join(f"{r.batch_id}/{r.run_index}" for r in failed.head(5).itertuples())
+        lines.append(f"**{len(failed)} failed trials** (an error or a NaN state; excluded from every table, counted "
+                     f"here): {shown}{' ...' if len(failed) > 5 else ''}. Run the sweep again to retry only those.")
+    else:
+        lines.append("No failed trials.")
+    return lines + [""]
 
 
 def own_verdicts(report_lines: list[str]) -> list[str]:

@@ -1,0 +1,51 @@
+"""Fault injection for the reliability tests: reach a kill point, a full disk or a failing trial
+deterministically, by environment variable, never by timing. Inert unless the variables are set.
+
+- ``EMRUN_TEST_KILL_AT=POINT:N[:INT]``: at the N-th time this process reaches POINT, kill it with
+  SIGKILL (or SIGINT, as Ctrl-C). Points: ``computing`` (a task handed to the pool or started
+  inline), ``trace_written`` (a batch's traces written, its rows not yet), ``batch_temp`` (a batch
+  file written to its temporary name, not yet renamed), ``batch_written`` (renamed: stored),
+  ``manifest_temp`` (a manifest written to its temporary name, not yet renamed).
+- ``EMRUN_TEST_DISK_FULL=N``: the N-th batch write fails with ENOSPC, as on a full disk.
+- ``EMRUN_TEST_FAULT=KIND:BATCH_ID:RUN``: that trial fails: ``raise`` raises in the engine,
+  ``nan`` starts it from a NaN weight so that the engine reaches a NaN state.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections import Counter
+
+_reached: Counter = Counter()
+
+
+def checkpoint(point: str) -> None:
+    hook = os.environ.get("EMRUN_TEST_KILL_AT")
+    if not hook:
+        return
+    name, count, *how = hook.split(":")
+    if name != point:
+        return
+    _reached[point] += 1
+    if _reached[point] == int(count):
+        os.kill(os.getpid(), signal.SIGINT if how == ["INT"] else signal.SIGKILL)
+
+
+def before_batch_write() -> None:
+    hook = os.environ.get("EMRUN_TEST_DISK_FULL")
+    if not hook:
+        return
+    _reached["batch_write"] += 1
+    if _reached["batch_write"] == int(hook):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def trial_fault(batch_id: str, run_index: int) -> str | None:
+    """'raise' or 'nan' if the test asks this trial to fail, else None."""
+    hook = os.environ.get("EMRUN_TEST_FAULT")
+    if not hook:
+        return None
+    kind, batch, run = hook.split(":")
+    return kind if batch == batch_id and int(run) == run_index else None
