@@ -1,8 +1,10 @@
-"""``make bench``: time the engine on one cell (population, paper protocol); m = 3, D = 5 by default.
+"""``make bench``: the engine against the plain implementation and the machine's limit, on one core.
 
-60 GD runs and 60 EM runs from random inits, each as one batch, on one core (one BLAS thread),
-as in ``emrun sweep``. Prints trial-iterations and runs per second and the peak memory, and
-saves them as JSON under results/bench/.
+For each cell (m = 3, D = 5 and m = 6, D = 10 population; m = 6, D = 6 with 2000 samples): 60 GD
+and 60 EM runs from random inits with the paper's protocol, as one batch each, as in a sweep. Beside
+them, in the same run: the plain per-pattern implementation of ``tests/plain_reference.py`` on the
+same data (timed on a few iterations of one trial), the flops of one trial-iteration counted from
+the kernel's loops, and a large float64 matmul's GFLOP/s. Saves JSON under results/bench/.
 """
 
 from __future__ import annotations
@@ -20,60 +22,120 @@ from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
+import numpy as np  # noqa: E402
 
 from emrun import experiments  # noqa: E402
 from emrun.config import Cell, validate  # noqa: E402
 
-TARGET_SECONDS = {(3, 5): 2.0}  # the foundation issue's target for this cell
+CELLS = [(3, 5, None), (6, 10, None), (6, 6, 2000)]  # (m, D, samples or None for the population)
+RATIO_TARGET = 1000  # at (3, 5): engine trial-iterations/s over the plain implementation's
+GFLOPS_SHARE_TARGET = 0.10  # at (6, 10): achieved GFLOP/s over the matmul's
 
 
-def bench_config(m: int, D: int, runs: int) -> dict:
-    raw = {"name": "bench", "seed": 2019, "grid": {"m": [m], "D": [D]}, "runs": runs}
+def bench_config(m: int, D: int, runs: int, samples: int | None) -> dict:
+    raw = {"name": "bench", "seed": 2019, "grid": {"m": [m], "D": [D]}, "runs": runs,
+           "data": "population" if samples is None else {"samples": samples}}
     return validate(raw, "bench", {})
 
 
-@click.command()
-@click.option("--m", default=3, show_default=True)
-@click.option("--D", "D", default=5, show_default=True)
-@click.option("--runs", default=60, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default="results/bench/bench.json", show_default=True)
-def main(m: int, D: int, runs: int, out: str) -> None:
-    """Time 60 GD + 60 EM runs of one cell to convergence with the paper's protocol."""
-    values = bench_config(m, D, runs)
-    # Load (or compile) the engine's kernels first: a one-off cost per process, reported apart.
-    started = time.perf_counter()
-    warm = bench_config(m, D, 2)
-    for algorithm, step in (("gd", 0.02), ("em", None)):
+def flops_per_trial_iteration(data, m: int, D: int, algorithm: str) -> int:
+    """Floating-point operations of one trial-iteration, counted from the kernel's loops:
+    per pattern, D products per component, 2 for the mixture, 2 for its responsibility, 1 for
+    its sum and one add per x_j = 1 (E[gamma x]), plus a division per pattern; per iteration, the
+    factor table (2 m D) and the update (EM about 3 m D, GD about 9 m D with the projection)."""
+    patterns = data.patterns.shape[0]
+    ones = float(data.patterns.sum()) / patterns
+    per_pattern = m * (D + 5 + ones) + 1
+    update = (3 if algorithm == "em" else 9) * m * D + 2 * m * D
+    return int(round(patterns * per_pattern + update))
+
+
+def matmul_gflops(n: int = 1500, repeats: int = 3) -> float:
+    a, b = np.random.default_rng(0).standard_normal((2, n, n))
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best / 1e9
+
+
+def plain_rate(data, pi, mu, algorithm: str, minimum_seconds: float = 1.0) -> tuple[float, int]:
+    """Trial-iterations per second of the plain implementation (one trial, doubling the
+    iterations until the timing is long enough)."""
+    from tests import plain_reference
+
+    iterations = 1
+    while True:
+        started = time.perf_counter()
+        plain_reference.run(data.patterns, data.weights, pi, mu, algorithm, iterations)
+        seconds = time.perf_counter() - started
+        if seconds >= minimum_seconds:
+            return iterations / seconds, iterations
+        iterations *= 2
+
+
+def bench_cell(m: int, D: int, samples: int | None, runs: int) -> dict:
+    values = bench_config(m, D, runs, samples)
+    warm = bench_config(m, D, 2, samples)
+    for algorithm, step in (("gd", 0.02), ("em", None)):  # load (or compile) the kernels first
         warm["stopping"][algorithm]["max_iter"] = 5
         experiments.run_batch(warm, "bench", experiments.BatchSpec("warm", Cell(m, D, algorithm, step, "uniform"), 0))
-    load_seconds = time.perf_counter() - started
-    click.echo(f"engine load (numba cache or compile, once per process): {load_seconds:.2f} s")
+    true_pi, true_mu = experiments.true_mixture(values, m, D, 0)
+    data = experiments.make_data(values, m, D, 0, true_pi, true_mu)
     figures = {}
-    total = 0.0
     for algorithm, step in (("gd", 0.02), ("em", None)):
-        spec = experiments.BatchSpec("bench", Cell(m, D, algorithm, step, "uniform"), 0)
+        cell = Cell(m, D, algorithm, step, "uniform")
         started = time.perf_counter()
-        rows = experiments.run_batch(values, "bench", spec)
+        rows = experiments.run_batch(values, "bench", experiments.BatchSpec("bench", cell, 0)).rows
         seconds = time.perf_counter() - started
-        total += seconds
         iterations = sum(r["iterations"] for r in rows)
+        pi0, mu0, _ = experiments.initial_points(values, cell, 0, data)
+        plain, plain_iterations = plain_rate(data, pi0[0], mu0[0], algorithm)
+        rate = iterations / seconds
+        flops = flops_per_trial_iteration(data, m, D, algorithm)
         figures[algorithm] = {
-            "runs": runs, "seconds": round(seconds, 3), "runs_per_second": round(runs / seconds, 2),
-            "trial_iterations": iterations, "trial_iterations_per_second": round(iterations / seconds),
-            "microseconds_per_trial_iteration": round(1e6 * seconds / iterations, 3),
+            "runs": runs, "seconds": round(seconds, 3), "trial_iterations": iterations,
+            "trial_iterations_per_second": round(rate), "microseconds_per_trial_iteration": round(1e6 / rate, 3),
+            "plain_trial_iterations_per_second": round(plain, 1), "plain_iterations_timed": plain_iterations,
+            "ratio_to_plain": round(rate / plain, 1), "flops_per_trial_iteration": flops,
+            "gflops": round(rate * flops / 1e9, 3),
         }
-        click.echo(f"{algorithm}: {runs} runs, {iterations} trial-iterations in {seconds:.2f} s: "
-                   f"{runs / seconds:.1f} runs/s, {iterations / seconds:,.0f} trial-iterations/s "
-                   f"({1e6 * seconds / iterations:.2f} us each)")
+    return {"m": m, "D": D, "data": "population" if samples is None else f"{samples} samples",
+            "patterns": int(data.patterns.shape[0]), "algorithms": figures}
+
+
+@click.command()
+@click.option("--runs", default=60, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="results/bench/bench.json", show_default=True)
+def main(runs: int, out: str) -> None:
+    """Time the three cells, the plain implementation and a matmul; check the targets."""
+    matmul = matmul_gflops()
+    click.echo(f"float64 matmul (1500 x 1500, one thread): {matmul:.1f} GFLOP/s")
+    cells = []
+    for m, D, samples in CELLS:
+        result = bench_cell(m, D, samples, runs)
+        cells.append(result)
+        for algorithm, f in result["algorithms"].items():
+            click.echo(f"m={m} D={D} {result['data']} {algorithm}: {f['trial_iterations']:,} trial-iterations in "
+                       f"{f['seconds']:.2f} s = {f['trial_iterations_per_second']:,}/s "
+                       f"({f['microseconds_per_trial_iteration']} us); "
+                       f"plain {f['plain_trial_iterations_per_second']:,}/s, ratio {f['ratio_to_plain']:,}x; "
+                       f"{f['flops_per_trial_iteration']:,} flops each, {f['gflops']} GFLOP/s "
+                       f"({f['gflops'] / matmul:.1%} of the matmul)")
+    small, large = cells[0]["algorithms"], cells[1]["algorithms"]
+    targets = {
+        "ratio_to_plain_at_3_5": {a: {"ratio": small[a]["ratio_to_plain"], "target": RATIO_TARGET,
+                                      "met": small[a]["ratio_to_plain"] >= RATIO_TARGET} for a in small},
+        "matmul_share_at_6_10": {a: {"share": round(large[a]["gflops"] / matmul, 4), "target": GFLOPS_SHARE_TARGET,
+                                     "met": large[a]["gflops"] / matmul >= GFLOPS_SHARE_TARGET} for a in large},
+    }
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    target = TARGET_SECONDS.get((m, D))
-    verdict = f" (target {target} s: {'met' if total <= target else 'not met'})" if target else ""
-    click.echo(f"cell m={m}, D={D}: {2 * runs} runs in {total:.2f} s{verdict}; peak memory {peak_mib:.0f} MiB")
+    click.echo(f"targets: {json.dumps(targets)}; peak memory {peak_mib:.0f} MiB")
     result = {"date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-              "platform": platform.platform(), "cores_used": 1, "m": m, "D": D, "data": "population",
-              "algorithms": figures, "cell_seconds": round(total, 3), "target_seconds": target,
-              "peak_memory_mib": round(peak_mib, 1), "engine_load_seconds": round(load_seconds, 2),
-              "command": f"python -m emrun.bench --m {m} --D {D} --runs {runs} (make bench)"}
+              "platform": platform.platform(), "cores_used": 1, "matmul_gflops": round(matmul, 2), "cells": cells,
+              "targets": targets, "peak_memory_mib": round(peak_mib, 1),
+              "command": f"python -m emrun.bench --runs {runs} (make bench)"}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {out}")

@@ -55,6 +55,31 @@ def plan(config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
     return batches
 
 
+MEMORY_BUDGET = 1 << 30  # bytes of arrays per batch in one worker; with 2 workers within 2 GiB
+
+
+def bytes_per_trial(values: dict, cell: Cell, n_points: int) -> int:
+    """Memory one trial of a batch needs, in bytes (n_points = patterns or sample points, P).
+
+    Compiled Bernoulli kernel: its per-trial lane state, 8 (5 m D + 5 m + 8) bytes (the data,
+    P (D + 2) words, are shared by the batch). The numpy loop (the Gaussian family, or any traced
+    run): about twelve [m, P] float64 arrays per trial, 96 m P bytes; a trace keeps
+    8 (m + m D + 1) bytes per recorded iteration, about six times that once in long form.
+    """
+    m, D = cell.m, cell.D
+    record = values.get("record")
+    if values["model"] == "bernoulli" and not record:
+        return 8 * (5 * m * D + 5 * m + 8)
+    kept = (max_iterations(values, cell) // record["every"] + 2) * 8 * (m + m * D + 1) * 7 if record else 0
+    return 96 * m * n_points + kept
+
+
+def trials_per_chunk(values: dict, cell: Cell, n_points: int) -> int:
+    """How many trials of a batch run together so that its arrays stay within MEMORY_BUDGET;
+    it depends on the config only, so rows do not depend on the machine."""
+    return max(1, MEMORY_BUDGET // bytes_per_trial(values, cell, n_points))
+
+
 def find_batch(config: Config, batch_id: str) -> BatchSpec:
     """The batch of a config with this id (as stored in its rows); KeyError if there is none."""
     for cell in config.cells():
@@ -155,15 +180,18 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
 
     started = time.perf_counter()
     errors: dict[int, str] = {}
-    try:
-        parts = [(runs, solve(runs))]
-    except Exception:
-        parts = []
-        for r in runs:
-            try:
-                parts.append(([r], solve([r])))
-            except Exception as error:  # recorded in the trial's row; the sweep goes on
-                errors[r] = f"{type(error).__name__}: {error}"
+    chunk = trials_per_chunk(values, cell, len(data.weights))
+    parts = []
+    for first in range(0, len(runs), chunk):
+        subset = runs[first:first + chunk]
+        try:
+            parts.append((subset, solve(subset)))
+        except Exception:
+            for r in subset:  # find the trials that fail by running each alone
+                try:
+                    parts.append(([r], solve([r])))
+                except Exception as error:  # recorded in the trial's row; the sweep goes on
+                    errors[r] = f"{type(error).__name__}: {error}"
     seconds = time.perf_counter() - started
 
     truth_loss = float(family.loss(data, true_pi[None], true_mu[None])[0])

@@ -316,3 +316,28 @@ def test_fused_kernel_matches_the_numpy_engine_with_the_published_rule(samples):
 def test_em_from_inside_never_touches_the_boundary_on_population_data():
     data, pi, mu = batch()
     assert not run_batch(b, data, pi, mu, "em", 200, 1e-5).touched_boundary.any()
+
+
+@pytest.mark.parametrize("algorithm", ["em", "gd"])
+@pytest.mark.parametrize("m,D,samples", [(2, 3, 0), (3, 4, 0), (3, 5, 0), (4, 3, 200)])
+def test_batched_and_fused_engines_match_the_plain_implementation(algorithm, m, D, samples):
+    from tests import plain_reference
+
+    rng = np.random.default_rng(100 + m * 10 + D)
+    truth = b.random_mixture(m, D, rng)
+    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
+    draws = [b.random_mixture(m, D, rng) for _ in range(3)]
+    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    # A large step reaches the boundary within 30 GD iterations (and amplifies rounding: keep it short).
+    iterations, step = (40, None) if algorithm == "em" else (30, 0.3)
+    engines = [run_batch(b, data, pi, mu, algorithm, iterations, 1e-300, step=step, fused=fused) for fused in (True, False)]
+    for t in range(len(pi)):
+        if engines[0].status[t] == "diverged":  # a pattern made impossible: the plain code divides by p(x) = 0
+            with pytest.raises(ZeroDivisionError):
+                plain_reference.run(data.patterns, data.weights, pi[t], mu[t], algorithm, iterations, step)
+            continue
+        plain_pi, plain_mu = plain_reference.run(data.patterns, data.weights, pi[t], mu[t], algorithm, iterations, step)
+        for engine in engines:
+            assert engine.iterations[t] == iterations
+            np.testing.assert_allclose(engine.pi[t], plain_pi, atol=1e-10, rtol=0)
+            np.testing.assert_allclose(engine.mu[t], plain_mu, atol=1e-10, rtol=0)

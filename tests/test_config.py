@@ -107,3 +107,32 @@ def test_variant_keys_are_checked_and_default_values_keep_the_hash(tmp_path):
     path.write_text("name: v\nseed: 1\ngrid: {m: [2], D: [2], gd_max_iter: [10, 20]}\n")
     labels = [cell.label for cell in load(path).cells()]
     assert labels == ["m2-D2-em-uniform", "m2-D2-gd-step0.02-cap10-uniform", "m2-D2-gd-step0.02-cap20-uniform"]
+
+
+def test_every_shipped_config_fits_the_memory_budget():
+    # Batches are split into chunks of trials_per_chunk trials; that works as long as one trial fits.
+    from emrun import experiments
+
+    for path in sorted(Path("configs").glob("*.yaml")):
+        config = load(path)
+        values = config.values
+        for cell in config.cells():
+            points = 2**cell.D if values["data"]["kind"] == "population" else values["data"]["n"]
+            per_trial = experiments.bytes_per_trial(values, cell, points)
+            chunk = experiments.trials_per_chunk(values, cell, points)
+            assert per_trial <= experiments.MEMORY_BUDGET, (path, cell)
+            assert min(chunk, values["runs"][cell.algorithm]) * per_trial <= experiments.MEMORY_BUDGET
+
+
+def test_a_batch_split_into_chunks_gives_the_same_rows(tmp_path, monkeypatch):
+    from emrun import experiments
+
+    config = load(write(tmp_path, TINY))
+    spec = experiments.BatchSpec("b", config.cells()[-1], 0)  # GD on m = 3, D = 3
+    whole = experiments.run_batch(config.values, "h", spec).rows
+    per_trial = experiments.bytes_per_trial(config.values, spec.cell, 8)
+    monkeypatch.setattr(experiments, "MEMORY_BUDGET", 4 * per_trial)
+    assert experiments.trials_per_chunk(config.values, spec.cell, 8) == 4
+    chunked = experiments.run_batch(config.values, "h", spec).rows
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "batch_seconds"} for r in rows]  # noqa: E731
+    assert strip(whole) == strip(chunked)

@@ -46,10 +46,58 @@ def _project_to_simplex(v, out, u):
         out[i] = max(v[i] - theta, 0.0)
 
 
+FEW_LANES = 2  # at most this many active trials: patterns become the inner (vectorised) loop
+
+
+@njit(cache=True)
+def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scale, z, s1):
+    """Z_c and E[gamma_c x] of lane ``t`` with the patterns as the inner loop, for when few trials
+    are active (the lane loops would then be one or two long). Same operations in the same order
+    as the lane-inner pass (a factor is mu or 1 - mu, selected exactly), so the same results.
+    Only for means inside (0, 1); returns False if some p(x) < _TINY (the caller then takes the
+    general pass, with its log-space fallback)."""
+    m, D = mu.shape[0], mu.shape[1]
+    n_patterns = values_t.shape[1]
+    for c in range(m):
+        for p in range(n_patterns):
+            factor_product[c, p] = 1.0
+        for j in range(D):
+            high = mu[c, j, t]
+            low = 1.0 - high
+            row = values_t[j]
+            for p in range(n_patterns):
+                factor_product[c, p] *= row[p] * high + (1.0 - row[p]) * low
+    for p in range(n_patterns):
+        scale[p] = 0.0
+    for c in range(m):
+        weight = pi[c, t]
+        for p in range(n_patterns):
+            scale[p] += weight * factor_product[c, p]
+    smallest = np.inf
+    for p in range(n_patterns):
+        smallest = min(smallest, scale[p])
+        scale[p] = weights[p] / max(scale[p], _TINY)
+    if smallest < _TINY:
+        return False
+    for c in range(m):
+        total = 0.0
+        for p in range(n_patterns):
+            factor_product[c, p] *= scale[p]
+            total += factor_product[c, p]
+        z[c, t] = total
+        for j in range(D):
+            row = values_t[j]
+            accumulated = 0.0
+            for p in range(n_patterns):
+                accumulated += factor_product[c, p] * row[p]
+            s1[c, j, t] = accumulated
+    return True
+
+
 @njit(cache=True)
 def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, bit_position, lane_trial,
                   table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
-                  lane_log_p, z, s1, extra, log_f, ones):
+                  lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale):
     """One pass over the patterns for the first ``n`` lanes at parameters pi [m, T], mu [m, D, T]:
     fills Z_c (``z``), E[gamma_c x] (``s1``), GD's boundary terms (``extra``), and flags lanes with
     an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial)."""
@@ -69,14 +117,28 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
                 table[j, 1, c, t] = 1.0 if high == 0.0 else high
                 zero_if_one[c, t] |= (high == 0.0) << j
                 zero_if_zero[c, t] |= (low == 0.0) << j
+    # Without a mean on the boundary (always so for EM from inside) the bit masks are skipped:
+    # every pattern is possible for every component, and the loops below vectorise cleanly.
+    boundary = False
     for c in range(m):
         for t in range(n):
             if zero_if_one[c, t] | zero_if_zero[c, t]:
                 touched[lane_trial[t]] = True
+                boundary = True
+    if not boundary:
+        bits[:, :n] = 0
     z[:, :n] = 0.0
     s1[:, :, :n] = 0.0
     extra[:, :, :n] = 0.0
     impossible[:n] = False
+    if not boundary and n <= FEW_LANES:
+        done = True
+        for t in range(n):
+            done = done and _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, pattern_scale, z, s1)
+        if done:
+            return
+        z[:, :n] = 0.0
+        s1[:, :, :n] = 0.0
     for p in range(n_patterns):
         x, code, row = patterns[p], codes[p], values[p]
         n_ones = 0
@@ -88,19 +150,27 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
             for t in range(n):
                 product[c, t] = 1.0
         for j in range(D):
+            xj = x[j]
             for c in range(m):
-                factors = table[j, x[j], c]
                 for t in range(n):
-                    product[c, t] *= factors[t]
+                    product[c, t] *= table[j, xj, c, t]
         for t in range(n):
             mixture[t] = 0.0
-        for c in range(m):
-            for t in range(n):
-                bits[c, t] = (code & zero_if_one[c, t]) | (~code & all_bits & zero_if_zero[c, t])
-                mixture[t] += pi[c, t] * product[c, t] * (bits[c, t] == 0)
+        if boundary:
+            for c in range(m):
+                for t in range(n):
+                    bits[c, t] = (code & zero_if_one[c, t]) | (~code & all_bits & zero_if_zero[c, t])
+                    mixture[t] += pi[c, t] * product[c, t] * (bits[c, t] == 0)
+        else:
+            for c in range(m):
+                for t in range(n):
+                    mixture[t] += pi[c, t] * product[c, t]
+        tiny = False
         for t in range(n):
+            scale[t] = weights[p] / max(mixture[t], _TINY)  # lanes below _TINY are redone just below
+            tiny |= mixture[t] < _TINY
+        for t in range(n if tiny else 0):
             if mixture[t] >= _TINY:
-                scale[t] = weights[p] / mixture[t]
                 continue
             # Log space for this pattern and trial: f_c / p as exp(log f_c - log p).
             top = 0.0
@@ -128,14 +198,19 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
             scale[t] = weights[p]
         # Sums of h_c(x) = w f_c / p; terms that do not apply are multiplied by 0, not branched on.
         for c in range(m):
-            for t in range(n):
-                usable[t] = product[c, t] * scale[t] * (bits[c, t] == 0)
-                z[c, t] += usable[t]
-            for k in range(n_ones):
-                target = s1[c, ones[k]]
+            if boundary:
                 for t in range(n):
-                    target[t] += usable[t]
-            if gd:
+                    usable[t] = product[c, t] * scale[t] * (bits[c, t] == 0)
+                    z[c, t] += usable[t]
+            else:
+                for t in range(n):
+                    usable[t] = product[c, t] * scale[t]
+                    z[c, t] += usable[t]
+            for k in range(n_ones):
+                j = ones[k]
+                for t in range(n):
+                    s1[c, j, t] += usable[t]
+            if gd and boundary:
                 for t in range(n):
                     b = bits[c, t]
                     if b != 0 and b & (b - 1) == 0:  # exactly one zero factor, at feature j
@@ -197,6 +272,8 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     log_f = np.empty(m)
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
     ones = np.empty(D, np.int64)
+    values_t = np.ascontiguousarray(values.T)  # [D, P], for the patterns-inner pass
+    factor_product, pattern_scale = np.empty((m, patterns.shape[0])), np.empty(patterns.shape[0])
     n = n_trials
     for iteration in range(1, max_iter + 1):
         if n == 0:
@@ -204,7 +281,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
         for sub_step in range(passes):
             _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, bit_position, lane_trial,
                           table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
-                          lane_log_p, z, s1, extra, log_f, ones)
+                          lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale)
             if sub_step == passes - 1:
                 break
             # In-place EM: the means of component ``sub_step`` from responsibilities that already
