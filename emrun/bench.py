@@ -105,6 +105,31 @@ def bench_cell(m: int, D: int, samples: int | None, runs: int) -> dict:
             "patterns": int(data.patterns.shape[0]), "algorithms": figures}
 
 
+def executor_overhead(config: str = "configs/bmm_table1.yaml", workers: int = 2) -> dict:
+    """The Table 1 sweep on the local pool and on a Dask LocalCluster, both with ``workers``
+    processes: wall time of each (the CLI's own count, LocalCluster start included) and the
+    difference per batch."""
+    import re
+    import subprocess
+    import sys
+    import tempfile
+
+    seconds = {}
+    for executor in ("local", "dask"):
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "emrun.cli", "sweep", config, "--quiet", "--results", folder,
+                                   "--workers", str(workers), "--executor", executor],
+                                  capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - started
+            batches, sweep = re.search(r"\((\d+) run now in ([\d.]+) s", done.stdout).groups()
+            seconds[executor] = {"sweep_seconds": float(sweep), "process_seconds": round(wall, 2)}
+    batches = int(batches)
+    overhead = (seconds["dask"]["sweep_seconds"] - seconds["local"]["sweep_seconds"]) / batches
+    return {"config": config, "workers": workers, "batches": batches, **seconds,
+            "dask_overhead_ms_per_batch": round(1000 * overhead, 1)}
+
+
 @click.command()
 @click.option("--runs", default=60, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default="results/bench/bench.json", show_default=True)
@@ -132,9 +157,12 @@ def main(runs: int, out: str) -> None:
     }
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     click.echo(f"targets: {json.dumps(targets)}; peak memory {peak_mib:.0f} MiB")
+    executors = executor_overhead()
+    click.echo(f"Table 1 sweep, 2 workers: local pool {executors['local']['sweep_seconds']} s, Dask LocalCluster "
+               f"{executors['dask']['sweep_seconds']} s: {executors['dask_overhead_ms_per_batch']} ms more per batch")
     result = {"date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
               "platform": platform.platform(), "cores_used": 1, "matmul_gflops": round(matmul, 2), "cells": cells,
-              "targets": targets, "peak_memory_mib": round(peak_mib, 1),
+              "targets": targets, "peak_memory_mib": round(peak_mib, 1), "executors": executors,
               "command": f"python -m emrun.bench --runs {runs} (make bench)"}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")

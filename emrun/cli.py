@@ -19,7 +19,7 @@ import click  # noqa: E402
 
 from emrun import experiments  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
-from emrun.runner import Task, describe, run_tasks  # noqa: E402
+from emrun.runner import EXECUTORS, Task, describe, run_tasks  # noqa: E402
 from emrun.store import (  # noqa: E402
     FAILED,
     LOCK,
@@ -55,8 +55,12 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the expanded cells and the trial count; run nothing.")
 @click.option("--replace", is_flag=True, help="Discard stored rows of an earlier version of this config.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="Where batches run: this machine's process pool, or Dask.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler, e.g. tcp://HOST:8786 (with --executor dask; without it a LocalCluster of --workers).")
 def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_root: str, dry_run: bool,
-          replace: bool, quiet: bool) -> None:
+          replace: bool, quiet: bool, executor: str, scheduler: str | None) -> None:
     """Run every batch of CONFIG that is not stored yet (so a rerun resumes)."""
     try:
         config = load(config_path, overrides)
@@ -76,7 +80,7 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         return
     try:
         with ResultStore.opened(Path(results_root), config.values, config.hash, " ".join(sys.argv), replace) as store:
-            summary = _sweep_rounds(config, store, workers, quiet, adaptive)
+            summary = _sweep_rounds(config, store, workers, quiet, adaptive, executor, scheduler)
             failed_trials = {batch: runs for batch, runs in store.stored_batches().items() if runs}
     except StoreError as error:
         _fail(str(error))
@@ -85,6 +89,9 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
     click.echo(f"{config.name}: {done} of {summary.total} batches stored in {store.folder} "
                f"({summary.completed} run now in {summary.seconds:.1f} s, {summary.skipped} already there)")
     resume = f"emrun sweep {config_path}" + "".join(f" --set {o}" for o in overrides)
+    if summary.lost_workers:
+        click.echo(f"Dask workers lost during the sweep: {', '.join(summary.lost_workers)}; the scheduler resubmitted "
+                   "their batches (each batch is stored once)", err=True)
     if summary.write_error:
         _fail(summary.write_error, code=1)
     if summary.interrupted:
@@ -104,7 +111,8 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
               f"run the same command again to retry only those: {resume}", code=1)
 
 
-def _sweep_rounds(config, store: ResultStore, workers: int, quiet: bool, adaptive: bool):
+def _sweep_rounds(config, store: ResultStore, workers: int, quiet: bool, adaptive: bool, executor: str,
+                  scheduler: str | None):
     """Run the config's batches (re-planning a first_k_cluster experiment until its plan stops
     growing); a stored batch with failed trials is retried for those trials only."""
     started_by = provenance(sys.argv)  # the code and command as they were when the sweep started
@@ -117,11 +125,13 @@ def _sweep_rounds(config, store: ResultStore, workers: int, quiet: bool, adaptiv
             retry = failed_runs.get(spec.batch_id) or None
             tasks.append(Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec, retry),
                               experiments.estimated_cost(config.values, spec)))
-        result = run_tasks(tasks, store, workers, progress=not quiet, label=config.name)
+        result = run_tasks(tasks, store, workers, progress=not quiet, label=config.name, executor=executor,
+                           scheduler=scheduler)
         summary = result if summary is None else summary.then(result)
         if not adaptive or result.completed == 0 or result.interrupted or result.failed or result.write_error:
             break
-    store.record_sweep({**started_by, "workers": workers, **describe(summary)})
+    store.record_sweep({**started_by, "workers": workers, "executor": executor, "scheduler": scheduler,
+                        **describe(summary)})
     return summary
 
 

@@ -7,6 +7,7 @@ it returns plain row dicts, one per run.
 
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import dataclass
 
@@ -55,6 +56,9 @@ def plan(config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
     return batches
 
 
+# Where a batch ran (host, platform, numpy): provenance per row; rows from a heterogeneous cluster
+# may differ in the last bits, and this says where each came from.
+WORKER = f"{platform.node()} | {platform.platform()} | numpy {np.__version__}"
 MEMORY_BUDGET = 1 << 30  # bytes of arrays per batch in one worker; with 2 workers within 2 GiB
 
 
@@ -203,6 +207,7 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
         "n_patterns": len(data.weights), "gd_boundary": gd_boundary if cell.algorithm == "gd" else None,
         "em_update": em_update if cell.algorithm == "em" else None, "max_iter": max_iter,
         "truth_pi": true_pi.tolist(), "truth_mu": true_mu.ravel().tolist(), "batch_seconds": seconds,
+        "worker": WORKER,
     }
 
     def row(r: int, outcome=None, i: int = 0, error: str | None = None) -> dict:

@@ -7,6 +7,7 @@ deterministically, by environment variable, never by timing. Inert unless the va
   file written to its temporary name, not yet renamed), ``batch_written`` (renamed: stored),
   ``manifest_temp`` (a manifest written to its temporary name, not yet renamed).
 - ``EMRUN_TEST_DISK_FULL=N``: the N-th batch write fails with ENOSPC, as on a full disk.
+- ``EMRUN_TEST_KILL_WORKER=BATCH_ID:MARKER``: a Dask worker dies when it starts that batch (once).
 - ``EMRUN_TEST_FAULT=KIND:BATCH_ID:RUN``: that trial fails: ``raise`` raises in the engine,
   ``nan`` starts it from a NaN weight so that the engine reaches a NaN state.
 """
@@ -40,6 +41,18 @@ def before_batch_write() -> None:
     _reached["batch_write"] += 1
     if _reached["batch_write"] == int(hook):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def worker_checkpoint(task_id: str) -> None:
+    """``EMRUN_TEST_KILL_WORKER=BATCH_ID:MARKER``: the worker process that starts that batch kills
+    itself with SIGKILL, once (the marker file records that it did), as a lost machine would."""
+    hook = os.environ.get("EMRUN_TEST_KILL_WORKER")
+    if not hook:
+        return
+    batch, marker = hook.split(":", 1)
+    if batch == task_id and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def trial_fault(batch_id: str, run_index: int) -> str | None:

@@ -47,12 +47,14 @@ class SweepSummary:
     seconds: float = 0.0
     interrupted: bool = False
     write_error: str | None = None  # the store refused a write (a full disk): the sweep stopped
+    lost_workers: list[str] = field(default_factory=list)  # Dask workers gone during the sweep
 
     def then(self, later: SweepSummary) -> SweepSummary:
         """This round followed by a later one over a grown task list."""
         return SweepSummary(total=later.total, skipped=self.skipped, completed=self.completed + later.completed,
                             failed={**self.failed, **later.failed}, seconds=self.seconds + later.seconds,
-                            interrupted=later.interrupted, write_error=later.write_error)
+                            interrupted=later.interrupted, write_error=later.write_error,
+                            lost_workers=self.lost_workers + later.lost_workers)
 
 
 def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm) -> None:
@@ -116,9 +118,15 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
             raise
 
 
+EXECUTORS = ("local", "dask")
+
+
 def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: bool = True,
-              label: str = "sweep") -> SweepSummary:
-    """Run the tasks not yet stored; return counts. Ctrl-C stops after saving what finished."""
+              label: str = "sweep", executor: str = "local", scheduler: str | None = None) -> SweepSummary:
+    """Run the tasks not yet stored; return counts. Ctrl-C stops after saving what finished.
+
+    ``executor`` is 'local' (this machine: inline for one worker, else a process pool) or 'dask'
+    (a Dask scheduler at ``scheduler``, or a LocalCluster of ``workers`` processes)."""
     done = store.finished_batches()
     pending = sorted((t for t in tasks if t.task_id not in done), key=lambda t: -t.cost)
     summary = SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending))
@@ -126,7 +134,11 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
     with tqdm(total=len(tasks), initial=summary.skipped, unit="batch", desc=label, disable=not progress,
               file=sys.stderr, dynamic_ncols=True) as bar:
         try:
-            if workers <= 1 or len(pending) <= 1:
+            if executor == "dask":
+                from emrun.dask_executor import run_on_dask
+
+                run_on_dask(pending, store, summary, bar, workers, scheduler)
+            elif workers <= 1 or len(pending) <= 1:
                 _run_inline(pending, store, summary, bar)
             else:
                 _run_pool(pending, store, summary, bar, workers)
@@ -143,5 +155,5 @@ def describe(summary: SweepSummary) -> dict[str, Any]:
         "batches_total": summary.total, "batches_skipped": summary.skipped,
         "batches_completed": summary.completed, "batches_failed": len(summary.failed),
         "seconds": round(summary.seconds, 2), "interrupted": summary.interrupted,
-        "write_error": summary.write_error,
+        "write_error": summary.write_error, "lost_workers": summary.lost_workers,
     }

@@ -43,7 +43,7 @@ BATCHES = "batches"
 TRACES = "traces"
 HASH_KEY = b"emrun.config_hash"
 FAILED_KEY = b"emrun.failed_runs"  # run indices of the batch's failed trials, as JSON
-TIMING_COLUMNS = ("batch_seconds",)  # the only row values that differ between identical runs
+TIMING_COLUMNS = ("batch_seconds", "worker")  # the only row values that differ between identical runs
 
 
 @dataclass

@@ -37,12 +37,12 @@ def tiny_config(tmp_path: Path) -> Path:
 
 
 def emrun(*args: str, cwd: Path, env: dict | None = None, check: bool = True,
-          restore_sigint: bool = False) -> subprocess.CompletedProcess:
+          restore_sigint: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess (with SIGINT's default handler if ``restore_sigint``)."""
     full_env = {**os.environ, **(env or {})}
     reset = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if restore_sigint else None
     result = subprocess.run([sys.executable, "-m", "emrun.cli", *args], cwd=cwd, env=full_env,
-                            capture_output=True, text=True, timeout=300, preexec_fn=reset)
+                            capture_output=True, text=True, timeout=timeout, preexec_fn=reset)
     if check and result.returncode != 0:
         raise AssertionError(f"emrun {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result

@@ -15,6 +15,15 @@ def mixture(m, D, seed):
     return b.random_mixture(m, D, np.random.default_rng(seed))
 
 
+def random_problem(m, D, trials, seed, samples=0):
+    """A random truth's data (population, or ``samples`` draws) and ``trials`` random inits."""
+    rng = np.random.default_rng(seed)
+    truth = b.random_mixture(m, D, rng)
+    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
+    draws = [b.random_mixture(m, D, rng) for _ in range(trials)]
+    return data, np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+
+
 @settings(max_examples=30, deadline=None)
 @given(m=st.integers(1, 5), D=st.integers(1, 7), seed=seeds)
 def test_population_probabilities_sum_to_one(m, D, seed):
@@ -204,11 +213,7 @@ def test_em_keeps_a_zero_weight_at_zero_and_k_cluster_is_detected():
 def test_fused_kernel_matches_the_numpy_engine(algorithm, step, max_iter, samples):
     # A large GD step clips many means to 0 or 1, exercising the boundary terms and divergence; its
     # dynamics amplify rounding differences, so it is compared over fewer iterations.
-    rng = np.random.default_rng(8)
-    truth = b.random_mixture(4, 5, rng)
-    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
-    draws = [b.random_mixture(4, 5, rng) for _ in range(12)]
-    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    data, pi, mu = random_problem(4, 5, 12, 8, samples)
     fused = run_batch(b, data, pi, mu, algorithm, max_iter, 1e-7, step=step, fused=True)
     plain = run_batch(b, data, pi, mu, algorithm, max_iter, 1e-7, step=step, fused=False)
     if step == 0.5:
@@ -239,11 +244,7 @@ def test_in_place_em_is_simultaneous_em_applied_one_component_at_a_time():
 
 @pytest.mark.parametrize("samples", [0, 300])
 def test_fused_kernel_matches_the_numpy_engine_for_in_place_em(samples):
-    rng = np.random.default_rng(10)
-    truth = b.random_mixture(3, 3, rng)
-    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
-    draws = [b.random_mixture(3, 3, rng) for _ in range(12)]
-    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    data, pi, mu = random_problem(3, 3, 12, 10, samples)
     fused, plain = (run_batch(b, data, pi, mu, "em", 200, 1e-5, fused=f, em_update="in_place") for f in (True, False))
     # Trials leave the batch at different iterations, so lanes are handed over.
     assert 0 < np.sum(fused.status == "converged") < len(pi)
@@ -298,11 +299,7 @@ def test_as_published_boundary_term_matches_the_written_out_rule():
 
 @pytest.mark.parametrize("samples", [0, 300])
 def test_fused_kernel_matches_the_numpy_engine_with_the_published_rule(samples):
-    rng = np.random.default_rng(9)
-    truth = b.random_mixture(3, 5, rng)
-    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
-    draws = [b.random_mixture(3, 5, rng) for _ in range(10)]
-    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    data, pi, mu = random_problem(3, 5, 10, 9, samples)
     runs = [run_batch(b, data, pi, mu, "gd", 60, 1e-7, step=0.5, fused=fused, gd_boundary="as_published")
             for fused in (True, False)]
     assert list(runs[0].status) == list(runs[1].status)
@@ -323,11 +320,7 @@ def test_em_from_inside_never_touches_the_boundary_on_population_data():
 def test_batched_and_fused_engines_match_the_plain_implementation(algorithm, m, D, samples):
     from tests import plain_reference
 
-    rng = np.random.default_rng(100 + m * 10 + D)
-    truth = b.random_mixture(m, D, rng)
-    data = b.population_patterns(*truth) if samples == 0 else b.sample_patterns(*truth, samples, rng)
-    draws = [b.random_mixture(m, D, rng) for _ in range(3)]
-    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    data, pi, mu = random_problem(m, D, 3, 100 + m * 10 + D, samples)
     # A large step reaches the boundary within 30 GD iterations (and amplifies rounding: keep it short).
     iterations, step = (40, None) if algorithm == "em" else (30, 0.3)
     engines = [run_batch(b, data, pi, mu, algorithm, iterations, 1e-300, step=step, fused=fused) for fused in (True, False)]

@@ -1,0 +1,63 @@
+"""Run a sweep's tasks on Dask (``emrun sweep CONFIG --executor dask [--scheduler tcp://HOST:8786]``).
+
+Workers only compute: each task returns its rows to this process, which writes them with the same
+atomic batch files as the local pool, so no shared file system is needed and resume works the
+same. Without a scheduler address a LocalCluster on 127.0.0.1 is started with one single-threaded
+worker process per ``--workers``. A worker lost mid-task (killed, out of memory) makes the
+scheduler resubmit its tasks elsewhere (up to Dask's ``allowed-failures``); a task that still
+fails is reported as failed and left for the next sweep, like a failed task on the local pool.
+Rows are the same as on the local pool: a task's rows depend on its arguments only.
+
+Needs the optional dependency: ``pip install emrun[dask]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from emrun import faults
+
+
+def _compute(function, args, task_id):
+    """What a Dask worker runs: the task, behind the test hook that kills the worker once."""
+    faults.worker_checkpoint(task_id)
+    return function(*args)
+
+
+def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | None) -> None:
+    """Submit every pending task, write each result as it arrives; record lost workers."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise RuntimeError("the Dask executor needs dask.distributed: pip install 'emrun[dask]'") from None
+    from emrun.runner import SINGLE_THREAD_ENV
+
+    for name, value in SINGLE_THREAD_ENV.items():  # inherited by LocalCluster's worker processes
+        os.environ.setdefault(name, value)
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=40)
+    client = Client(cluster if cluster is not None else scheduler, timeout="30s")
+    try:
+        initial = set(client.scheduler_info()["workers"])
+        futures = {client.submit(_compute, task.function, task.args, task.task_id, key=f"emrun-{task.task_id}",
+                                 pure=False, priority=task.cost): task for task in pending}
+        for future in as_completed(futures):
+            task = futures[future]
+            if future.status == "error":
+                error = future.exception()
+                summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
+            else:
+                store.write_batch(task.task_id, future.result())
+                summary.completed += 1
+            bar.update(1)
+        lost = initial - set(client.scheduler_info()["workers"])
+        summary.lost_workers = sorted(lost)
+    except BaseException:
+        client.cancel(list(futures) if "futures" in locals() else [])
+        raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
