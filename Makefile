@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WORKERS ?= 2
 SWEEP := $(BIN)/emrun sweep --workers $(WORKERS)
 
-.PHONY: install test lint table1 table2 table3 figure2 report paper extended bench clean
+.PHONY: install test lint table1 table2 table3 figure2 theory report paper extended bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ figure2: install
 	$(SWEEP) configs/gmm_figure2.yaml
 	$(BIN)/emrun report results/gmm_figure2
 
+# The paper's theory checked numerically (closed forms, Theorem 5.2's gap, eq. 4.7's rotation).
+theory: install
+	$(SWEEP) configs/theory_closed_forms.yaml
+	$(SWEEP) configs/theory_one_cluster_gap.yaml
+	$(SWEEP) configs/theory_gmm_rotation.yaml
+	$(BIN)/emrun report
+
 report: install
 	$(BIN)/emrun report
 
@@ -49,6 +56,9 @@ paper: install
 	$(SWEEP) configs/bmm_table2.yaml
 	$(SWEEP) configs/bmm_table3.yaml
 	$(SWEEP) configs/gmm_figure2.yaml
+	$(SWEEP) configs/theory_closed_forms.yaml
+	$(SWEEP) configs/theory_one_cluster_gap.yaml
+	$(SWEEP) configs/theory_gmm_rotation.yaml
 	$(BIN)/emrun report
 
 # Longer studies beyond the paper's protocol: 20 random truths per cell (Tables 1-2), 50 kept truths

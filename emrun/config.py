@@ -25,7 +25,7 @@ MODELS = ("bernoulli", "gaussian")
 ALGORITHMS = ("em", "gd")
 INIT_SCHEMES = ("uniform", "near_one_cluster", "given")
 ARTEFACTS = ("uai2019_table1", "uai2019_table2", "uai2019_table3", "uai2019_figure2")
-EXPERIMENTS = ("grid", "first_k_cluster")
+EXPERIMENTS = ("grid", "first_k_cluster", "theory")
 PAPER_STOPPING = {"em": {"max_iter": 20000, "tol": 1.0e-5}, "gd": {"max_iter": 10000, "tol": 1.0e-7}}
 
 
@@ -201,7 +201,7 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
         "name": True, "description": False, "model": False, "experiment": False, "compare_to": False, "seed": True,
         "gd_boundary": False, "em_update": False,
         "grid": True, "data": False, "truths": False, "runs": False, "stopping": False,
-        "k_cluster_threshold": False, "init_options": False, "record": False,
+        "k_cluster_threshold": False, "init_options": False, "record": False, "check": False, "check_options": False,
     })
     name = raw["name"]
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
@@ -313,6 +313,14 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
                            for q in check.nonempty_list(record["quantities"], "record.quantities")],
             "every": check.integer(record.get("every", 1), "record.every", 1),
         }
+    if out["experiment"] == "theory":  # which check of emrun.theory, and its options
+        from emrun.theory import CHECKS
+
+        out["check"] = check.choice(raw.get("check"), "check", CHECKS)
+        options = raw.get("check_options", {})
+        out["check_options"] = check.mapping(options, "check_options", {"deltas": False, "steps": False, "samples": False})
+    elif "check" in raw or "check_options" in raw:
+        check.fail("check", "'check' and 'check_options' belong to experiment: theory")
     if out["model"] == "gaussian":
         if out["data"]["kind"] != "samples":
             check.fail("data", "model 'gaussian' needs finite samples: data: {samples: N}")

@@ -41,7 +41,7 @@ def plan(config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
     plan grows as ``stored`` rows come in, and the sweep re-plans until it stops growing. Either
     way the batches depend only on the config and on rows that depend only on the config.
     """
-    if config.values["experiment"] == "grid":
+    if config.values["experiment"] in ("grid", "theory"):
         return [BatchSpec(f"{cell.label}-truth{t}", cell, t) for cell in config.cells() for t in range(config.n_truths)]
     rule = config.values["truths"]
     firsts = selection.first_k_cluster_run(stored) if stored is not None and len(stored) else None
@@ -155,6 +155,10 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
     computation raises, each trial is run alone so that only the trials that fail are recorded
     as failed, with their error; so is a trial whose parameters or loss end as NaN.
     """
+    if values["experiment"] == "theory":
+        from emrun import theory
+
+        return theory.run_batch(values, config_hash, spec)
     cell, t = spec.cell, spec.truth_index
     if isinstance(values["truths"], list):
         truth_seed = f"given:{t}"

@@ -344,11 +344,14 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise StoreError(f"{folder} holds no results (no readable {BATCHES}/*.parquet); run 'emrun sweep' first")
     # One conversion to pandas; "permissive" unifies columns that are null (a failed trial) in some batches.
     table = pa.concat_tables(tables, promote_options="permissive")
+    theory = "check" in table.column_names  # rows of a theory check have their own layout
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
+    if missing and not theory:
         raise StoreError(f"the rows in {folder} lack the columns {', '.join(missing)}: they were written by an older "
                          "emrun. Run them again with 'emrun sweep CONFIG --replace' (CONFIG is in "
                          f"{folder / MANIFEST}).")
+    if theory:
+        return table.to_pandas().sort_values(["batch_id", "quantity", "index"], ignore_index=True)
     rows = table.to_pandas().sort_values(["batch_id", "run_index"], ignore_index=True)
     return add_reference_columns(rows)
 

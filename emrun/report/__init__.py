@@ -61,7 +61,7 @@ def simultaneous_em_companion(folder: Path, root: Path) -> Path | None:
 
 def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
-    from emrun.report import figure2, kcluster, table34, variants
+    from emrun.report import figure2, kcluster, table34, theory, variants
 
     loaded: dict[Path, object] = {}
     failed: dict[Path, object] = {}
@@ -70,7 +70,7 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
         """The folder's rows without failed trials, which no table averages (they are counted below)."""
         if folder not in loaded:
             rows = load_results(folder)
-            is_failed = rows["status"] == FAILED
+            is_failed = rows["status"] == FAILED if "status" in rows else rows["batch_id"].isna()
             loaded[folder], failed[folder] = rows[~is_failed].reset_index(drop=True), rows[is_failed]
         return loaded[folder]
 
@@ -81,6 +81,9 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
         config = manifest["config"]
         if config["experiment"] == "first_k_cluster":
             written.append(table34.write(rows, manifest, folder, command)[0])
+            continue
+        if config["experiment"] == "theory":
+            written.append(theory.write(rows, manifest, folder, command))
             continue
         if config.get("compare_to") == "uai2019_figure2":
             written.append(figure2.write(rows, load_traces(folder), manifest, folder, command))

@@ -1,0 +1,144 @@
+"""The UAI 2019 paper's theory checked on numbers: closed forms against the engine, the one-cluster
+gap of Theorem 5.2, and EM's rotation of b towards mu* (eq. 4.7).
+
+A theory config (``experiment: theory``, ``check: NAME``) is a grid of (m, D) cells with
+``truths`` random configurations each; one batch is one (cell, truth), and its rows are tidy:
+one row per (quantity, index) with the closed form, what the engine computes, and their relative
+error. Nothing here knows how batches are scheduled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emrun import seeds
+from emrun.models import bernoulli, gaussian
+from emrun.store import BatchResult
+
+CHECKS = ("closed_forms", "one_cluster_gap", "gmm_rotation")
+_EPSILON = 1e-12  # pi_1 "near 0": the closed forms are limits as pi_1 -> 0
+
+
+def bmm_lambda(true_mu: np.ndarray, xbar: np.ndarray, mu1: np.ndarray) -> np.ndarray:
+    """Eq. 4.13: lambda_i = 2 mu*_i b_i / S_i, 2 mu* = mu*_1 - mu*_2, b = mu_1 - xbar, S_i = xbar_i (1 - xbar_i)."""
+    return (true_mu[0] - true_mu[1]) * (mu1 - xbar) / (xbar * (1 - xbar))
+
+
+def bmm_z1_products(true_pi: np.ndarray, true_mu: np.ndarray, xbar: np.ndarray, mu1: np.ndarray) -> float:
+    """Eq. 4.11: Z_1 = sum_k pi*_k prod_i (mu*_ki mu_1i / xbar_i + (1 - mu*_ki)(1 - mu_1i) / (1 - xbar_i))."""
+    terms = true_mu * mu1 / xbar + (1 - true_mu) * (1 - mu1) / (1 - xbar)  # [2, D]
+    return float(true_pi @ np.prod(terms, axis=1))
+
+
+def bmm_z1_lambda(true_pi: np.ndarray, lam: np.ndarray) -> float:
+    """Eq. 4.12: Z_1 = pi*_1 prod_i (1 + pi*_2 lambda_i) + pi*_2 prod_i (1 - pi*_1 lambda_i)."""
+    return float(true_pi[0] * np.prod(1 + true_pi[1] * lam) + true_pi[1] * np.prod(1 - true_pi[0] * lam))
+
+
+def bmm_lambda_update(true_pi, true_mu, xbar, mu1) -> np.ndarray:
+    """Eq. 4.14: M(lambda)_i = lambda_i + (2 mu*_i / S_i)^2 pi*_1 pi*_2 (Lambda_i / Z_1)(B_1i - B_2i),
+    Lambda_i = mu_1i (1 - mu_1i), B_1i = prod_{j != i} (1 + pi*_2 lambda_j), B_2i = prod_{j != i} (1 - pi*_1 lambda_j)."""
+    lam = bmm_lambda(true_mu, xbar, mu1)
+    z1 = bmm_z1_lambda(true_pi, lam)
+    first, second = 1 + true_pi[1] * lam, 1 - true_pi[0] * lam
+    b1 = np.array([np.prod(np.delete(first, i)) for i in range(len(lam))])
+    b2 = np.array([np.prod(np.delete(second, i)) for i in range(len(lam))])
+    scale = ((true_mu[0] - true_mu[1]) / (xbar * (1 - xbar))) ** 2
+    return lam + scale * true_pi[0] * true_pi[1] * mu1 * (1 - mu1) / z1 * (b1 - b2)
+
+
+def one_cluster_gap(data: bernoulli.PatternSet) -> tuple[float, float]:
+    """(l_1 - l*, KL(p* || prod_i p*(x_i))): the best one-cluster point's loss above the optimum,
+    computed with the engine (a one-component mixture at the marginal means), and the KL divergence
+    summed over the patterns."""
+    xbar = data.mean
+    one_cluster = float(bernoulli.loss(data, np.ones((1, 1)), xbar[None, None, :])[0])
+    product = np.prod(np.where(data.patterns == 1, xbar, 1 - xbar), axis=1)
+    kl = float(np.sum(data.weights * (np.log(data.weights) - np.log(product))))
+    return one_cluster - data.entropy, kl
+
+
+def _row(values, spec, quantity, index, closed, engine, **extra) -> dict:
+    denominator = max(abs(closed), 1e-300)
+    return {"config": values["name"], "batch_id": spec.batch_id, "check": values["check"], "m": spec.cell.m,
+            "D": spec.cell.D, "truth_index": spec.truth_index, "quantity": quantity, "index": index,
+            "closed_form": float(closed), "engine": float(engine), "relative_error": abs(engine - closed) / denominator,
+            **extra}
+
+
+def run_batch(values: dict, config_hash: str, spec) -> BatchResult:
+    """Rows of one (cell, random configuration) of a theory check."""
+    rng = seeds.generator(values["seed"], seeds.truth_key(spec.cell.m, spec.cell.D, spec.truth_index))
+    check = {"closed_forms": _closed_forms, "one_cluster_gap": _gap, "gmm_rotation": _rotation}[values["check"]]
+    rows = check(values, spec, rng)
+    for row in rows:
+        row["config_hash"] = config_hash
+    return BatchResult(rows)
+
+
+def _closed_forms(values, spec, rng) -> list[dict]:
+    """Eqs. 4.11, 4.12 and 4.14 against one EM step of the engine at pi_1 -> 0, mu_2 = xbar (BMM,
+    population); eq. 4.4 against Z_1 on a 200,000-point sample (GMM, Monte Carlo)."""
+    D = spec.cell.D
+    true_pi, true_mu = bernoulli.random_mixture(2, D, rng)
+    data = bernoulli.population_patterns(true_pi, true_mu)
+    xbar = data.mean
+    mu1 = rng.uniform(size=D)
+    pi = np.array([[_EPSILON, 1 - _EPSILON]])
+    new_pi, new_mu, _ = bernoulli.em_step(data, pi, np.stack([mu1, xbar])[None])
+    z1_engine = new_pi[0, 0] / _EPSILON
+    lam = bmm_lambda(true_mu, xbar, mu1)
+    rows = [_row(values, spec, "bmm_z1_eq_4_11", -1, bmm_z1_products(true_pi, true_mu, xbar, mu1), z1_engine),
+            _row(values, spec, "bmm_z1_eq_4_12", -1, bmm_z1_lambda(true_pi, lam), z1_engine)]
+    lam_engine = bmm_lambda(true_mu, xbar, new_mu[0, 0])
+    rows += [_row(values, spec, "bmm_lambda_update_eq_4_14", i, closed, engine)
+             for i, (closed, engine) in enumerate(zip(bmm_lambda_update(true_pi, true_mu, xbar, mu1), lam_engine,
+                                                      strict=True))]
+    # GMM: truth as in Figure 2 (centred), mu_2 at the population mean, b random.
+    g_pi, g_mu = gaussian.random_mixture(2, D, rng)
+    sample = gaussian.sample(g_pi, g_mu, 200_000, rng)
+    b = rng.uniform(-1, 1, size=D) / np.sqrt(D)
+    population_mean = g_pi @ g_mu
+    _, gamma = gaussian._evaluate(sample, np.array([[_EPSILON, 1 - _EPSILON]]),
+                                  np.stack([population_mean + b, population_mean])[None])
+    estimate, error = gamma[0, 0].mean(), gamma[0, 0].std() / np.sqrt(len(sample.weights))
+    rows.append(_row(values, spec, "gmm_z1_eq_4_4", -1, gaussian.escape_factor(b, g_pi, g_mu), estimate,
+                     standard_error=float(error)))
+    return rows
+
+
+def _gap(values, spec, rng) -> list[dict]:
+    """Theorem 5.2: l_1 - l* = KL(p* || prod p*(x_i)) for a random truth, and for the paper's
+    extreme truths (pi* = 1/2, mu*_1 = 1 - delta, mu*_2 = delta) beside (D - 1) log 2."""
+    D = spec.cell.D
+    data = bernoulli.population_patterns(*bernoulli.random_mixture(2, D, rng))
+    gap, kl = one_cluster_gap(data)
+    rows = [_row(values, spec, "gap_random_truth", -1, kl, gap)]
+    if spec.truth_index == 0:
+        for delta in values["check_options"].get("deltas", [0.1, 0.01, 0.001]):
+            extreme = bernoulli.population_patterns(np.array([0.5, 0.5]), np.array([[1 - delta] * D, [delta] * D]))
+            gap, kl = one_cluster_gap(extreme)
+            rows.append(_row(values, spec, "gap_extreme_truth", -1, kl, gap, delta=delta,
+                             limit=(D - 1) * np.log(2)))
+    return rows
+
+
+def _rotation(values, spec, rng) -> list[dict]:
+    """Eq. 4.7: under EM near the one-cluster region, b = mu_1 - mu_2 rotates towards +mu* or -mu*
+    (whichever side b.mu* starts on), so |cos(b, mu*)| increases."""
+    D, steps = spec.cell.D, values["check_options"].get("steps", 30)
+    true_pi, true_mu = gaussian.random_mixture(2, D, rng)
+    data = gaussian.sample(true_pi, true_mu, values["check_options"].get("samples", 20_000), rng)
+    mu_star = 0.5 * (true_mu[0] - true_mu[1])
+    pi = np.array([[1e-4, 1 - 1e-4]])
+    mu = np.stack([rng.uniform(-1, 1, size=D), data.mean])[None]
+    rows, pi1 = [], float(pi[0, 0])
+    for t in range(steps):
+        b = mu[0, 0] - mu[0, 1]
+        before = abs(b @ mu_star) / (np.linalg.norm(b) * np.linalg.norm(mu_star))
+        pi, mu, _ = gaussian.em_step(data, pi, mu)
+        b = mu[0, 0] - mu[0, 1]
+        after = abs(b @ mu_star) / (np.linalg.norm(b) * np.linalg.norm(mu_star))
+        rows.append(_row(values, spec, "abs_cosine_b_mu_star", t, before, after, pi1_before=float(pi1), pi1=float(pi[0, 0])))
+        pi1 = float(pi[0, 0])
+    return rows

@@ -1,0 +1,60 @@
+"""The paper's closed forms (emrun.theory) on small cases, and a theory sweep end to end."""
+
+import numpy as np
+import pytest
+
+from emrun import theory
+from emrun.models import bernoulli as b
+from emrun.store import load_results
+from tests.conftest import emrun
+
+
+def small_case(D, seed):
+    rng = np.random.default_rng(seed)
+    true_pi, true_mu = b.random_mixture(2, D, rng)
+    data = b.population_patterns(true_pi, true_mu)
+    return true_pi, true_mu, data, rng.uniform(size=D)
+
+
+@pytest.mark.parametrize("D", [2, 3, 5])
+def test_bmm_z1_and_lambda_update_match_one_em_step(D):
+    true_pi, true_mu, data, mu1 = small_case(D, D)
+    xbar = data.mean
+    epsilon = 1e-10
+    new_pi, new_mu, _ = b.em_step(data, np.array([[epsilon, 1 - epsilon]]), np.stack([mu1, xbar])[None])
+    lam = theory.bmm_lambda(true_mu, xbar, mu1)
+    assert theory.bmm_z1_products(true_pi, true_mu, xbar, mu1) == pytest.approx(new_pi[0, 0] / epsilon, rel=1e-8)
+    assert theory.bmm_z1_lambda(true_pi, lam) == pytest.approx(new_pi[0, 0] / epsilon, rel=1e-8)
+    np.testing.assert_allclose(theory.bmm_lambda_update(true_pi, true_mu, xbar, mu1),
+                               theory.bmm_lambda(true_mu, xbar, new_mu[0, 0]), rtol=1e-7, atol=1e-12)
+
+
+def test_two_features_z1_is_one_plus_pi1_pi2_lambda1_lambda2():
+    true_pi = np.array([0.3, 0.7])
+    for lam in (np.array([0.5, -0.8]), np.array([1.2, 0.4]), np.array([0.0, 3.0])):
+        assert theory.bmm_z1_lambda(true_pi, lam) == pytest.approx(1 + 0.3 * 0.7 * lam[0] * lam[1])
+
+
+def test_one_cluster_gap_is_the_kl_and_tends_to_d_minus_one_log_two():
+    _, _, data, _ = small_case(4, 1)
+    gap, kl = theory.one_cluster_gap(data)
+    assert gap == pytest.approx(kl, rel=1e-10) and gap > 0
+    for D in (2, 5, 8):
+        extreme = b.population_patterns(np.array([0.5, 0.5]), np.array([[1 - 1e-6] * D, [1e-6] * D]))
+        assert theory.one_cluster_gap(extreme)[0] == pytest.approx((D - 1) * np.log(2), rel=1e-3)
+
+
+def test_theory_sweep_and_report(tmp_path):
+    config = tmp_path / "gap.yaml"
+    config.write_text("name: gap\nexperiment: theory\ncheck: one_cluster_gap\ncheck_options: {deltas: [0.01, 0.0001]}\n"
+                      "seed: 1\ngrid: {m: [2], D: [2, 3, 4], algorithm: [em]}\ntruths: 3\n")
+    emrun("sweep", str(config), "--quiet", cwd=tmp_path)
+    rows = load_results(tmp_path / "results" / "gap")
+    assert set(rows["quantity"]) == {"gap_random_truth", "gap_extreme_truth"} and len(rows) == 3 * 3 + 3 * 2
+    emrun("report", cwd=tmp_path)
+    report = (tmp_path / "results" / "gap" / "report.md").read_text()
+    assert "worse than the optimum by exactly KL" in report and "(D - 1) log 2" in report
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nexperiment: theory\ncheck: nope\nseed: 1\ngrid: {m: [2], D: [2]}\n")
+    refused = emrun("sweep", str(bad), cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "check" in refused.stderr and "closed_forms" in refused.stderr
