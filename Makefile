@@ -41,11 +41,13 @@ figure2: install
 	$(SWEEP) configs/gmm_figure2.yaml
 	$(BIN)/emrun report results/gmm_figure2
 
-# The paper's theory checked numerically (closed forms, Theorem 5.2's gap, eq. 4.7's rotation).
+# The paper's theory checked numerically (closed forms, GD traps and EM escapes, Theorem 5.2's gap, eq. 4.7).
 theory: install
 	$(SWEEP) configs/theory_closed_forms.yaml
 	$(SWEEP) configs/theory_one_cluster_gap.yaml
 	$(SWEEP) configs/theory_gmm_rotation.yaml
+	$(SWEEP) configs/theory_gd_trap.yaml
+	$(SWEEP) configs/theory_bmm_escape.yaml
 	$(BIN)/emrun report
 
 report: install
@@ -59,6 +61,8 @@ paper: install
 	$(SWEEP) configs/theory_closed_forms.yaml
 	$(SWEEP) configs/theory_one_cluster_gap.yaml
 	$(SWEEP) configs/theory_gmm_rotation.yaml
+	$(SWEEP) configs/theory_gd_trap.yaml
+	$(SWEEP) configs/theory_bmm_escape.yaml
 	$(BIN)/emrun report
 
 # Longer studies beyond the paper's protocol: 20 random truths per cell (Tables 1-2), 50 kept truths

@@ -318,7 +318,9 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
 
         out["check"] = check.choice(raw.get("check"), "check", CHECKS)
         options = raw.get("check_options", {})
-        out["check_options"] = check.mapping(options, "check_options", {"deltas": False, "steps": False, "samples": False})
+        out["check_options"] = check.mapping(options, "check_options", {
+            "deltas": False, "steps": False, "samples": False, "grid": False, "starts": False, "epsilon": False,
+            "gd_iterations": False, "em_iterations": False, "trajectories": False})
     elif "check" in raw or "check_options" in raw:
         check.fail("check", "'check' and 'check_options' belong to experiment: theory")
     if out["model"] == "gaussian":

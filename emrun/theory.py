@@ -15,7 +15,7 @@ from emrun import seeds
 from emrun.models import bernoulli, gaussian
 from emrun.store import BatchResult
 
-CHECKS = ("closed_forms", "one_cluster_gap", "gmm_rotation")
+CHECKS = ("closed_forms", "one_cluster_gap", "gmm_rotation", "gd_trap", "bmm_escape")
 _EPSILON = 1e-12  # pi_1 "near 0": the closed forms are limits as pi_1 -> 0
 
 
@@ -69,7 +69,8 @@ def _row(values, spec, quantity, index, closed, engine, **extra) -> dict:
 def run_batch(values: dict, config_hash: str, spec) -> BatchResult:
     """Rows of one (cell, random configuration) of a theory check."""
     rng = seeds.generator(values["seed"], seeds.truth_key(spec.cell.m, spec.cell.D, spec.truth_index))
-    check = {"closed_forms": _closed_forms, "one_cluster_gap": _gap, "gmm_rotation": _rotation}[values["check"]]
+    check = {"closed_forms": _closed_forms, "one_cluster_gap": _gap, "gmm_rotation": _rotation,
+             "gd_trap": _gd_trap, "bmm_escape": _bmm_escape}[values["check"]]
     rows = check(values, spec, rng)
     for row in rows:
         row["config_hash"] = config_hash
@@ -141,4 +142,84 @@ def _rotation(values, spec, rng) -> list[dict]:
         after = abs(b @ mu_star) / (np.linalg.norm(b) * np.linalg.norm(mu_star))
         rows.append(_row(values, spec, "abs_cosine_b_mu_star", t, before, after, pi1_before=float(pi1), pi1=float(pi[0, 0])))
         pi1 = float(pi[0, 0])
+    return rows
+
+
+def _near_one_cluster(data, mu1: np.ndarray, epsilon: float):
+    """Starts at pi_1 = epsilon, mu_2 = xbar, mu_1 as given ([T, D]): (pi [T, 2], mu [T, 2, D])."""
+    count = len(mu1)
+    pi = np.tile([epsilon, 1 - epsilon], (count, 1))
+    return pi, np.stack([mu1, np.tile(data.mean, (count, 1))], axis=1)
+
+
+def _gd_trap(values, spec, rng) -> list[dict]:
+    """Proposition 4.1 / Theorem 4.7: from pi_1 = epsilon, mu_2 = xbar and lambda where Z_1 < 1, GD
+    drives pi_1 to 0 while EM escapes. Starts: mu_1 on a grid of (0,1)^2 for D = 2, else uniform
+    draws; each start's lambda, Z_1 (eq. 4.12), and pi_1 after GD's and EM's iterations."""
+    from emrun.algorithms import run_batch as run_algorithm
+
+    D, options = spec.cell.D, values["check_options"]
+    true_pi, true_mu = bernoulli.random_mixture(2, D, rng)
+    data = bernoulli.population_patterns(true_pi, true_mu)
+    if D == 2:
+        axis = (np.arange(options.get("grid", 40)) + 0.5) / options.get("grid", 40)
+        mu1 = np.array([[a, b] for a in axis for b in axis])
+    else:
+        mu1 = rng.uniform(size=(options.get("starts", 400), D))
+    epsilon = options.get("epsilon", 1e-3)
+    pi, mu = _near_one_cluster(data, mu1, epsilon)
+    gd = run_algorithm(bernoulli, data, pi, mu, "gd", options.get("gd_iterations", 3000), 1e-300, step=0.02)
+    em = run_algorithm(bernoulli, data, pi, mu, "em", options.get("em_iterations", 300), 1e-300)
+    rows = []
+    for k in range(len(mu1)):
+        lam = bmm_lambda(true_mu, data.mean, mu1[k])
+        z1 = bmm_z1_lambda(true_pi, lam)
+        rows.append(_row(values, spec, "start", k, z1, gd.pi[k, 0], em_pi1=float(em.pi[k, 0]), epsilon=epsilon,
+                         lambda_1=float(lam[0]), lambda_2=float(lam[1]) if D > 1 else 0.0,
+                         in_trap=bool(z1 < 1), positive=bool(np.all(lam > 0) or np.all(lam < 0))))
+    # One start in the trap region, traced, for the figure of pi_1 against the iteration.
+    trapped = [k for k in range(len(mu1)) if rows[k]["in_trap"]]
+    if trapped:
+        k = trapped[len(trapped) // 2]
+        for algorithm, iterations in (("gd", options.get("gd_iterations", 3000)), ("em", options.get("em_iterations", 300))):
+            traced = run_algorithm(bernoulli, data, pi[k:k + 1], mu[k:k + 1], algorithm, iterations, 1e-300, step=0.02,
+                                   record=("pi",), record_every=max(1, iterations // 100))
+            rows += [_row(values, spec, f"pi1_trajectory_{algorithm}", iteration, rows[k]["closed_form"],
+                          float(recorded["pi"][0, 0])) for iteration, _, recorded in traced.trace]
+    return rows
+
+
+def _bmm_escape(values, spec, rng) -> list[dict]:
+    """Theorem 4.5 (m = D = 2): EM from pi_1 = epsilon, mu_2 = xbar and mu_1 uniform with lambda in
+    the second or fourth quadrant; b = mu_1 - mu_2 is traced until lambda_1 lambda_2 > 0 (a
+    positive region). Rows: each start's first iteration in a positive region (-1 if none) and, for
+    a few starts, b's trajectory; the truth's xbar and sigma for the appendix's contours f and g."""
+    from emrun.algorithms import run_batch as run_algorithm
+
+    options = values["check_options"]
+    true_pi, true_mu = bernoulli.random_mixture(2, 2, rng)
+    data = bernoulli.population_patterns(true_pi, true_mu)
+    xbar = data.mean
+    draws = rng.uniform(size=(20 * options.get("starts", 1000), 2))  # about half fall in the two quadrants
+    lam = (true_mu[0] - true_mu[1]) * (draws - xbar) / (xbar * (1 - xbar))
+    mu1 = draws[lam[:, 0] * lam[:, 1] < 0][:options.get("starts", 1000)]
+    pi, mu = _near_one_cluster(data, mu1, options.get("epsilon", 1e-6))
+    iterations = options.get("em_iterations", 500)
+    traced = run_algorithm(bernoulli, data, pi, mu, "em", iterations, 1e-300, record=("mu",), record_every=1)
+    first = np.full(len(mu1), -1)
+    keep = set(range(min(len(mu1), options.get("trajectories", 8))))
+    sigma = float((data.weights @ (data.patterns[:, 0] * data.patterns[:, 1]) - xbar[0] * xbar[1])
+                  / (xbar[0] * (1 - xbar[0]) * xbar[1] * (1 - xbar[1])))
+    rows = []
+    for iteration, ids, recorded in traced.trace:
+        b = recorded["mu"][:, 0] - recorded["mu"][:, 1]  # [k, 2]
+        lam_now = (true_mu[0] - true_mu[1]) * b / (xbar * (1 - xbar))
+        inside = (lam_now[:, 0] * lam_now[:, 1] > 0) & (first[ids] < 0)
+        first[ids[inside]] = iteration
+        for position, trial in enumerate(ids):
+            if trial in keep:
+                rows.append(_row(values, spec, "b_trajectory", iteration, b[position, 0], b[position, 1], start=int(trial)))
+    rows += [_row(values, spec, "first_positive_iteration", k, iterations, first[k]) for k in range(len(mu1))]
+    for row in rows:
+        row.update(xbar_1=float(xbar[0]), xbar_2=float(xbar[1]), sigma=sigma)
     return rows

@@ -58,3 +58,23 @@ def test_theory_sweep_and_report(tmp_path):
     bad.write_text("name: bad\nexperiment: theory\ncheck: nope\nseed: 1\ngrid: {m: [2], D: [2]}\n")
     refused = emrun("sweep", str(bad), cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "check" in refused.stderr and "closed_forms" in refused.stderr
+
+
+def test_gd_trap_and_escape_checks_run_and_judge(tmp_path):
+    for name, check, options in (("trap", "gd_trap", "{grid: 6, gd_iterations: 200, em_iterations: 60}"),
+                                 ("escape", "bmm_escape", "{starts: 40, em_iterations: 200, trajectories: 3}")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: {name}\nexperiment: theory\ncheck: {check}\ncheck_options: {options}\nseed: 4\n"
+            "grid: {m: [2], D: [2], algorithm: [em]}\ntruths: 2\n")
+        emrun("sweep", str(tmp_path / f"{name}.yaml"), "--quiet", cwd=tmp_path)
+    trap = load_results(tmp_path / "results" / "trap")
+    starts = trap[trap["quantity"] == "start"]
+    assert len(starts) == 2 * 36
+    lam = starts[["lambda_1", "lambda_2"]].to_numpy()
+    np.testing.assert_array_equal(starts["in_trap"].astype(bool), lam[:, 0] * lam[:, 1] < 0)  # D = 2: Z_1 < 1 iff
+    escape = load_results(tmp_path / "results" / "escape")
+    first = escape[escape["quantity"] == "first_positive_iteration"]
+    assert len(first) == 2 * 40 and (first["engine"] != 0).all()  # every start is outside a positive region
+    emrun("report", cwd=tmp_path)
+    assert "GD is trapped where Z_1 < 1" in (tmp_path / "results" / "trap" / "report.md").read_text()
+    assert "positive region" in (tmp_path / "results" / "escape" / "report.md").read_text()

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from emrun.report.kcluster import provenance_section  # noqa: E402
@@ -116,9 +117,101 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     return ["![rotation](rotation.png)", ""], verdicts
 
 
+def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
+    starts = rows[rows["quantity"] == "start"]
+    starts = starts.assign(gd_trapped=starts["engine"] < starts["epsilon"], em_escaped=starts["em_pi1"] > starts["epsilon"],
+                           in_trap=starts["in_trap"].astype(bool))
+    trap = starts[starts["in_trap"]]
+    per_D = trap.groupby("D").agg(starts=("gd_trapped", "size"), gd_trapped=("gd_trapped", "mean"),
+                                  em_escaped=("em_escaped", "mean"), gd_at_zero=("engine", lambda v: (v == 0).mean()))
+    verdicts = [
+        Verdict("GD is trapped where Z_1 < 1 (pi_1 below its start after 3000 steps; Proposition 4.1)",
+                bool(trap["gd_trapped"].mean() >= 0.99),
+                "fraction of starts with Z_1 < 1: " + ", ".join(
+                    f"D={D}: {r.gd_trapped:.1%} of {int(r.starts)} ({r.gd_at_zero:.1%} at exactly 0)"
+                    for D, r in per_D.iterrows())
+                + "."),
+        Verdict("EM escapes from the same starts (pi_1 above its start after 300 steps; Theorem 4.7)",
+                bool(trap["em_escaped"].mean() >= 0.99),
+                ", ".join(f"D={D}: {r.em_escaped:.1%}" for D, r in per_D.iterrows())
+                + f"; where Z_1 >= 1 GD escapes too ({1 - starts[~starts['in_trap']]['gd_trapped'].mean():.1%})."),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    two = starts[(starts["D"] == 2) & (starts["truth_index"] == starts["truth_index"].min())]
+    outcome = two["gd_trapped"].astype(int) * 2 + two["em_escaped"].astype(int)
+    names = {3: "GD trapped, EM escapes", 1: "both escape", 2: "both stay", 0: "GD escapes, EM not"}
+    for code, colour in ((3, "tab:red"), (1, "tab:green"), (2, "tab:gray"), (0, "tab:blue")):
+        chosen = two[outcome == code]
+        if len(chosen):
+            axes[0].plot(chosen["lambda_1"], chosen["lambda_2"], "s", ms=3, color=colour, label=names[code])
+    axes[0].axhline(0, color="k", lw=0.8)
+    axes[0].axvline(0, color="k", lw=0.8, label="Z_1 = 1 (lambda_1 lambda_2 = 0)")
+    axes[0].set_xlabel("lambda_1")
+    axes[0].set_ylabel("lambda_2")
+    axes[0].set_title("D = 2, one truth: outcome by starting lambda", fontsize=9)
+    axes[0].legend(fontsize=7)
+    for algorithm, style in (("gd", "-"), ("em", "--")):
+        for (D, truth), part in rows[rows["quantity"] == f"pi1_trajectory_{algorithm}"].groupby(["D", "truth_index"]):
+            if truth == rows["truth_index"].min():
+                axes[1].plot(part["index"], part["engine"].clip(lower=1e-12), style, label=f"{algorithm.upper()}, D = {D}")
+    axes[1].set_yscale("log")
+    axes[1].set_xscale("symlog", linthresh=10)
+    axes[1].set_xlabel("iteration")
+    axes[1].set_ylabel("pi_1 (0 shown at 1e-12)")
+    axes[1].set_title("one start with Z_1 < 1 per D", fontsize=9)
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(folder / "gd_trap.png", dpi=120)
+    plt.close(fig)
+    return ["![GD trapped, EM escapes](gd_trap.png)", ""], verdicts
+
+
+def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
+    first = rows[rows["quantity"] == "first_positive_iteration"]
+    reached = first["engine"] >= 0
+    iterations = int(first["closed_form"].iloc[0])
+    per_truth = first.groupby("truth_index")["engine"].agg(
+        reached=lambda v: (v >= 0).mean(), median=lambda v: v[v >= 0].median(), slowest="max")
+    verdicts = [Verdict(
+        "EM moves lambda into a positive region from starts in the second and fourth quadrants (Theorem 4.5)",
+        bool(reached.all()),
+        f"{reached.mean():.1%} of {len(first)} starts ({first['truth_index'].nunique()} truths) within {iterations} "
+        "iterations; per truth, median iterations to get there: "
+        + ", ".join(f"{r['median']:.0f} (slowest {r.slowest:.0f})" for _, r in per_truth.iterrows()) + ".")]
+    truth = rows["truth_index"].min()
+    paths = rows[(rows["quantity"] == "b_trajectory") & (rows["truth_index"] == truth)]
+    first_row = rows[rows["truth_index"] == truth].iloc[0]
+    x1, x2, sigma = first_row["xbar_1"], first_row["xbar_2"], first_row["sigma"]
+    s1, s2 = x1 * (1 - x1), x2 * (1 - x2)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for _, path in paths.groupby("start"):
+        ax.plot(path["closed_form"], path["engine"], "-", lw=1)
+        ax.plot(path["closed_form"].iloc[0], path["engine"].iloc[0], "o", ms=3, color="k")
+    span = max(paths["closed_form"].abs().max(), paths["engine"].abs().max()) * 1.05
+    b1 = pd.Series(np.linspace(-span, span, 400))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = -b1 / (sigma * (1 - 2 * x1) * b1 + sigma * s1)  # appendix (A.14): b_1 does not move
+        g = -sigma * s2 * b1 / (1 + sigma * (1 - 2 * x2) * b1)  # appendix (A.15): b_2 does not move
+    ax.plot(b1, f.where(f.abs() < 2 * span), "k--", lw=0.8, label="f(b_1): b_1' = b_1")
+    ax.plot(b1, g.where(g.abs() < 2 * span), "k:", lw=1, label="g(b_1): b_2' = b_2")
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.axvline(0, color="gray", lw=0.5)
+    ax.set_xlim(-span, span)
+    ax.set_ylim(-span, span)
+    ax.set_xlabel("b_1")
+    ax.set_ylabel("b_2")
+    ax.set_title(f"EM trajectories of b (truth {truth}; sigma = {sigma:.2f})", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "bmm_escape.png", dpi=120)
+    plt.close(fig)
+    return ["![trajectories of b with the contours f and g](bmm_escape.png)", ""], verdicts
+
+
 def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
     config = manifest["config"]
-    section = {"closed_forms": closed_forms, "one_cluster_gap": one_cluster_gap, "gmm_rotation": gmm_rotation}
+    section = {"closed_forms": closed_forms, "one_cluster_gap": one_cluster_gap, "gmm_rotation": gmm_rotation,
+               "gd_trap": gd_trap, "bmm_escape": bmm_escape}
     lines, verdicts = section[config["check"]](rows, folder)
     out = [f"# {config['name']}: {config['description']}", "",
            f"Check `{config['check']}` of `emrun/theory.py`; D = {config['grid']['D']}, {config['truths']} random "
