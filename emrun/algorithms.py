@@ -70,7 +70,7 @@ def run_batch(
         raise ValueError("projected GD needs a positive step size")
     if unknown := set(record) - set(RECORDABLE):
         raise ValueError(f"cannot record {sorted(unknown)} (one of {', '.join(RECORDABLE)})")
-    if fused and hasattr(family, "run_fused") and not record:
+    if fused and hasattr(family, "run_fused") and not record and mu.shape[2] <= family.FUSED_MAX_D:
         final_pi, final_mu, iterations, status, touched = family.run_fused(
             data, pi, mu, algorithm, max_iter, tol, step, gd_boundary, em_update)
         return _finish(family, data, final_pi, final_mu, iterations, status, touched)

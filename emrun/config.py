@@ -162,7 +162,7 @@ class _Checker:
         return value
 
 
-MAX_D = {"population": 16, "samples": 62, "gaussian": 1000}  # Bernoulli patterns are bit masks of an int64
+MAX_D = {"population": 16, "samples": 64, "gaussian": 1000}  # Bernoulli patterns are 64-bit masks
 
 
 def _check_feature_count(check: _Checker, out: dict) -> None:

@@ -65,14 +65,14 @@ MEMORY_BUDGET = 1 << 30  # bytes of arrays per batch in one worker; with 2 worke
 def bytes_per_trial(values: dict, cell: Cell, n_points: int) -> int:
     """Memory one trial of a batch needs, in bytes (n_points = patterns or sample points, P).
 
-    Compiled Bernoulli kernel: its per-trial lane state, 8 (5 m D + 5 m + 8) bytes (the data,
+    Compiled Bernoulli kernel (D <= 32): its per-trial lane state, 8 (5 m D + 5 m + 8) bytes (the data,
     P (D + 2) words, are shared by the batch). The numpy loop (the Gaussian family, or any traced
     run): about twelve [m, P] float64 arrays per trial, 96 m P bytes; a trace keeps
     8 (m + m D + 1) bytes per recorded iteration, about six times that once in long form.
     """
     m, D = cell.m, cell.D
     record = values.get("record")
-    if values["model"] == "bernoulli" and not record:
+    if values["model"] == "bernoulli" and not record and D <= bernoulli.FUSED_MAX_D:
         return 8 * (5 * m * D + 5 * m + 8)
     kept = (max_iterations(values, cell) // record["every"] + 2) * 8 * (m + m * D + 1) * 7 if record else 0
     return 96 * m * n_points + kept

@@ -334,3 +334,17 @@ def test_batched_and_fused_engines_match_the_plain_implementation(algorithm, m, 
             assert engine.iterations[t] == iterations
             np.testing.assert_allclose(engine.pi[t], plain_pi, atol=1e-10, rtol=0)
             np.testing.assert_allclose(engine.mu[t], plain_mu, atol=1e-10, rtol=0)
+
+
+def test_many_features_run_in_log_space_where_products_would_underflow():
+    # D = 64, 300 samples: a component's product of 64 factors underflows in the kernel while the
+    # log-space engine keeps it; the default path must give the log-space result.
+    rng = np.random.default_rng(0)
+    for D in (20, 40, 64):  # the draws of the case that exposed it; the last one is used
+        data = b.sample_patterns(*b.random_mixture(3, D, rng), 300, rng)
+        pi = np.array([b.random_mixture(3, D, rng)[0] for _ in range(4)])
+        mu = rng.uniform(size=(4, 3, D))
+    default = run_batch(b, data, pi, mu, "em", 10, 1e-300)
+    logs = run_batch(b, data, pi, mu, "em", 10, 1e-300, fused=False)
+    np.testing.assert_array_equal(default.mu, logs.mu)
+    assert 64 > b.FUSED_MAX_D

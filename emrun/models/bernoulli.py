@@ -228,6 +228,11 @@ def _new_means(z: np.ndarray, zx: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return np.clip(np.where(z[:, :, None] > 0, zx / z_safe, mu), 0.0, 1.0)
 
 
+# The kernel multiplies D factors directly (logs only when p(x) itself is tiny); beyond this D a
+# component's density can underflow to 0 while p(x) is fine, which the log-space numpy engine
+# keeps (at D = 64 that changed an EM run's outcome), so larger D runs in the numpy engine.
+FUSED_MAX_D = 32
+
 BOUNDARY_RULES = ("exact", "as_published")  # GD's term for a mean at exactly 0 or 1
 
 
@@ -313,7 +318,9 @@ def run_fused(data: PatternSet, pi: np.ndarray, mu: np.ndarray, algorithm: str, 
     if em_update not in EM_UPDATES:
         raise ValueError(f"unknown EM update {em_update!r} (one of {', '.join(EM_UPDATES)})")
     bits = np.ascontiguousarray(data.patterns, dtype=np.uint8)
-    codes = bits.astype(np.int64) @ (1 << np.arange(bits.shape[1], dtype=np.int64))
+    # Each pattern as a bit mask (feature j is bit j); up to 64 features, held as int64.
+    codes = (bits.astype(np.uint64) << np.arange(bits.shape[1], dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    codes = codes.view(np.int64)
     final_pi, final_mu, iterations, status, touched = kernel.fused_run(
         bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
         np.ascontiguousarray(mu, dtype=float), algorithm == "gd", float(step or 0.0), int(max_iter), float(tol),

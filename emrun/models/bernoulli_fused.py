@@ -95,7 +95,7 @@ def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scal
 
 
 @njit(cache=True)
-def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, bit_position, lane_trial,
+def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                   table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
                   lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale):
     """One pass over the patterns for the first ``n`` lanes at parameters pi [m, T], mu [m, D, T]:
@@ -103,7 +103,7 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
     an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial)."""
     m, D = mu.shape[0], mu.shape[1]
     n_patterns = patterns.shape[0]
-    all_bits = (1 << D) - 1
+    all_bits = -1 if D >= 64 else (1 << D) - 1  # every feature's bit (as int64)
     # Factor tables; a zero factor is stored as 1 and recorded in a bit mask instead: feature
     # j of component c is a zero factor of x when x_j = 1 and mu_cj = 0, or x_j = 0 and mu_cj = 1.
     for c in range(m):
@@ -214,7 +214,9 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
                 for t in range(n):
                     b = bits[c, t]
                     if b != 0 and b & (b - 1) == 0:  # exactly one zero factor, at feature j
-                        j = bit_position[b]
+                        j = 0  # the position of b's single set bit
+                        while ((b >> j) & 1) == 0:
+                            j += 1
                         if not as_published:
                             extra[c, j, t] += (product[c, t] * scale[t]) * (2.0 * row[j] - 1.0)
                             continue
@@ -252,9 +254,6 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     pi_out, mu_out = pi0.copy(), mu0.copy()
     iterations = np.full(n_trials, max_iter, dtype=np.int64)
     status = np.zeros(n_trials, dtype=np.int8)
-    bit_position = np.zeros(1 << D, dtype=np.int64)
-    for j in range(D):
-        bit_position[1 << j] = j
 
     # Lane state: trial of each lane, its parameters, and per-iteration sums.
     lane_trial = np.arange(n_trials)
@@ -279,7 +278,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
         if n == 0:
             break
         for sub_step in range(passes):
-            _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, bit_position, lane_trial,
+            _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                           table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
                           lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale)
             if sub_step == passes - 1:
