@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WORKERS ?= 2
 SWEEP := $(BIN)/emrun sweep --workers $(WORKERS)
 
-.PHONY: install test lint table1 table2 table3 figure2 theory report paper extended bench clean
+.PHONY: install test lint table1 table2 table3 figure2 theory digits report paper extended bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ theory: install
 	$(SWEEP) configs/theory_bmm_escape.yaml
 	$(BIN)/emrun report
 
+# Real data: Bernoulli mixtures on scikit-learn's binarised 8x8 digits (no download), and the
+# lecture's k-means vs EM centres on two synthetic sets.
+digits: install
+	$(SWEEP) configs/digits_bmm.yaml
+	$(SWEEP) configs/lecture_kmeans_vs_em.yaml
+	$(BIN)/emrun report results/digits_bmm results/lecture_kmeans_vs_em
+
 report: install
 	$(BIN)/emrun report
 
@@ -74,6 +81,8 @@ extended: paper
 	$(SWEEP) configs/bmm_table3_50_truths.yaml
 	$(SWEEP) configs/bmm_table1_em_in_place.yaml
 	$(SWEEP) configs/bmm_gd_sensitivity.yaml
+	$(SWEEP) configs/digits_bmm.yaml
+	$(SWEEP) configs/lecture_kmeans_vs_em.yaml
 	$(BIN)/emrun report
 
 # The engine against the plain implementation and a matmul, three cells, one core (about 1 minute).

@@ -23,7 +23,7 @@ from emrun.models.bernoulli import EM_UPDATES
 
 MODELS = ("bernoulli", "gaussian")
 ALGORITHMS = ("em", "gd")
-INIT_SCHEMES = ("uniform", "near_one_cluster", "given")
+INIT_SCHEMES = ("uniform", "near_one_cluster", "given", "kmeans")
 ARTEFACTS = ("uai2019_table1", "uai2019_table2", "uai2019_table3", "uai2019_figure2")
 EXPERIMENTS = ("grid", "first_k_cluster", "theory")
 PAPER_STOPPING = {"em": {"max_iter": 20000, "tol": 1.0e-5}, "gd": {"max_iter": 10000, "tol": 1.0e-7}}
@@ -239,11 +239,22 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
     data = raw.get("data", "population")
     if data == "population":
         out["data"] = {"kind": "population"}
+    elif isinstance(data, dict) and "dataset" in data:  # a real data set shipped with a package
+        from emrun.datasets import DATASETS
+
+        check.mapping(data, "data", {"dataset": True, "threshold": False, "classes": False})
+        classes = data.get("classes")
+        if classes is not None:
+            classes = [check.integer(c, "data.classes", 0, 9) for c in check.nonempty_list(classes, "data.classes")]
+        out["data"] = {"kind": "dataset", "name": check.choice(data["dataset"], "data.dataset", DATASETS),
+                       "threshold": check.integer(data.get("threshold", 8), "data.threshold", 1, 16), "classes": classes}
+        if out["grid"]["D"] != [64] or out["model"] != "bernoulli":
+            check.fail("grid.D", "the digits data set is binary 8x8 images: model bernoulli and grid.D: [64]")
     elif isinstance(data, dict):
         check.mapping(data, "data", {"samples": True})
         out["data"] = {"kind": "samples", "n": check.integer(data["samples"], "data.samples", 1)}
     else:
-        check.fail("data", f"'data' must be 'population' or {{samples: N}}, got {data!r}")
+        check.fail("data", f"'data' must be 'population', {{samples: N}} or {{dataset: digits}}, got {data!r}")
 
     _check_feature_count(check, out)
     truths = raw.get("truths", 1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from emrun import faults, seeds, selection
+from emrun import datasets, faults, seeds, selection
 from emrun.algorithms import CONVERGED
 from emrun.algorithms import run_batch as run_algorithm
 from emrun.config import Cell, Config
@@ -96,8 +96,17 @@ def find_batch(config: Config, batch_id: str) -> BatchSpec:
 def estimated_cost(values: dict, spec: BatchSpec) -> float:
     """Relative run time of a batch (patterns x components x iteration cap), to start long ones first."""
     cell = spec.cell
-    patterns = 2**cell.D if values["data"]["kind"] == "population" else min(values["data"]["n"], 2**cell.D)
-    return float(patterns * cell.m * max_iterations(values, cell) * values["runs"][cell.algorithm])
+    return float(data_size(values, cell.D) * cell.m * max_iterations(values, cell) * values["runs"][cell.algorithm])
+
+
+def data_size(values: dict, D: int) -> int:
+    """At most how many distinct patterns (or points) a batch's data has, before drawing it."""
+    spec = values["data"]
+    if spec["kind"] == "population":
+        return 2**D
+    if spec["kind"] == "dataset":
+        return 1797  # scikit-learn's digits
+    return spec["n"] if values["model"] == "gaussian" else min(spec["n"], 2**D)
 
 
 def max_iterations(values: dict, cell: Cell) -> int:
@@ -118,6 +127,8 @@ def true_mixture(values: dict, m: int, D: int, truth_index: int) -> tuple[np.nda
 def make_data(values: dict, m: int, D: int, truth_index: int, pi: np.ndarray, mu: np.ndarray):
     """The population of the truth (Bernoulli: every pattern with its probability), or a sample."""
     spec, family = values["data"], FAMILIES[values["model"]]
+    if spec["kind"] == "dataset":
+        return datasets.load(spec).data
     if spec["kind"] == "population":
         return family.population(pi, mu)
     rng = seeds.generator(values["seed"], seeds.data_key(m, D, truth_index, spec["n"]))
@@ -143,9 +154,28 @@ def initial_points(values: dict, cell: Cell, truth_index: int, data=None) -> tup
         epsilon = values["init_options"]["epsilon"]
         rest = pi[:, 1:]
         pi = np.concatenate([np.full((runs, 1), epsilon), rest * ((1 - epsilon) / rest.sum(axis=1, keepdims=True))], axis=1)
+    if cell.init == "kmeans":
+        pi, mu = kmeans_inits(data, m, [seeds.generator(seed, key) for key in keys])
     if cell.algorithm in values["init_options"].get("at_data_mean", []):
         mu[:, 1:] = data.mean
     return pi, mu, [seeds.describe(seed, key) for key in keys]
+
+
+def kmeans_inits(data, m: int, generators: list) -> tuple[np.ndarray, np.ndarray]:
+    """One k-means fit (scikit-learn, one seeded start each) per run on the weighted data: pi = the
+    clusters' weights, mu = their centres. Bernoulli centres are kept inside [0.001, 0.999], since a
+    centre at exactly 0 or 1 would make patterns impossible for that component from the start."""
+    from sklearn.cluster import KMeans
+
+    points = data.points if hasattr(data, "points") else data.patterns
+    pis, mus = [], []
+    for rng in generators:
+        fit = KMeans(n_clusters=m, n_init=1, random_state=int(rng.integers(2**31 - 1))).fit(points, sample_weight=data.weights)
+        mass = np.bincount(fit.labels_, weights=data.weights, minlength=m) + 1e-6
+        pis.append(mass / mass.sum())
+        centres = fit.cluster_centers_
+        mus.append(centres if hasattr(data, "points") else np.clip(centres, 1e-3, 1 - 1e-3))
+    return np.array(pis), np.array(mus)
 
 
 def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[int] | None = None) -> BatchResult:
@@ -160,12 +190,17 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
 
         return theory.run_batch(values, config_hash, spec)
     cell, t = spec.cell, spec.truth_index
-    if isinstance(values["truths"], list):
-        truth_seed = f"given:{t}"
+    labelled = datasets.load(values["data"]) if values["data"]["kind"] == "dataset" else None
+    if labelled is not None:  # real data: no truth to draw
+        truth_seed, true_pi, true_mu = f"dataset:{values['data']['name']}", None, None
+        data = labelled.data
     else:
-        truth_seed = seeds.describe(values["seed"], seeds.truth_key(cell.m, cell.D, t))
-    true_pi, true_mu = true_mixture(values, cell.m, cell.D, t)
-    data = make_data(values, cell.m, cell.D, t, true_pi, true_mu)
+        if isinstance(values["truths"], list):
+            truth_seed = f"given:{t}"
+        else:
+            truth_seed = seeds.describe(values["seed"], seeds.truth_key(cell.m, cell.D, t))
+        true_pi, true_mu = true_mixture(values, cell.m, cell.D, t)
+        data = make_data(values, cell.m, cell.D, t, true_pi, true_mu)
     pi0, mu0, init_seeds = initial_points(values, cell, t, data)
     rule = values["stopping"][cell.algorithm]
     family = FAMILIES[values["model"]]
@@ -202,7 +237,7 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
                     errors[r] = f"{type(error).__name__}: {error}"
     seconds = time.perf_counter() - started
 
-    truth_loss = float(family.loss(data, true_pi[None], true_mu[None])[0])
+    truth_loss = float(family.loss(data, true_pi[None], true_mu[None])[0]) if true_pi is not None else None
     common = {
         "config": values["name"], "config_hash": config_hash, "batch_id": spec.batch_id,
         "model": values["model"], "m": cell.m, "D": cell.D, "algorithm": cell.algorithm,
@@ -210,7 +245,8 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
         "truth_index": t, "truth_seed": truth_seed, "entropy": data.entropy, "truth_loss": truth_loss,
         "n_patterns": len(data.weights), "gd_boundary": gd_boundary if cell.algorithm == "gd" else None,
         "em_update": em_update if cell.algorithm == "em" else None, "max_iter": max_iter,
-        "truth_pi": true_pi.tolist(), "truth_mu": true_mu.ravel().tolist(), "batch_seconds": seconds,
+        "truth_pi": None if true_pi is None else true_pi.tolist(),
+        "truth_mu": None if true_mu is None else true_mu.ravel().tolist(), "batch_seconds": seconds,
         "worker": WORKER,
     }
 
@@ -226,6 +262,11 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
             return {**trial, "status": FAILED, "error": error, "converged": False, "iterations": 0, "loss": None,
                     "k": -1, "k_cluster": False, "touched_boundary": False, "pi": None, "mu": None}
         k = int((outcome.pi[i] >= values["k_cluster_threshold"]).sum())
+        if labelled is not None:  # agreement of the clustering with the items' labels
+            from sklearn.metrics import adjusted_rand_score
+
+            clusters = datasets.assignments(data, outcome.pi[i], outcome.mu[i])[labelled.pattern_of_item]
+            trial["ari"] = float(adjusted_rand_score(labelled.labels, clusters))
         return {**trial, "status": str(outcome.status[i]), "error": None,
                 "converged": bool(outcome.status[i] == CONVERGED), "iterations": int(outcome.iterations[i]),
                 "loss": float(outcome.loss[i]), "k": k, "k_cluster": k < cell.m,

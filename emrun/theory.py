@@ -15,7 +15,7 @@ from emrun import seeds
 from emrun.models import bernoulli, gaussian
 from emrun.store import BatchResult
 
-CHECKS = ("closed_forms", "one_cluster_gap", "gmm_rotation", "gd_trap", "bmm_escape")
+CHECKS = ("closed_forms", "one_cluster_gap", "gmm_rotation", "gd_trap", "bmm_escape", "kmeans_vs_em")
 _EPSILON = 1e-12  # pi_1 "near 0": the closed forms are limits as pi_1 -> 0
 
 
@@ -70,7 +70,7 @@ def run_batch(values: dict, config_hash: str, spec) -> BatchResult:
     """Rows of one (cell, random configuration) of a theory check."""
     rng = seeds.generator(values["seed"], seeds.truth_key(spec.cell.m, spec.cell.D, spec.truth_index))
     check = {"closed_forms": _closed_forms, "one_cluster_gap": _gap, "gmm_rotation": _rotation,
-             "gd_trap": _gd_trap, "bmm_escape": _bmm_escape}[values["check"]]
+             "gd_trap": _gd_trap, "bmm_escape": _bmm_escape, "kmeans_vs_em": _kmeans_vs_em}[values["check"]]
     rows = check(values, spec, rng)
     for row in rows:
         row["config_hash"] = config_hash
@@ -222,4 +222,26 @@ def _bmm_escape(values, spec, rng) -> list[dict]:
     rows += [_row(values, spec, "first_positive_iteration", k, iterations, first[k]) for k in range(len(mu1))]
     for row in rows:
         row.update(xbar_1=float(xbar[0]), xbar_2=float(xbar[1]), sigma=sigma)
+    return rows
+
+
+def _kmeans_vs_em(values, spec, rng) -> list[dict]:
+    """The lecture's k-means vs EM centres on its two synthetic sets (emrun.lecture)."""
+    from emrun import lecture
+
+    rows = []
+    for index, name in enumerate(lecture.SETS):
+        points = lecture.synthetic(name, rng)
+        result = lecture.compare(points, int(rng.integers(2**31 - 1)))
+        for method in ("full", "unit"):
+            difference = float(np.abs(result[method] - result["kmeans"]).max())
+            rows.append(_row(values, spec, f"centre_difference_{method}", index, 0.0, difference, dataset=name))
+        for method in ("kmeans", "full", "unit"):
+            for c in range(2):
+                rows.append(_row(values, spec, f"centre_{method}", 2 * index + c, result[method][c, 0],
+                                 result[method][c, 1], dataset=name))
+        increases = np.diff(result["unit_losses"]) > 1e-12 * np.abs(result["unit_losses"][:-1])
+        rows.append(_row(values, spec, "unit_em_loss_increases", index, 0.0, float(increases.sum()), dataset=name))
+        rows += [_row(values, spec, "point", k, x, y, dataset=name, kmeans_label=int(a), full_label=int(b))
+                 for k, ((x, y), a, b) in enumerate(zip(points, result["kmeans_labels"], result["full_labels"], strict=True))]
     return rows

@@ -348,3 +348,12 @@ def test_many_features_run_in_log_space_where_products_would_underflow():
     logs = run_batch(b, data, pi, mu, "em", 10, 1e-300, fused=False)
     np.testing.assert_array_equal(default.mu, logs.mu)
     assert 64 > b.FUSED_MAX_D
+
+
+def test_projection_of_rows_with_huge_entries_keeps_its_mass():
+    # A GD step on a huge gradient: u - (u - 1) would round to 0 without the shift.
+    rows = np.array([[1e300, 5.0, -3.0], [1e20, 1e20 - 1e5, 0.0], [-1e12, 2.0, 3.0]])
+    projected = b.project_to_simplex(rows)
+    np.testing.assert_allclose(projected.sum(axis=1), 1.0)
+    np.testing.assert_allclose(projected, [[1, 0, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
+    assert np.isfinite(projected).all()

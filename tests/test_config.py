@@ -117,7 +117,7 @@ def test_every_shipped_config_fits_the_memory_budget():
         config = load(path)
         values = config.values
         for cell in config.cells():
-            points = 2**cell.D if values["data"]["kind"] == "population" else values["data"]["n"]
+            points = experiments.data_size(values, cell.D)
             per_trial = experiments.bytes_per_trial(values, cell, points)
             chunk = experiments.trials_per_chunk(values, cell, points)
             assert per_trial <= experiments.MEMORY_BUDGET, (path, cell)

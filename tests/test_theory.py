@@ -78,3 +78,15 @@ def test_gd_trap_and_escape_checks_run_and_judge(tmp_path):
     emrun("report", cwd=tmp_path)
     assert "GD is trapped where Z_1 < 1" in (tmp_path / "results" / "trap" / "report.md").read_text()
     assert "positive region" in (tmp_path / "results" / "escape" / "report.md").read_text()
+
+
+def test_kmeans_and_em_centres_differ_on_overlapping_clusters_only():
+    from emrun import lecture
+
+    rng = np.random.default_rng(5)
+    overlapping = lecture.compare(lecture.synthetic("overlapping", rng), 1)
+    separated = lecture.compare(lecture.synthetic("separated", rng), 1)
+    assert np.abs(overlapping["full"] - overlapping["kmeans"]).max() > 0.2
+    assert np.abs(separated["full"] - separated["kmeans"]).max() < 0.01
+    for result in (overlapping, separated):  # EM's loss never goes up
+        assert np.all(np.diff(result["unit_losses"]) <= 1e-12 * np.abs(result["unit_losses"][:-1]))

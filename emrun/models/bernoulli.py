@@ -267,7 +267,9 @@ def gradient(data: PatternSet, pi: np.ndarray, mu: np.ndarray, boundary: str = "
         inner += np.where(ev.at_zero, ones, 0.0) - np.where(ev.at_one, zeros, 0.0)
     elif ev.one_zero is not None:
         inner[:, :, -1] += _published_boundary_terms(data, mu, ev)
-    return -z, -pi[:, :, None] * inner, _loss(data, ev.log_p)
+    # A component of weight 0 has no gradient in its means (the factor pi_c), even where the sums
+    # for it are huge (its density far above p(x)): 0 x inf must not make a NaN.
+    return -z, np.where(pi[:, :, None] > 0, -pi[:, :, None] * inner, 0.0), _loss(data, ev.log_p)
 
 
 def _published_boundary_terms(data: PatternSet, mu: np.ndarray, ev: _Evaluation) -> np.ndarray:
@@ -288,8 +290,13 @@ def _published_boundary_terms(data: PatternSet, mu: np.ndarray, ev: _Evaluation)
 def project_to_simplex(v: np.ndarray) -> np.ndarray:
     """Euclidean projection of each row of v [T, m] onto the probability simplex.
 
-    The sort-based algorithm of Duchi et al. (2008), vectorised over rows.
+    The sort-based algorithm of Duchi et al. (2008), vectorised over rows. The projection does not
+    change when a constant is added to a row, so a row with an entry beyond 1e8 in size (a GD step
+    on a huge gradient, where u - (u - 1) would round to 0) is first shifted by its largest entry;
+    other rows are left as they are, so that their results stay bit for bit what they were.
     """
+    largest = v.max(axis=1, keepdims=True)
+    v = np.where(np.abs(v).max(axis=1, keepdims=True) > 1e8, v - largest, v)
     u = -np.sort(-v, axis=1)
     cumulative = np.cumsum(u, axis=1) - 1.0
     index = np.arange(1, v.shape[1] + 1)

@@ -27,6 +27,12 @@ CAPPED, CONVERGED, DIVERGED = 0, 1, 2
 def _project_to_simplex(v, out, u):
     """Duchi et al. (2008), as in bernoulli.project_to_simplex, without allocating: ``u`` is scratch."""
     m = v.shape[0]
+    largest, size = v[0], 0.0
+    for i in range(m):
+        largest, size = max(largest, v[i]), max(size, abs(v[i]))
+    if size > 1e8:  # shift-invariant: keep precision near the largest entry (see bernoulli.py)
+        for i in range(m):
+            v[i] -= largest
     for i in range(m):  # insertion sort, descending (m is small)
         value = v[i]
         k = i
@@ -319,7 +325,8 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                             inner = ((s1[c, j, t] / u if u > 0.0 else 0.0)
                                      - ((z[c, t] - s1[c, j, t]) / (1.0 - u) if u < 1.0 else 0.0))
                             inner += extra[c, j, t]
-                            new_mu[c, j] = min(max(u - step * (-pi[c, t] * inner), 0.0), 1.0)
+                            gradient = -pi[c, t] * inner if pi[c, t] > 0.0 else 0.0  # no 0 x inf
+                            new_mu[c, j] = min(max(u - step * gradient, 0.0), 1.0)
                 else:
                     for c in range(m):
                         new_pi[c] = pi[c, t] * z[c, t]

@@ -61,7 +61,7 @@ def simultaneous_em_companion(folder: Path, root: Path) -> Path | None:
 
 def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
-    from emrun.report import figure2, kcluster, table34, theory, variants
+    from emrun.report import digits, figure2, kcluster, table34, theory, variants
 
     loaded: dict[Path, object] = {}
     failed: dict[Path, object] = {}
@@ -81,6 +81,9 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
         config = manifest["config"]
         if config["experiment"] == "first_k_cluster":
             written.append(table34.write(rows, manifest, folder, command)[0])
+            continue
+        if config["data"]["kind"] == "dataset":
+            written.append(digits.write(rows, manifest, folder, command))
             continue
         if config["experiment"] == "theory":
             written.append(theory.write(rows, manifest, folder, command))

@@ -208,10 +208,41 @@ def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdic
     return ["![trajectories of b with the contours f and g](bmm_escape.png)", ""], verdicts
 
 
+def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
+    difference = rows[rows["quantity"].str.startswith("centre_difference")].set_index(["dataset", "quantity"])["engine"]
+    increases = rows[rows["quantity"] == "unit_em_loss_increases"]["engine"]
+    verdicts = [
+        Verdict("k-means and EM (full covariances) give different centres on overlapping clusters of unequal size "
+                "and spread (largest coordinate difference above 0.2)",
+                bool(difference[("overlapping", "centre_difference_full")] > 0.2),
+                f"{difference[('overlapping', 'centre_difference_full')]:.3f} (emrun's unit-covariance EM: "
+                f"{difference[('overlapping', 'centre_difference_unit')]:.3f}); PROTOCOLS.md saw 0.59."),
+        Verdict("They agree on well-separated equal clusters (difference below 0.01)",
+                bool(difference[("separated", "centre_difference_full")] < 0.01),
+                f"{difference[('separated', 'centre_difference_full')]:.1e} (unit-covariance EM "
+                f"{difference[('separated', 'centre_difference_unit')]:.1e})."),
+        Verdict("EM's likelihood never decreases (unit-covariance EM, both sets)", bool((increases == 0).all()),
+                f"loss increases: {int(increases.sum())} over both runs."),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (name, part) in zip(axes, rows[rows["quantity"] == "point"].groupby("dataset", sort=False), strict=True):
+        ax.scatter(part["closed_form"], part["engine"], c=part["full_label"], s=3, cmap="coolwarm", alpha=0.5)
+        for method, marker, colour in (("kmeans", "X", "k"), ("full", "o", "tab:green"), ("unit", "+", "tab:purple")):
+            centres = rows[(rows["quantity"] == f"centre_{method}") & (rows["dataset"] == name)]
+            ax.plot(centres["closed_form"], centres["engine"], marker, color=colour, ms=11, mew=2,
+                    label={"kmeans": "k-means", "full": "EM, full covariances", "unit": "EM, unit covariances"}[method])
+        ax.set_title(f"{name}: colours = EM (full) partition", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "kmeans_vs_em.png", dpi=120)
+    plt.close(fig)
+    return ["![partitions and centres](kmeans_vs_em.png)", ""], verdicts
+
+
 def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
     config = manifest["config"]
     section = {"closed_forms": closed_forms, "one_cluster_gap": one_cluster_gap, "gmm_rotation": gmm_rotation,
-               "gd_trap": gd_trap, "bmm_escape": bmm_escape}
+               "gd_trap": gd_trap, "bmm_escape": bmm_escape, "kmeans_vs_em": kmeans_vs_em}
     lines, verdicts = section[config["check"]](rows, folder)
     out = [f"# {config['name']}: {config['description']}", "",
            f"Check `{config['check']}` of `emrun/theory.py`; D = {config['grid']['D']}, {config['truths']} random "
