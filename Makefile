@@ -4,6 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
 SWEEP := $(BIN)/emrun sweep --workers $(WORKERS)
+# Each group of configs, swept in order (a failing sweep stops the target).
+sweep_all = for config in $(1); do $(SWEEP) configs/$$config.yaml || exit 1; done
+THEORY := theory_closed_forms theory_one_cluster_gap theory_gmm_rotation theory_gd_trap theory_bmm_escape
+DIGITS := digits_bmm lecture_kmeans_vs_em
+PAPER := bmm_table1 bmm_table2 bmm_table3 gmm_figure2 $(THEORY)
+EXTENDED := bmm_table1_many_truths bmm_table2_many_truths bmm_table1_as_published bmm_table3_50_truths \
+	bmm_table1_em_in_place bmm_gd_sensitivity $(DIGITS) digits_bmm_large
 
 .PHONY: install test lint table1 table2 table3 figure2 theory digits report paper extended bench clean
 
@@ -43,46 +50,27 @@ figure2: install
 
 # The paper's theory checked numerically (closed forms, GD traps and EM escapes, Theorem 5.2's gap, eq. 4.7).
 theory: install
-	$(SWEEP) configs/theory_closed_forms.yaml
-	$(SWEEP) configs/theory_one_cluster_gap.yaml
-	$(SWEEP) configs/theory_gmm_rotation.yaml
-	$(SWEEP) configs/theory_gd_trap.yaml
-	$(SWEEP) configs/theory_bmm_escape.yaml
+	$(call sweep_all,$(THEORY))
 	$(BIN)/emrun report
 
 # Real data: Bernoulli mixtures on scikit-learn's binarised 8x8 digits (no download), and the
 # lecture's k-means vs EM centres on two synthetic sets.
 digits: install
-	$(SWEEP) configs/digits_bmm.yaml
-	$(SWEEP) configs/lecture_kmeans_vs_em.yaml
+	$(call sweep_all,$(DIGITS))
 	$(BIN)/emrun report results/digits_bmm results/lecture_kmeans_vs_em
 
 report: install
 	$(BIN)/emrun report
 
+# Every paper-protocol reproduction (Tables 1-4, Figure 2) and the theory checks, then the reports.
 paper: install
-	$(SWEEP) configs/bmm_table1.yaml
-	$(SWEEP) configs/bmm_table2.yaml
-	$(SWEEP) configs/bmm_table3.yaml
-	$(SWEEP) configs/gmm_figure2.yaml
-	$(SWEEP) configs/theory_closed_forms.yaml
-	$(SWEEP) configs/theory_one_cluster_gap.yaml
-	$(SWEEP) configs/theory_gmm_rotation.yaml
-	$(SWEEP) configs/theory_gd_trap.yaml
-	$(SWEEP) configs/theory_bmm_escape.yaml
+	$(call sweep_all,$(PAPER))
 	$(BIN)/emrun report
 
 # Longer studies beyond the paper's protocol: 20 random truths per cell (Tables 1-2), 50 kept truths
-# (Tables 3-4), the authors' GD boundary term and in-place EM, GD's step size and iteration cap.
+# (Tables 3-4), the authors' GD boundary term and in-place EM, GD's step size and iteration cap, digits.
 extended: paper
-	$(SWEEP) configs/bmm_table1_many_truths.yaml
-	$(SWEEP) configs/bmm_table2_many_truths.yaml
-	$(SWEEP) configs/bmm_table1_as_published.yaml
-	$(SWEEP) configs/bmm_table3_50_truths.yaml
-	$(SWEEP) configs/bmm_table1_em_in_place.yaml
-	$(SWEEP) configs/bmm_gd_sensitivity.yaml
-	$(SWEEP) configs/digits_bmm.yaml
-	$(SWEEP) configs/lecture_kmeans_vs_em.yaml
+	$(call sweep_all,$(EXTENDED))
 	$(BIN)/emrun report
 
 # The engine against the plain implementation and a matmul, three cells, one core (about 1 minute).

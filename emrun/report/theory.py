@@ -16,6 +16,14 @@ from emrun.report.kcluster import provenance_section  # noqa: E402
 from emrun.report.verdicts import Verdict  # noqa: E402
 
 
+def _figure(fig, folder: Path, name: str, caption: str) -> list[str]:
+    """Save a check's figure beside its report and return the Markdown that shows it."""
+    fig.tight_layout()
+    fig.savefig(folder / f"{name}.png", dpi=120)
+    plt.close(fig)
+    return [f"![{caption}]({name}.png)", ""]
+
+
 def _error_table(rows: pd.DataFrame) -> list[str]:
     table = rows.groupby(["quantity", "D"])["relative_error"].agg(["size", "median", "max"]).reset_index()
     lines = ["| quantity | D | configurations x entries | median relative error | max relative error |", "|---|---|---|---|---|"]
@@ -48,10 +56,7 @@ def closed_forms(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     ax.set_xlabel("closed form")
     ax.set_ylabel("engine")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "closed_forms.png", dpi=120)
-    plt.close(fig)
-    return _error_table(rows) + ["![closed forms against the engine](closed_forms.png)", ""], verdicts
+    return _error_table(rows) + _figure(fig, folder, "closed_forms", "closed forms against the engine"), verdicts
 
 
 def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -84,10 +89,7 @@ def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[V
     ax.set_xlabel("D")
     ax.set_ylabel("l_1 - l* (nats)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "one_cluster_gap.png", dpi=120)
-    plt.close(fig)
-    return lines + ["![gap](one_cluster_gap.png)", ""], verdicts
+    return lines + _figure(fig, folder, "one_cluster_gap", "gap"), verdicts
 
 
 def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -111,10 +113,7 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     ax.set_xlabel("EM step")
     ax.set_ylabel("|cos(b, mu*)|")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "rotation.png", dpi=120)
-    plt.close(fig)
-    return ["![rotation](rotation.png)", ""], verdicts
+    return _figure(fig, folder, "rotation", "rotation"), verdicts
 
 
 def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -160,10 +159,7 @@ def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     axes[1].set_ylabel("pi_1 (0 shown at 1e-12)")
     axes[1].set_title("one start with Z_1 < 1 per D", fontsize=9)
     axes[1].legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(folder / "gd_trap.png", dpi=120)
-    plt.close(fig)
-    return ["![GD trapped, EM escapes](gd_trap.png)", ""], verdicts
+    return _figure(fig, folder, "gd_trap", "GD trapped, EM escapes"), verdicts
 
 
 def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -202,10 +198,7 @@ def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdic
     ax.set_ylabel("b_2")
     ax.set_title(f"EM trajectories of b (truth {truth}; sigma = {sigma:.2f})", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "bmm_escape.png", dpi=120)
-    plt.close(fig)
-    return ["![trajectories of b with the contours f and g](bmm_escape.png)", ""], verdicts
+    return _figure(fig, folder, "bmm_escape", "trajectories of b with the contours f and g"), verdicts
 
 
 def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -233,10 +226,7 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
                     label={"kmeans": "k-means", "full": "EM, full covariances", "unit": "EM, unit covariances"}[method])
         ax.set_title(f"{name}: colours = EM (full) partition", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "kmeans_vs_em.png", dpi=120)
-    plt.close(fig)
-    return ["![partitions and centres](kmeans_vs_em.png)", ""], verdicts
+    return _figure(fig, folder, "kmeans_vs_em", "partitions and centres"), verdicts
 
 
 def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
