@@ -194,13 +194,16 @@ def status(results_root: str, configs_dir: str) -> None:
         planned = experiments.plan(config, rows if values["experiment"] == "first_k_cluster" else None)
         stored = set(rows["batch_id"]) if rows is not None else set()
         pending = [spec.batch_id for spec in planned if spec.batch_id not in stored]
-        counts = rows["status"].value_counts().to_dict() if rows is not None else {}
+        counts = rows["status"].value_counts().to_dict() if rows is not None and "status" in rows else {}
         lock = folder / LOCK
         click.echo(f"{folder.name} (config hash {stored_hash}; {match})")
         click.echo(f"  batches: {len(stored)} stored, {len(pending)} pending of {len(planned)} planned"
                    + (" (a first_k_cluster plan grows as rows come in)" if values["experiment"] == "first_k_cluster" else ""))
-        click.echo(f"  trials: {sum(counts.values())} (" + ", ".join(
-            f"{name} {counts.get(name, 0)}" for name in ("converged", "capped", "diverged", FAILED)) + ")")
+        if values["experiment"] == "theory":
+            click.echo(f"  check rows: {0 if rows is None else len(rows)}")
+        else:
+            click.echo(f"  trials: {sum(counts.values())} (" + ", ".join(
+                f"{name} {counts.get(name, 0)}" for name in ("converged", "capped", "diverged", FAILED)) + ")")
         aside = list((folder / "set_aside").glob("*")) if (folder / "set_aside").exists() else []
         click.echo(f"  set aside: {len(aside)} file(s); lock: "
                    + (lock.read_text().strip() if lock.exists() else "none (no sweep running)"))

@@ -54,6 +54,9 @@ def test_theory_sweep_and_report(tmp_path):
     emrun("report", cwd=tmp_path)
     report = (tmp_path / "results" / "gap" / "report.md").read_text()
     assert "worse than the optimum by exactly KL" in report and "(D - 1) log 2" in report
+    assert "check rows: 15" in emrun("status", cwd=tmp_path).stdout
+    replay = emrun("replay", "gap/whatever/0", cwd=tmp_path, check=False)
+    assert replay.returncode == 2 and "theory check" in replay.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nexperiment: theory\ncheck: nope\nseed: 1\ngrid: {m: [2], D: [2]}\n")
     refused = emrun("sweep", str(bad), cwd=tmp_path, check=False)
