@@ -192,6 +192,8 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
     cell, t = spec.cell, spec.truth_index
     labelled = datasets.load(values["data"]) if values["data"]["kind"] == "dataset" else None
     if labelled is not None:  # real data: no truth to draw
+        from sklearn.metrics import adjusted_rand_score
+
         truth_seed, true_pi, true_mu = f"dataset:{values['data']['name']}", None, None
         data = labelled.data
     else:
@@ -263,8 +265,6 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
                     "k": -1, "k_cluster": False, "touched_boundary": False, "pi": None, "mu": None}
         k = int((outcome.pi[i] >= values["k_cluster_threshold"]).sum())
         if labelled is not None:  # agreement of the clustering with the items' labels
-            from sklearn.metrics import adjusted_rand_score
-
             clusters = datasets.assignments(data, outcome.pi[i], outcome.mu[i])[labelled.pattern_of_item]
             trial["ari"] = float(adjusted_rand_score(labelled.labels, clusters))
         return {**trial, "status": str(outcome.status[i]), "error": None,

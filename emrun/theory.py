@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from emrun import seeds
+from emrun.algorithms import run_batch as run_algorithm
 from emrun.models import bernoulli, gaussian
 from emrun.store import BatchResult
 
@@ -156,8 +157,6 @@ def _gd_trap(values, spec, rng) -> list[dict]:
     """Proposition 4.1 / Theorem 4.7: from pi_1 = epsilon, mu_2 = xbar and lambda where Z_1 < 1, GD
     drives pi_1 to 0 while EM escapes. Starts: mu_1 on a grid of (0,1)^2 for D = 2, else uniform
     draws; each start's lambda, Z_1 (eq. 4.12), and pi_1 after GD's and EM's iterations."""
-    from emrun.algorithms import run_batch as run_algorithm
-
     D, options = spec.cell.D, values["check_options"]
     true_pi, true_mu = bernoulli.random_mixture(2, D, rng)
     data = bernoulli.population_patterns(true_pi, true_mu)
@@ -194,8 +193,6 @@ def _bmm_escape(values, spec, rng) -> list[dict]:
     the second or fourth quadrant; b = mu_1 - mu_2 is traced until lambda_1 lambda_2 > 0 (a
     positive region). Rows: each start's first iteration in a positive region (-1 if none) and, for
     a few starts, b's trajectory; the truth's xbar and sigma for the appendix's contours f and g."""
-    from emrun.algorithms import run_batch as run_algorithm
-
     options = values["check_options"]
     true_pi, true_mu = bernoulli.random_mixture(2, 2, rng)
     data = bernoulli.population_patterns(true_pi, true_mu)
