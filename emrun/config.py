@@ -25,7 +25,7 @@ MODELS = ("bernoulli", "gaussian")
 ALGORITHMS = ("em", "gd")
 INIT_SCHEMES = ("uniform", "near_one_cluster", "given", "kmeans")
 ARTEFACTS = ("uai2019_table1", "uai2019_table2", "uai2019_table3", "uai2019_figure2")
-EXPERIMENTS = ("grid", "first_k_cluster", "theory")
+EXPERIMENTS = ("grid", "first_k_cluster", "theory", "dynamics")
 PAPER_STOPPING = {"em": {"max_iter": 20000, "tol": 1.0e-5}, "gd": {"max_iter": 10000, "tol": 1.0e-7}}
 
 
@@ -202,6 +202,7 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
         "gd_boundary": False, "em_update": False,
         "grid": True, "data": False, "truths": False, "runs": False, "stopping": False,
         "k_cluster_threshold": False, "init_options": False, "record": False, "check": False, "check_options": False,
+        "study": False, "options": False, "estimator": False,
     })
     name = raw["name"]
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
@@ -334,6 +335,12 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
             "gd_iterations": False, "em_iterations": False, "trajectories": False})
     elif "check" in raw or "check_options" in raw:
         check.fail("check", "'check' and 'check_options' belong to experiment: theory")
+    if out["experiment"] == "dynamics":  # papers B and C: trajectories of means-only Gaussian mixtures
+        _check_dynamics(check, raw, out)
+        return out
+    for key in ("study", "options", "estimator"):
+        if key in raw:
+            check.fail(key, f"'{key}' belongs to experiment: dynamics")
     if out["model"] == "gaussian":
         if out["data"]["kind"] != "samples":
             check.fail("data", "model 'gaussian' needs finite samples: data: {samples: N}")
@@ -341,6 +348,60 @@ def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
             if key in out:
                 check.fail(key, f"'{key}' applies to model 'bernoulli' only (the Gaussian family has {default!r})")
     return out
+
+
+def _check_dynamics(check: _Checker, raw: dict, out: dict) -> None:
+    """A dynamics config: its study, the study's options (defaults filled in) and the estimator of
+    population expectations (kind and size, recorded in every row)."""
+    from emrun.dynamics import STUDIES
+    from emrun.models.gaussian_means import ESTIMATORS
+
+    if out["model"] != "gaussian":
+        check.fail("model", "experiment 'dynamics' needs model: gaussian (means-only Gaussian mixtures fitted to N(0, I))")
+    out["study"] = check.choice(raw.get("study"), "study", tuple(STUDIES))
+    defaults = STUDIES[out["study"]]
+    options = check.mapping(raw.get("options", {}), "options", {key: False for key in defaults})
+    out["options"] = {}
+    for key, default in defaults.items():
+        value, path = options.get(key, default), f"options.{key}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                check.fail(path, f"'{path}' must be true or false, got {value!r}")
+        elif isinstance(default, int):
+            value = check.integer(value, path, 1)
+        elif isinstance(default, float):
+            value = check.number(value, path)
+        elif isinstance(default, str):
+            value = check.choice(value, path, ("dirichlet",) if key == "weights" else (default,))
+        elif isinstance(default, list):
+            value = [_check_entry(check, v, f"{path}[{i}]", default[0]) for i, v in enumerate(check.nonempty_list(value, path))]
+        out["options"][key] = value
+    estimator = check.mapping(raw.get("estimator", {}), "estimator", {"kind": True, "size": True})
+    out["estimator"] = {"kind": check.choice(estimator["kind"], "estimator.kind", ESTIMATORS),
+                        "size": check.integer(estimator["size"], "estimator.size", 2)}
+    needs_sample = out["study"] in ("statrate", "simplex_samples", "lloyd")
+    if needs_sample != (out["estimator"]["kind"] == "sample"):
+        check.fail("estimator.kind", f"study {out['study']!r} needs estimator.kind "
+                   + ("'sample'" if needs_sample else "quadrature, whitened_mc or fresh_mc (population expectations)"))
+    samples = out["options"].get("samples")
+    if samples is not None and out["estimator"]["size"] != max(samples):
+        check.fail("estimator.size", f"'estimator.size' must be the largest of options.samples ({max(samples)}): "
+                   "smaller samples are its prefixes")
+    if out["data"]["kind"] != "population":
+        check.fail("data", "experiment 'dynamics' learns N(0, I): the estimator says how its expectations are computed")
+
+
+def _check_entry(check: _Checker, value: Any, path: str, example: Any) -> Any:
+    """One entry of a list option, of the same shape as the default's first entry."""
+    if isinstance(example, list):  # a weight vector or a [k, d] pair
+        if not isinstance(value, list) or not value:
+            check.fail(path, f"'{path}' must be a non-empty list, got {value!r}")
+        items = [check.number(v, f"{path}[{i}]") for i, v in enumerate(value)] if isinstance(example[0], float) \
+            else [check.integer(v, f"{path}[{i}]", 1) for i, v in enumerate(value)]
+        if isinstance(example[0], float) and abs(sum(items) - 1) > 1e-9:
+            check.fail(path, f"'{path}' must sum to 1, sums to {sum(items)!r}")
+        return items
+    return check.integer(value, path, 1) if isinstance(example, int) else check.number(value, path)
 
 
 def _apply_override(raw: dict, assignment: str, marks: dict[str, Any]) -> None:

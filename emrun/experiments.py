@@ -41,7 +41,7 @@ def plan(config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
     plan grows as ``stored`` rows come in, and the sweep re-plans until it stops growing. Either
     way the batches depend only on the config and on rows that depend only on the config.
     """
-    if config.values["experiment"] in ("grid", "theory"):
+    if config.values["experiment"] in ("grid", "theory", "dynamics"):
         return [BatchSpec(f"{cell.label}-truth{t}", cell, t) for cell in config.cells() for t in range(config.n_truths)]
     rule = config.values["truths"]
     firsts = selection.first_k_cluster_run(stored) if stored is not None and len(stored) else None
@@ -68,9 +68,14 @@ def bytes_per_trial(values: dict, cell: Cell, n_points: int) -> int:
     Compiled Bernoulli kernel (D <= 32): its per-trial lane state, 8 (5 m D + 5 m + 8) bytes (the data,
     P (D + 2) words, are shared by the batch). The numpy loop (the Gaussian family, or any traced
     run): about twelve [m, P] float64 arrays per trial, 96 m P bytes; a trace keeps
-    8 (m + m D + 1) bytes per recorded iteration, about six times that once in long form.
+    8 (m + m D + 1) bytes per recorded iteration, about six times that once in long form. A dynamics
+    study (papers B and C): dynamics.bytes_per_trial.
     """
     m, D = cell.m, cell.D
+    if values["experiment"] == "dynamics":
+        from emrun import dynamics
+
+        return dynamics.bytes_per_trial(values, m, D)
     record = values.get("record")
     if values["model"] == "bernoulli" and not record and D <= bernoulli.FUSED_MAX_D:
         return 8 * (5 * m * D + 5 * m + 8)
@@ -189,6 +194,10 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
         from emrun import theory
 
         return theory.run_batch(values, config_hash, spec)
+    if values["experiment"] == "dynamics":
+        from emrun import dynamics
+
+        return dynamics.run_batch(values, config_hash, spec)
     cell, t = spec.cell, spec.truth_index
     labelled = datasets.load(values["data"]) if values["data"]["kind"] == "dataset" else None
     if labelled is not None:  # real data: no truth to draw

@@ -43,8 +43,9 @@ def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series]:
                           f"{', '.join(sorted(p.parent.name for p in root.glob('*/' + MANIFEST))) or 'none'})")
     manifest = pd.read_json(folder / MANIFEST, typ="series")
     rows = load_results(folder)
-    if "run_index" not in rows:
-        raise ReplayError(f"{folder} holds the rows of a theory check, not trials: there is no run to replay")
+    if "run_index" not in rows or "study" in rows:
+        raise ReplayError(f"{folder} holds the rows of a theory check or a dynamics study, not trials: there is no run "
+                          "to replay (run its sweep again: the rows are deterministic)")
     match = rows[(rows["batch_id"] == batch_id) & (rows["run_index"] == run)]
     if match.empty:
         batches = rows["batch_id"].unique()

@@ -345,6 +345,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
     # One conversion to pandas; "permissive" unifies columns that are null (a failed trial) in some batches.
     table = pa.concat_tables(tables, promote_options="permissive")
     theory = "check" in table.column_names  # rows of a theory check have their own layout
+    if "study" in table.column_names:  # so do the rows of a dynamics study
+        return table.to_pandas().sort_values(["batch_id", "series", "run_index", "iteration"], ignore_index=True)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing and not theory:
         raise StoreError(f"the rows in {folder} lack the columns {', '.join(missing)}: they were written by an older "
