@@ -61,7 +61,7 @@ def simultaneous_em_companion(folder: Path, root: Path) -> Path | None:
 
 def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
     """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
-    from emrun.report import digits, figure2, kcluster, table34, theory, variants
+    from emrun.report import digits, figure2, gradem, kcluster, table34, theory, variants
 
     loaded: dict[Path, object] = {}
     failed: dict[Path, object] = {}
@@ -87,6 +87,9 @@ def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
             continue
         if config["experiment"] == "theory":
             written.append(theory.write(rows, manifest, folder, command))
+            continue
+        if config["experiment"] == "dynamics":
+            written.append(gradem.write(rows, manifest, folder, command))
             continue
         if config.get("compare_to") == "uai2019_figure2":
             written.append(figure2.write(rows, load_traces(folder), manifest, folder, command))

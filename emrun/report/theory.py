@@ -16,7 +16,7 @@ from emrun.report.kcluster import provenance_section  # noqa: E402
 from emrun.report.verdicts import Verdict  # noqa: E402
 
 
-def _figure(fig, folder: Path, name: str, caption: str) -> list[str]:
+def save_figure(fig, folder: Path, name: str, caption: str) -> list[str]:
     """Save a check's figure beside its report and return the Markdown that shows it."""
     fig.tight_layout()
     fig.savefig(folder / f"{name}.png", dpi=120)
@@ -56,7 +56,7 @@ def closed_forms(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     ax.set_xlabel("closed form")
     ax.set_ylabel("engine")
     ax.legend(fontsize=7)
-    return _error_table(rows) + _figure(fig, folder, "closed_forms", "closed forms against the engine"), verdicts
+    return _error_table(rows) + save_figure(fig, folder, "closed_forms", "closed forms against the engine"), verdicts
 
 
 def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -89,7 +89,7 @@ def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[V
     ax.set_xlabel("D")
     ax.set_ylabel("l_1 - l* (nats)")
     ax.legend(fontsize=7)
-    return lines + _figure(fig, folder, "one_cluster_gap", "gap"), verdicts
+    return lines + save_figure(fig, folder, "one_cluster_gap", "gap"), verdicts
 
 
 def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -113,7 +113,7 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     ax.set_xlabel("EM step")
     ax.set_ylabel("|cos(b, mu*)|")
     ax.legend(fontsize=7)
-    return _figure(fig, folder, "rotation", "rotation"), verdicts
+    return save_figure(fig, folder, "rotation", "rotation"), verdicts
 
 
 def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -159,7 +159,7 @@ def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     axes[1].set_ylabel("pi_1 (0 shown at 1e-12)")
     axes[1].set_title("one start with Z_1 < 1 per D", fontsize=9)
     axes[1].legend(fontsize=6, ncol=2)
-    return _figure(fig, folder, "gd_trap", "GD trapped, EM escapes"), verdicts
+    return save_figure(fig, folder, "gd_trap", "GD trapped, EM escapes"), verdicts
 
 
 def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -198,7 +198,7 @@ def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdic
     ax.set_ylabel("b_2")
     ax.set_title(f"EM trajectories of b (truth {truth}; sigma = {sigma:.2f})", fontsize=9)
     ax.legend(fontsize=7)
-    return _figure(fig, folder, "bmm_escape", "trajectories of b with the contours f and g"), verdicts
+    return save_figure(fig, folder, "bmm_escape", "trajectories of b with the contours f and g"), verdicts
 
 
 def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -226,7 +226,7 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
                     label={"kmeans": "k-means", "full": "EM, full covariances", "unit": "EM, unit covariances"}[method])
         ax.set_title(f"{name}: colours = EM (full) partition", fontsize=9)
         ax.legend(fontsize=7)
-    return _figure(fig, folder, "kmeans_vs_em", "partitions and centres"), verdicts
+    return save_figure(fig, folder, "kmeans_vs_em", "partitions and centres"), verdicts
 
 
 def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:

@@ -118,3 +118,19 @@ def k_cluster_claims(rows: pd.DataFrame) -> list[Verdict]:
         gd_rate_grows_with(rows, "m"),
         gd_rate_grows_with(rows, "D"),
     ]
+
+
+def loglog_slope(x, y) -> tuple[float, float]:
+    """Least-squares slope of ln y against ln x, and its R^2 (the power of a power law)."""
+    return linear_fit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)))
+
+
+def linear_fit(x, y) -> tuple[float, float]:
+    """Least-squares slope of y against x, and its R^2."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = ((y - y.mean()) ** 2).sum()
+    return float(slope), float(1 - (residual**2).sum() / total) if total > 0 else 1.0
