@@ -200,7 +200,8 @@ def status(results_root: str, configs_dir: str) -> None:
         click.echo(f"  batches: {len(stored)} stored, {len(pending)} pending of {len(planned)} planned"
                    + (" (a first_k_cluster plan grows as rows come in)" if values["experiment"] == "first_k_cluster" else ""))
         if values["experiment"] in ("theory", "dynamics"):
-            click.echo(f"  {values['experiment']} rows: {0 if rows is None else len(rows)}")
+            kind = "check" if values["experiment"] == "theory" else "study"
+            click.echo(f"  {kind} rows: {0 if rows is None else len(rows)}")
         else:
             click.echo(f"  trials: {sum(counts.values())} (" + ", ".join(
                 f"{name} {counts.get(name, 0)}" for name in ("converged", "capped", "diverged", FAILED)) + ")")

@@ -41,10 +41,10 @@ def test_fact1_gradient_em_direction_is_the_gradient_of_the_kl(seed, n, d):
 @given(seed=st.integers(0, 10**6), n=st.integers(2, 3), d=st.integers(1, 3))
 def test_lemma9_and_corollary10_forms_of_the_gradient(seed, n, d):
     """Lemma 9: grad_i L = E[psi_i sum_k psi_k mu_k]; Corollary 10: <grad L, mu> = E||sum_i psi_i mu_i||^2.
-    Both are integrations by parts (Stein), exact for the integral; Gauss-Hermite reaches 1e-6 on
-    the posterior's logistic steps with about 60 points per axis at this scale."""
-    pi, mu = _random_point(seed, n, d, scale=0.6)
-    nodes = _quadrature(d, 60).nodes(mu)
+    Both are integrations by parts (Stein), exact for the integral; Gauss-Hermite resolves the
+    posterior's logistic steps to 1e-6 with 120 points per axis in two dimensions (60 in three)."""
+    pi, mu = _random_point(seed, n, d, scale=0.5)
+    nodes = _quadrature(d, 120 if min(n, d) <= 2 else 60).nodes(mu)
     grad, _ = gm.gradient(pi, mu, nodes)
     assert np.abs(gm.stein_gradient(pi, mu, nodes) - grad).max() <= 1e-6 * max(1.0, np.abs(grad).max())
     psi = gm.posterior_moments(pi, mu, nodes)[3]  # [T, n, P]
