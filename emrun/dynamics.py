@@ -104,8 +104,10 @@ def _normal_inits(values: dict, spec, runs: int) -> np.ndarray:
 
 
 def _estimator(values: dict, spec) -> gm.Estimator:
+    """The batch's estimator; a Monte Carlo one draws its samples from the seed tree's data key."""
     key = seeds.data_key(spec.cell.m, spec.cell.D, spec.truth_index, values["estimator"]["size"])
-    return gm.Estimator(values["estimator"]["kind"], values["estimator"]["size"], seed=values["seed"] * 1000 + sum(key))
+    entropy = int(seeds.generator(values["seed"], key).integers(2**62))
+    return gm.Estimator(values["estimator"]["kind"], values["estimator"]["size"], seed=entropy)
 
 
 def _finer(values: dict, D: int) -> gm.Expectations | None:

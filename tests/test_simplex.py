@@ -107,6 +107,8 @@ def test_dynamics_studies_sweep_and_report_through_the_cli(tmp_path):
                        "radii: [1.0], iterations: 300}", estimator="{kind: quadrature, size: 40}"),
         _write(tmp_path, name="c_lloyd", study="lloyd", m=3, D=2, algorithm="em", truths=1, options="{}",
                estimator="{kind: sample, size: 20000}"),
+        _write(tmp_path, name="b_mc", study="weights", m=3, D=2, algorithm="gd", truths=1,
+               options="{iterations: 300, checkpoints: 20}", estimator="{kind: whitened_mc, size: 4096}"),
     ]
     for config in configs:
         emrun("sweep", str(config), "--results", "out", "--quiet", cwd=tmp_path)
@@ -117,6 +119,8 @@ def test_dynamics_studies_sweep_and_report_through_the_cli(tmp_path):
         assert list((tmp_path / "out" / config.stem).glob("*.png"))
     rows = pd.read_parquet(tmp_path / "out" / "b_grad" / "batches")
     assert set(rows["estimator"]) == {"quadrature"} and set(rows["estimator_size"]) == {200}
+    monte_carlo = pd.read_parquet(tmp_path / "out" / "b_mc" / "batches")
+    assert set(monte_carlo["estimator"]) == {"whitened_mc"} and monte_carlo["kl"].notna().all()
     simplex = (tmp_path / "out" / "c_rates" / "report.md").read_text()
     assert "pi = (0.5, 0.3, 0.2), ||theta_0|| = 1" in simplex and "holds. slope -0.14" in simplex
     # The same config and seed give the same rows, whatever the number of workers.
