@@ -37,7 +37,14 @@ def _rate_fits(part: pd.DataFrame, T: int) -> dict:
 
 
 def _estimator_verdict(rows: pd.DataFrame) -> list[Verdict]:
-    """How far the quadrature's L is from a rule with two more points per axis, at every checkpoint."""
+    """How far the quadrature's L is from a rule with two more points per axis, at every checkpoint;
+    for fresh Monte Carlo, how its noise compares with the smallest L it reports."""
+    if rows["estimator"].iloc[0] == "fresh_mc":
+        size, smallest = int(rows["estimator_size"].iloc[0]), rows["kl"].abs().min()
+        noise = np.sqrt(2 * smallest / size)  # std of a Monte Carlo mean of the log-ratio at small L
+        return [Verdict(f"The estimator ({rows['estimator'].iloc[0]}, {size:,} points) resolves the smallest L it "
+                        "reports (its standard error sqrt(2 L / N) below 10% of L)", bool(noise < 0.1 * smallest),
+                        f"smallest |L| {smallest:.2e}, standard error there about {noise:.1e}.")]
     if "kl_check" not in rows or rows["kl_check"].isna().all():
         return []
     relative = ((rows["kl"] - rows["kl_check"]).abs() / rows["kl_check"].abs()).max()
