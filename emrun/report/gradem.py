@@ -22,18 +22,29 @@ def _window(part: pd.DataFrame, low: float, high: float) -> pd.DataFrame:
 
 
 def _rate_fits(part: pd.DataFrame, T: int) -> dict:
-    """Slopes of one L(t), D(t) curve: log-log over [T/100, T/10] and [T/10, T]; d ln L/dt in both."""
+    """Slopes of one L(t), D(t) curve: log-log over [T/100, T/10] and [T/10, T]; d ln L/dt in both.
+    A curve whose estimated L is <= 0 somewhere in those windows (Monte Carlo noise above L) has no
+    slopes: it is counted as not measurable."""
     late, middle = _window(part, T / 10, T), _window(part, T / 100, T / 10)
+    fits = {"L0": part["kl"].iloc[0], "L_T": part["kl"].iloc[-1], "D_T": part["distance"].iloc[-1],
+            "nonpositive": int((pd.concat([middle, late])["kl"] <= 0).sum())}
+    fits["measurable"] = fits["nonpositive"] == 0
+    if not fits["measurable"]:
+        return {**fits, "slope_L": np.nan, "r2_L": np.nan, "slope_mid": np.nan, "slope_D": np.nan,
+                "rate_ratio": np.nan, "bounded": False, "sublinear": False}
     slope_L, r2_L = loglog_slope(late["iteration"], late["kl"])
     # An exponential rate is constant in t; a power law's d ln L / dt falls like 1/t: compare the two windows.
     rate_mid, _ = linear_fit(middle["iteration"], np.log(middle["kl"]))
     rate_late, _ = linear_fit(late["iteration"], np.log(late["kl"]))
-    fits = {"slope_L": slope_L, "r2_L": r2_L, "slope_mid": loglog_slope(middle["iteration"], middle["kl"])[0],
-            "slope_D": loglog_slope(late["iteration"], late["distance"])[0], "rate_ratio": rate_mid / rate_late,
-            "L0": part["kl"].iloc[0], "L_T": part["kl"].iloc[-1], "D_T": part["distance"].iloc[-1]}
+    fits.update({"slope_L": slope_L, "r2_L": r2_L, "slope_mid": loglog_slope(middle["iteration"], middle["kl"])[0],
+                 "slope_D": loglog_slope(late["iteration"], late["distance"])[0], "rate_ratio": rate_mid / rate_late})
     fits["bounded"] = bool(-2.5 <= slope_L <= -0.5 and -1.3 <= fits["slope_D"] <= -0.4 and fits["L_T"] < fits["L0"])
     fits["sublinear"] = bool(abs(fits["slope_mid"] - slope_L) < 0.5 and fits["rate_ratio"] >= 3)
     return fits
+
+
+def _number(value: float, spec: str = ".2f") -> str:
+    return "n/a" if pd.isna(value) else format(value, spec)
 
 
 def _estimator_verdict(rows: pd.DataFrame) -> list[Verdict]:
@@ -65,8 +76,8 @@ def rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], li
         fit = {"m": m, "draw": draw, **_rate_fits(part, T)}
         fits.append(fit)
         table.append(f"| {m} | {draw} | ({', '.join(f'{w:.3f}' for w in part['weights'].iloc[0])}) | {fit['L0']:.3g} | "
-                     f"{fit['L_T']:.3g} | {fit['D_T']:.3g} | {fit['slope_mid']:.2f} | {fit['slope_L']:.2f} "
-                     f"(R² {fit['r2_L']:.3f}) | {fit['slope_D']:.2f} | {fit['rate_ratio']:.1f} |")
+                     f"{fit['L_T']:.3g} | {fit['D_T']:.3g} | {_number(fit['slope_mid'])} | {_number(fit['slope_L'])} "
+                     f"(R² {_number(fit['r2_L'], '.3f')}) | {_number(fit['slope_D'])} | {_number(fit['rate_ratio'], '.1f')} |")
         positive = part[part["iteration"] >= 1]  # t = 0 has no place on a log axis
         style = {"color": colours[sorted(rows["m"].unique()).index(m) % len(colours)], "lw": 1 if draw else 1.5,
                  "alpha": 1 if draw == 0 else 0.35, "label": f"n = {m}" if draw == 0 else None}
@@ -76,14 +87,25 @@ def rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], li
     fits = pd.DataFrame(fits)
     for m, part in fits.groupby("m"):
         draws = f"{len(part)} weight draw{'s' if len(part) > 1 else ''}"
+        unmeasured = part[~part["measurable"]]
+        if len(unmeasured):
+            draws += (f" ({len(unmeasured)} not measurable: the estimator gave L <= 0 at "
+                      f"{int(unmeasured['nonpositive'].sum())} checkpoints, its noise is above L)")
+        if unmeasured.shape[0] == len(part):
+            verdicts.append(Verdict(f"n = {m}: L and D converge sub-linearly", False,
+                                    f"no slope can be fitted for {draws}; L at t = {T}: {part['L_T'].iloc[0]:.3g}."))
+            continue
+        every = unmeasured.empty  # a verdict holds only if every draw could be measured
+        part = part[part["measurable"]]
         verdicts += [
             Verdict(f"n = {m}: L and D decrease to 0, L at least as fast as the O(1/sqrt(t)) bound over the last decade "
-                    "(slope of ln L vs ln t in [-2.5, -0.5]), D's slope in [-1.3, -0.4]", bool(part["bounded"].all()),
+                    "(slope of ln L vs ln t in [-2.5, -0.5]), D's slope in [-1.3, -0.4]", every and bool(part["bounded"].all()),
                     f"holds for {int(part['bounded'].sum())} of {draws}; at t = {T}: L {part['L_T'].min():.3g} to "
                     f"{part['L_T'].max():.3g}; slopes of L {part['slope_L'].min():.2f} to {part['slope_L'].max():.2f}, "
                     f"of D {part['slope_D'].min():.2f} to {part['slope_D'].max():.2f}."),
             Verdict(f"n = {m}: the convergence is sub-linear, not exponential (log-log slopes over [T/100, T/10] and "
-                    "[T/10, T] within 0.5, and d ln L/dt at least 3x smaller late than early)", bool(part["sublinear"].all()),
+                    "[T/10, T] within 0.5, and d ln L/dt at least 3x smaller late than early)",
+                    every and bool(part["sublinear"].all()),
                     f"holds for {int(part['sublinear'].sum())} of {draws}; log-log slopes {part['slope_mid'].median():.2f} then "
                     f"{part['slope_L'].median():.2f} (medians); d ln L/dt falls by {part['rate_ratio'].min():.1f}x to "
                     f"{part['rate_ratio'].max():.1f}x (an exponential rate would give 1)."),
