@@ -129,3 +129,23 @@ def test_fit_over_an_estimator_with_zero_weight_gives_finite_numbers():
 @pytest.mark.parametrize("kind", ["quadrature", "fresh_mc"])
 def test_estimators_record_their_label(kind):
     assert gm.Estimator(kind, 7).label() == f"{kind}:7"
+
+
+def test_rates_report_counts_a_noisy_curve_as_not_measurable_and_writes_no_nan(tmp_path):
+    """Fresh Monte Carlo can estimate L <= 0 once L is below its noise: no slope, no NaN, a failed verdict."""
+    import pandas as pd
+
+    from emrun.report.gradem import rates
+
+    t = np.unique(np.round(np.logspace(0, 3, 40)).astype(int))
+    smooth = pd.DataFrame({"m": 2, "truth_index": 0, "iteration": t, "kl": 1.0 / (1.0 + t) ** 2,
+                           "distance": 1.0 / (1.0 + t), "estimator": "fresh_mc", "estimator_size": 1000})
+    noisy = smooth.assign(m=3, kl=smooth["kl"] - 2e-6)  # crosses 0 late
+    rows = pd.concat([smooth, noisy], ignore_index=True)
+    rows["weights"] = [[0.5, 0.5]] * len(rows)
+    lines, verdicts = rates(rows, tmp_path, {"options": {"iterations": 1000}})
+    text = "\n".join(lines + [v.markdown() for v in verdicts])
+    assert "nan" not in text.lower() and "not measurable" in text
+    by_claim = {v.claim.split(":")[0]: v.holds for v in verdicts if v.claim.startswith("n = ")}
+    assert by_claim["n = 3"] is False
+    assert any(v.holds for v in verdicts if v.claim.startswith("n = 2: the convergence is sub-linear"))
