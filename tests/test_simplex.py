@@ -102,6 +102,8 @@ def test_dynamics_studies_sweep_and_report_through_the_cli(tmp_path):
                options="{trap_max_D: 10}", estimator="{kind: quadrature, size: 200}"),
         _write(tmp_path, name="b_stat", study="statrate", m=2, D=2, algorithm="em", truths=2,
                options="{samples: [100, 400, 3200], max_iter: 3000, tol: 1.0e-6}", estimator="{kind: sample, size: 3200}"),
+        _write(tmp_path, name="b_stat_gd", study="statrate", m=2, D=2, algorithm="gd", truths=2,
+               options="{samples: [100, 400, 3200], max_iter: 30000, tol: 1.0e-6}", estimator="{kind: sample, size: 3200}"),
         _write(tmp_path, name="c_rates", study="simplex_rates", m=3, D=2, algorithm="em", truths=1,
                options="{weights: [[0.5, 0.3, 0.2], [0.3333333333333333, 0.3333333333333333, 0.3333333333333334]], "
                        "radii: [1.0], iterations: 300}", estimator="{kind: quadrature, size: 40}"),
@@ -121,6 +123,9 @@ def test_dynamics_studies_sweep_and_report_through_the_cli(tmp_path):
     assert set(rows["estimator"]) == {"quadrature"} and set(rows["estimator_size"]) == {200}
     monte_carlo = pd.read_parquet(tmp_path / "out" / "b_mc" / "batches")
     assert set(monte_carlo["estimator"]) == {"whitened_mc"} and monte_carlo["kl"].notna().all()
+    paired = (tmp_path / "out" / "b_stat_gd" / "report.md").read_text()
+    assert "Gradient EM and EM's M-step stop at the same stationary points (D within 1e-3, paired with b_stat)**: holds" \
+        in paired
     simplex = (tmp_path / "out" / "c_rates" / "report.md").read_text()
     assert "pi = (0.5, 0.3, 0.2), ||theta_0|| = 1" in simplex and "holds. slope -0.14" in simplex
     # The same config and seed give the same rows, whatever the number of workers.

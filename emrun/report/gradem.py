@@ -232,6 +232,40 @@ def statrate(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str],
     return lines + [""] + save_figure(fig, folder, "statrate", "error against sample size"), verdicts
 
 
+def other_update_companion(folder: Path, config: dict) -> tuple[str, pd.DataFrame] | None:
+    """A stored statrate study on the same samples and initial points (same seed, m, D and sample sizes)
+    run with the other update (EM's M-step vs gradient EM): its name and rows."""
+    import json
+
+    from emrun.store import MANIFEST, has_rows, load_results, result_folders
+
+    for other in result_folders(folder.parent):
+        theirs = json.loads((other / MANIFEST).read_text())["config"]
+        same = all(theirs.get(k) == config.get(k) for k in ("experiment", "study", "seed", "estimator"))
+        if (other != folder and same and has_rows(other) and theirs["grid"]["m"] == config["grid"]["m"]
+                and theirs["grid"]["D"] == config["grid"]["D"] and theirs["options"]["samples"] == config["options"]["samples"]
+                and theirs["grid"]["algorithm"] != config["grid"]["algorithm"]):
+            return other.name, load_results(other)
+    return None
+
+
+def same_stationary_points(rows: pd.DataFrame, companion: tuple[str, pd.DataFrame]) -> tuple[list[str], list[Verdict]]:
+    """Gradient EM and EM's M-step from the same initial point on the same sample: the same end point?"""
+    name, other = companion
+    keys = ["truth_index", "n_samples"]
+    pairs = rows.merge(other, on=keys, suffixes=("", "_other"))
+    pairs = pairs[(pairs["status"] == "converged") & (pairs["status_other"] == "converged")]
+    if pairs.empty:
+        return [], []
+    gap = ((pairs["distance"] - pairs["distance_other"]).abs() / pairs["distance_other"]).max()
+    ratio = (pairs["iteration"] / pairs["iteration_other"]).median()
+    return ([f"Paired with `{name}` ({len(pairs)} runs on the same samples and initial points): largest relative "
+             f"difference in D {gap:.1e}; median iteration ratio {ratio:.2f}.", ""],
+            [Verdict(f"Gradient EM and EM's M-step stop at the same stationary points (D within 1e-3, paired with {name})",
+                     bool(gap < 1e-3), f"{len(pairs)} converged pairs; largest relative difference {gap:.1e}; "
+                     f"this run took {ratio:.2f}x the iterations of the other (median).")])
+
+
 SECTIONS = {"rates": rates, "weights": weights, "gradnorm": gradnorm, "statrate": statrate}
 
 
@@ -242,6 +276,11 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Pat
 
     config = manifest["config"]
     lines, verdicts = {**SECTIONS, **SIMPLEX_SECTIONS}[config["study"]](rows, folder, config)
+    if config["study"] == "statrate":
+        companion = other_update_companion(folder, config)
+        if companion is not None:
+            more_lines, more_verdicts = same_stationary_points(rows, companion)
+            lines, verdicts = lines + more_lines, verdicts + more_verdicts
     estimator = config["estimator"]
     out = [f"# {config['name']}: {config['description']}", "",
            f"Study `{config['study']}` of `emrun/dynamics.py`: components m = {config['grid']['m']}, dimension "
