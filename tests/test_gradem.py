@@ -2,7 +2,6 @@
 estimators, checked against finite differences and independent integrals."""
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
@@ -124,11 +123,6 @@ def test_fit_over_an_estimator_with_zero_weight_gives_finite_numbers():
     pi, mu = np.array([[0.0, 1.0]]), np.array([[[3.0], [0.0]]])
     grad, loss = gm.gradient(pi, mu, _quadrature(1).nodes(mu))
     assert np.isfinite(grad).all() and np.isfinite(loss).all() and abs(loss[0]) < 1e-12
-
-
-@pytest.mark.parametrize("kind", ["quadrature", "fresh_mc"])
-def test_estimators_record_their_label(kind):
-    assert gm.Estimator(kind, 7).label() == f"{kind}:7"
 
 
 def test_rates_report_counts_a_noisy_curve_as_not_measurable_and_writes_no_nan(tmp_path):

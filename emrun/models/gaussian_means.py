@@ -37,9 +37,6 @@ class Estimator:
     size: int
     seed: int = 0
 
-    def label(self) -> str:
-        return f"{self.kind}:{self.size}"
-
 
 @dataclass(frozen=True)
 class Nodes:
@@ -155,12 +152,6 @@ def stein_gradient(pi: np.ndarray, mu: np.ndarray, nodes: Nodes) -> np.ndarray:
     _, _, _, psi = posterior_moments(pi, mu, nodes)
     mean_of_means = np.swapaxes(psi, 1, 2) @ mu  # sum_k psi_k(x) mu_k: [T, P, d]
     return (psi * nodes.w) @ mean_of_means
-
-
-def em_means(pi: np.ndarray, mu: np.ndarray, nodes: Nodes) -> tuple[np.ndarray, np.ndarray]:
-    """The full EM M-step for the means, E[psi_i x] / E[psi_i] [T, n, d] (weights stay fixed), and L [T]."""
-    z, zx, loss, _ = posterior_moments(pi, mu, nodes)
-    return np.where(z[:, :, None] > 0, zx / np.maximum(z, 1e-300)[:, :, None], mu), loss
 
 
 def parametric_distance(pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
