@@ -371,8 +371,8 @@ def _check_dynamics(check: _Checker, raw: dict, out: dict) -> None:
             value = check.integer(value, path, 1)
         elif isinstance(default, float):
             value = check.number(value, path)
-        elif isinstance(default, str):
-            value = check.choice(value, path, ("dirichlet",) if key == "weights" else (default,))
+        elif isinstance(default, str):  # a named scheme; each study has one (rates: weights 'dirichlet')
+            value = check.choice(value, path, (default,))
         elif isinstance(default, list):
             value = [_check_entry(check, v, f"{path}[{i}]", default[0]) for i, v in enumerate(check.nonempty_list(value, path))]
         out["options"][key] = value
@@ -392,13 +392,12 @@ def _check_dynamics(check: _Checker, raw: dict, out: dict) -> None:
 
 
 def _check_entry(check: _Checker, value: Any, path: str, example: Any) -> Any:
-    """One entry of a list option, of the same shape as the default's first entry."""
-    if isinstance(example, list):  # a weight vector or a [k, d] pair
+    """One entry of a list option, of the same kind as the default's first entry."""
+    if isinstance(example, list):  # a weight vector
         if not isinstance(value, list) or not value:
             check.fail(path, f"'{path}' must be a non-empty list, got {value!r}")
-        items = [check.number(v, f"{path}[{i}]") for i, v in enumerate(value)] if isinstance(example[0], float) \
-            else [check.integer(v, f"{path}[{i}]", 1) for i, v in enumerate(value)]
-        if isinstance(example[0], float) and abs(sum(items) - 1) > 1e-9:
+        items = [check.number(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if abs(sum(items) - 1) > 1e-9:
             check.fail(path, f"'{path}' must sum to 1, sums to {sum(items)!r}")
         return items
     return check.integer(value, path, 1) if isinstance(example, int) else check.number(value, path)

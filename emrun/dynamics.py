@@ -118,6 +118,13 @@ def _finer(values: dict, D: int) -> gm.Expectations | None:
     return gm.Expectations(gm.Estimator("quadrature", estimator["size"] + 2), D)
 
 
+def _weight_table(options: dict, m: int) -> list[list[float]]:
+    """options.weights, each of which must have one entry per component (the grid's m)."""
+    if any(len(w) != m for w in options["weights"]):
+        raise ValueError(f"options.weights must all have m = {m} entries (one per component)")
+    return options["weights"]
+
+
 def _update(spec) -> tuple[str, float]:
     return ("gradient", spec.cell.step) if spec.cell.algorithm == "gd" else ("em", 1.0)
 
@@ -142,9 +149,7 @@ def _weights(values: dict, spec) -> list[dict]:
     """Figure 1 (right): the same initial means under each weight vector (paired runs)."""
     options, runs = values["options"], values["runs"]["gd"]
     m, D = spec.cell.m, spec.cell.D
-    table = [w for w in options["weights"] if len(w) == m]
-    if len(table) != len(options["weights"]):
-        raise ValueError(f"options.weights must all have m = {m} entries")
+    table = _weight_table(options, m)
     inits = _normal_inits(values, spec, runs)
     pi = np.repeat(np.array(table), runs, axis=0)
     mu0 = np.tile(inits, (len(table), 1, 1))
@@ -225,9 +230,7 @@ def _simplex_population(values: dict, spec) -> list[dict]:
     """Population EM on theta (means R^j theta) from theta_0 = radius e_1, for each weight vector and
     radius; with options.free_means, gradient EM on free means from the same simplex beside it."""
     options, k, D = values["options"], spec.cell.m, spec.cell.D
-    table = [w for w in options["weights"] if len(w) == k]
-    if len(table) != len(options["weights"]):
-        raise ValueError(f"options.weights must all have k = m = {k} entries")
+    table = _weight_table(options, k)
     R_powers = gm.powers(gm.rotation(k, D), k)
     combos = [(w, r) for w in table for r in options["radii"]]
     pi = np.array([w for w, _ in combos])
