@@ -1,4 +1,8 @@
-"""The one batched optimisation loop: EM or projected GD over a batch of trials.
+"""Algorithms and the one batched loop that runs any of them on any model family.
+
+An algorithm (:class:`Algorithm`) says which capability it needs from a family, its named
+hyperparameters with defaults (each can be a grid axis), its default stopping rule, and one
+batched update of every trial. EM and projected GD are the two built in; a plug-in adds more.
 
 Every trial stops on its own: after each iteration the trials whose parameter change is below the
 tolerance (both ||delta pi||_2 and ||delta mu||_F, the paper's rule) leave the batch with the
@@ -6,28 +10,131 @@ parameters of that iteration. Trials whose loss becomes infinite (projected GD c
 onto 0 or 1 so that a pattern of the data becomes impossible) leave the batch as ``diverged``
 with the last parameters they had. The rest are ``capped`` at ``max_iter``.
 
-The loop knows a model family only through its step functions, so Bernoulli and Gaussian
-families share it. A family may also offer ``run_fused``, the same loop compiled into one kernel
-(same stopping rule and statuses); ``run_batch`` then uses it unless ``fused=False``.
+A compiled loop for some (family, algorithm) pairs is an accelerator (:class:`Accelerator`,
+registered under "family/algorithm"); it must give the same results (tests hold the Bernoulli
+kernel to 1e-10). Anything without one runs in the numpy loop below.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import Any, Protocol
 
 import numpy as np
 
-CONVERGED, CAPPED, DIVERGED = "converged", "capped", "diverged"
-
+from emrun.batch import CAPPED, CONVERGED, DIVERGED
+from emrun.registry import ACCELERATORS, ALGORITHMS, FAMILIES
 
 RECORDABLE = ("pi", "mu", "loss")
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A family with its data and the variants a config chose (EM update rule, gradient boundary
+    rule): what an algorithm's update sees. Shapes: pi [T, m], mu [T, m, D]."""
+
+    family: Any
+    data: Any
+    em_update: str
+    boundary: str
+
+    def loss(self, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        return self.family.loss(self.data, pi, mu)
+
+    def em_step(self, pi: np.ndarray, mu: np.ndarray):
+        """(new pi, new mu, loss at the current point [T])."""
+        return self.family.em_step(self.data, pi, mu, self.em_update)
+
+    def gradient(self, pi: np.ndarray, mu: np.ndarray):
+        """(d loss / d pi [T, m], d loss / d mu [T, m, D], loss [T])."""
+        return self.family.gradient(self.data, pi, mu, self.boundary)
+
+    def project(self, pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.family.project(pi, mu)
+
+
+class Algorithm(Protocol):
+    name: str
+    requires: str  # the family capability it uses: "em" or "gradient"
+    hyperparameters: dict[str, float]  # name -> default; a step size is always called "step"
+    stopping: dict[str, float]  # {"max_iter": ..., "tol": ...}: its default stopping rule
+
+    def start(self, problem: Problem, pi: np.ndarray, mu: np.ndarray, params: dict) -> dict[str, np.ndarray]:
+        """Per-trial state beyond (pi, mu), arrays with the trial as first axis ({} if none)."""
+
+    def update(self, problem: Problem, pi: np.ndarray, mu: np.ndarray, state: dict, params: dict) -> tuple:
+        """One iteration of every trial: (new pi, new mu, loss at the current point [T], new state)."""
+
+
+class EM:
+    """EM (eq. 2.7, or the family's other update rule the config chose)."""
+
+    name = "em"
+    requires = "em"
+    hyperparameters: dict[str, float] = {}
+    stopping = {"max_iter": 20000, "tol": 1.0e-5}  # the paper's
+
+    def start(self, problem, pi, mu, params):
+        return {}
+
+    def update(self, problem, pi, mu, state, params):
+        new_pi, new_mu, loss = problem.em_step(pi, mu)
+        return new_pi, new_mu, loss, state
+
+
+class GD:
+    """Projected gradient descent (eq. 2.17): a step along -gradient, then the family's projection."""
+
+    name = "gd"
+    requires = "gradient"
+    hyperparameters = {"step": 0.02}
+    stopping = {"max_iter": 10000, "tol": 1.0e-7}  # the paper's
+
+    def start(self, problem, pi, mu, params):
+        return {}
+
+    def update(self, problem, pi, mu, state, params):
+        grad_pi, grad_mu, loss = problem.gradient(pi, mu)
+        step = params["step"]
+        new_pi, new_mu = problem.project(pi - step * grad_pi, mu - step * grad_mu)
+        return new_pi, new_mu, loss, state
+
+
+BUILT_IN = {"em": EM(), "gd": GD()}
+
+
+class Accelerator(Protocol):
+    max_features: int  # the largest D it runs (beyond it, the numpy loop)
+
+    def supports(self, problem: Problem, algorithm: str, record: tuple) -> bool:
+        """Whether it can run this problem (it may decline some sizes or variants)."""
+
+    def bytes_per_trial(self, m: int, D: int) -> int:
+        """Memory one trial needs beside the batch's shared data."""
+
+    def run(self, problem: Problem, pi: np.ndarray, mu: np.ndarray, algorithm: str, params: dict, max_iter: int,
+            tol: float) -> tuple:
+        """(pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T])."""
+
+
+def accelerator_for(problem: Problem, algorithm: str, record: tuple = ()) -> Accelerator | None:
+    """The registered accelerator that runs this (family, algorithm) and problem, if any."""
+    key = f"{problem.family.name}/{algorithm}"
+    if key not in ACCELERATORS:
+        return None
+    accelerator = ACCELERATORS.get(key)
+    return accelerator if accelerator.supports(problem, algorithm, record) else None
+
+
+def loop_bytes_per_trial(m: int, n_points: int) -> int:
+    """Memory of one trial in the numpy loop: about twelve [m, P] float64 arrays."""
+    return 96 * m * n_points
+
+
+@dataclass(frozen=True)
 class BatchOutcome:
     """Final state of each trial of a batch: pi [T, m], mu [T, m, D], iterations, status, loss [T],
-    and whether any iterate had a mean at exactly 0 or 1 (the boundary) [T].
+    and whether any iterate had a mean where the family's boundary rule matters [T].
 
     ``trace`` holds the recorded iterates, when asked for: a list of (iteration, trial ids [k],
     {quantity: values [k, ...]}), each trial from iteration 0 every ``record_every`` iterations and
@@ -42,44 +149,59 @@ class BatchOutcome:
     trace: list = field(default_factory=list)
 
 
+def check_pair(family: Any, algorithm: Any) -> None:
+    """Refuse an algorithm that needs a capability the family does not have."""
+    if algorithm.requires not in family.capabilities:
+        raise ValueError(f"algorithm '{algorithm.name}' needs a family with '{algorithm.requires}' steps; model "
+                         f"'{family.name}' offers {', '.join(sorted(family.capabilities)) or 'none'}")
+
+
 def run_batch(
-    family: ModuleType,
+    family: Any,
     data,
     pi: np.ndarray,
     mu: np.ndarray,
-    algorithm: str,
+    algorithm: Any,
     max_iter: int,
     tol: float,
     step: float | None = None,
+    *,
+    params: dict | None = None,
     fused: bool = True,
-    gd_boundary: str = "exact",
-    em_update: str = "simultaneous",
+    gd_boundary: str | None = None,
+    em_update: str | None = None,
     record: tuple[str, ...] = (),
     record_every: int = 1,
 ) -> BatchOutcome:
-    """Run ``algorithm`` ('em' or 'gd') from the initial parameters pi [T, m], mu [T, m, D].
+    """Run ``algorithm`` (a name or an :class:`Algorithm`) from pi [T, m], mu [T, m, D].
 
-    ``gd_boundary`` is GD's rule for a mean at exactly 0 or 1 ('exact' or 'as_published');
-    ``em_update`` is 'simultaneous' (eq. 2.7) or 'in_place' (the authors' code). ``record`` names
-    the quantities to trace (of RECORDABLE); tracing takes the numpy loop, since the compiled
-    kernel keeps no history.
+    ``family`` is a name or a :class:`emrun.models.Family`. ``params`` are the algorithm's
+    hyperparameters (``step`` may also be given alone); the others take their defaults.
+    ``gd_boundary`` and ``em_update`` choose the family's variants (its defaults if None).
+    ``record`` names the quantities to trace (of RECORDABLE); tracing takes the numpy loop, since an
+    accelerator keeps no history. ``fused=False`` never uses an accelerator.
     """
-    if algorithm not in ("em", "gd"):
-        raise ValueError(f"unknown algorithm {algorithm!r}")
-    if algorithm == "gd" and (step is None or step <= 0):
-        raise ValueError("projected GD needs a positive step size")
+    family = FAMILIES.get(family) if isinstance(family, str) else family
+    algorithm = ALGORITHMS.get(algorithm) if isinstance(algorithm, str) else algorithm
+    check_pair(family, algorithm)
+    params = {**algorithm.hyperparameters, **(params or {}), **({"step": step} if step is not None else {})}
+    if "step" in algorithm.hyperparameters and not params["step"] > 0:
+        raise ValueError(f"algorithm '{algorithm.name}' needs a positive step size")
     if unknown := set(record) - set(RECORDABLE):
         raise ValueError(f"cannot record {sorted(unknown)} (one of {', '.join(RECORDABLE)})")
-    if fused and hasattr(family, "run_fused") and not record and mu.shape[2] <= family.FUSED_MAX_D:
-        final_pi, final_mu, iterations, status, touched = family.run_fused(
-            data, pi, mu, algorithm, max_iter, tol, step, gd_boundary, em_update)
-        return _finish(family, data, final_pi, final_mu, iterations, status, touched)
+    problem = Problem(family, data, em_update or family.em_updates[0], gd_boundary or family.boundary_rules[0])
+    accelerator = accelerator_for(problem, algorithm.name, tuple(record)) if fused else None
+    if accelerator is not None:
+        final_pi, final_mu, iterations, status, touched = accelerator.run(
+            problem, pi, mu, algorithm.name, params, max_iter, tol)
+        return _finish(problem, final_pi, final_mu, iterations, status, touched)
+    return _numpy_loop(problem, algorithm, params, pi, mu, max_iter, tol, tuple(record), record_every)
 
-    def update(p, u):
-        return family.em_step(data, p, u, em_update) if algorithm == "em" else family.gd_step(data, p, u, step, gd_boundary)
 
+def _numpy_loop(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: np.ndarray, max_iter: int, tol: float,
+                record: tuple[str, ...], record_every: int) -> BatchOutcome:
     def snapshot(iteration, ids, p, u):
-        values = {"pi": p, "mu": u, "loss": family.loss(data, p, u) if "loss" in record else None}
+        values = {"pi": p, "mu": u, "loss": problem.loss(p, u) if "loss" in record else None}
         trace.append((iteration, ids.copy(), {name: values[name].copy() for name in record}))
 
     n_trials = pi.shape[0]
@@ -90,11 +212,12 @@ def run_batch(
     touched = np.zeros(n_trials, dtype=bool)
     trace: list = []
     p, u = pi.copy(), mu.copy()
+    state = algorithm.start(problem, p, u, params)
     if record:
         snapshot(0, active, p, u)
     for iteration in range(1, max_iter + 1):
-        touched[active] |= family.at_boundary(u)
-        new_p, new_u, current_loss = update(p, u)
+        touched[active] |= problem.family.at_boundary(u)
+        new_p, new_u, current_loss, new_state = algorithm.update(problem, p, u, state, params)
         finite = np.isfinite(current_loss)
         change_pi = np.sqrt(np.sum((new_p - p) ** 2, axis=1))
         change_mu = np.sqrt(np.sum((new_u - u) ** 2, axis=(1, 2)))
@@ -113,19 +236,20 @@ def run_batch(
                 snapshot(iteration, stopped, final_pi[stopped], final_mu[stopped])
             stay = ~leaving
             active, p, u = active[stay], new_p[stay], new_u[stay]
+            state = {key: value[stay] for key, value in new_state.items()}
         else:
-            p, u = new_p, new_u
+            p, u, state = new_p, new_u, new_state
         if on_grid and active.size:
             snapshot(iteration, active, p, u)
         if active.size == 0:
             break
     final_pi[active], final_mu[active] = p, u
-    return _finish(family, data, final_pi, final_mu, iterations, status, touched, trace)
+    return _finish(problem, final_pi, final_mu, iterations, status, touched, trace)
 
 
-def _finish(family, data, pi, mu, iterations, status, touched, trace=None) -> BatchOutcome:
-    final_loss = family.loss(data, pi, mu)
+def _finish(problem: Problem, pi, mu, iterations, status, touched, trace=None) -> BatchOutcome:
+    final_loss = problem.loss(pi, mu)
     # The last step of a capped trial can itself make a pattern impossible.
     status = np.where(np.isfinite(final_loss), status, DIVERGED).astype(object)
-    touched = touched | family.at_boundary(mu)
+    touched = touched | problem.family.at_boundary(mu)
     return BatchOutcome(pi, mu, iterations, status, final_loss, touched, trace or [])

@@ -63,7 +63,7 @@ def matmul_gflops(n: int = 1500, repeats: int = 3) -> float:
 def plain_rate(data, pi, mu, algorithm: str, minimum_seconds: float = 1.0) -> tuple[float, int]:
     """Trial-iterations per second of the plain implementation (one trial, doubling the
     iterations until the timing is long enough)."""
-    from tests import plain_reference
+    from emrun import reference as plain_reference
 
     iterations = 1
     while True:

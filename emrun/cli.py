@@ -2,40 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
+from emrun import env
 
-from emrun.runner import SINGLE_THREAD_ENV
+env.single_threaded()  # before anything imports numpy, on every path (--workers 1 included)
 
-# Parallelism is across processes; BLAS threads would only compete with them. This must happen
-# before numpy is imported.
-for _name, _value in SINGLE_THREAD_ENV.items():
-    os.environ.setdefault(_name, _value)
-
+import os  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
 
-from emrun import experiments  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
-from emrun.runner import EXECUTORS, Task, describe, run_tasks  # noqa: E402
-from emrun.store import (  # noqa: E402
-    FAILED,
-    LOCK,
-    MANIFEST,
-    ResultStore,
-    StoreError,
-    has_rows,
-    load_results,
-    provenance,
-    result_folders,
-)
+from emrun.registry import RegistryError  # noqa: E402
 
 
 def _fail(message: str, code: int = 2) -> None:
     click.echo(f"emrun: error: {message}", err=True)
     sys.exit(code)
+
+
+def _load(config_path: str, overrides: tuple[str, ...] = ()):
+    try:
+        return load(config_path, overrides)
+    except (ConfigError, RegistryError) as error:
+        _fail(str(error))
 
 
 @click.group()
@@ -55,36 +45,21 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the expanded cells and the trial count; run nothing.")
 @click.option("--replace", is_flag=True, help="Discard stored rows of an earlier version of this config.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True,
               help="Where batches run: this machine's process pool, or Dask.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler, e.g. tcp://HOST:8786 (with --executor dask; without it a LocalCluster of --workers).")
 def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_root: str, dry_run: bool,
           replace: bool, quiet: bool, executor: str, scheduler: str | None) -> None:
     """Run every batch of CONFIG that is not stored yet (so a rerun resumes)."""
-    try:
-        config = load(config_path, overrides)
-    except ConfigError as error:
-        _fail(str(error))
-    adaptive = config.values["experiment"] == "first_k_cluster"
+    config = _load(config_path, overrides)
+    for plugin in config.plugins:
+        click.echo(f"emrun: imported {plugin.origin}", err=True)
     if dry_run:
-        cells, batches = config.cells(), experiments.plan(config)
-        runs = config.values["runs"]
-        truths = (f"truths in blocks of {config.values['truths']['block']} (at most {config.n_truths})" if adaptive
-                  else f"{config.n_truths} truth(s)")
-        click.echo(f"config {config.name} (hash {config.hash}): {len(cells)} cells x {truths} x "
-                   f"{runs['gd']} GD / {runs['em']} EM runs; {len(batches)} batches in the first round "
-                   f"(at most {config.trial_count()} trials)")
-        for cell in cells:
-            click.echo(f"  {cell.label}")
+        for line in config.kind.describe(config):
+            click.echo(line)
         return
-    try:
-        with ResultStore.opened(Path(results_root), config.values, config.hash, " ".join(sys.argv), replace) as store:
-            summary = _sweep_rounds(config, store, workers, quiet, adaptive, executor, scheduler)
-            failed_trials = {batch: runs for batch, runs in store.stored_batches().items() if runs}
-    except StoreError as error:
-        _fail(str(error))
-
+    summary, store, failed_trials = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler)
     done = summary.skipped + summary.completed
     click.echo(f"{config.name}: {done} of {summary.total} batches stored in {store.folder} "
                f"({summary.completed} run now in {summary.seconds:.1f} s, {summary.skipped} already there)")
@@ -100,39 +75,44 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
     for task_id, error in summary.failed.items():
         click.echo(f"  failed batch: {task_id}: {error}", err=True)
     if failed_trials:
-        rows = load_results(store.folder)
-        failed = rows[rows["status"] == FAILED]
-        for row in failed.head(10).itertuples():
-            click.echo(f"  failed trial: {row.batch_id}/{row.run_index} (init seed {row.init_seed}): {row.error}", err=True)
-        if len(failed) > 10:
-            click.echo(f"  ... and {len(failed) - 10} more (emrun status)", err=True)
+        _print_failed_trials(store.folder)
     if summary.failed or failed_trials:
         _fail(f"{len(summary.failed)} batches and {sum(map(len, failed_trials.values()))} trials failed; "
               f"run the same command again to retry only those: {resume}", code=1)
 
 
-def _sweep_rounds(config, store: ResultStore, workers: int, quiet: bool, adaptive: bool, executor: str,
-                  scheduler: str | None):
-    """Run the config's batches (re-planning a first_k_cluster experiment until its plan stops
-    growing); a stored batch with failed trials is retried for those trials only."""
+def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bool, executor: str,
+               scheduler: str | None):
+    from emrun import plugins
+    from emrun.kinds import tasks_for
+    from emrun.runner import describe, run_until_stable
+    from emrun.store import ResultStore, StoreError, provenance
+
     started_by = provenance(sys.argv)  # the code and command as they were when the sweep started
-    summary = None
-    while True:
-        stored = load_results(store.folder) if adaptive and has_rows(store.folder) else None
-        failed_runs = store.stored_batches()
-        tasks = []
-        for spec in experiments.plan(config, stored):
-            retry = failed_runs.get(spec.batch_id) or None
-            tasks.append(Task(spec.batch_id, experiments.run_batch, (config.values, config.hash, spec, retry),
-                              experiments.estimated_cost(config.values, spec)))
-        result = run_tasks(tasks, store, workers, progress=not quiet, label=config.name, executor=executor,
-                           scheduler=scheduler)
-        summary = result if summary is None else summary.then(result)
-        if not adaptive or result.completed == 0 or result.interrupted or result.failed or result.write_error:
-            break
-    store.record_sweep({**started_by, "workers": workers, "executor": executor, "scheduler": scheduler,
-                        **describe(summary)})
-    return summary
+    try:
+        with ResultStore.opened(Path(results_root), config.values, config.hash, " ".join(sys.argv), replace) as store:
+            for plugin in config.plugins:  # a copy travels with the results, for report and replay
+                store.keep_file(plugins.copy_name(plugin.label, plugin.sha256), plugin.source)
+            summary = run_until_stable(lambda: tasks_for(config, store), store, workers, config.kind.adaptive,
+                                       progress=not quiet, label=config.name, executor=executor, scheduler=scheduler)
+            store.record_sweep({**started_by, "workers": workers, "executor": executor, "scheduler": scheduler,
+                                **describe(summary)})
+            failed_trials = {batch: runs for batch, runs in store.stored_batches().items() if runs}
+    except StoreError as error:
+        _fail(str(error))
+    return summary, store, failed_trials
+
+
+def _print_failed_trials(folder: Path) -> None:
+    from emrun.batch import FAILED
+    from emrun.results import load_results
+
+    rows = load_results(folder)
+    failed = rows[rows["status"] == FAILED]
+    for row in failed.head(10).itertuples():
+        click.echo(f"  failed trial: {row.batch_id}/{row.run_index} (init seed {row.init_seed}): {row.error}", err=True)
+    if len(failed) > 10:
+        click.echo(f"  ... and {len(failed) - 10} more (emrun status)", err=True)
 
 
 @main.command()
@@ -142,6 +122,7 @@ def _sweep_rounds(config, store: ResultStore, workers: int, quiet: bool, adaptiv
 def report(folders: tuple[str, ...], results_root: str) -> None:
     """Write the report of each results folder and the index RESULTS/REPORT.md."""
     from emrun.report import write_reports
+    from emrun.store import StoreError, has_rows, result_folders
 
     root = Path(results_root)
     chosen = [Path(f) for f in folders]
@@ -157,7 +138,7 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
         _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
     try:
         written = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]))
-    except StoreError as error:
+    except (StoreError, RegistryError, ValueError) as error:
         _fail(str(error))
     for path in written:
         click.echo(f"wrote {path}")
@@ -168,46 +149,46 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
 @click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
               help="Where to look for each folder's config file (CONFIGS/<name>.yaml).")
 def status(results_root: str, configs_dir: str) -> None:
-    """Per results folder: batches stored and pending, trials by status, and whether the folder
+    """Per results folder: batches stored and pending, rows by status, and whether the folder
     matches its config file."""
-    from emrun.config import Config
+    from emrun.config import from_manifest
+    from emrun.results import load_results
+    from emrun.store import LOCK, has_rows, read_manifest, result_folders
 
     root = Path(results_root)
     folders = result_folders(root)
     if not folders:
         _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
     for folder in folders:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = read_manifest(folder)
         values, stored_hash = manifest["config"], manifest["config_hash"]
-        config_file = Path(configs_dir) / f"{values['name']}.yaml"
-        if not config_file.exists():
-            match = f"no {config_file} to compare with"
-        else:
-            try:
-                current = load(config_file).hash
-                match = (f"matches {config_file}" if current == stored_hash else
-                         f"DIFFERS from {config_file} (hash {current}): 'emrun sweep {config_file} --replace' re-runs it")
-            except ConfigError as error:
-                match = f"{config_file} does not load: {error}"
+        match = _match_with_config_file(Path(configs_dir) / f"{values['name']}.yaml", stored_hash)
+        config = from_manifest(values, folder)
+        kind = config.kind
         rows = load_results(folder) if has_rows(folder) else None
-        config = Config(values, str(folder / MANIFEST))
-        planned = experiments.plan(config, rows if values["experiment"] == "first_k_cluster" else None)
+        planned = kind.plan(config, rows if kind.adaptive else None)
         stored = set(rows["batch_id"]) if rows is not None else set()
         pending = [spec.batch_id for spec in planned if spec.batch_id not in stored]
-        counts = rows["status"].value_counts().to_dict() if rows is not None and "status" in rows else {}
         lock = folder / LOCK
         click.echo(f"{folder.name} (config hash {stored_hash}; {match})")
-        click.echo(f"  batches: {len(stored)} stored, {len(pending)} pending of {len(planned)} planned"
-                   + (" (a first_k_cluster plan grows as rows come in)" if values["experiment"] == "first_k_cluster" else ""))
-        if values["experiment"] in ("theory", "dynamics"):
-            kind = "check" if values["experiment"] == "theory" else "study"
-            click.echo(f"  {kind} rows: {0 if rows is None else len(rows)}")
-        else:
-            click.echo(f"  trials: {sum(counts.values())} (" + ", ".join(
-                f"{name} {counts.get(name, 0)}" for name in ("converged", "capped", "diverged", FAILED)) + ")")
+        click.echo(f"  batches: {len(stored)} stored, {len(pending)} pending of {len(planned)} planned")
+        for line in kind.status_lines(rows):
+            click.echo(line)
         aside = list((folder / "set_aside").glob("*")) if (folder / "set_aside").exists() else []
         click.echo(f"  set aside: {len(aside)} file(s); lock: "
                    + (lock.read_text().strip() if lock.exists() else "none (no sweep running)"))
+
+
+def _match_with_config_file(config_file: Path, stored_hash: str) -> str:
+    if not config_file.exists():
+        return f"no {config_file} to compare with"
+    try:
+        current = load(config_file).hash
+    except (ConfigError, RegistryError) as error:
+        return f"{config_file} does not load: {error}"
+    if current == stored_hash:
+        return f"matches {config_file}"
+    return f"DIFFERS from {config_file} (hash {current}): 'emrun sweep {config_file} --replace' re-runs it"
 
 
 @main.command()
@@ -222,10 +203,11 @@ def replay(trial_id: str, results_root: str, every: int | None, plot_path: str |
     (the config name, and the batch_id and run_index columns of the row).
     """
     from emrun import replay as replaying
+    from emrun.store import StoreError
 
     try:
         outcome = replaying.replay(Path(results_root), trial_id, every)
-    except (replaying.ReplayError, StoreError) as error:
+    except (replaying.ReplayError, StoreError, RegistryError) as error:
         _fail(str(error))
     click.echo(outcome.text)
     if plot_path:

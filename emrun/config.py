@@ -2,8 +2,10 @@
 
 Every error names the file, the line, the key and what was expected; unknown keys are errors at
 every level. ``--set key=value`` overrides are applied before validation and are named
-``--set`` in errors. The validated config is a plain, canonical dict (all defaults filled in);
-its hash identifies the results it produces.
+``--set`` in errors. This module checks the keys every config has (name, description,
+experiment, seed, plugins); the experiment kind checks the rest (:mod:`emrun.kinds`). The
+validated config is a plain, canonical dict (defaults filled in); its hash identifies the rows it
+produces. Keys that only change the report (description, claims, baseline) are not hashed.
 """
 
 from __future__ import annotations
@@ -11,22 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from emrun.algorithms import RECORDABLE
-from emrun.models.bernoulli import BOUNDARY_RULES as GD_BOUNDARY_RULES
-from emrun.models.bernoulli import EM_UPDATES
+from emrun.batch import Cell
+from emrun.registry import KINDS, RegistryError
 
-MODELS = ("bernoulli", "gaussian")
-ALGORITHMS = ("em", "gd")
-INIT_SCHEMES = ("uniform", "near_one_cluster", "given", "kmeans")
-ARTEFACTS = ("uai2019_table1", "uai2019_table2", "uai2019_table3", "uai2019_figure2")
-EXPERIMENTS = ("grid", "first_k_cluster", "theory", "dynamics")
-PAPER_STOPPING = {"em": {"max_iter": 20000, "tol": 1.0e-5}, "gd": {"max_iter": 10000, "tol": 1.0e-7}}
+COMMON_KEYS = {"name": True, "description": False, "experiment": False, "seed": True, "plugins": False}
+REPORT_KEYS = ("description", "claims", "baseline")  # read by the report only: not part of the hash
 
 
 class ConfigError(ValueError):
@@ -34,29 +30,13 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One point of the grid."""
-
-    m: int
-    D: int
-    algorithm: str
-    step: float | None  # GD only
-    init: str
-    max_iter: int | None = None  # GD's iteration cap when the grid varies it; else the stopping rule's
-
-    @property
-    def label(self) -> str:
-        step = f"-step{self.step:g}" if self.step is not None else ""
-        cap = f"-cap{self.max_iter}" if self.max_iter is not None else ""
-        return f"m{self.m}-D{self.D}-{self.algorithm}{step}{cap}-{self.init}"
-
-
-@dataclass(frozen=True)
 class Config:
-    """A validated config: ``values`` is the canonical dict that is hashed and stored."""
+    """A validated config: ``values`` is the canonical dict that is hashed and stored; ``plugins``
+    the sources of its file plug-ins (they travel with the tasks to the workers)."""
 
     values: dict[str, Any]
     source: str
+    plugins: tuple = ()
 
     @property
     def name(self) -> str:
@@ -64,29 +44,29 @@ class Config:
 
     @property
     def hash(self) -> str:
-        hashed = {k: v for k, v in self.values.items() if k != "description"}
-        text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return config_hash(self.values)
+
+    @property
+    def kind(self):
+        """The experiment kind (:class:`emrun.kinds.ExperimentKind`) that runs and reports it."""
+        return KINDS.get(self.values["experiment"])
 
     def cells(self) -> list[Cell]:
-        grid = self.values["grid"]
-        cells = []
-        for m, D, algorithm, init in product(grid["m"], grid["D"], grid["algorithm"], grid["init"]):
-            steps = grid["step"] if algorithm == "gd" else [None]
-            caps = grid.get("gd_max_iter", [None]) if algorithm == "gd" else [None]
-            cells.extend(Cell(m, D, algorithm, step, init, cap) for step in steps for cap in caps)
-        return cells
+        return self.kind.cells(self.values)
 
     @property
     def n_truths(self) -> int:
-        """Truths per cell; for a first_k_cluster experiment, the most it may draw."""
-        truths = self.values["truths"]
-        if isinstance(truths, dict):
-            return truths["max"]
-        return truths if isinstance(truths, int) else len(truths)
+        """Truths per cell; for an adaptive plan (first_k_cluster), the most it may draw."""
+        return self.kind.n_truths(self.values)
 
     def trial_count(self) -> int:
         return sum(self.values["runs"][cell.algorithm] for cell in self.cells()) * self.n_truths
+
+
+def config_hash(values: dict[str, Any]) -> str:
+    hashed = {k: v for k, v in values.items() if k not in REPORT_KEYS}
+    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # --- loading with line marks -------------------------------------------------------------------
@@ -107,10 +87,10 @@ def _plain(node: yaml.Node, path: str, marks: dict[str, int]) -> Any:
     return yaml.safe_load(yaml.serialize(node))
 
 
-class _Checker:
-    """Validation helpers that build errors naming file, line and key."""
+class Checker:
+    """Validation helpers that build errors naming file, line and key (kinds and plug-ins use it)."""
 
-    def __init__(self, source: str, marks: dict[str, int]):
+    def __init__(self, source: str, marks: dict[str, Any]):
         self.source, self.marks = source, marks
 
     def fail(self, path: str, message: str) -> None:
@@ -140,9 +120,10 @@ class _Checker:
             self.fail(path, f"'{path}' must be an integer {bound}, got {value!r}")
         return value
 
-    def number(self, value: Any, path: str, positive: bool = True, below_one: bool = False) -> float:
+    def number(self, value: Any, path: str, below_one: bool = False) -> float:
+        """A positive number (in (0, 1) with ``below_one``)."""
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not is_number or (positive and not value > 0) or (below_one and not value < 1):
+        if not is_number or not value > 0 or (below_one and not value < 1):
             rule = "a number in (0, 1)" if below_one else "a positive number"
             self.fail(path, f"'{path}' must be {rule}, got {value!r}")
         return float(value)
@@ -150,6 +131,12 @@ class _Checker:
     def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
         if value not in allowed:
             self.fail(path, f"'{path}' must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    def registered(self, value: Any, path: str, table) -> str:
+        """A name the registry ``table`` knows (built in or added by a plug-in)."""
+        if not isinstance(value, str) or value not in table:
+            self.fail(path, f"'{path}' must be one of {', '.join(table.names())}; got {value!r}")
         return value
 
     def nonempty_list(self, value: Any, path: str) -> list:
@@ -161,246 +148,70 @@ class _Checker:
             self.fail(path, f"'{path}' lists a value twice: {value!r}")
         return value
 
-
-MAX_D = {"population": 16, "samples": 64, "gaussian": 1000}  # Bernoulli patterns are 64-bit masks
-
-
-def _check_feature_count(check: _Checker, out: dict) -> None:
-    largest = max(out["grid"]["D"])
-    if out["model"] != "bernoulli":
-        return
-    if out["data"]["kind"] == "population" and largest > MAX_D["population"]:
-        check.fail("grid.D", f"'grid.D' = {largest}: the population case enumerates all 2^D patterns, so D is at most "
-                             f"{MAX_D['population']} (65,536 patterns); for larger D sample the data: "
-                             "data: {samples: N}")
-    if largest > MAX_D["samples"]:
-        check.fail("grid.D", f"'grid.D' = {largest}: Bernoulli patterns are stored as 64-bit masks, so D is at most "
-                             f"{MAX_D['samples']}")
-
-
-def _check_mixture(check: _Checker, value: Any, path: str) -> dict:
-    """A given mixture {pi: [m], mu: [m][D]} with pi on the simplex and mu in [0, 1]."""
-    check.mapping(value, path, {"pi": True, "mu": True})
-    pi, mu = value["pi"], value["mu"]
-    if not isinstance(pi, list) or not pi or not all(isinstance(p, (int, float)) and p >= 0 for p in pi):
-        check.fail(f"{path}.pi", f"'{path}.pi' must be a list of non-negative numbers, got {pi!r}")
-    if abs(sum(pi) - 1.0) > 1e-9:
-        check.fail(f"{path}.pi", f"'{path}.pi' must sum to 1, sums to {sum(pi)!r}")
-    if not isinstance(mu, list) or len(mu) != len(pi) or not all(isinstance(row, list) for row in mu):
-        check.fail(f"{path}.mu", f"'{path}.mu' must be a list of {len(pi)} rows (one per weight)")
-    widths = {len(row) for row in mu}
-    if len(widths) != 1 or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for row in mu for x in row):
-        check.fail(f"{path}.mu", f"'{path}.mu' rows must have equal length and entries in [0, 1]")
-    return {"pi": [float(p) for p in pi], "mu": [[float(x) for x in row] for row in mu]}
+    def typed(self, value: Any, path: str, default: Any) -> Any:
+        """A value of the same type as ``default`` (a bool, a positive integer or number, or a list
+        of such); how typed option defaults check what a config gives."""
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                self.fail(path, f"'{path}' must be true or false, got {value!r}")
+            return value
+        if isinstance(default, int):
+            return self.integer(value, path, 1)
+        if isinstance(default, float):
+            return self.number(value, path)
+        if isinstance(default, list):
+            items = self.nonempty_list(value, path)
+            return [self.typed(v, f"{path}[{i}]", default[0]) for i, v in enumerate(items)] if default else items
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                self.fail(path, f"'{path}' must be a name, got {value!r}")
+            return value
+        return value
 
 
-def validate(raw: Any, source: str, marks: dict[str, int]) -> dict[str, Any]:
-    """Check a plain config dict and return its canonical form (defaults filled in)."""
-    check = _Checker(source, marks)
-    check.mapping(raw, "", {
-        "name": True, "description": False, "model": False, "experiment": False, "compare_to": False, "seed": True,
-        "gd_boundary": False, "em_update": False,
-        "grid": True, "data": False, "truths": False, "runs": False, "stopping": False,
-        "k_cluster_threshold": False, "init_options": False, "record": False, "check": False, "check_options": False,
-        "study": False, "options": False, "estimator": False,
-    })
+def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = None) -> tuple[dict[str, Any], tuple]:
+    """Check a plain config dict; return its canonical form (defaults filled in) and the sources of
+    its file plug-ins. ``base`` is the folder plug-in paths are relative to."""
+    from emrun import plugins
+
+    check = Checker(source, marks)
+    if not isinstance(raw, dict):
+        check.fail("", f"the config must be a mapping of keys, got {type(raw).__name__}")
+    out: dict[str, Any] = {}
+    sources: tuple = ()
+    if "plugins" in raw:  # imported first: they may register the kind, family or algorithms named below
+        listed = [v if isinstance(v, str) else check.fail("plugins", f"'plugins' lists files or modules, got {v!r}")
+                  for v in check.nonempty_list(raw["plugins"], "plugins")]
+        try:
+            out["plugins"], sources = plugins.resolve(listed, base or Path("."))
+        except RegistryError as error:
+            check.fail("plugins", str(error))
+    kind = KINDS.get(check.registered(raw.get("experiment", "grid"), "experiment", KINDS))
+    _check_top_level_keys(check, raw, kind)
     name = raw["name"]
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
         check.fail("name", f"'name' must be letters, digits, '_' or '-', got {name!r}")
-    out: dict[str, Any] = {"name": name, "description": str(raw.get("description", ""))}
-    out["model"] = check.choice(raw.get("model", "bernoulli"), "model", MODELS)
-    out["experiment"] = check.choice(raw.get("experiment", "grid"), "experiment", EXPERIMENTS)
-    # Stored only when not the default, so that configs written before the key existed keep their hash.
-    gd_boundary = check.choice(raw.get("gd_boundary", "exact"), "gd_boundary", GD_BOUNDARY_RULES)
-    if gd_boundary != "exact":
-        out["gd_boundary"] = gd_boundary
-    em_update = check.choice(raw.get("em_update", "simultaneous"), "em_update", EM_UPDATES)
-    if em_update != "simultaneous":
-        out["em_update"] = em_update
-    compare_to = raw.get("compare_to")
-    out["compare_to"] = None if compare_to is None else check.choice(compare_to, "compare_to", ARTEFACTS)
-    out["seed"] = check.integer(raw["seed"], "seed", 0)
-
-    grid = check.mapping(raw["grid"], "grid", {"m": True, "D": True, "algorithm": False, "step": False, "init": False,
-                                               "gd_max_iter": False})
-    out["grid"] = {
-        # m >= 2: with one component there is no k-cluster point to end at.
-        "m": [check.integer(v, "grid.m", 2, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
-        "D": [check.integer(v, "grid.D", 1, MAX_D["gaussian"]) for v in check.nonempty_list(grid["D"], "grid.D")],
-        "algorithm": [check.choice(v, "grid.algorithm", ALGORITHMS)
-                      for v in check.nonempty_list(grid.get("algorithm", ["em", "gd"]), "grid.algorithm")],
-        "step": [check.number(v, "grid.step") for v in check.nonempty_list(grid.get("step", [0.02]), "grid.step")],
-        "init": [check.choice(v, "grid.init", INIT_SCHEMES)
-                 for v in check.nonempty_list(grid.get("init", ["uniform"]), "grid.init")],
-    }
-    if "gd_max_iter" in grid:  # GD's iteration cap as a grid dimension (overrides stopping.gd.max_iter)
-        out["grid"]["gd_max_iter"] = [check.integer(v, "grid.gd_max_iter", 1)
-                                      for v in check.nonempty_list(grid["gd_max_iter"], "grid.gd_max_iter")]
-
-    data = raw.get("data", "population")
-    if data == "population":
-        out["data"] = {"kind": "population"}
-    elif isinstance(data, dict) and "dataset" in data:  # a real data set shipped with a package
-        from emrun.datasets import DATASETS
-
-        check.mapping(data, "data", {"dataset": True, "threshold": False, "classes": False})
-        classes = data.get("classes")
-        if classes is not None:
-            classes = [check.integer(c, "data.classes", 0, 9) for c in check.nonempty_list(classes, "data.classes")]
-        out["data"] = {"kind": "dataset", "name": check.choice(data["dataset"], "data.dataset", DATASETS),
-                       "threshold": check.integer(data.get("threshold", 8), "data.threshold", 1, 16), "classes": classes}
-        if out["grid"]["D"] != [64] or out["model"] != "bernoulli":
-            check.fail("grid.D", "the digits data set is binary 8x8 images: model bernoulli and grid.D: [64]")
-    elif isinstance(data, dict):
-        check.mapping(data, "data", {"samples": True})
-        out["data"] = {"kind": "samples", "n": check.integer(data["samples"], "data.samples", 1)}
-    else:
-        check.fail("data", f"'data' must be 'population', {{samples: N}} or {{dataset: digits}}, got {data!r}")
-
-    _check_feature_count(check, out)
-    truths = raw.get("truths", 1)
-    if out["experiment"] == "first_k_cluster":
-        # Draw truths in blocks until `until_k_cluster` of them have a GD run ending at k < m.
-        rule = check.mapping(truths, "truths", {"until_k_cluster": True, "block": False, "max": False})
-        out["truths"] = {
-            "until_k_cluster": check.integer(rule["until_k_cluster"], "truths.until_k_cluster", 1),
-            "block": check.integer(rule.get("block", 10), "truths.block", 1),
-            "max": check.integer(rule.get("max", 200), "truths.max", 1),
-        }
-        grid_out = out["grid"]
-        if "gd" not in grid_out["algorithm"] or len(grid_out["step"]) != 1 or len(grid_out["init"]) != 1 \
-                or len(grid_out.get("gd_max_iter", [0])) != 1:
-            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init "
-                               "and at most one grid.gd_max_iter")
-    elif isinstance(truths, list):
-        out["truths"] = [_check_mixture(check, t, f"truths[{i}]") for i, t in enumerate(truths)]
-        if not out["truths"]:
-            check.fail("truths", "'truths' must list at least one mixture")
-        for i, t in enumerate(out["truths"]):
-            shape = (len(t["pi"]), len(t["mu"][0]))
-            if any((m, D) != shape for m in out["grid"]["m"] for D in out["grid"]["D"]):
-                check.fail(f"truths[{i}]", f"given truth {i} has (m, D) = {shape}; grid.m and grid.D must be exactly that")
-    else:
-        out["truths"] = check.integer(truths, "truths", 1)
-    runs = raw.get("runs", 60)
-    if isinstance(runs, dict):
-        check.mapping(runs, "runs", {a: False for a in ALGORITHMS})
-        out["runs"] = {a: check.integer(runs.get(a, 60), f"runs.{a}", 1) for a in ALGORITHMS}
-    else:
-        count = check.integer(runs, "runs", 1)
-        out["runs"] = {a: count for a in ALGORITHMS}
-
-    stopping = check.mapping(raw.get("stopping", {}), "stopping", {a: False for a in ALGORITHMS})
-    out["stopping"] = {}
-    for algorithm in ALGORITHMS:
-        rule = check.mapping(stopping.get(algorithm, {}), f"stopping.{algorithm}", {"max_iter": False, "tol": False})
-        default = PAPER_STOPPING[algorithm]
-        out["stopping"][algorithm] = {
-            "max_iter": check.integer(rule.get("max_iter", default["max_iter"]), f"stopping.{algorithm}.max_iter", 1),
-            "tol": check.number(rule.get("tol", default["tol"]), f"stopping.{algorithm}.tol"),
-        }
-    out["k_cluster_threshold"] = check.number(raw.get("k_cluster_threshold", 5.0e-4), "k_cluster_threshold", below_one=True)
-
-    options = check.mapping(raw.get("init_options", {}), "init_options", {"epsilon": False, "given": False,
-                                                                                  "at_data_mean": False})
-    out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon", below_one=True)}
-    if "given" in out["grid"]["init"]:
-        given = options.get("given")
-        needed = max(out["runs"].values())
-        if not isinstance(given, list) or len(given) != needed:
-            check.fail("init_options.given" if given is not None else "init_options",
-                       f"init scheme 'given' needs 'init_options.given': a list of exactly {needed} mixtures (one per run)")
-        out["init_options"]["given"] = [_check_mixture(check, g, f"init_options.given[{i}]") for i, g in enumerate(given)]
-    elif "given" in options:
-        check.fail("init_options.given", "'init_options.given' is set but 'given' is not in grid.init")
-    if "at_data_mean" in options:  # the algorithms whose components 2..m start at the data mean
-        chosen = [check.choice(a, "init_options.at_data_mean", ALGORITHMS)
-                  for a in check.nonempty_list(options["at_data_mean"], "init_options.at_data_mean")]
-        out["init_options"]["at_data_mean"] = chosen
-
-    if "record" in raw:  # per-iteration traces, stored beside the rows
-        record = check.mapping(raw["record"], "record", {"quantities": True, "every": False})
-        out["record"] = {
-            "quantities": [check.choice(q, "record.quantities", RECORDABLE)
-                           for q in check.nonempty_list(record["quantities"], "record.quantities")],
-            "every": check.integer(record.get("every", 1), "record.every", 1),
-        }
-    if out["experiment"] == "theory":  # which check of emrun.theory, and its options
-        from emrun.theory import CHECKS
-
-        out["check"] = check.choice(raw.get("check"), "check", CHECKS)
-        options = raw.get("check_options", {})
-        out["check_options"] = check.mapping(options, "check_options", {
-            "deltas": False, "steps": False, "samples": False, "grid": False, "starts": False, "epsilon": False,
-            "gd_iterations": False, "em_iterations": False, "trajectories": False})
-    elif "check" in raw or "check_options" in raw:
-        check.fail("check", "'check' and 'check_options' belong to experiment: theory")
-    if out["experiment"] == "dynamics":  # papers B and C: trajectories of means-only Gaussian mixtures
-        _check_dynamics(check, raw, out)
-        return out
-    for key in ("study", "options", "estimator"):
-        if key in raw:
-            check.fail(key, f"'{key}' belongs to experiment: dynamics")
-    if out["model"] == "gaussian":
-        if out["data"]["kind"] != "samples":
-            check.fail("data", "model 'gaussian' needs finite samples: data: {samples: N}")
-        for key, default in (("gd_boundary", "exact"), ("em_update", "simultaneous")):
-            if key in out:
-                check.fail(key, f"'{key}' applies to model 'bernoulli' only (the Gaussian family has {default!r})")
-    return out
+    out.update({"name": name, "description": str(raw.get("description", "")), "experiment": kind.name,
+                "seed": check.integer(raw["seed"], "seed", 0)})
+    try:
+        kind.validate(raw, check, out)
+    except RegistryError as error:  # a name no registry knows, met deep inside a kind's checks
+        check.fail("", str(error))
+    used = kind.names_used(out)
+    extra = plugins.entry_point_records(used)
+    if extra:
+        out["plugins"] = [*out.get("plugins", []), *extra]
+    return out, sources
 
 
-def _check_dynamics(check: _Checker, raw: dict, out: dict) -> None:
-    """A dynamics config: its study, the study's options (defaults filled in) and the estimator of
-    population expectations (kind and size, recorded in every row)."""
-    from emrun.dynamics import STUDIES
-    from emrun.models.gaussian_means import ESTIMATORS
-
-    if out["model"] != "gaussian":
-        check.fail("model", "experiment 'dynamics' needs model: gaussian (means-only Gaussian mixtures fitted to N(0, I))")
-    out["study"] = check.choice(raw.get("study"), "study", tuple(STUDIES))
-    defaults = STUDIES[out["study"]]
-    options = check.mapping(raw.get("options", {}), "options", {key: False for key in defaults})
-    out["options"] = {}
-    for key, default in defaults.items():
-        value, path = options.get(key, default), f"options.{key}"
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                check.fail(path, f"'{path}' must be true or false, got {value!r}")
-        elif isinstance(default, int):
-            value = check.integer(value, path, 1)
-        elif isinstance(default, float):
-            value = check.number(value, path)
-        elif isinstance(default, str):  # a named scheme; each study has one (rates: weights 'dirichlet')
-            value = check.choice(value, path, (default,))
-        elif isinstance(default, list):
-            value = [_check_entry(check, v, f"{path}[{i}]", default[0]) for i, v in enumerate(check.nonempty_list(value, path))]
-        out["options"][key] = value
-    estimator = check.mapping(raw.get("estimator", {}), "estimator", {"kind": True, "size": True})
-    out["estimator"] = {"kind": check.choice(estimator["kind"], "estimator.kind", ESTIMATORS),
-                        "size": check.integer(estimator["size"], "estimator.size", 2)}
-    needs_sample = out["study"] in ("statrate", "simplex_samples", "lloyd")
-    if needs_sample != (out["estimator"]["kind"] == "sample"):
-        check.fail("estimator.kind", f"study {out['study']!r} needs estimator.kind "
-                   + ("'sample'" if needs_sample else "quadrature, whitened_mc or fresh_mc (population expectations)"))
-    samples = out["options"].get("samples")
-    if samples is not None and out["estimator"]["size"] != max(samples):
-        check.fail("estimator.size", f"'estimator.size' must be the largest of options.samples ({max(samples)}): "
-                   "smaller samples are its prefixes")
-    if out["data"]["kind"] != "population":
-        check.fail("data", "experiment 'dynamics' learns N(0, I): the estimator says how its expectations are computed")
-
-
-def _check_entry(check: _Checker, value: Any, path: str, example: Any) -> Any:
-    """One entry of a list option, of the same kind as the default's first entry."""
-    if isinstance(example, list):  # a weight vector
-        if not isinstance(value, list) or not value:
-            check.fail(path, f"'{path}' must be a non-empty list, got {value!r}")
-        items = [check.number(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        if abs(sum(items) - 1) > 1e-9:
-            check.fail(path, f"'{path}' must sum to 1, sums to {sum(items)!r}")
-        return items
-    return check.integer(value, path, 1) if isinstance(example, int) else check.number(value, path)
+def _check_top_level_keys(check: Checker, raw: dict, kind) -> None:
+    allowed = {**COMMON_KEYS, **kind.keys}
+    for key in raw:
+        if key not in allowed:
+            owners = [other for other, entry in KINDS.items() if key in entry.value.keys]
+            if owners:
+                check.fail(key, f"'{key}' belongs to experiment: {' or '.join(owners)}")
+    check.mapping(raw, "", allowed)
 
 
 def _apply_override(raw: dict, assignment: str, marks: dict[str, Any]) -> None:
@@ -442,4 +253,14 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Confi
     if isinstance(raw, dict):
         for assignment in overrides:
             _apply_override(raw, assignment, marks)
-    return Config(validate(raw, source, marks), source)
+    values, plugins = validate(raw, source, marks, path.parent)
+    return Config(values, source, plugins)
+
+
+def from_manifest(values: dict[str, Any], folder: Path) -> Config:
+    """The config a results folder was run with (its manifest), with its plug-ins imported from
+    the copies the folder keeps."""
+    from emrun import plugins
+
+    sources = plugins.restore(values.get("plugins", []), folder) if values.get("plugins") else ()
+    return Config(values, str(Path(folder) / "manifest.json"), sources)

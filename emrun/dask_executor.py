@@ -13,8 +13,6 @@ Needs the optional dependency: ``pip install emrun[dask]``.
 
 from __future__ import annotations
 
-import os
-
 from emrun import faults
 
 
@@ -30,10 +28,9 @@ def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | Non
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise RuntimeError("the Dask executor needs dask.distributed: pip install 'emrun[dask]'") from None
-    from emrun.runner import SINGLE_THREAD_ENV
+    from emrun import env
 
-    for name, value in SINGLE_THREAD_ENV.items():  # inherited by LocalCluster's worker processes
-        os.environ.setdefault(name, value)
+    env.single_threaded()  # inherited by LocalCluster's worker processes
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",

@@ -5,37 +5,20 @@ A batch is one (cell, truth) of the config, as everywhere: m is the number of co
 paper B, k in paper C), D the dimension d, and the truth index an independent replicate (its own
 weights, initial points or sample). Rows are tidy: one per (run, series, checkpoint) for
 trajectories, one per run for end points. Every row records the estimator of the population
-expectations. The mathematics is in :mod:`emrun.models.gaussian_means`.
+expectations. The mathematics is in :mod:`emrun.models.gaussian_means`; each study is a function
+(values, spec) -> rows, registered with its report section and typed options in
+:mod:`emrun.kinds.dynamics`.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
 from emrun import seeds
 from emrun.models import gaussian_means as gm
-from emrun.store import BatchResult
 
 K_MEANS_RADIUS_3 = float(np.sqrt(np.pi / 2) * np.sin(np.pi / 3) / (np.pi / 3))  # 1.0365: Lloyd's simplex, k = 3
 PAPER_B_WEIGHTS = [[1 / 3, 1 / 3, 1 / 3], [1 / 6, 1 / 3, 1 / 2], [1 / 20, 1 / 5, 3 / 4]]  # Figure 1 (right)
-
-# Each study's options and their defaults (the config validates against these: same types).
-STUDIES: dict[str, dict] = {
-    "rates": {"iterations": 3000, "weights": "dirichlet", "checkpoints": 80},
-    "weights": {"iterations": 2000, "weights": PAPER_B_WEIGHTS, "checkpoints": 80},
-    "gradnorm": {"scale": 2.0, "trap_max_D": 20, "trap_cap": 200000},
-    "statrate": {"samples": [1000, 3000, 10000, 30000], "max_iter": 20000, "tol": 1.0e-6},
-    "simplex_rates": {"weights": [[0.5, 0.3, 0.2]], "radii": [K_MEANS_RADIUS_3], "iterations": 1000,
-                      "free_step": 0.7, "free_means": True},
-    "simplex_radius": {"weights": [[0.5, 0.3, 0.2]], "radii": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "iterations": 2000,
-                       "free_step": 0.7, "free_means": False},
-    "simplex_samples": {"weights": [[0.5, 0.3, 0.2]], "samples": [1000, 3000, 10000, 30000, 100000],
-                        "radius": K_MEANS_RADIUS_3, "max_iter": 3000, "tol": 1.0e-10},
-    "lloyd": {"max_iter": 300},  # the number of points is estimator.size (kind sample)
-}
-
 
 def bytes_per_trial(values: dict, m: int, D: int) -> int:
     """Memory of one trial's arrays, in bytes: about five float64 [m, P] arrays (logits, posterior,
@@ -125,13 +108,17 @@ def _weight_table(options: dict, m: int) -> list[list[float]]:
     return options["weights"]
 
 
+UPDATES = {"gd": "gradient", "em": "em"}  # grid.algorithm -> the update of gm.iterate (gradient EM or the M-step)
+
+
 def _update(spec) -> tuple[str, float]:
-    return ("gradient", spec.cell.step) if spec.cell.algorithm == "gd" else ("em", 1.0)
+    update = UPDATES[spec.cell.algorithm]
+    return (update, spec.cell.step) if update == "gradient" else (update, 1.0)
 
 
 # --- paper B --------------------------------------------------------------------------------------
 
-def _rates(values: dict, spec) -> list[dict]:
+def rates(values: dict, spec) -> list[dict]:
     """Figure 1 (left, middle): L and D along gradient EM, weights ~ Dirichlet(1) fixed per truth."""
     options, runs = values["options"], values["runs"]["gd"]
     m, D = spec.cell.m, spec.cell.D
@@ -145,7 +132,7 @@ def _rates(values: dict, spec) -> list[dict]:
     return _trajectory_rows(records, labels)
 
 
-def _weights(values: dict, spec) -> list[dict]:
+def weights(values: dict, spec) -> list[dict]:
     """Figure 1 (right): the same initial means under each weight vector (paired runs)."""
     options, runs = values["options"], values["runs"]["gd"]
     m, D = spec.cell.m, spec.cell.D
@@ -168,7 +155,7 @@ def theorem7_means(m: int, D: int, scale: float) -> np.ndarray:
     return mu
 
 
-def _gradnorm(values: dict, spec) -> list[dict]:
+def gradnorm(values: dict, spec) -> list[dict]:
     """Figure 2 (left): ||grad L|| at Theorem 7's initialisation, and how long gradient EM stays
     trapped there (steps until the outer means' norm halves), for D up to options.trap_max_D."""
     options = values["options"]
@@ -203,7 +190,7 @@ def _nested_samples(values: dict, spec, largest: int) -> np.ndarray:
     return rng.standard_normal((largest, spec.cell.D))
 
 
-def _statrate(values: dict, spec) -> list[dict]:
+def statrate(values: dict, spec) -> list[dict]:
     """Figure 2 (right): sample-based gradient EM (or EM) run to a stationary point on N points,
     equal weights; the error there (D and max ||mu_i||) for each N, the same initial means."""
     options, m, D = values["options"], spec.cell.m, spec.cell.D
@@ -226,7 +213,7 @@ def _statrate(values: dict, spec) -> list[dict]:
 
 # --- paper C ------------------------------------------------------------------------------------
 
-def _simplex_population(values: dict, spec) -> list[dict]:
+def simplex_population(values: dict, spec) -> list[dict]:
     """Population EM on theta (means R^j theta) from theta_0 = radius e_1, for each weight vector and
     radius; with options.free_means, gradient EM on free means from the same simplex beside it."""
     options, k, D = values["options"], spec.cell.m, spec.cell.D
@@ -251,7 +238,7 @@ def _simplex_population(values: dict, spec) -> list[dict]:
     return rows
 
 
-def _simplex_samples(values: dict, spec) -> list[dict]:
+def simplex_samples(values: dict, spec) -> list[dict]:
     """Sample EM on theta from the k-means radius, for each weight vector and sample size: the
     distance ||theta_hat|| of the stationary point from the truth's theta = 0."""
     options, k, D = values["options"], spec.cell.m, spec.cell.D
@@ -279,7 +266,7 @@ def lloyd_radius(k: int) -> float | None:
     return {2: float(np.sqrt(2 / np.pi)), 3: K_MEANS_RADIUS_3}.get(k)
 
 
-def _lloyd(values: dict, spec) -> list[dict]:
+def lloyd(values: dict, spec) -> list[dict]:
     """Lloyd's algorithm (scikit-learn, k-means++ start) on N(0, I_d) points: the centroids' norms,
     pairwise distances and mean, beside the closed-form radius."""
     from sklearn.cluster import KMeans
@@ -298,22 +285,3 @@ def _lloyd(values: dict, spec) -> list[dict]:
              "pair_distance_cv": float(np.std(pairs) / np.mean(pairs)),
              "centroid_mean_norm": float(np.linalg.norm(centres.mean(0))),
              "closed_form_radius": lloyd_radius(k)}]
-
-
-RUNNERS = {"rates": _rates, "weights": _weights, "gradnorm": _gradnorm, "statrate": _statrate,
-           "simplex_rates": _simplex_population, "simplex_radius": _simplex_population,
-           "simplex_samples": _simplex_samples, "lloyd": _lloyd}
-
-
-def run_batch(values: dict, config_hash: str, spec) -> BatchResult:
-    """The rows of one (cell, replicate) of a dynamics study."""
-    from emrun.experiments import WORKER
-
-    started = time.perf_counter()
-    rows = RUNNERS[values["study"]](values, spec)
-    common = {"config": values["name"], "config_hash": config_hash, "batch_id": spec.batch_id, "study": values["study"],
-              "m": spec.cell.m, "D": spec.cell.D, "algorithm": spec.cell.algorithm, "step": spec.cell.step,
-              "truth_index": spec.truth_index, "estimator": values["estimator"]["kind"],
-              "estimator_size": values["estimator"]["size"], "batch_seconds": time.perf_counter() - started,
-              "worker": WORKER}
-    return BatchResult([{**common, **row} for row in rows])

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emrun import experiments
-from emrun.config import Config
-from emrun.store import MANIFEST, TIMING_COLUMNS, load_results
+from emrun.config import Config, from_manifest
+from emrun.results import load_results
+from emrun.store import MANIFEST, TIMING_COLUMNS
 
 
 class ReplayError(ValueError):
@@ -31,7 +31,7 @@ class Replay:
     text: str
 
 
-def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series]:
+def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series, Config]:
     parts = trial_id.split("/")
     if len(parts) != 3 or not parts[2].isdigit():
         raise ReplayError(f"trial id {trial_id!r}: expected CONFIG/BATCH_ID/RUN, e.g. "
@@ -42,16 +42,17 @@ def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series]:
         raise ReplayError(f"no results folder {folder} (configs with results: "
                           f"{', '.join(sorted(p.parent.name for p in root.glob('*/' + MANIFEST))) or 'none'})")
     manifest = pd.read_json(folder / MANIFEST, typ="series")
+    config = from_manifest(manifest["config"], folder)
+    if not config.kind.replayable:
+        raise ReplayError(f"{folder} holds {config.kind.row_noun} of experiment {config.kind.name}, not trials: there is "
+                          "no run to replay (run its sweep again: the rows are deterministic)")
     rows = load_results(folder)
-    if "run_index" not in rows or "study" in rows:
-        raise ReplayError(f"{folder} holds the rows of a theory check or a dynamics study, not trials: there is no run "
-                          "to replay (run its sweep again: the rows are deterministic)")
     match = rows[(rows["batch_id"] == batch_id) & (rows["run_index"] == run)]
     if match.empty:
         batches = rows["batch_id"].unique()
         raise ReplayError(f"no stored trial {batch_id}/{run} in {folder} ({len(batches)} batches, e.g. {batches[0]}; "
                           f"runs 0-{rows['run_index'].max()})")
-    return manifest, match.iloc[0]
+    return manifest, match.iloc[0], config
 
 
 def _wide(traces: pd.DataFrame, run: int) -> pd.DataFrame:
@@ -64,15 +65,14 @@ def _wide(traces: pd.DataFrame, run: int) -> pd.DataFrame:
 
 def replay(root: Path, trial_id: str, every: int | None = None) -> Replay:
     """Re-run the trial, compare with its stored row, and return its trace and a text summary."""
-    manifest, stored = _stored_row(root, trial_id)
-    values = manifest["config"]
-    config = Config(values, f"{root / values['name'] / MANIFEST}")
+    manifest, stored, config = _stored_row(root, trial_id)
+    values, kind = config.values, config.kind
     try:
-        spec = experiments.find_batch(config, stored["batch_id"])
+        spec = kind.find_batch(config, stored["batch_id"])
     except KeyError:
         raise ReplayError(f"batch {stored['batch_id']} is not a batch of config {values['name']}") from None
     run = int(stored["run_index"])
-    result = experiments.run_batch(values, manifest["config_hash"], spec)
+    result = kind.run_batch(values, manifest["config_hash"], spec, None)
     again = pd.Series(result.rows[run])
     # Rows stored by an older emrun may lack columns added since; those are listed, not compared.
     columns = [c for c in again.index if c not in TIMING_COLUMNS and c in stored.index]
@@ -90,7 +90,7 @@ def replay(root: Path, trial_id: str, every: int | None = None) -> Replay:
     if traces is None:
         traced = copy.deepcopy(values)
         traced["record"] = {"quantities": ["pi", "mu", "loss"], "every": 1}
-        traces = experiments.run_batch(traced, manifest["config_hash"], spec).traces
+        traces = kind.run_batch(traced, manifest["config_hash"], spec, None).traces
         lines.append("trace from a second run with tracing on (the numpy loop, equal to the sweep's engine to ~1e-10)")
     wide = _wide(traces, run)
     step = every or max(1, len(wide) // 20)

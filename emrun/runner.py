@@ -1,10 +1,11 @@
 """Send tasks to worker processes and store what they return, with progress and resume.
 
 The runner knows nothing about mixture models: a task is an id, a picklable function and its
-arguments, and the function returns a list of row dicts. Rows are written by this process, one
-file per task, as tasks finish; tasks whose file exists are skipped, so an interrupted sweep
-resumes where it stopped. Results do not depend on the number of workers: each task's rows are a
-function of its arguments alone.
+arguments, and the function returns a :class:`emrun.batch.BatchResult`. Results are written by
+this process, one file per task, as tasks finish; tasks whose file exists are skipped, so an
+interrupted sweep resumes where it stopped. Results do not depend on the number of workers: each
+task's rows are a function of its arguments alone. :func:`run_until_stable` re-plans after each
+round, for plans that grow with the stored results.
 """
 
 from __future__ import annotations
@@ -22,18 +23,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from emrun import faults
+from emrun import env, faults
+from emrun.batch import BatchResult
 from emrun.store import ResultStore, StoreWriteError
-
-# One BLAS thread per worker: the parallelism is across processes. Set before numpy is loaded
-# in a worker (workers are spawned, so they read these from the environment).
-SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 @dataclass(frozen=True)
 class Task:
     task_id: str
-    function: Callable[..., list[dict]]
+    function: Callable[..., BatchResult]  # module-level, so that spawned and Dask workers can unpickle it
     args: tuple
     cost: float = 1.0  # a guess of the relative run time, used only to start long tasks first
 
@@ -85,8 +83,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm, workers: int) -> None:
-    for name, value in SINGLE_THREAD_ENV.items():
-        os.environ.setdefault(name, value)
+    env.single_threaded()  # spawned workers read these before their first numpy import
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
@@ -148,6 +145,18 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
             summary.write_error = str(error)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def run_until_stable(plan: Callable[[], list[Task]], store: ResultStore, workers: int, replan: bool,
+                     **options: Any) -> SweepSummary:
+    """Run the tasks ``plan()`` returns; with ``replan``, plan again after each round that stored
+    something, until a round finds nothing new to run (a plan that grows with the stored rows)."""
+    summary = None
+    while True:
+        result = run_tasks(plan(), store, workers, **options)
+        summary = result if summary is None else summary.then(result)
+        if not replan or result.completed == 0 or result.interrupted or result.failed or result.write_error:
+            return summary
 
 
 def describe(summary: SweepSummary) -> dict[str, Any]:

@@ -58,3 +58,21 @@ def truths_needed(firsts: pd.DataFrame, target: int, block: int, most: int) -> i
         if sum(1 for t in hits if t < limit) >= target or limit >= most:
             return limit
         limit = min(limit + block, most)
+
+
+def truth_ratios(rows: pd.DataFrame, target: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per kept truth: the likelihood ratio of GD's first k-cluster run and of EM's run 0.
+
+    Returns (per-truth table: m, D, truth_index, first_run, gd_ratio, gd_k, em_ratio; counts per
+    (m, D): tried, skipped, found).
+    """
+    chosen, counts = select_truths(rows, target)
+    gd = rows[rows["algorithm"] == "gd"].set_index(["m", "D", "truth_index", "run_index"])
+    em = rows[(rows["algorithm"] == "em") & (rows["run_index"] == 0)].set_index(KEYS)
+    keys = list(zip(chosen["m"], chosen["D"], chosen["truth_index"], chosen["first_run"], strict=True))
+    chosen = chosen.assign(
+        gd_ratio=gd.loc[keys, "likelihood_ratio"].to_numpy() if keys else [],
+        gd_k=gd.loc[keys, "k"].to_numpy() if keys else [],
+        em_ratio=em["likelihood_ratio"].reindex(pd.MultiIndex.from_frame(chosen[KEYS])).to_numpy(),
+    )
+    return chosen, counts

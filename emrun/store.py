@@ -5,9 +5,11 @@ Layout of ``<root>/<config name>/``:
   batches/<id>.parquet the rows of one batch, written atomically (temp file + rename; ignored by git)
   traces/<id>.parquet  the recorded iterates of that batch's runs, if the config records any;
                        written before the batch file, so a stored batch always has its traces
+  plugins/             copies of the file plug-ins the config was run with (committed)
 
 A batch file either exists whole or not at all, so the set of files is the index of finished
-batches. A folder never mixes configs: a sweep with a different config hash is refused.
+batches. A folder never mixes configs: a sweep with a different config hash is refused. The store
+knows files only: what the rows mean is the experiment kind's business (:mod:`emrun.results`).
 """
 
 from __future__ import annotations
@@ -19,39 +21,25 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emrun import faults
+from emrun.batch import BatchResult
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
-# Columns every reader relies on; rows without them come from an emrun too old to report on.
-REQUIRED_COLUMNS = ("config_hash", "batch_id", "model", "m", "D", "algorithm", "truth_index", "run_index", "truth_seed",
-                    "init_seed", "status", "iterations", "loss", "entropy", "data", "n_samples", "k", "k_cluster", "pi",
-                    "mu", "batch_seconds")
-FAILED = "failed"  # the status of a trial that raised or reached a NaN state: stored, retried, never averaged
 BATCHES = "batches"
 TRACES = "traces"
 HASH_KEY = b"emrun.config_hash"
 FAILED_KEY = b"emrun.failed_runs"  # run indices of the batch's failed trials, as JSON
 TIMING_COLUMNS = ("batch_seconds", "worker")  # the only row values that differ between identical runs
-
-
-@dataclass
-class BatchResult:
-    """What one batch produces: its trial rows and, optionally, its traces (tidy long table)."""
-
-    rows: list[dict]
-    traces: pd.DataFrame | None = None
 
 
 class StoreError(RuntimeError):
@@ -129,24 +117,36 @@ class ResultStore:
             yield store
 
     def _prepare(self, replace: bool) -> None:
-        store, config_values, config_hash = self, self.config_values, self.config_hash
-        manifest = store.read_manifest()
-        if manifest is not None and manifest.get("config_hash") != config_hash:
+        manifest = self.read_manifest()
+        if manifest is not None and manifest.get("config_hash") != self.config_hash:
             if not replace:
                 raise StoreError(
-                    f"{store.folder} holds results of another version of config '{config_values['name']}' "
-                    f"(hash {manifest.get('config_hash')}, this one is {config_hash}). Rows of two configs are "
+                    f"{self.folder} holds results of another version of config '{self.config_values['name']}' "
+                    f"(hash {manifest.get('config_hash')}, this one is {self.config_hash}). Rows of two configs are "
                     "never mixed: run with --replace to discard the old rows, or give --results another folder."
                 )
-            for old in [*store.batches.glob("*.parquet"), *(store.folder / TRACES).glob("*.parquet")]:
+            for old in [*self.batches.glob("*.parquet"), *(self.folder / TRACES).glob("*.parquet")]:
                 old.unlink()
             manifest = None
-        store.batches.mkdir(parents=True, exist_ok=True)
+        self.batches.mkdir(parents=True, exist_ok=True)
         # Temporary files of a process killed mid-write (we hold the lock: nobody else is writing).
-        for leftover in [*store.folder.glob(".*.tmp"), *store.batches.glob(".*.tmp"), *(store.folder / TRACES).glob(".*.tmp")]:
+        for leftover in [*self.folder.glob(".*.tmp"), *self.batches.glob(".*.tmp"), *(self.folder / TRACES).glob(".*.tmp")]:
             leftover.unlink(missing_ok=True)
         if manifest is None:
-            _write_json(store.folder / MANIFEST, {"config_hash": config_hash, "config": config_values, "sweeps": []})
+            manifest = {"config_hash": self.config_hash, "config": self.config_values, "sweeps": []}
+        elif manifest.get("config") != self.config_values:
+            # Same hash, other keys the report reads (description, claims, baseline): record them.
+            manifest["config"] = self.config_values
+        else:
+            return
+        _write_json(self.folder / MANIFEST, manifest)
+
+    def keep_file(self, relative: str, text: str) -> None:
+        """Keep a small text file in the folder (a plug-in's copy), written atomically once."""
+        path = self.folder / relative
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, lambda p: p.write_text(text))
 
     @contextmanager
     def locked(self, command: str):
@@ -222,16 +222,17 @@ class ResultStore:
     def _set_aside(self, path: Path, reason: str) -> None:
         set_aside(self.folder, path, reason)
 
-    def write_batch(self, batch_id: str, result: BatchResult | list[dict]) -> None:
-        """Store a batch's rows (and traces). Rows of a retry replace the stored rows of the same
-        runs; the file is rewritten whole, atomically. Raises StoreWriteError if the disk refuses."""
-        if not isinstance(result, BatchResult):
-            result = BatchResult(result)
+    def write_batch(self, batch_id: str, result: BatchResult) -> None:
+        """Store a batch's rows (and traces). Rows of a retry (``result.rows`` of some runs) replace
+        the stored rows with the same ``run_index``; the file is rewritten whole, atomically. Raises
+        StoreWriteError if the disk refuses."""
         rows = pd.DataFrame(result.rows)
+        failed = set(result.failed_runs)
         traces = result.traces
         path = self.batches / f"{batch_id}.parquet"
         if path.exists():  # a retry of some runs: keep the others
             retried = rows["run_index"]
+            failed |= set(self.stored_batches().get(batch_id, [])) - set(retried)
             old = pq.read_table(path).to_pandas()
             rows = pd.concat([old[~old["run_index"].isin(retried)], rows], ignore_index=True)
             rows = rows.sort_values("run_index", ignore_index=True)
@@ -241,7 +242,6 @@ class ResultStore:
                 traces = pd.concat([old_traces[~old_traces["run_index"].isin(retried)], traces], ignore_index=True)
                 traces = traces.sort_values(["run_index", "quantity", "iteration", "component", "feature"],
                                             ignore_index=True)
-        failed = sorted(int(r) for r in rows.loc[rows["status"] == FAILED, "run_index"]) if "status" in rows else []
         try:
             faults.before_batch_write()
             if traces is not None:
@@ -250,9 +250,11 @@ class ResultStore:
                 _write_atomically(self.folder / TRACES / path.name, lambda p: pq.write_table(trace_table, p))
                 faults.checkpoint("trace_written")
             table = pa.Table.from_pandas(rows, preserve_index=False)
-            if "error" in table.column_names:  # a string column even when every trial succeeded
-                table = table.set_column(table.column_names.index("error"), "error", table["error"].cast(pa.string()))
-            table = self._stamped(table, failed)
+            for column, type_name in result.column_types.items():  # typed even when every value is missing
+                if column in table.column_names:
+                    table = table.set_column(table.column_names.index(column), column,
+                                             table[column].cast(pa.type_for_alias(type_name)))
+            table = self._stamped(table, sorted(int(r) for r in failed))
             _write_atomically(path, lambda p: pq.write_table(table, p), "batch_temp")
         except OSError as error:
             raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); the batch is not stored. "
@@ -297,27 +299,8 @@ def _alive(holder: dict) -> bool:
     return True
 
 
-def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
-    """Add ``ref_loss`` and ``likelihood_ratio`` = exp(ref_loss - loss) to trial rows.
-
-    Population data: the reference is the entropy of the truth, the exact optimum. Sample data:
-    the lowest finite loss any run of the config reached on the same data set (same m, D, truth
-    and sample size); the empirical entropy stays beside it in ``entropy``. A diverged run
-    (infinite loss) gets ratio 0.
-    """
-    rows = rows.copy()
-    population = rows["data"] == "population"
-    keys = ["m", "D", "truth_index", "data", "n_samples"]
-    finite_loss = rows["loss"].where(np.isfinite(rows["loss"]))
-    best = finite_loss.groupby([rows[k].fillna(-1) for k in keys]).transform("min")
-    rows["ref_loss"] = np.where(population, rows["entropy"].astype(float), best)
-    with np.errstate(over="ignore"):
-        rows["likelihood_ratio"] = np.exp(np.minimum(rows["ref_loss"] - rows["loss"], 0.0))
-    return rows
-
-
-def load_results(path: str | Path) -> pd.DataFrame:
-    """All trial rows of a results folder as one tidy DataFrame (one row per run).
+def read_rows(path: str | Path) -> pd.DataFrame:
+    """Every stored row of a results folder as one DataFrame, in no particular order.
 
     A batch file that cannot be read, or that another config wrote, is set aside with a message
     (its batch runs again at the next sweep), never read."""
@@ -343,19 +326,17 @@ def load_results(path: str | Path) -> pd.DataFrame:
     if not tables:
         raise StoreError(f"{folder} holds no results (no readable {BATCHES}/*.parquet); run 'emrun sweep' first")
     # One conversion to pandas; "permissive" unifies columns that are null (a failed trial) in some batches.
-    table = pa.concat_tables(tables, promote_options="permissive")
-    theory = "check" in table.column_names  # rows of a theory check have their own layout
-    if "study" in table.column_names:  # so do the rows of a dynamics study
-        return table.to_pandas().sort_values(["batch_id", "series", "run_index", "iteration"], ignore_index=True)
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing and not theory:
-        raise StoreError(f"the rows in {folder} lack the columns {', '.join(missing)}: they were written by an older "
-                         "emrun. Run them again with 'emrun sweep CONFIG --replace' (CONFIG is in "
-                         f"{folder / MANIFEST}).")
-    if theory:
-        return table.to_pandas().sort_values(["batch_id", "quantity", "index"], ignore_index=True)
-    rows = table.to_pandas().sort_values(["batch_id", "run_index"], ignore_index=True)
-    return add_reference_columns(rows)
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{folder} is not a results folder (no {MANIFEST})") from None
+    except json.JSONDecodeError:
+        raise StoreError(f"{path} is not valid JSON; move it aside and run 'emrun sweep' again") from None
 
 
 def load_traces(path: str | Path) -> pd.DataFrame:

@@ -4,48 +4,19 @@ gap of Theorem 5.2, and EM's rotation of b towards mu* (eq. 4.7).
 A theory config (``experiment: theory``, ``check: NAME``) is a grid of (m, D) cells with
 ``truths`` random configurations each; one batch is one (cell, truth), and its rows are tidy:
 one row per (quantity, index) with the closed form, what the engine computes, and their relative
-error. Nothing here knows how batches are scheduled.
+error. Each check is a function (values, spec, rng, options) -> rows, registered with its report
+section and typed options in :mod:`emrun.kinds.theory`. Nothing here knows how batches are scheduled.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from emrun import seeds
 from emrun.algorithms import run_batch as run_algorithm
+from emrun.closed_forms import bmm_lambda, bmm_lambda_update, bmm_z1_lambda, bmm_z1_products, escape_factor
 from emrun.models import bernoulli, gaussian
-from emrun.store import BatchResult
 
-CHECKS = ("closed_forms", "one_cluster_gap", "gmm_rotation", "gd_trap", "bmm_escape", "kmeans_vs_em")
 _EPSILON = 1e-12  # pi_1 "near 0": the closed forms are limits as pi_1 -> 0
-
-
-def bmm_lambda(true_mu: np.ndarray, xbar: np.ndarray, mu1: np.ndarray) -> np.ndarray:
-    """Eq. 4.13: lambda_i = 2 mu*_i b_i / S_i, 2 mu* = mu*_1 - mu*_2, b = mu_1 - xbar, S_i = xbar_i (1 - xbar_i)."""
-    return (true_mu[0] - true_mu[1]) * (mu1 - xbar) / (xbar * (1 - xbar))
-
-
-def bmm_z1_products(true_pi: np.ndarray, true_mu: np.ndarray, xbar: np.ndarray, mu1: np.ndarray) -> float:
-    """Eq. 4.11: Z_1 = sum_k pi*_k prod_i (mu*_ki mu_1i / xbar_i + (1 - mu*_ki)(1 - mu_1i) / (1 - xbar_i))."""
-    terms = true_mu * mu1 / xbar + (1 - true_mu) * (1 - mu1) / (1 - xbar)  # [2, D]
-    return float(true_pi @ np.prod(terms, axis=1))
-
-
-def bmm_z1_lambda(true_pi: np.ndarray, lam: np.ndarray) -> float:
-    """Eq. 4.12: Z_1 = pi*_1 prod_i (1 + pi*_2 lambda_i) + pi*_2 prod_i (1 - pi*_1 lambda_i)."""
-    return float(true_pi[0] * np.prod(1 + true_pi[1] * lam) + true_pi[1] * np.prod(1 - true_pi[0] * lam))
-
-
-def bmm_lambda_update(true_pi, true_mu, xbar, mu1) -> np.ndarray:
-    """Eq. 4.14: M(lambda)_i = lambda_i + (2 mu*_i / S_i)^2 pi*_1 pi*_2 (Lambda_i / Z_1)(B_1i - B_2i),
-    Lambda_i = mu_1i (1 - mu_1i), B_1i = prod_{j != i} (1 + pi*_2 lambda_j), B_2i = prod_{j != i} (1 - pi*_1 lambda_j)."""
-    lam = bmm_lambda(true_mu, xbar, mu1)
-    z1 = bmm_z1_lambda(true_pi, lam)
-    first, second = 1 + true_pi[1] * lam, 1 - true_pi[0] * lam
-    b1 = np.array([np.prod(np.delete(first, i)) for i in range(len(lam))])
-    b2 = np.array([np.prod(np.delete(second, i)) for i in range(len(lam))])
-    scale = ((true_mu[0] - true_mu[1]) / (xbar * (1 - xbar))) ** 2
-    return lam + scale * true_pi[0] * true_pi[1] * mu1 * (1 - mu1) / z1 * (b1 - b2)
 
 
 def one_cluster_gap(data: bernoulli.PatternSet) -> tuple[float, float]:
@@ -67,18 +38,7 @@ def _row(values, spec, quantity, index, closed, engine, **extra) -> dict:
             **extra}
 
 
-def run_batch(values: dict, config_hash: str, spec) -> BatchResult:
-    """Rows of one (cell, random configuration) of a theory check."""
-    rng = seeds.generator(values["seed"], seeds.truth_key(spec.cell.m, spec.cell.D, spec.truth_index))
-    check = {"closed_forms": _closed_forms, "one_cluster_gap": _gap, "gmm_rotation": _rotation,
-             "gd_trap": _gd_trap, "bmm_escape": _bmm_escape, "kmeans_vs_em": _kmeans_vs_em}[values["check"]]
-    rows = check(values, spec, rng)
-    for row in rows:
-        row["config_hash"] = config_hash
-    return BatchResult(rows)
-
-
-def _closed_forms(values, spec, rng) -> list[dict]:
+def closed_forms(values, spec, rng, options) -> list[dict]:
     """Eqs. 4.11, 4.12 and 4.14 against one EM step of the engine at pi_1 -> 0, mu_2 = xbar (BMM,
     population); eq. 4.4 against Z_1 on a 200,000-point sample (GMM, Monte Carlo)."""
     D = spec.cell.D
@@ -101,15 +61,15 @@ def _closed_forms(values, spec, rng) -> list[dict]:
     sample = gaussian.sample(g_pi, g_mu, 200_000, rng)
     b = rng.uniform(-1, 1, size=D) / np.sqrt(D)
     population_mean = g_pi @ g_mu
-    _, gamma = gaussian._evaluate(sample, np.array([[_EPSILON, 1 - _EPSILON]]),
+    _, gamma = gaussian.density_ratios(sample, np.array([[_EPSILON, 1 - _EPSILON]]),
                                   np.stack([population_mean + b, population_mean])[None])
     estimate, error = gamma[0, 0].mean(), gamma[0, 0].std() / np.sqrt(len(sample.weights))
-    rows.append(_row(values, spec, "gmm_z1_eq_4_4", -1, gaussian.escape_factor(b, g_pi, g_mu), estimate,
+    rows.append(_row(values, spec, "gmm_z1_eq_4_4", -1, escape_factor(b, g_pi, g_mu), estimate,
                      standard_error=float(error)))
     return rows
 
 
-def _gap(values, spec, rng) -> list[dict]:
+def gap(values, spec, rng, options) -> list[dict]:
     """Theorem 5.2: l_1 - l* = KL(p* || prod p*(x_i)) for a random truth, and for the paper's
     extreme truths (pi* = 1/2, mu*_1 = 1 - delta, mu*_2 = delta) beside (D - 1) log 2."""
     D = spec.cell.D
@@ -117,7 +77,7 @@ def _gap(values, spec, rng) -> list[dict]:
     gap, kl = one_cluster_gap(data)
     rows = [_row(values, spec, "gap_random_truth", -1, kl, gap)]
     if spec.truth_index == 0:
-        for delta in values["check_options"].get("deltas", [0.1, 0.01, 0.001]):
+        for delta in options["deltas"]:
             extreme = bernoulli.population_patterns(np.array([0.5, 0.5]), np.array([[1 - delta] * D, [delta] * D]))
             gap, kl = one_cluster_gap(extreme)
             rows.append(_row(values, spec, "gap_extreme_truth", -1, kl, gap, delta=delta,
@@ -125,12 +85,12 @@ def _gap(values, spec, rng) -> list[dict]:
     return rows
 
 
-def _rotation(values, spec, rng) -> list[dict]:
+def rotation(values, spec, rng, options) -> list[dict]:
     """Eq. 4.7: under EM near the one-cluster region, b = mu_1 - mu_2 rotates towards +mu* or -mu*
     (whichever side b.mu* starts on), so |cos(b, mu*)| increases."""
-    D, steps = spec.cell.D, values["check_options"].get("steps", 30)
+    D, steps = spec.cell.D, options["steps"]
     true_pi, true_mu = gaussian.random_mixture(2, D, rng)
-    data = gaussian.sample(true_pi, true_mu, values["check_options"].get("samples", 20_000), rng)
+    data = gaussian.sample(true_pi, true_mu, options["samples"], rng)
     mu_star = 0.5 * (true_mu[0] - true_mu[1])
     pi = np.array([[1e-4, 1 - 1e-4]])
     mu = np.stack([rng.uniform(-1, 1, size=D), data.mean])[None]
@@ -153,22 +113,22 @@ def _near_one_cluster(data, mu1: np.ndarray, epsilon: float):
     return pi, np.stack([mu1, np.tile(data.mean, (count, 1))], axis=1)
 
 
-def _gd_trap(values, spec, rng) -> list[dict]:
+def gd_trap(values, spec, rng, options) -> list[dict]:
     """Proposition 4.1 / Theorem 4.7: from pi_1 = epsilon, mu_2 = xbar and lambda where Z_1 < 1, GD
     drives pi_1 to 0 while EM escapes. Starts: mu_1 on a grid of (0,1)^2 for D = 2, else uniform
     draws; each start's lambda, Z_1 (eq. 4.12), and pi_1 after GD's and EM's iterations."""
-    D, options = spec.cell.D, values["check_options"]
+    D = spec.cell.D
     true_pi, true_mu = bernoulli.random_mixture(2, D, rng)
     data = bernoulli.population_patterns(true_pi, true_mu)
     if D == 2:
-        axis = (np.arange(options.get("grid", 40)) + 0.5) / options.get("grid", 40)
+        axis = (np.arange(options["grid"]) + 0.5) / options["grid"]
         mu1 = np.array([[a, b] for a in axis for b in axis])
     else:
-        mu1 = rng.uniform(size=(options.get("starts", 400), D))
-    epsilon = options.get("epsilon", 1e-3)
+        mu1 = rng.uniform(size=(options["starts"], D))
+    epsilon = options["epsilon"]
     pi, mu = _near_one_cluster(data, mu1, epsilon)
-    gd = run_algorithm(bernoulli, data, pi, mu, "gd", options.get("gd_iterations", 3000), 1e-300, step=0.02)
-    em = run_algorithm(bernoulli, data, pi, mu, "em", options.get("em_iterations", 300), 1e-300)
+    gd = run_algorithm(bernoulli, data, pi, mu, "gd", options["gd_iterations"], 1e-300, step=0.02)
+    em = run_algorithm(bernoulli, data, pi, mu, "em", options["em_iterations"], 1e-300)
     rows = []
     for k in range(len(mu1)):
         lam = bmm_lambda(true_mu, data.mean, mu1[k])
@@ -180,7 +140,7 @@ def _gd_trap(values, spec, rng) -> list[dict]:
     trapped = [k for k in range(len(mu1)) if rows[k]["in_trap"]]
     if trapped:
         k = trapped[len(trapped) // 2]
-        for algorithm, iterations in (("gd", options.get("gd_iterations", 3000)), ("em", options.get("em_iterations", 300))):
+        for algorithm, iterations in (("gd", options["gd_iterations"]), ("em", options["em_iterations"])):
             traced = run_algorithm(bernoulli, data, pi[k:k + 1], mu[k:k + 1], algorithm, iterations, 1e-300, step=0.02,
                                    record=("pi",), record_every=max(1, iterations // 100))
             rows += [_row(values, spec, f"pi1_trajectory_{algorithm}", iteration, rows[k]["closed_form"],
@@ -188,23 +148,22 @@ def _gd_trap(values, spec, rng) -> list[dict]:
     return rows
 
 
-def _bmm_escape(values, spec, rng) -> list[dict]:
+def bmm_escape(values, spec, rng, options) -> list[dict]:
     """Theorem 4.5 (m = D = 2): EM from pi_1 = epsilon, mu_2 = xbar and mu_1 uniform with lambda in
     the second or fourth quadrant; b = mu_1 - mu_2 is traced until lambda_1 lambda_2 > 0 (a
     positive region). Rows: each start's first iteration in a positive region (-1 if none) and, for
     a few starts, b's trajectory; the truth's xbar and sigma for the appendix's contours f and g."""
-    options = values["check_options"]
     true_pi, true_mu = bernoulli.random_mixture(2, 2, rng)
     data = bernoulli.population_patterns(true_pi, true_mu)
     xbar = data.mean
-    draws = rng.uniform(size=(20 * options.get("starts", 1000), 2))  # about half fall in the two quadrants
+    draws = rng.uniform(size=(20 * options["starts"], 2))  # about half fall in the two quadrants
     lam = (true_mu[0] - true_mu[1]) * (draws - xbar) / (xbar * (1 - xbar))
-    mu1 = draws[lam[:, 0] * lam[:, 1] < 0][:options.get("starts", 1000)]
-    pi, mu = _near_one_cluster(data, mu1, options.get("epsilon", 1e-6))
-    iterations = options.get("em_iterations", 500)
+    mu1 = draws[lam[:, 0] * lam[:, 1] < 0][:options["starts"]]
+    pi, mu = _near_one_cluster(data, mu1, options["epsilon"])
+    iterations = options["em_iterations"]
     traced = run_algorithm(bernoulli, data, pi, mu, "em", iterations, 1e-300, record=("mu",), record_every=1)
     first = np.full(len(mu1), -1)
-    keep = set(range(min(len(mu1), options.get("trajectories", 8))))
+    keep = set(range(min(len(mu1), options["trajectories"])))
     sigma = float((data.weights @ (data.patterns[:, 0] * data.patterns[:, 1]) - xbar[0] * xbar[1])
                   / (xbar[0] * (1 - xbar[0]) * xbar[1] * (1 - xbar[1])))
     rows = []
@@ -222,7 +181,7 @@ def _bmm_escape(values, spec, rng) -> list[dict]:
     return rows
 
 
-def _kmeans_vs_em(values, spec, rng) -> list[dict]:
+def kmeans_vs_em(values, spec, rng, options) -> list[dict]:
     """The lecture's k-means vs EM centres on its two synthetic sets (emrun.lecture)."""
     from emrun import lecture
 

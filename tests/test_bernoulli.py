@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from emrun.algorithms import run_batch
 from emrun.models import bernoulli as b
+from emrun.registry import RegistryError
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -153,7 +154,9 @@ def test_zero_weights_and_boundary_means_give_no_nan():
     data = b.population_patterns(*mixture(3, 4, 3))
     pi = np.array([[0.0, 0.4, 0.6]])
     mu = np.array([[[0.0, 1.0, 0.3, 0.2], [0.5, 0.5, 0.5, 0.5], [0.9, 0.1, 0.0, 0.6]]])
-    for result in (b.gradient(data, pi, mu), b.em_step(data, pi, mu), b.gd_step(data, pi, mu, 0.02)):
+    step = run_batch(b, data, pi, mu, "gd", 1, 0.0, step=0.02, fused=False)
+    for result in (b.gradient(data, pi, mu), b.em_step(data, pi, mu), (step.pi, step.mu, step.loss),
+                   b.responsibilities(data, pi, mu)[None]):
         for array in result:
             assert not np.any(np.isnan(array))
 
@@ -256,7 +259,7 @@ def test_fused_kernel_matches_the_numpy_engine_for_in_place_em(samples):
 
 def test_unknown_algorithm_and_bad_step_are_refused():
     data, pi, mu = batch(runs=2)
-    with pytest.raises(ValueError, match="unknown algorithm 'sgd'"):
+    with pytest.raises(RegistryError, match="unknown algorithm 'sgd'"):
         run_batch(b, data, pi, mu, "sgd", 10, 1e-5)
     with pytest.raises(ValueError, match="positive step"):
         run_batch(b, data, pi, mu, "gd", 10, 1e-5, step=0.0)
@@ -318,7 +321,7 @@ def test_em_from_inside_never_touches_the_boundary_on_population_data():
 @pytest.mark.parametrize("algorithm", ["em", "gd"])
 @pytest.mark.parametrize("m,D,samples", [(2, 3, 0), (3, 4, 0), (3, 5, 0), (4, 3, 200)])
 def test_batched_and_fused_engines_match_the_plain_implementation(algorithm, m, D, samples):
-    from tests import plain_reference
+    from emrun import reference as plain_reference
 
     data, pi, mu = random_problem(m, D, 3, 100 + m * 10 + D, samples)
     # A large step reaches the boundary within 30 GD iterations (and amplifies rounding: keep it short).

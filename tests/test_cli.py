@@ -9,8 +9,9 @@ import pytest
 import emrun as emrun_package
 from emrun import experiments
 from emrun.config import load
+from emrun.results import load_results
 from emrun.selection import first_k_cluster_run, truths_needed
-from emrun.store import TIMING_COLUMNS, load_results
+from emrun.store import TIMING_COLUMNS
 from tests.conftest import emrun
 
 
@@ -44,7 +45,9 @@ def test_sweep_then_report(tiny_config):
     assert "results/ghost: no trial rows here" in reported.stderr
     assert (ghost / "report.md").read_text() == "# kept\n"
     report = (cwd / "results" / "tiny" / "report.md").read_text()
-    assert "## Verdicts on the paper's claims" in report and "EM never ends at a k-cluster point" in report
+    assert "## Verdicts on the config's claims" in report and "declares no claims" in report
+    assert "Deviations from the paper" not in report and "published" not in report  # no paper sections without compare_to
+    assert "## k-cluster rate per algorithm" in report and "## Each algorithm against" not in report
     assert "emrun sweep" in report and "emrun report" in report
     assert "nan" not in (cwd / "results" / "tiny" / "cells.csv").read_text().lower()
     assert "[tiny](tiny/report.md)" in (cwd / "results" / "REPORT.md").read_text()
@@ -116,7 +119,7 @@ init_options:
     assert (rows[rows["algorithm"] == "em"]["status"] != "diverged").all()
     emrun("report", cwd=tmp_path)
     report = (tmp_path / "results" / "div" / "report.md").read_text()
-    assert "Diverged runs: GD 1, EM 0." in report
+    assert "Diverged runs: em 0, gd 1." in report
     assert "nan" not in (tmp_path / "results" / "div" / "cells.csv").read_text().lower()
 
 
@@ -145,6 +148,7 @@ experiment: first_k_cluster
 grid: {m: [3], D: [3, 4], algorithm: [em, gd], step: [0.05]}
 truths: {until_k_cluster: 3, block: 2, max: 12}
 runs: {em: 1, gd: 4}
+claims: [ratio_falls_with_D]
 stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
 """)
     emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)

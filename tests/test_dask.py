@@ -4,7 +4,8 @@ killed mid-sweep loses and duplicates nothing."""
 import pandas as pd
 import pytest
 
-from emrun.store import TIMING_COLUMNS, load_results
+from emrun.results import load_results
+from emrun.store import TIMING_COLUMNS
 from tests.conftest import emrun
 
 pytest.importorskip("distributed", reason="the Dask executor needs 'pip install emrun[dask]'")

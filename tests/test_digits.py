@@ -5,7 +5,7 @@ import pytest
 
 from emrun import datasets, experiments
 from emrun.config import Cell, load
-from emrun.store import load_results
+from emrun.results import load_results
 from tests.conftest import emrun
 
 TINY_DIGITS = """\

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from emrun.report.table34 import bootstrap_mean_interval, truth_ratios
-from emrun.selection import first_k_cluster_run, select_truths, truths_needed
+from emrun.report.table34 import bootstrap_mean_interval
+from emrun.selection import first_k_cluster_run, select_truths, truth_ratios, truths_needed
 
 
 def rows_for(hits: dict[int, list[int]], runs: int = 4, m: int = 3, D: int = 4, diverged=()):

@@ -5,7 +5,7 @@ import pytest
 
 from emrun import theory
 from emrun.models import bernoulli as b
-from emrun.store import load_results
+from emrun.results import load_results
 from tests.conftest import emrun
 
 
@@ -56,7 +56,7 @@ def test_theory_sweep_and_report(tmp_path):
     assert "worse than the optimum by exactly KL" in report and "(D - 1) log 2" in report
     assert "check rows: 15" in emrun("status", cwd=tmp_path).stdout
     replay = emrun("replay", "gap/whatever/0", cwd=tmp_path, check=False)
-    assert replay.returncode == 2 and "theory check" in replay.stderr
+    assert replay.returncode == 2 and "check rows of experiment theory" in replay.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nexperiment: theory\ncheck: nope\nseed: 1\ngrid: {m: [2], D: [2]}\n")
     refused = emrun("sweep", str(bad), cwd=tmp_path, check=False)

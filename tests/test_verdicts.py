@@ -1,61 +1,87 @@
-"""Verdicts are computed from rows: feeding rows where a claim fails flips it."""
+"""Verdicts are computed from rows: feeding rows where a claim fails flips it, and rows that cannot
+decide it make it "not testable"."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from emrun.report import claims as c
 from emrun.report import verdicts as v
-from emrun.report.kcluster import cell_summary, truth_spread
+from emrun.report.kcluster import cell_summary
+from emrun.report.published import rule_comparison, truth_spread
+
+CONFIG = {"grid": {"algorithm": ["em", "gd"]}}
 
 
-def synthetic_rows(gd_rate, em_rate=lambda m, D: 0.0, em_ratio=1.0, runs=40, truths=1, seed=0):
+def synthetic_rows(gd_rate, em_rate=lambda m, D: 0.0, em_ratio=1.0, runs=40, truths=1, seed=0, ms=range(2, 7),
+                   Ds=range(2, 7)):
     """Rows of a k-cluster experiment where run r of a cell ends at k < m when r / runs < rate."""
     rng = np.random.default_rng(seed)
     rows = []
-    for m in range(2, 7):
-        for D in range(2, 7):
+    for m in ms:
+        for D in Ds:
             for algorithm, rate in (("em", em_rate), ("gd", gd_rate)):
                 for t in range(truths):
                     for r in range(runs):
                         hit = r < round(rate(m, D) * runs)
-                        rows.append(dict(m=m, D=D, algorithm=algorithm, truth_index=t, run_index=r,
+                        rows.append(dict(m=m, D=D, algorithm=algorithm, truth_index=t, run_index=r, init="uniform",
+                                         step=None if algorithm == "em" else 0.02,
                                          batch_id=f"{m}-{D}-{algorithm}-{t}", status="capped", k_cluster=hit,
                                          likelihood_ratio=em_ratio if algorithm == "em" else rng.uniform(0.8, 1),
                                          iterations=10, batch_seconds=1.0))
     return pd.DataFrame(rows)
 
 
+def paper_claims(rows):
+    return c.judge(rows, CONFIG, list(c.ARTEFACTS["uai2019_table1"].claims))
+
+
 def test_claims_hold_on_rows_where_they_hold():
-    rows = synthetic_rows(lambda m, D: 0.05 * m + 0.03 * D)
-    verdicts = v.k_cluster_claims(rows)
+    verdicts = paper_claims(synthetic_rows(lambda m, D: 0.05 * m + 0.03 * D))
     assert all(verdict.holds for verdict in verdicts), [verdict.markdown() for verdict in verdicts]
+    assert all(verdict.criterion for verdict in verdicts)
 
 
 def test_em_at_k_cluster_flips_the_em_claim():
     rows = synthetic_rows(lambda m, D: 0.05 * m, em_rate=lambda m, D: 0.1 if (m, D) == (4, 3) else 0.0)
-    verdict = v.em_never_k_cluster(rows)
-    assert not verdict.holds
-    assert "no EM run does in 24 of 25 cells" in verdict.evidence and "4 of 1000" in verdict.evidence
+    verdict = c.never_ends_at_k_cluster(rows, CONFIG, "em")
+    assert verdict.status == v.FAILS
+    assert "no em run does in 24 of 25 cells" in verdict.evidence and "4 of 1000" in verdict.evidence
 
 
 def test_em_below_the_threshold_flips_near_optimal():
-    assert v.em_always_near_optimal(synthetic_rows(lambda m, D: 0.2)).holds
-    verdict = v.em_always_near_optimal(synthetic_rows(lambda m, D: 0.2, em_ratio=0.995))
-    assert not verdict.holds and "minimum 0.9950" in verdict.evidence
+    assert c.always_near_optimal(synthetic_rows(lambda m, D: 0.2), CONFIG).holds
+    verdict = c.always_near_optimal(synthetic_rows(lambda m, D: 0.2, em_ratio=0.995), CONFIG)
+    assert verdict.status == v.FAILS and "minimum 0.9950" in verdict.evidence
 
 
-def test_trend_claims_flip_when_the_rate_falls():
+def test_a_claim_about_an_algorithm_that_did_not_run_is_not_testable():
+    rows = synthetic_rows(lambda m, D: 0.2)
+    assert c.never_ends_at_k_cluster(rows, CONFIG, "heavy_ball").status == v.UNTESTABLE
+    assert c.ends_at_k_cluster_more_often(rows, CONFIG, "heavy_ball", "gd").status == v.UNTESTABLE
+
+
+def test_trend_claims_flip_when_the_rate_falls_and_need_two_values_and_three_points():
     falling = synthetic_rows(lambda m, D: 0.9 - 0.1 * m - 0.05 * D)
-    assert not v.gd_rate_grows_with(falling, "m").holds
-    assert not v.gd_rate_grows_with(falling, "D").holds
+    assert c.k_cluster_rate_grows_with(falling, CONFIG, "m").status == v.FAILS
+    assert c.k_cluster_rate_grows_with(falling, CONFIG, "D").status == v.FAILS
+    one_m = synthetic_rows(lambda m, D: 0.1 * D, ms=[3])
+    assert c.k_cluster_rate_grows_with(one_m, CONFIG, "m").status == v.UNTESTABLE  # one value of m
+    two_points = synthetic_rows(lambda m, D: 0.1 * m, ms=[2, 3], Ds=[2])
+    assert c.k_cluster_rate_grows_with(two_points, CONFIG, "m").status == v.UNTESTABLE  # fewer than 3 points
     flat = synthetic_rows(lambda m, D: 0.3)
-    assert not v.gd_rate_grows_with(flat, "m").holds
+    assert c.k_cluster_rate_grows_with(flat, CONFIG, "m").status == v.UNTESTABLE  # rho undefined: no variation
 
 
-def test_gd_versus_em_is_paired_and_flips():
-    assert not v.gd_more_often_than_em(synthetic_rows(lambda m, D: 0.0)).holds
+def test_gd_versus_em_is_paired_flips_and_is_not_testable_when_its_interval_holds_zero():
+    assert c.ends_at_k_cluster_more_often(synthetic_rows(lambda m, D: 0.3), CONFIG).holds
+    reversed_rows = synthetic_rows(lambda m, D: 0.0, em_rate=lambda m, D: 0.3)
+    assert c.ends_at_k_cluster_more_often(reversed_rows, CONFIG).status == v.FAILS
+    assert c.ends_at_k_cluster_less_often(reversed_rows, CONFIG, "gd", "em").holds
     same = synthetic_rows(lambda m, D: 0.2, em_rate=lambda m, D: 0.2)
-    assert not v.gd_more_often_than_em(same).holds  # every pair agrees: no evidence either way
+    verdict = c.ends_at_k_cluster_more_often(same, CONFIG)
+    assert verdict.status == v.UNTESTABLE and "contains 0" in verdict.evidence  # every pair agrees
+    assert verdict.interval == v.CLUSTER_BOOTSTRAP
 
 
 def test_diverged_runs_count_in_the_denominator_not_as_k_cluster():
@@ -77,9 +103,31 @@ def test_wilson_interval_and_truth_spread():
     assert spread["mean_rate"].eq(0.25).all() and spread["truths"].eq(3).all()
 
 
-def test_rule_comparison_counts_published_cells_in_each_rules_range():
-    from emrun.report.kcluster import rule_comparison
+def test_interval_over_truths_is_wider_than_wilson_when_truths_differ_and_matches_it_when_they_do_not():
+    rng = np.random.default_rng(1)
 
+    def cell(rates):
+        rows = []
+        for t, rate in enumerate(rates):
+            hits = rng.random(60) < rate
+            rows += [dict(m=3, D=3, algorithm="gd", truth_index=t, run_index=r, k_cluster=bool(h), status="capped")
+                     for r, h in enumerate(hits)]
+        return c.rate_with_interval(pd.DataFrame(rows)).iloc[0]
+
+    def wilson_width(row):
+        low, high = v.wilson_interval(row["k_cluster"], row["runs"])
+        return float(high - low)
+
+    differing = cell(rng.uniform(0.0, 0.8, size=20))
+    assert differing["interval"] == "bootstrap over truths"
+    assert differing["high"] - differing["low"] > 1.5 * wilson_width(differing)
+    alike = cell([0.3] * 20)
+    assert abs((alike["high"] - alike["low"]) - wilson_width(alike)) < 0.35 * wilson_width(alike)
+    none = cell([0.0] * 20)
+    assert none["low"] == 0 and none["high"] == pytest.approx(1 - 0.025 ** (1 / 20)) and "no event" in none["interval"]
+
+
+def test_rule_comparison_counts_published_cells_in_each_rules_range():
     low = synthetic_rows(lambda m, D: 0.0, truths=3, runs=20)
     published_like = synthetic_rows(lambda m, D: 0.45, truths=3, runs=20)
     table, agree = rule_comparison({"exact": ("a", low), "as_published": ("b", published_like)}, "uai2019_table2")

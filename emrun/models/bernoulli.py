@@ -21,6 +21,28 @@ from itertools import product
 
 import numpy as np
 
+from emrun.models.simplex import project_to_simplex
+
+name = "bernoulli"
+capabilities = frozenset({"em", "gradient"})
+data_kinds = ("population", "samples", "dataset")
+mean_range = (0.0, 1.0)
+_MAX_FEATURES = {"population": 16, "samples": 64, "dataset": 64}  # patterns are 64-bit masks
+
+
+def max_features(data_kind: str) -> int:
+    """The population enumerates all 2^D patterns (65,536 at D = 16); samples are 64-bit masks."""
+    return _MAX_FEATURES[data_kind]
+
+
+def max_points(data: dict, D: int) -> int:
+    """At most how many distinct patterns a batch's data has."""
+    if data["kind"] == "population":
+        return 2**D
+    if data["kind"] == "dataset":
+        return 1797  # scikit-learn's digits
+    return min(data["n"], 2**D)
+
 
 @dataclass(frozen=True)
 class PatternSet:
@@ -34,6 +56,11 @@ class PatternSet:
         """[2D, P]: the patterns and their complements, so that one matrix product sums
         x_j log mu_j + (1 - x_j) log(1 - mu_j) over j."""
         return np.ascontiguousarray(np.concatenate([self.patterns, 1.0 - self.patterns], axis=1).T)
+
+    @property
+    def points(self) -> np.ndarray:
+        """The patterns [P, D], under the name every family's data has."""
+        return self.patterns
 
     @property
     def mean(self) -> np.ndarray:
@@ -88,7 +115,7 @@ def at_boundary(mu: np.ndarray) -> np.ndarray:
     return ((mu == 0.0) | (mu == 1.0)).any(axis=(1, 2))
 
 
-# The names the experiment layer uses for every family.
+# The names every family has (emrun.models.Family).
 population = population_patterns
 sample = sample_patterns
 random_init = random_mixture  # the paper draws inits the same way as truths
@@ -180,6 +207,14 @@ def loss(data: PatternSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return _loss(data, _evaluate(data, pi, mu, weighted=False).log_p)
 
 
+def responsibilities(data: PatternSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Posterior probability of each component for each pattern, pi_c f_c(x) / p(x): [T, m, P]
+    (0 for a pattern the component cannot produce; 0 everywhere for an impossible pattern)."""
+    ev = _evaluate(data, pi, mu, weighted=False)
+    h = ev.h if ev.one_zero is None else np.where(ev.one_zero, 0.0, ev.h)
+    return pi[:, :, None] * h
+
+
 def _pattern_sums(h: np.ndarray, data: PatternSet) -> np.ndarray:
     """sum_x h(x) x for h [T, m, P]: [T, m, D], as one 2-D matrix product."""
     n_trials, m, n_patterns = h.shape
@@ -193,6 +228,7 @@ def _responsibility_sums(ev: _Evaluation, data: PatternSet):
 
 
 EM_UPDATES = ("simultaneous", "in_place")  # eq. 2.7, or the authors' cluster-by-cluster means
+em_updates = EM_UPDATES
 
 
 def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, update: str = "simultaneous"):
@@ -234,6 +270,7 @@ def _new_means(z: np.ndarray, zx: np.ndarray, mu: np.ndarray) -> np.ndarray:
 FUSED_MAX_D = 32
 
 BOUNDARY_RULES = ("exact", "as_published")  # GD's term for a mean at exactly 0 or 1
+boundary_rules = BOUNDARY_RULES
 
 
 def _check_boundary_rule(boundary: str) -> None:
@@ -287,50 +324,50 @@ def _published_boundary_terms(data: PatternSet, mu: np.ndarray, ev: _Evaluation)
     return term @ (2.0 * data.patterns[:, -1] - 1.0)
 
 
-def project_to_simplex(v: np.ndarray) -> np.ndarray:
-    """Euclidean projection of each row of v [T, m] onto the probability simplex.
-
-    The sort-based algorithm of Duchi et al. (2008), vectorised over rows. The projection does not
-    change when a constant is added to a row, so a row with an entry beyond 1e8 in size (a GD step
-    on a huge gradient, where u - (u - 1) would round to 0) is first shifted by its largest entry;
-    other rows are left as they are, so that their results stay bit for bit what they were.
-    """
-    largest = v.max(axis=1, keepdims=True)
-    v = np.where(np.abs(v).max(axis=1, keepdims=True) > 1e8, v - largest, v)
-    u = -np.sort(-v, axis=1)
-    cumulative = np.cumsum(u, axis=1) - 1.0
-    index = np.arange(1, v.shape[1] + 1)
-    rho = np.count_nonzero(u - cumulative / index > 0, axis=1)  # >= 1 always
-    theta = cumulative[np.arange(v.shape[0]), rho - 1] / rho
-    return np.maximum(v - theta[:, None], 0.0)
+def project(pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """After a gradient step: pi onto the simplex, the means clipped to [0, 1] (eq. 2.17)."""
+    return project_to_simplex(pi), np.clip(mu, 0.0, 1.0)
 
 
-def gd_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, step: float, boundary: str = "exact"):
-    """One projected GD step (eq. 2.17): (new pi, new mu, loss at the current parameters)."""
-    grad_pi, grad_mu, current_loss = gradient(data, pi, mu, boundary)
-    new_pi = project_to_simplex(pi - step * grad_pi)
-    new_mu = np.clip(mu - step * grad_mu, 0.0, 1.0)
-    return new_pi, new_mu, current_loss
+class CompiledLoop:
+    """The accelerator of :mod:`bernoulli_fused`: the whole EM or GD loop of every trial in one
+    compiled kernel (same stopping rule and statuses as the numpy loop; tests hold them to 1e-10).
+    It implements EM (both updates) and GD (both boundary rules) for D <= FUSED_MAX_D, without traces."""
+
+    algorithms = ("em", "gd")
+    max_features = FUSED_MAX_D
+
+    def supports(self, problem, algorithm: str, record: tuple) -> bool:
+        return (algorithm in self.algorithms and not record and problem.family.name == name
+                and problem.data.patterns.shape[1] <= self.max_features)
+
+    def bytes_per_trial(self, m: int, D: int) -> int:
+        """The kernel's per-trial lane state; the data, P (D + 2) words, are shared by the batch."""
+        return 8 * (5 * m * D + 5 * m + 8)
+
+    def run(self, problem, pi: np.ndarray, mu: np.ndarray, algorithm: str, params: dict, max_iter: int, tol: float):
+        """Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T])."""
+        from emrun.batch import CAPPED, CONVERGED, DIVERGED
+        from emrun.models import bernoulli_fused as kernel
+
+        if algorithm not in self.algorithms:
+            raise ValueError(f"the compiled Bernoulli loop runs {' and '.join(self.algorithms)}, not {algorithm!r}")
+        _check_boundary_rule(problem.boundary)
+        if problem.em_update not in EM_UPDATES:
+            raise ValueError(f"unknown EM update {problem.em_update!r} (one of {', '.join(EM_UPDATES)})")
+        data = problem.data
+        bits = np.ascontiguousarray(data.patterns, dtype=np.uint8)
+        # Each pattern as a bit mask (feature j is bit j); up to 64 features, held as int64.
+        codes = (bits.astype(np.uint64) << np.arange(bits.shape[1], dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+        codes = codes.view(np.int64)
+        step = float(params.get("step") or 0.0)
+        final_pi, final_mu, iterations, status, touched = kernel.fused_run(
+            bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
+            np.ascontiguousarray(mu, dtype=float), algorithm == "gd", step, int(max_iter), float(tol),
+            problem.boundary == "as_published", problem.em_update == "in_place")
+        names = {kernel.CAPPED: CAPPED, kernel.CONVERGED: CONVERGED, kernel.DIVERGED: DIVERGED}
+        return final_pi, final_mu, iterations, np.array([names[code] for code in status], dtype=object), touched
 
 
-def run_fused(data: PatternSet, pi: np.ndarray, mu: np.ndarray, algorithm: str, max_iter: int, tol: float,
-              step: float | None, boundary: str = "exact", em_update: str = "simultaneous"):
-    """The whole EM or GD loop of every trial in the compiled kernel of :mod:`bernoulli_fused`.
-
-    Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T]).
-    """
-    from emrun.models import bernoulli_fused as kernel
-
-    _check_boundary_rule(boundary)
-    if em_update not in EM_UPDATES:
-        raise ValueError(f"unknown EM update {em_update!r} (one of {', '.join(EM_UPDATES)})")
-    bits = np.ascontiguousarray(data.patterns, dtype=np.uint8)
-    # Each pattern as a bit mask (feature j is bit j); up to 64 features, held as int64.
-    codes = (bits.astype(np.uint64) << np.arange(bits.shape[1], dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
-    codes = codes.view(np.int64)
-    final_pi, final_mu, iterations, status, touched = kernel.fused_run(
-        bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
-        np.ascontiguousarray(mu, dtype=float), algorithm == "gd", float(step or 0.0), int(max_iter), float(tol),
-        boundary == "as_published", em_update == "in_place")
-    names = np.array(["capped", "converged", "diverged"], dtype=object)
-    return final_pi, final_mu, iterations, names[status], touched
+KERNEL = CompiledLoop()
+ACCELERATORS = {"bernoulli/em": KERNEL, "bernoulli/gd": KERNEL}

@@ -15,10 +15,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emrun.models.bernoulli import project_to_simplex
+from emrun.models.simplex import project_to_simplex
 
+name = "gaussian"
+capabilities = frozenset({"em", "gradient"})
+data_kinds = ("samples",)  # a continuous mixture has no finite population to enumerate
 EM_UPDATES = ("simultaneous",)
 BOUNDARY_RULES = ("exact",)  # a Gaussian mean has no boundary
+em_updates, boundary_rules = EM_UPDATES, BOUNDARY_RULES
+mean_range = None
+
+
+def max_features(data_kind: str) -> int:
+    return 1000
+
+
+def max_points(data: dict, D: int) -> int:
+    return data["n"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ def _log_densities(data: SampleSet, mu: np.ndarray) -> np.ndarray:
     return -0.5 * np.maximum(squared, 0.0) - 0.5 * D * np.log(2.0 * np.pi)
 
 
-def _evaluate(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def density_ratios(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(log p(x_n) [T, N], gamma_c(x_n) = f_c(x_n) / p(x_n) [T, m, N], the paper's eq. 2.6)."""
     log_f = _log_densities(data, mu)
     with np.errstate(divide="ignore"):
@@ -82,12 +95,17 @@ def _evaluate(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndarr
 
 def loss(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """Average negative log-likelihood per trial [T]."""
-    return -(_evaluate(data, pi, mu)[0] @ data.weights)
+    return -(density_ratios(data, pi, mu)[0] @ data.weights)
+
+
+def responsibilities(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Posterior probability of each component for each point, pi_c gamma_c(x_n): [T, m, N]."""
+    return pi[:, :, None] * density_ratios(data, pi, mu)[1]
 
 
 def responsibility_sums(data: SampleSet, pi: np.ndarray, mu: np.ndarray):
     """Z_c = E[gamma_c] [T, m], E[gamma_c x] [T, m, D] and the loss [T] at the given point."""
-    log_p, gamma = _evaluate(data, pi, mu)
+    log_p, gamma = density_ratios(data, pi, mu)
     weighted = gamma * data.weights
     return weighted.sum(axis=2), weighted @ data.points, -(log_p @ data.weights)
 
@@ -111,19 +129,11 @@ def gradient(data: SampleSet, pi: np.ndarray, mu: np.ndarray, boundary: str = "e
     return -z, -pi[:, :, None] * (zx - z[:, :, None] * mu), current_loss
 
 
-def gd_step(data: SampleSet, pi: np.ndarray, mu: np.ndarray, step: float, boundary: str = "exact"):
-    """One projected GD step: pi onto the simplex, means unconstrained."""
-    grad_pi, grad_mu, current_loss = gradient(data, pi, mu, boundary)
-    return project_to_simplex(pi - step * grad_pi), mu - step * grad_mu, current_loss
+def project(pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """After a gradient step: pi onto the simplex; the means are unconstrained."""
+    return project_to_simplex(pi), mu
 
 
 def at_boundary(mu: np.ndarray) -> np.ndarray:
     """Gaussian means have no boundary: [T] all False."""
     return np.zeros(mu.shape[0], dtype=bool)
-
-
-def escape_factor(b: np.ndarray, true_pi: np.ndarray, true_mu: np.ndarray) -> np.ndarray:
-    """Eq. 4.4: Z_1 = pi*_1 exp(2 pi*_2 b.mu*) + pi*_2 exp(-2 pi*_1 b.mu*) for b [..., D], with the
-    truth centred (mu*_1 = mu* = -mu*_2), mu_2 at the data mean and pi_1 -> 0 (population)."""
-    s = b @ (0.5 * (true_mu[0] - true_mu[1]))  # b.mu* does not depend on where the midpoint is
-    return true_pi[0] * np.exp(2 * true_pi[1] * s) + true_pi[1] * np.exp(-2 * true_pi[0] * s)

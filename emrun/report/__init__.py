@@ -1,138 +1,131 @@
-"""Reports from stored results only: one report per results folder, and an index.
+"""Reports from stored results only: one report per results folder, its verdicts as JSON, and an index.
 
-The report of a paper-protocol experiment (one truth per cell) also uses, when they exist, the
-results of its many-truths companion: a config identical but for its name, description and
-number of truths.
+Each folder's experiment kind writes its report (:class:`ReportContext` in, :class:`ReportResult`
+out). Beside report.md goes ``verdicts.json``: every verdict with its claim, status, criterion,
+the folder whose rows decided it, the interval method, and whether that folder was complete.
+``REPORT.md`` is built from those files alone, so it can be rebuilt on a clone that holds no rows.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from emrun.store import FAILED, MANIFEST, has_rows, load_results, load_traces, result_folders
+import matplotlib
+import pandas as pd
 
+from emrun.report.verdicts import FAILS, HOLDS, UNTESTABLE, Verdict
+from emrun.store import has_rows, load_traces, read_manifest, result_folders
+
+matplotlib.use("Agg")  # reports draw to files; set before any report module imports pyplot
 INDEX = "REPORT.md"
+VERDICTS = "verdicts.json"
 
 
-def _protocol(config: dict, ignore: tuple[str, ...] = ()) -> str:
-    same = {k: v for k, v in config.items() if k not in ("name", "description", "truths", *ignore)}
-    if "grid.algorithm" in ignore:
-        same["grid"] = {k: v for k, v in same["grid"].items() if k not in ("algorithm", "step")}
-    return json.dumps(same, sort_keys=True)
+@dataclass
+class ReportResult:
+    """What a report writer returns: the report's path, its verdicts, and headline lines for the
+    index (each naming its criterion and the folder it comes from)."""
+
+    path: Path
+    verdicts: list[Verdict]
+    headlines: list[str] = field(default_factory=list)
 
 
-def _manifest(folder: Path) -> dict:
-    return json.loads((folder / MANIFEST).read_text())
+@dataclass
+class Completeness:
+    planned: int
+    stored: int
+    failed: pd.DataFrame
+
+    @property
+    def complete(self) -> bool:
+        return self.stored >= self.planned
 
 
-def _most_truths(folder: Path, root: Path, ignore: tuple[str, ...], differs: str | None,
-                 at_least: int = 2) -> Path | None:
-    """The stored folder with the most random truths (``at_least`` or more) whose config equals this
-    one's but for name, description, truths and ``ignore``; with ``differs``, that key must differ too."""
-    config = _manifest(folder)["config"]
-    best, best_truths = None, at_least - 1
-    for other in result_folders(root):
-        other_config = _manifest(other)["config"]
-        truths = other_config["truths"]
-        if other == folder or not isinstance(truths, int) or truths <= best_truths or not has_rows(other):
-            continue
-        if differs is not None and other_config.get(differs) == config.get(differs):
-            continue
-        if _protocol(other_config, ignore) == _protocol(config, ignore):
-            best, best_truths = other, truths
-    return best
+class ReportContext:
+    """What a report writer may read: its folder's manifest and rows (failed trials apart), its
+    traces, the rows of other folders under the same root (companions), and the command."""
 
+    def __init__(self, folder: Path, root: Path, command: str, loaded: dict):
+        self.folder, self.root, self.command = Path(folder), Path(root), command
+        self._loaded = loaded  # folder -> (rows without failed, completeness): shared by all reports of a run
+        self.manifest = read_manifest(folder)
+        self.rows, self.completeness = self.rows_and_completeness(self.folder)
 
-def many_truths_companion(folder: Path, root: Path) -> Path | None:
-    """The results folder of the same protocol with the most random truths (> 1), if any."""
-    return _most_truths(folder, root, (), None)
+    @property
+    def config(self) -> dict:
+        return self.manifest["config"]
 
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.completeness.failed
 
-def other_rule_companion(folder: Path, root: Path) -> Path | None:
-    """A many-truths results folder of the same protocol run with the other GD boundary rule."""
-    return _most_truths(folder, root, ("gd_boundary",), "gd_boundary")
+    def traces(self) -> pd.DataFrame:
+        return load_traces(self.folder)
 
+    def rows_of(self, folder: Path) -> pd.DataFrame:
+        """Another folder's rows, failed trials left out (a companion of this report)."""
+        return self.rows_and_completeness(Path(folder))[0]
 
-def simultaneous_em_companion(folder: Path, root: Path) -> Path | None:
-    """A results folder of the same protocol run with the standard EM update (for pairing runs)."""
-    return _most_truths(folder, root, ("em_update", "grid.algorithm"), "em_update", at_least=1)
+    def rows_and_completeness(self, folder: Path) -> tuple[pd.DataFrame, Completeness]:
+        if folder not in self._loaded:
+            from emrun.config import from_manifest
+            from emrun.store import read_rows
+
+            config = from_manifest(read_manifest(folder)["config"], folder)
+            kind = config.kind
+            rows = kind.postprocess(read_rows(folder))
+            failed = kind.failed_rows(rows)
+            planned = {spec.batch_id for spec in kind.plan(config, rows if kind.adaptive else None)}
+            stored = planned & set(rows["batch_id"].dropna())
+            self._loaded[folder] = (rows[~failed].reset_index(drop=True),
+                                    Completeness(len(planned), len(stored), rows[failed]))
+        return self._loaded[folder]
 
 
 def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
-    """Write each folder's report and the index ``root/REPORT.md``; return the paths written."""
-    from emrun.report import digits, figure2, gradem, kcluster, table34, theory, variants
+    """Write each folder's report and verdicts, then the index ``root/REPORT.md``; return the paths."""
+    from emrun.results import kind_of
 
-    loaded: dict[Path, object] = {}
-    failed: dict[Path, object] = {}
-
-    def rows_of(folder: Path):
-        """The folder's rows without failed trials, which no table averages (they are counted below)."""
-        if folder not in loaded:
-            rows = load_results(folder)
-            is_failed = rows["status"] == FAILED if "status" in rows else rows["batch_id"].isna()
-            loaded[folder], failed[folder] = rows[~is_failed].reset_index(drop=True), rows[is_failed]
-        return loaded[folder]
-
+    loaded: dict = {}
     written = []
     for folder in folders:
-        manifest = _manifest(folder)
-        rows = rows_of(folder)
-        config = manifest["config"]
-        if config["experiment"] == "first_k_cluster":
-            written.append(table34.write(rows, manifest, folder, command)[0])
-            continue
-        if config["data"]["kind"] == "dataset":
-            written.append(digits.write(rows, manifest, folder, command))
-            continue
-        if config["experiment"] == "theory":
-            written.append(theory.write(rows, manifest, folder, command))
-            continue
-        if config["experiment"] == "dynamics":
-            written.append(gradem.write(rows, manifest, folder, command))
-            continue
-        if config.get("compare_to") == "uai2019_figure2":
-            written.append(figure2.write(rows, load_traces(folder), manifest, folder, command))
-            continue
-        if config.get("em_update") == "in_place":
-            other = simultaneous_em_companion(folder, root)
-            companion = (other.name, rows_of(other)) if other is not None else None
-            written.append(variants.write_em_update(rows, manifest, folder, companion, command))
-            continue
-        if len(config["grid"]["step"]) > 1 or "gd_max_iter" in config["grid"]:
-            written.append(variants.write_sensitivity(rows, manifest, folder, command))
-            continue
-        many = None
-        if isinstance(manifest["config"]["truths"], int) and manifest["config"]["truths"] == 1:
-            companion = many_truths_companion(folder, root)
-            if companion is not None:
-                many = (companion.name, rows_of(companion))
-        # Both GD boundary rules over many truths, when both were run: how much each explains.
-        rules = {}
-        own_many = many[1] if many is not None else (rows if manifest["config"]["truths"] != 1 else None)
-        other = other_rule_companion(folder, root)
-        if own_many is not None and other is not None:
-            rules = {manifest["config"].get("gd_boundary", "exact"): (folder.name if many is None else many[0], own_many),
-                     _manifest(other)["config"].get("gd_boundary", "exact"): (other.name, rows_of(other))}
-        path, _ = kcluster.write(rows, manifest, folder, many, command, rules)
-        written.append(path)
-    for folder, path in zip(folders, written, strict=True):
-        with path.open("a") as report:
-            report.write("\n".join(completeness(_manifest(folder), rows_of(folder), failed[folder])) + "\n")
+        ctx = ReportContext(folder, root, command, loaded)
+        result = kind_of(folder).write_report(ctx)
+        with result.path.open("a") as report:
+            report.write("\n".join(completeness_lines(ctx.completeness)) + "\n")
+        verdicts = [v.located(Path(folder).name, _complete(ctx, v.folder)) for v in result.verdicts]
+        _write_verdicts(Path(folder), ctx, verdicts, result.headlines, result.path)
+        written.append(result.path)
     written.append(write_index(root, command))
     return written
 
 
-def completeness(manifest: dict, rows, failed) -> list[str]:
+def _complete(ctx: ReportContext, name: str | None) -> bool:
+    folder = ctx.folder if name in (None, ctx.folder.name) else ctx.root / name
+    return ctx.rows_and_completeness(folder)[1].complete if has_rows(folder) else False
+
+
+def _write_verdicts(folder: Path, ctx: ReportContext, verdicts: list[Verdict], headlines: list[str], report: Path) -> None:
+    title = report.read_text().splitlines()[0].lstrip("# ")
+    payload = {"folder": folder.name, "title": title, "config_hash": ctx.manifest["config_hash"],
+               "complete": ctx.completeness.complete, "stored_batches": ctx.completeness.stored,
+               "planned_batches": ctx.completeness.planned, "failed_trials": len(ctx.failed),
+               "headlines": headlines, "verdicts": [v.as_dict() for v in verdicts]}
+    (folder / VERDICTS).write_text(json.dumps(payload, indent=1) + "\n")
+
+
+def completeness_lines(state: Completeness) -> list[str]:
     """Whether every planned batch is stored, and the failed trials (excluded from every table)."""
-    planned = manifest["sweeps"][-1].get("batches_total") if manifest.get("sweeps") else None
-    stored = len(set(rows["batch_id"]) | set(failed["batch_id"]))
     lines = ["## Completeness", ""]
-    if planned is not None and stored < planned:
-        lines.append(f"**Incomplete: {stored} of {planned} planned batches are stored**; run the sweep command above "
-                     "again to complete them (tables use the stored batches only).")
+    if not state.complete:
+        lines.append(f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; run the sweep command "
+                     "above again to complete them (tables use the stored batches only).")
     else:
-        lines.append(f"All {stored} planned batches are stored.")
+        lines.append(f"All {state.stored} planned batches are stored.")
+    failed = state.failed
     if len(failed):
         shown = ", ".join(f"{r.batch_id}/{r.run_index}" for r in failed.head(5).itertuples())
         lines.append(f"**{len(failed)} failed trials** (an error or a NaN state; excluded from every table, counted "
@@ -142,29 +135,27 @@ def completeness(manifest: dict, rows, failed) -> list[str]:
     return lines + [""]
 
 
-def own_verdicts(report_lines: list[str]) -> list[str]:
-    """The verdict lines of a report's own rows (not those of its many-truths companion)."""
-    verdicts = []
-    for line in report_lines:
-        if line.startswith("The same claims over"):
-            break
-        if line.startswith("- **"):
-            verdicts.append(line)
-    return verdicts
-
-
 def write_index(root: Path, command: str) -> Path:
-    """``root/REPORT.md``: every report under root with its verdict lines."""
-    lines = ["# emrun results", "", f"Written by `{command}` from the results folders below; each report names "
-             "the sweep commands that produced its rows.", ""]
+    """``root/REPORT.md``: every folder's verdicts and headlines, read from its verdicts.json."""
+    entries = []
     for folder in result_folders(root):
-        report = folder / "report.md"
-        if not report.exists():
-            continue
-        text = report.read_text().splitlines()
-        lines += [f"## [{folder.name}]({folder.name}/report.md)", "", text[0].lstrip("# "), ""]
-        lines += own_verdicts(text)
-        lines += [line for line in text if "published cells agree" in line]
+        path = folder / VERDICTS
+        if path.exists():
+            entries.append(json.loads(path.read_text()))
+    counts = {status: sum(v["status"] == status for e in entries for v in e["verdicts"]) for status in (HOLDS, FAILS, UNTESTABLE)}
+    lines = ["# emrun results", "",
+             f"Written by `{command}` from the `verdicts.json` of the {len(entries)} results folders below; each report "
+             "names the sweep commands that produced its rows.", "",
+             f"Verdicts: {counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTABLE]} are not testable on "
+             "the stored rows.", ""]
+    for entry in entries:
+        lines += [f"## [{entry['folder']}]({entry['folder']}/report.md)", "", entry["title"], ""]
+        if not entry["complete"]:
+            lines += [f"**Incomplete: {entry['stored_batches']} of {entry['planned_batches']} planned batches stored.**", ""]
+        for verdict in entry["verdicts"]:
+            where = "" if verdict["folder"] == entry["folder"] else f" (rows of `{verdict['folder']}`)"
+            lines.append(f"- **{verdict['claim']}**: {verdict['status']}{where}.")
+        lines += ["", *entry["headlines"]] if entry["headlines"] else []
         lines.append("")
     path = Path(root) / INDEX
     path.write_text("\n".join(lines))

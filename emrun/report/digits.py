@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from emrun.report.kcluster import provenance_section  # noqa: E402
-from emrun.report.verdicts import Verdict, ended_at_k_cluster, wilson_interval  # noqa: E402
+from emrun.report import ReportResult
+from emrun.report.claims import declared_claims, judge
+from emrun.report.common import provenance_section
+from emrun.report.verdicts import Verdict, ended_at_k_cluster, wilson_interval
 
 SETTING = ["algorithm", "step", "init", "m"]
 
@@ -49,18 +48,18 @@ def verdicts(table: pd.DataFrame) -> list[Verdict]:
 
     uniform, kmeans = pooled(gd[gd["init"] == "uniform"]), pooled(gd[gd["init"] == "kmeans"])
     return [
-        Verdict("GD's collapse shows up on real data: from the paper's random inits with its step 0.02, GD ends with "
+        Verdict.judged("GD's collapse shows up on real data: from the paper's random inits with its step 0.02, GD ends with "
                 "fewer than m components in use, or diverges after clipping a mean onto 0 or 1, at every m",
                 bool((fewer > 0).all()),
                 "per m: " + ", ".join(f"m={r.m}: {r.k_cluster} k-cluster + {r.diverged} diverged of {r.runs} "
                                       f"(median k {r.median_k:.0f})" for r in paper.itertuples()) + "."),
-        Verdict("EM never ends at a k-cluster point on the digits", bool(em["k_cluster"].sum() == 0),
+        Verdict.judged("EM never ends at a k-cluster point on the digits", bool(em["k_cluster"].sum() == 0),
                 f"{int(em['k_cluster'].sum())} of {int(em['runs'].sum())} EM runs do; diverged {int(em['diverged'].sum())}."),
-        Verdict("k-means initialisation lowers GD's rate of collapse", bool(kmeans < uniform),
+        Verdict.judged("k-means initialisation lowers GD's rate of collapse", bool(kmeans < uniform),
                 f"GD runs ending with fewer than m components or diverged: uniform inits {uniform:.1%}, "
                 f"k-means inits {kmeans:.1%} "
                 "(pooled over m and steps)."),
-        Verdict("EM's clusterings agree with the digit labels at least as well as GD's (mean adjusted Rand index)",
+        Verdict.judged("EM's clusterings agree with the digit labels at least as well as GD's (mean adjusted Rand index)",
                 bool(em["mean_ari"].mean() >= gd["mean_ari"].mean()),
                 f"mean ARI over settings: EM {em['mean_ari'].mean():.3f}, GD {gd['mean_ari'].mean():.3f}; best EM setting "
                 f"{em['mean_ari'].max():.3f}."),
@@ -97,10 +96,10 @@ def _loglik(r) -> str:
     return f"{r.mean_loglik:.2f} / {r.best_loglik:.2f}"
 
 
-def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
-    config = manifest["config"]
+def write(ctx) -> ReportResult:
+    config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     table = summary(rows)
-    found = verdicts(table)
+    found = verdicts(table) + (judge(rows, config, declared_claims(config)) if "claims" in config else [])
     prototypes(rows, folder / "prototypes.png", config["name"])
     out = [f"# {config['name']}: {config['description']}", "",
            f"Data: scikit-learn's digits, {rows['n_patterns'].iloc[0]} distinct binary images (of 1797) at threshold "
@@ -123,4 +122,4 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Pat
     table.to_csv(folder / "settings.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
     path.write_text("\n".join(out))
-    return path
+    return ReportResult(path, found)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from emrun import paper_values  # noqa: E402
-from emrun.models.gaussian import escape_factor  # noqa: E402
-from emrun.report.kcluster import provenance_section  # noqa: E402
-from emrun.report.verdicts import Verdict  # noqa: E402
+from emrun import paper_values
+from emrun.closed_forms import escape_factor
+from emrun.report import ReportResult
+from emrun.report.claims import declared_claims, judge
+from emrun.report.common import provenance_section, save_figure
+from emrun.report.verdicts import Verdict
 
 SMALL = 0.01  # "near the one-cluster region": the closed forms assume pi_1 -> 0
 
@@ -114,7 +113,7 @@ def escape_verdicts(paths: pd.DataFrame, factors: pd.DataFrame, slopes: pd.DataF
     em_ahead = em_final.reindex(gd_final.index) > gd_final
     ratio = slopes["slope"] / slopes["predicted_slope"]
     return [
-        Verdict("EM escapes the one-cluster region (pi_1 from 1e-4 past 0.01 within 100 steps)", len(stuck) == 0,
+        Verdict.judged("EM escapes the one-cluster region (pi_1 from 1e-4 past 0.01 within 100 steps)", len(stuck) == 0,
                 f"{len(escaped)} of {len(em_final)} truths, in a median of {steps_to_escape.median():.0f} steps; median "
                 f"pi_1 after the last step {em_final.median():.3g}" + (
                     "; not escaped: " + ", ".join(
@@ -124,12 +123,12 @@ def escape_verdicts(paths: pd.DataFrame, factors: pd.DataFrame, slopes: pd.DataF
                         f"{factors.loc[factors['truth_index'] == t, 'predicted'].median():.4f})" for t, v in stuck.items())
                     + ": on the sample these runs settle at a fixed point with pi_1 near 0, which the population "
                       "formula does not foresee" if len(stuck) else "") + "."),
-        Verdict("EM grows pi_1 multiplicatively while it is small (a factor above 1 at each step before pi_1 reaches "
+        Verdict.judged("EM grows pi_1 multiplicatively while it is small (a factor above 1 at each step before pi_1 reaches "
                 "0.01, in the truths that escape; eq. 2.9)", bool(len(growing) and (growing["observed"] > 1).mean() >= 0.9),
                 f"{int((growing['observed'] > 1).sum())} of {len(growing)} such steps grow pi_1; median factor "
                 f"{growing['observed'].median():.3g} (5-95%: {growing['observed'].quantile(0.05):.3g}-"
                 f"{growing['observed'].quantile(0.95):.3g})."),
-        Verdict("Eq. 4.4's Z_1 gives EM's per-step factor near the one-cluster region (median relative error below 5% "
+        Verdict.judged("Eq. 4.4's Z_1 gives EM's per-step factor near the one-cluster region (median relative error below 5% "
                 "while pi_1 < 1e-3)", bool(len(near_zero) and near_zero["relative_error"].median() < 0.05),
                 f"median relative error {near_zero['relative_error'].median():.2%} over {len(near_zero)} steps with "
                 f"pi_1 < 1e-3 (t >= 1), {near_zero_escaping['relative_error'].median():.2%} over the "
@@ -138,23 +137,23 @@ def escape_verdicts(paths: pd.DataFrame, factors: pd.DataFrame, slopes: pd.DataF
                 f"{farther['relative_error'].median():.0%} for 1e-3 <= pi_1 < 0.01; and at the first step, where mu_2 "
                 f"is still as drawn rather than at the mean, "
                 f"{factors.loc[factors['iteration'] == 0, 'relative_error'].median():.0%}."),
-        Verdict("GD grows pi_1 linearly while it is small (a straight line fits pi_1(t) with R^2 >= 0.99 in 90% of runs)",
+        Verdict.judged("GD grows pi_1 linearly while it is small (a straight line fits pi_1(t) with R^2 >= 0.99 in 90% of runs)",
                 bool((slopes["r2"] >= 0.99).mean() >= 0.9),
                 f"R^2 >= 0.99 in {int((slopes['r2'] >= 0.99).sum())} of {len(slopes)} runs (median {slopes['r2'].median():.4f}; "
                 f"a straight line through log pi_1 fits with median R^2 {slopes['log_r2'].median():.3f}); fitted slope "
                 f"/ eq. 4.8's (alpha/2)(Z_1 - 1) at the initial b: median {ratio.median():.2f} "
                 f"(5-95%: {ratio.quantile(0.05):.2f}-{ratio.quantile(0.95):.2f})."),
-        Verdict(f"GD reaches about {published} after 100 steps (the paper's one truth)", bool(inside),
+        Verdict.judged(f"GD reaches about {published} after 100 steps (the paper's one truth)", bool(inside),
                 f"ours over {len(gd_final)} truths: median {gd_final.median():.3g}, range {gd_final.min():.3g}-"
                 f"{gd_final.max():.3g}; the published value {'lies inside' if inside else 'is outside'} that range "
                 f"({int((gd_final < published).sum())} of {len(gd_final)} truths end below it)."),
-        Verdict("EM escapes faster than GD (higher pi_1 after 100 steps, same truth)", bool(em_ahead.all()),
+        Verdict.judged("EM escapes faster than GD (higher pi_1 after 100 steps, same truth)", bool(em_ahead.all()),
                 f"in {int(em_ahead.sum())} of {len(gd_final)} truths"
                 + (f"; not in truth(s) {', '.join(map(str, em_ahead.index[~em_ahead]))}" if not em_ahead.all() else "") + "."),
     ]
 
 
-def plot(paths: pd.DataFrame, path: Path, title: str, published: float) -> list[Path]:
+def plot(paths: pd.DataFrame, folder: Path, title: str, published: float) -> list[str]:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, scale in zip(axes, ("linear", "log"), strict=True):
         for algorithm, colour in (("em", "tab:blue"), ("gd", "tab:orange")):
@@ -172,23 +171,17 @@ def plot(paths: pd.DataFrame, path: Path, title: str, published: float) -> list[
         ax.set_title(f"{scale} y axis", fontsize=9)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    written = []
-    for suffix in ("png", "pdf"):
-        out = path.with_suffix(f".{suffix}")
-        fig.savefig(out, dpi=120)
-        written.append(out)
-    plt.close(fig)
-    return written
+    return save_figure(fig, folder, "figure2", "figure 2", pdf=True)
 
 
-def write(rows: pd.DataFrame, traces: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
-    config = manifest["config"]
+def write(ctx) -> ReportResult:
+    config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     published = paper_values.value("uai2019_figure2", "gd_pi1_after_100")
-    paths = trajectories(rows, traces)
+    paths = trajectories(rows, ctx.traces())
     factors, slopes = em_factors(paths), gd_slopes(paths)
     verdicts = escape_verdicts(paths, factors, slopes, published, separation(rows))
-    plot(paths, folder / "figure2", f"{config['name']}: pi_1 against the iteration", published)
+    verdicts += judge(rows, config, declared_claims(config))
+    figure = plot(paths, folder, f"{config['name']}: pi_1 against the iteration", published)
     truth0 = rows[(rows["truth_index"] == 0) & (rows["run_index"] == 0)].iloc[0]
     out = [f"# {config['name']}: {config['description']}", "",
            f"Mixtures of two Gaussians (identity covariances), D = {config['grid']['D']}, {config['data']['n']} samples "
@@ -198,7 +191,7 @@ def write(rows: pd.DataFrame, traces: pd.DataFrame, manifest: dict, folder: Path
            f"sample mean (the paper's inits; EM's second mean as drawn). GD step {config['grid']['step']}; "
            f"{config['stopping']['em']['max_iter']} iterations of each.", "",
            "## Verdicts", "", *[v.markdown() for v in verdicts], "",
-           "![figure 2](figure2.png)", "",
+           *figure,
            f"Truth 0 (dashed): pi* = {np.round(truth0['truth_pi'], 3).tolist()}, mu*_1 = "
            f"{np.round(np.asarray(truth0['truth_mu'])[:config['grid']['D'][0]], 3).tolist()}.", "",
            "## EM: observed factor pi_1(t+1)/pi_1(t) against eq. 4.4", "",
@@ -229,4 +222,4 @@ def write(rows: pd.DataFrame, traces: pd.DataFrame, manifest: dict, folder: Path
     slopes.to_csv(folder / "gd_slopes.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
     path.write_text("\n".join(out))
-    return path
+    return ReportResult(path, verdicts)

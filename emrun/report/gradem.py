@@ -1,20 +1,18 @@
 """Reports of paper B's studies (Xu, Fazel & Du 2024, gradient EM on over-parameterised GMMs),
-from the stored rows of :mod:`emrun.dynamics` only. Pass criteria: PROTOCOLS.md, "Papers B and C",
+from the stored rows of :mod:`emrun.dynamics` only. Pass criteria: docs/protocols.md, "Papers B and C",
 sections 1-4 (ours where the paper gives none)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from emrun.report.theory import save_figure  # noqa: E402
-from emrun.report.verdicts import Verdict, linear_fit, loglog_slope  # noqa: E402
+from emrun.report import ReportResult, companions
+from emrun.report.common import provenance_section, save_figure, verdict_section
+from emrun.report.verdicts import Verdict, linear_fit, loglog_slope
 
 
 def _window(part: pd.DataFrame, low: float, high: float) -> pd.DataFrame:
@@ -53,14 +51,14 @@ def _estimator_verdict(rows: pd.DataFrame) -> list[Verdict]:
     if rows["estimator"].iloc[0] == "fresh_mc":
         size, smallest = int(rows["estimator_size"].iloc[0]), rows["kl"].abs().min()
         noise = np.sqrt(2 * smallest / size)  # std of a Monte Carlo mean of the log-ratio at small L
-        return [Verdict(f"The estimator ({rows['estimator'].iloc[0]}, {size:,} points) resolves the smallest L it "
+        return [Verdict.judged(f"The estimator ({rows['estimator'].iloc[0]}, {size:,} points) resolves the smallest L it "
                         "reports (its standard error sqrt(2 L / N) below 10% of L)", bool(noise < 0.1 * smallest),
                         f"smallest |L| {smallest:.2e}, standard error there about {noise:.1e}.")]
     if "kl_check" not in rows or rows["kl_check"].isna().all():
         return []
     relative = ((rows["kl"] - rows["kl_check"]).abs() / rows["kl_check"].abs()).max()
     size = int(rows["estimator_size"].iloc[0])
-    return [Verdict(f"The estimator is accurate enough for these slopes (L from {size}-point Gauss-Hermite within 1% of "
+    return [Verdict.judged(f"The estimator is accurate enough for these slopes (L from {size}-point Gauss-Hermite within 1% of "
                     f"the {size + 2}-point rule at every checkpoint)", bool(relative < 0.01),
                     f"largest relative difference {relative:.1e} over {len(rows)} checkpoints.")]
 
@@ -92,18 +90,18 @@ def rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], li
             draws += (f" ({len(unmeasured)} not measurable: the estimator gave L <= 0 at "
                       f"{int(unmeasured['nonpositive'].sum())} checkpoints, its noise is above L)")
         if unmeasured.shape[0] == len(part):
-            verdicts.append(Verdict(f"n = {m}: L and D converge sub-linearly", False,
+            verdicts.append(Verdict.judged(f"n = {m}: L and D converge sub-linearly", False,
                                     f"no slope can be fitted for {draws}; L at t = {T}: {part['L_T'].iloc[0]:.3g}."))
             continue
         every = unmeasured.empty  # a verdict holds only if every draw could be measured
         part = part[part["measurable"]]
         verdicts += [
-            Verdict(f"n = {m}: L and D decrease to 0, L at least as fast as the O(1/sqrt(t)) bound over the last decade "
+            Verdict.judged(f"n = {m}: L and D decrease to 0, L at least as fast as the O(1/sqrt(t)) bound over the last decade "
                     "(slope of ln L vs ln t in [-2.5, -0.5]), D's slope in [-1.3, -0.4]", every and bool(part["bounded"].all()),
                     f"holds for {int(part['bounded'].sum())} of {draws}; at t = {T}: L {part['L_T'].min():.3g} to "
                     f"{part['L_T'].max():.3g}; slopes of L {part['slope_L'].min():.2f} to {part['slope_L'].max():.2f}, "
                     f"of D {part['slope_D'].min():.2f} to {part['slope_D'].max():.2f}."),
-            Verdict(f"n = {m}: the convergence is sub-linear, not exponential (log-log slopes over [T/100, T/10] and "
+            Verdict.judged(f"n = {m}: the convergence is sub-linear, not exponential (log-log slopes over [T/100, T/10] and "
                     "[T/10, T] within 0.5, and d ln L/dt at least 3x smaller late than early)",
                     every and bool(part["sublinear"].all()),
                     f"holds for {int(part['sublinear'].sum())} of {draws}; log-log slopes {part['slope_mid'].median():.2f} then "
@@ -133,7 +131,7 @@ def weights(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], 
     ordered = bool((late.diff(axis=1).iloc[:, 1:] > 0).all().all())
     verdicts_estimator = _estimator_verdict(rows)
     ratio = float(median[order[-1]].iloc[-1] / median[order[0]].iloc[-1])
-    verdicts = [Verdict("More evenly distributed weights converge faster (median L ordered by evenness at every "
+    verdicts = [Verdict.judged("More evenly distributed weights converge faster (median L ordered by evenness at every "
                         "checkpoint t >= 300, and the least even >= 3x the most even at t = T)", ordered and ratio >= 3,
                         f"ordered at {int((late.diff(axis=1).iloc[:, 1:] > 0).all(axis=1).sum())} of {len(late)} "
                         f"checkpoints; at t = {T}: " + ", ".join(f"{s} {median[s].iloc[-1]:.3g}" for s in order)
@@ -164,7 +162,7 @@ def gradnorm(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str],
         fit = part[part["D"] >= 8]
         slope, r2 = linear_fit(fit["D"], np.log(fit["grad_norm"]))
         inner = (part["grad_inner_relative"] * part["grad_outer"]).max()
-        verdicts.append(Verdict(
+        verdicts.append(Verdict.judged(
             f"n = {m}: ||grad L(mu(0))|| decreases exponentially in d (ln-linear for d >= 8, slope in "
             f"[{predicted - 0.05:.2f}, {predicted + 0.05:.2f}] around -c^2/8 = {predicted:.2f}); the gradients of "
             "mu_3..mu_n vanish (below 1e-14: rounding of O(1) terms)",
@@ -176,7 +174,7 @@ def gradnorm(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str],
         trapped = part[part["trap_status"] == "escaped"]
         if (trapped["D"] >= 8).sum() >= 3:  # the slope is only asymptotic in d: fit d >= 8 or not at all
             trap_slope, trap_r2 = linear_fit(trapped[trapped["D"] >= 8]["D"], np.log(trapped[trapped["D"] >= 8]["trap_steps"]))
-            verdicts.append(Verdict(f"n = {m}: gradient EM stays trapped for exp(Omega(d)) steps (Theorem 7: slope of "
+            verdicts.append(Verdict.judged(f"n = {m}: gradient EM stays trapped for exp(Omega(d)) steps (Theorem 7: slope of "
                                     "ln(steps until ||mu_1|| halves) against d, d >= 8, in [0.35, 0.6])",
                                     bool(0.35 <= trap_slope <= 0.6),
                                     f"slope {trap_slope:.3f} (R² {trap_r2:.3f}); {int(trapped['trap_steps'].iloc[0])} steps at "
@@ -208,7 +206,7 @@ def statrate(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str],
     decades = np.log10(mean.index.max() / mean.index.min())
     method = ("sample EM (the full M-step for the means: the stationary points of gradient EM)"
               if (rows["algorithm"] == "em").all() else "sample gradient EM")
-    verdicts = [Verdict(f"The error of {method} after convergence scales as N^(-1/4) (log-log slope of "
+    verdicts = [Verdict.judged(f"The error of {method} after convergence scales as N^(-1/4) (log-log slope of "
                         "sqrt(D) in [-0.40, -0.18] over >= 1.5 decades of N, clearly shallower than -1/2)",
                         bool(-0.40 <= slope_root <= -0.18 and decades >= 1.5),
                         f"slope {slope_root:.3f} (R² {r2:.3f}) over {decades:.1f} decades; max_i ||mu_i||: {slope_max:.3f}; "
@@ -232,23 +230,6 @@ def statrate(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str],
     return lines + [""] + save_figure(fig, folder, "statrate", "error against sample size"), verdicts
 
 
-def other_update_companion(folder: Path, config: dict) -> tuple[str, pd.DataFrame] | None:
-    """A stored statrate study on the same samples and initial points (same seed, m, D and sample sizes)
-    run with the other update (EM's M-step vs gradient EM): its name and rows."""
-    import json
-
-    from emrun.store import MANIFEST, has_rows, load_results, result_folders
-
-    for other in result_folders(folder.parent):
-        theirs = json.loads((other / MANIFEST).read_text())["config"]
-        same = all(theirs.get(k) == config.get(k) for k in ("experiment", "study", "seed", "estimator"))
-        if (other != folder and same and has_rows(other) and theirs["grid"]["m"] == config["grid"]["m"]
-                and theirs["grid"]["D"] == config["grid"]["D"] and theirs["options"]["samples"] == config["options"]["samples"]
-                and theirs["grid"]["algorithm"] != config["grid"]["algorithm"]):
-            return other.name, load_results(other)
-    return None
-
-
 def same_stationary_points(rows: pd.DataFrame, companion: tuple[str, pd.DataFrame]) -> tuple[list[str], list[Verdict]]:
     """Gradient EM and EM's M-step from the same initial point on the same sample: the same end point?"""
     name, other = companion
@@ -261,25 +242,21 @@ def same_stationary_points(rows: pd.DataFrame, companion: tuple[str, pd.DataFram
     ratio = (pairs["iteration"] / pairs["iteration_other"]).median()
     return ([f"Paired with `{name}` ({len(pairs)} runs on the same samples and initial points): largest relative "
              f"difference in D {gap:.1e}; median iteration ratio {ratio:.2f}.", ""],
-            [Verdict(f"Gradient EM and EM's M-step stop at the same stationary points (D within 1e-3, paired with {name})",
+            [Verdict.judged(f"Gradient EM and EM's M-step stop at the same stationary points (D within 1e-3, paired with {name})",
                      bool(gap < 1e-3), f"{len(pairs)} converged pairs; largest relative difference {gap:.1e}; "
                      f"this run took {ratio:.2f}x the iterations of the other (median).")])
 
 
-SECTIONS = {"rates": rates, "weights": weights, "gradnorm": gradnorm, "statrate": statrate}
-
-
-def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
-    """The report of one dynamics study (paper B or C): verdicts, numbers, figure, provenance."""
-    from emrun.report.kcluster import provenance_section
-    from emrun.report.simplex import SECTIONS as SIMPLEX_SECTIONS
-
-    config = manifest["config"]
-    lines, verdicts = {**SECTIONS, **SIMPLEX_SECTIONS}[config["study"]](rows, folder, config)
-    if config["study"] == "statrate":
-        companion = other_update_companion(folder, config)
-        if companion is not None:
-            more_lines, more_verdicts = same_stationary_points(rows, companion)
+def write(ctx, section, pair_updates: bool = False) -> ReportResult:
+    """The report of one dynamics study (paper B or C): verdicts, numbers, figure, provenance.
+    ``section`` (rows, folder, config) -> (lines, verdicts) is the study's; a study on samples is
+    also paired with the same study run with the other update, when one is stored."""
+    config, rows, folder = ctx.config, ctx.rows, ctx.folder
+    lines, verdicts = section(rows, folder, config)
+    if pair_updates:
+        other = companions.other_dynamics_update(folder, ctx.root)
+        if other is not None:
+            more_lines, more_verdicts = same_stationary_points(rows, (other.name, ctx.rows_of(other)))
             lines, verdicts = lines + more_lines, verdicts + more_verdicts
     estimator = config["estimator"]
     out = [f"# {config['name']}: {config['description']}", "",
@@ -287,11 +264,11 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Pat
            f"d = {config['grid']['D']}, {config['grid']['algorithm']} (step {config['grid']['step']} where gradient EM), "
            f"{config['truths']} replicate(s) x {config['runs']['gd']} run(s), seed {config['seed']}; options "
            f"{config['options']}. Expectations: {estimator['kind']} of size {estimator['size']} (recorded in every row).",
-           "", "## Verdicts", "", *[v.markdown() for v in verdicts], "", "## Numbers", "", *lines]
-    out += provenance_section(manifest, [], command)
+           "", *verdict_section(verdicts), "## Numbers", "", *lines]
+    out += provenance_section(ctx.manifest, [], ctx.command)
     numeric = rows.select_dtypes("number").columns.difference(["config_hash"])
     keys = [c for c in ("series", "m", "D", "n_samples") if c in rows]
     rows.groupby(keys)[list(numeric.difference(keys))].median().to_csv(folder / "summary.csv", float_format="%.6g")
     path = folder / "report.md"
     path.write_text("\n".join(out))
-    return path
+    return ReportResult(path, verdicts)

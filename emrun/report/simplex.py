@@ -1,20 +1,17 @@
 """Reports of paper C's studies (Assylbekov, Legg & Pak 2025: EM with means on a simplex), from the
 stored rows of :mod:`emrun.dynamics` only. The paper's own settings are unknown; the predictions
-and pass criteria are PROTOCOLS.md's reconstruction ("Papers B and C", section 6)."""
+and pass criteria are docs/protocols.md's reconstruction ("Papers B and C", section 6)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from emrun.report.theory import save_figure  # noqa: E402
-from emrun.report.verdicts import Verdict, linear_fit, loglog_slope  # noqa: E402
+from emrun.report.common import save_figure
+from emrun.report.verdicts import Verdict, linear_fit, loglog_slope
 
 KL_FLOOR = 1e-12  # below this, quadrature rounding (~1e-16) is a visible fraction of KL: no fits there
 UNIFORM = 1e-12  # min |DFT(pi)|^2 below this: the DFT condition fails
@@ -49,7 +46,7 @@ def simplex_rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[
             predicted = 2 * np.log(1 - dft)
             slope, r2, decades = exponential_fit(part)
             holds = r2 > 0.99 and decades >= 6 and abs(slope / predicted - 1) <= 0.05 and monotone
-            verdicts.append(Verdict(
+            verdicts.append(Verdict.judged(
                 f"pi = {label}, ||theta_0|| = {radius:g}: ln KL is linear in t (R² > 0.99 over >= 6 decades) with slope "
                 f"within 5% of 2 ln(1 - min|DFT(pi)|²) = {predicted:.4f}, and KL never increases", bool(holds),
                 f"slope {slope:.4f} ({slope / predicted - 1:+.2%}), R² {r2:.5f} over {decades:.1f} decades; "
@@ -62,7 +59,7 @@ def simplex_rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[
             _, r2_linear = linear_fit(window["iteration"], np.log(window["kl"]))
             others = at_100.drop(list(uniform_labels), errors="ignore")
             ratio = float(part[part["iteration"] == 100]["kl"].iloc[0] / others.max()) if len(others) else float("nan")
-            verdicts.append(Verdict(
+            verdicts.append(Verdict.judged(
                 f"pi = {label} (DFT condition fails), ||theta_0|| = {radius:g}: sub-linear (log-log slope over t in "
                 "[100, 1000] in [-2.3, -1.5], ln KL not linear in t) and KL(100) >= 1e3 x that of the DFT-condition weights",
                 bool(-2.3 <= loglog <= -1.5 and r2_linear < 0.99 and ratio >= 1e3),
@@ -77,7 +74,7 @@ def simplex_rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[
             slopes.append(loglog_slope(window["iteration"], window["kl"])[0])
         nondegenerate = free[(free["dft_min"] >= UNIFORM) & (free["iteration"] == 100)]["kl"]
         tied = simplex[(simplex["dft_min"] >= UNIFORM) & (simplex["iteration"] == 100)]["kl"]
-        verdicts.append(Verdict(
+        verdicts.append(Verdict.judged(
             "Free-means gradient EM (paper B's setting) from the same simplex is sub-linear (log-log slopes in [-2.5, -1]), "
             "so the simplex constraint is a dramatic acceleration (KL(100) at least 1e3 x smaller under the DFT condition)",
             bool(all(-2.5 <= s <= -1 for s in slopes) and nondegenerate.min() >= 1e3 * tied.max()),
@@ -118,7 +115,7 @@ def simplex_radius(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list
         table.append(f"| {radius:g} | {part['kl'].iloc[0]:.3g} | {reach[-1][1] if len(hit) else 'not reached'} | "
                      f"{slope:.4f} (R² {r2:.4f}) |")
     predicted = 2 * np.log(1 - rows["dft_min"].iloc[0])
-    verdicts = [Verdict(f"Every start converges with the same asymptotic slope of ln KL (within 5% of {predicted:.4f}); "
+    verdicts = [Verdict.judged(f"Every start converges with the same asymptotic slope of ln KL (within 5% of {predicted:.4f}); "
                         "the paper gives no radius gamma to test, so the iteration counts are reported only",
                         bool(all(r[1] is not None for r in reach) and max(abs(s / predicted - 1) for s in slopes) <= 0.05),
                         "iterations to KL < 1e-8: " + ", ".join(f"{r:g} -> {n}" for r, n in reach) + "; slopes "
@@ -149,7 +146,7 @@ def simplex_samples(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[lis
         at_truth = converged["theta_norm"] < 1e-4
         away = converged[~at_truth].groupby("n_samples")["theta_norm"].mean()
         away_slope = loglog_slope(away.index, away)[0] if len(away) >= 2 else float("nan")
-        verdicts.append(Verdict(
+        verdicts.append(Verdict.judged(
             f"pi = {label}: mean ||theta_hat|| falls as N^({'-1/4' if uniform else '-1/2'}) (log-log slope in [{low}, {high}])",
             bool(low <= slope <= high),
             f"slope {slope:.3f} (R² {r2:.3f}) over N = {mean.index.min()}..{mean.index.max()}; {len(converged)} of "
@@ -184,7 +181,7 @@ def lloyd(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], li
         lines.append(f"| {k} | {d} | {len(part)} | {part['norm_mean'].mean():.4f} | "
                      f"{'-' if pd.isna(radius) else f'{radius:.4f}'} | {'-' if pd.isna(gap) else f'{gap:+.2%}'} | "
                      f"{part['pair_distance_cv'].max():.2%} | {part['centroid_mean_norm'].max():.4f} |")
-    verdicts = [Verdict("Lloyd's algorithm on N(0, I) data ends at a regular simplex of radius R_0 (every centroid norm "
+    verdicts = [Verdict.judged("Lloyd's algorithm on N(0, I) data ends at a regular simplex of radius R_0 (every centroid norm "
                         "within 2% of the closed form where we have it, k = 2, 3; pairwise-distance CV < 2%; "
                         "||mean of centroids|| < 0.02)", worst_norm <= 0.02 and worst_cv < 0.02 and worst_mean < 0.02,
                         f"largest norm deviation {worst_norm:.2%}, largest CV {worst_cv:.2%}, largest ||mean|| "

@@ -8,37 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from emrun import paper_values, selection  # noqa: E402
-from emrun.report.kcluster import grid_table, provenance_section  # noqa: E402
-from emrun.report.verdicts import NEAR_OPTIMAL, Verdict  # noqa: E402
-
-BOOTSTRAP_RESAMPLES = 2000
-
-
-def truth_ratios(rows: pd.DataFrame, target: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per kept truth: the likelihood ratio of GD's first k-cluster run and of EM's run 0.
-
-    Returns (per-truth table: m, D, truth_index, first_run, gd_ratio, gd_k, em_ratio; counts per
-    (m, D): tried, skipped, found).
-    """
-    chosen, counts = selection.select_truths(rows, target)
-    gd = rows[rows["algorithm"] == "gd"].set_index(["m", "D", "truth_index", "run_index"])
-    em = rows[(rows["algorithm"] == "em") & (rows["run_index"] == 0)].set_index(selection.KEYS)
-    keys = list(zip(chosen["m"], chosen["D"], chosen["truth_index"], chosen["first_run"], strict=True))
-    chosen = chosen.assign(
-        gd_ratio=gd.loc[keys, "likelihood_ratio"].to_numpy() if keys else [],
-        gd_k=gd.loc[keys, "k"].to_numpy() if keys else [],
-        em_ratio=em["likelihood_ratio"].reindex(pd.MultiIndex.from_frame(chosen[selection.KEYS])).to_numpy(),
-    )
-    return chosen, counts
+from emrun import paper_values
+from emrun.report import ReportResult
+from emrun.report.claims import declared_claims, judge
+from emrun.report.common import grid_table, provenance_section, save_figure, verdict_section
+from emrun.report.verdicts import BOOTSTRAP_RESAMPLES
+from emrun.selection import truth_ratios
 
 
 def bootstrap_mean_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -67,41 +46,7 @@ def cell_table(per_truth: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
                        on=["m", "D"], how="left")
 
 
-def _centred_trend(per_truth: pd.DataFrame, factor: str, sign: int, claim: str) -> Verdict:
-    other = "D" if factor == "m" else "m"
-    centred = per_truth["gd_ratio"] - per_truth.groupby(other)["gd_ratio"].transform("mean")
-    if per_truth[factor].nunique() < 2 or centred.nunique() < 2:
-        return Verdict(claim, False, f"not enough variation in {factor} or in the ratios to judge.")
-    rho, p_value = (float(x) for x in stats.spearmanr(per_truth[factor], centred))
-    per_level = []
-    for level, group in per_truth.groupby(other):
-        if group[factor].nunique() > 1 and group["gd_ratio"].nunique() > 1:
-            per_level.append(f"{other}={level}: {stats.spearmanr(group[factor], group['gd_ratio'])[0]:.2f}")
-    evidence = (f"Spearman rho = {rho:.2f}, p = {p_value:.2g} over {len(per_truth)} kept truths, each ratio centred on "
-                f"the mean of its {other}; per {other}: {', '.join(per_level)}.")
-    return Verdict(claim, sign * rho > 0 and p_value < 0.05, evidence)
-
-
-def claims(per_truth: pd.DataFrame, rows: pd.DataFrame) -> list[Verdict]:
-    """Tables 3-4 claims: k-cluster points get worse with D, better with m; EM above 0.999."""
-    em_all = rows[rows["algorithm"] == "em"]
-    below = em_all[em_all["likelihood_ratio"] <= NEAR_OPTIMAL]
-    worst = em_all.loc[em_all["likelihood_ratio"].idxmin()]
-    em_kept = per_truth["em_ratio"]
-    em_verdict = Verdict(
-        f"EM's likelihood ratio is above {NEAR_OPTIMAL} for every truth",
-        bool((em_kept > NEAR_OPTIMAL).all() and below.empty),
-        f"{int((em_kept <= NEAR_OPTIMAL).sum())} of {len(em_kept)} kept truths and {len(below)} of {len(em_all)} truths "
-        f"run are at or below it; minimum {worst['likelihood_ratio']:.4f} at m={int(worst['m'])}, D={int(worst['D'])}, "
-        f"truth {int(worst['truth_index'])}.")
-    return [
-        _centred_trend(per_truth, "D", -1, "GD's k-cluster points get worse as D grows (at fixed m)"),
-        _centred_trend(per_truth, "m", +1, "GD's k-cluster points get better as m grows (at fixed D)"),
-        em_verdict,
-    ]
-
-
-def ratio_plot(cells: pd.DataFrame, path: Path, title: str) -> Path:
+def ratio_plot(cells: pd.DataFrame, folder: Path, title: str) -> list[str]:
     """Mean ratio (with bootstrap interval) and worst ratio against D, one colour per m; ours solid,
     the paper's dashed."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharey=True)
@@ -122,22 +67,19 @@ def ratio_plot(cells: pd.DataFrame, path: Path, title: str) -> Path:
     axes[0].set_ylabel("likelihood ratio exp(l* - l_GD)")
     axes[1].legend(fontsize=7, ncol=2, loc="lower left")
     fig.suptitle(title)
-    out = path.with_suffix(".png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, folder, "ratio_vs_D", "ratio against D")
 
 
-def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> tuple[Path, list[Verdict]]:
+def write(ctx) -> ReportResult:
     """Write report.md, cells.csv, truths.csv and ratio_vs_D.png of a first_k_cluster experiment."""
-    config = manifest["config"]
+    config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     target = config["truths"]["until_k_cluster"]
     per_truth, counts = truth_ratios(rows, target)
     cells = cell_table(per_truth, counts)
-    verdicts = claims(per_truth, rows) if len(per_truth) else []
+    verdicts = judge(rows, config, declared_claims(config))
     short = cells[cells["found"] < target]
     inside = (cells["published_mean"] >= cells["boot_low"]) & (cells["published_mean"] <= cells["boot_high"])
-    ratio_plot(cells, folder / "ratio_vs_D", config["name"])
+    figure = ratio_plot(cells, folder, config["name"])
 
     def mean_cell(r) -> str:
         if r.found == 0:
@@ -152,7 +94,7 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> tup
            f"a k-cluster point (weight below {config['k_cluster_threshold']}); the first such run of each kept truth "
            f"gives the likelihood ratio exp(l* - l_GD), l* the entropy of the truth (the exact optimum). EM runs once "
            f"per truth from the init of GD's run 0.", "",
-           "## Verdicts on the paper's claims", "", *[v.markdown() for v in verdicts], ""]
+           *verdict_section(verdicts, "Verdicts on the paper's claims")]
     if not short.empty:
         out += [f"**Fewer than {target} truths with a GD k-cluster point** in: "
                 + ", ".join(f"m={r.m}, D={r.D} ({r.found} of {r.tried} tried)" for r in short.itertuples()) + ".", ""]
@@ -164,7 +106,7 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> tup
             "## Table 4: worst likelihood ratio of the same truths", "",
             "Ours / published.", "",
             grid_table(cells, lambda r: f"{r.min_ratio:.3f} / {r.published_min:.3f}" if r.found else "none"), "",
-            "![ratio against D](ratio_vs_D.png)", "",
+            *figure,
             "## Truths tried and skipped", "",
             "Truths examined until the last one kept, and how many of them had no GD run ending at a k-cluster point "
             "(skipped, as in the paper's protocol).", "",
@@ -176,9 +118,9 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> tup
             "- Every one of a truth's GD inits is run (so the batches are fixed by the config) and the first run, in "
             "init order, that ends at a k-cluster point is kept: the same choice as the paper's run-until-found loop.",
             "- Truths are drawn in blocks, so a few truths past the last one kept are run and not used.",
-            "- l* is the entropy of the truth; the authors' code used the loss EM reached (PROTOCOLS.md), which agrees "
+            "- l* is the entropy of the truth; the authors' code used the loss EM reached (docs/protocols.md), which agrees "
             "to about 1e-6.",
-            f"- GD's boundary rule (a mean at exactly 0 or 1): `{config.get('gd_boundary', 'exact')}` (PROTOCOLS.md "
+            f"- GD's boundary rule (a mean at exactly 0 or 1): `{config.get('gd_boundary', 'exact')}` (docs/protocols.md "
             "describes the authors' variant).",
             *[f"- Claim not reproduced: {v.claim}. {v.evidence}" for v in verdicts if not v.holds], ""]
     out += provenance_section(manifest, ["uai2019_table3", "uai2019_table4"], command)
@@ -186,4 +128,7 @@ def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> tup
     per_truth.to_csv(folder / "truths.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
     path.write_text("\n".join(out))
-    return path, verdicts
+    headline = (f"**The published mean lies inside our bootstrap interval in {int(inside.sum())} of {len(cells)} cells** "
+                f"(`{config['name']}`; criterion: Table 3's value inside the 95% bootstrap interval of our mean over "
+                f"the {target} kept truths).")
+    return ReportResult(path, verdicts, [headline])

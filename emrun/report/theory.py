@@ -5,23 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from emrun.report.kcluster import provenance_section  # noqa: E402
-from emrun.report.verdicts import Verdict  # noqa: E402
-
-
-def save_figure(fig, folder: Path, name: str, caption: str) -> list[str]:
-    """Save a check's figure beside its report and return the Markdown that shows it."""
-    fig.tight_layout()
-    fig.savefig(folder / f"{name}.png", dpi=120)
-    plt.close(fig)
-    return [f"![{caption}]({name}.png)", ""]
+from emrun.report import ReportResult
+from emrun.report.common import provenance_section, save_figure, verdict_section
+from emrun.report.verdicts import Verdict
 
 
 def _error_table(rows: pd.DataFrame) -> list[str]:
@@ -37,13 +27,13 @@ def closed_forms(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     sampled["z_score"] = (sampled["engine"] - sampled["closed_form"]).abs() / sampled["standard_error"]
     within = float((sampled["z_score"] <= 4).mean())
     verdicts = [
-        Verdict("Eqs. 4.11 and 4.12 give Z_1 and eq. 4.14 gives EM's lambda update (two Bernoullis, pi_1 -> 0, "
+        Verdict.judged("Eqs. 4.11 and 4.12 give Z_1 and eq. 4.14 gives EM's lambda update (two Bernoullis, pi_1 -> 0, "
                 "mu_2 at the mean; max relative error below 1e-6)", bool(exact["relative_error"].max() < 1e-6),
                 f"max relative error {exact['relative_error'].max():.1e} over {exact['truth_index'].nunique()} random "
                 f"configurations x D = {sorted(int(D) for D in exact['D'].unique())} "
                 f"(median {exact['relative_error'].median():.1e}); "
                 "the residue is rounding of pi_1 = 1e-12."),
-        Verdict("Eq. 4.4 gives Z_1 for two Gaussians (within 4 Monte Carlo standard errors of a 200,000-point "
+        Verdict.judged("Eq. 4.4 gives Z_1 for two Gaussians (within 4 Monte Carlo standard errors of a 200,000-point "
                 "estimate in 99% of configurations)", within >= 0.99,
                 f"{within:.1%} of {len(sampled)} configurations; median relative error "
                 f"{sampled['relative_error'].median():.1e}, max {sampled['relative_error'].max():.1e}."),
@@ -64,11 +54,12 @@ def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[V
     smallest = extreme[extreme["delta"] == extreme["delta"].min()]
     shortfall = (1 - smallest["engine"] / smallest["limit"]).abs()
     verdicts = [
-        Verdict("The best one-cluster point is worse than the optimum by exactly KL(p* || prod_i p*(x_i)) "
+        Verdict.judged("The best one-cluster point is worse than the optimum by exactly KL(p* || prod_i p*(x_i)) "
                 "(Theorem 5.2; engine loss l_1 - l* against the KL summed over patterns)",
                 bool(rows["relative_error"].max() < 1e-9),
                 f"max relative difference {rows['relative_error'].max():.1e} over {len(rows)} truths, D = 2..12."),
-        Verdict("For pi* = 1/2 and means 1 - delta, delta, the gap approaches (D - 1) log 2 (within 1% at the smallest delta)",
+        Verdict.judged("For pi* = 1/2 and means 1 - delta, delta, the gap approaches (D - 1) log 2 (within 1% at the "
+                       "smallest delta)",
                 bool(shortfall.max() < 0.01),
                 f"at delta = {smallest['delta'].min():g} the gap is within {shortfall.max():.2%} of (D - 1) log 2 for every "
                 f"D; it grows linearly in D, as Theorem 5.2's Theta(D) says."),
@@ -97,7 +88,7 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     near = rows[(rows["pi1_before"] < 0.01) & (rows["closed_form"] < 0.99)]
     per_D = near.groupby("D")["up"].agg(["mean", "size"])
     wrong = near[~near["up"]]
-    verdicts = [Verdict(
+    verdicts = [Verdict.judged(
         "EM rotates b = mu_1 - mu_2 towards the axis of mu* at every step near the one-cluster region "
         "(|cos(b, mu*)| increases while pi_1 < 0.01 and |cos| < 0.99; eq. 4.7)", bool(near["up"].all()),
         "fraction of such steps where it increases: " + ", ".join(f"D={D}: {r['mean']:.1%} of {int(r['size'])}"
@@ -124,13 +115,13 @@ def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     per_D = trap.groupby("D").agg(starts=("gd_trapped", "size"), gd_trapped=("gd_trapped", "mean"),
                                   em_escaped=("em_escaped", "mean"), gd_at_zero=("engine", lambda v: (v == 0).mean()))
     verdicts = [
-        Verdict("GD is trapped where Z_1 < 1 (pi_1 below its start after 3000 steps; Proposition 4.1)",
+        Verdict.judged("GD is trapped where Z_1 < 1 (pi_1 below its start after 3000 steps; Proposition 4.1)",
                 bool(trap["gd_trapped"].mean() >= 0.99),
                 "fraction of starts with Z_1 < 1: " + ", ".join(
                     f"D={D}: {r.gd_trapped:.1%} of {int(r.starts)} ({r.gd_at_zero:.1%} at exactly 0)"
                     for D, r in per_D.iterrows())
                 + "."),
-        Verdict("EM escapes from the same starts (pi_1 above its start after 300 steps; Theorem 4.7)",
+        Verdict.judged("EM escapes from the same starts (pi_1 above its start after 300 steps; Theorem 4.7)",
                 bool(trap["em_escaped"].mean() >= 0.99),
                 ", ".join(f"D={D}: {r.em_escaped:.1%}" for D, r in per_D.iterrows())
                 + f"; where Z_1 >= 1 GD escapes too ({1 - starts[~starts['in_trap']]['gd_trapped'].mean():.1%})."),
@@ -168,7 +159,7 @@ def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdic
     iterations = int(first["closed_form"].iloc[0])
     per_truth = first.groupby("truth_index")["engine"].agg(
         reached=lambda v: (v >= 0).mean(), median=lambda v: v[v >= 0].median(), slowest="max")
-    verdicts = [Verdict(
+    verdicts = [Verdict.judged(
         "EM moves lambda into a positive region from starts in the second and fourth quadrants (Theorem 4.5)",
         bool(reached.all()),
         f"{reached.mean():.1%} of {len(first)} starts ({first['truth_index'].nunique()} truths) within {iterations} "
@@ -205,16 +196,16 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     difference = rows[rows["quantity"].str.startswith("centre_difference")].set_index(["dataset", "quantity"])["engine"]
     increases = rows[rows["quantity"] == "unit_em_loss_increases"]["engine"]
     verdicts = [
-        Verdict("k-means and EM (full covariances) give different centres on overlapping clusters of unequal size "
+        Verdict.judged("k-means and EM (full covariances) give different centres on overlapping clusters of unequal size "
                 "and spread (largest coordinate difference above 0.2)",
                 bool(difference[("overlapping", "centre_difference_full")] > 0.2),
                 f"{difference[('overlapping', 'centre_difference_full')]:.3f} (emrun's unit-covariance EM: "
-                f"{difference[('overlapping', 'centre_difference_unit')]:.3f}); PROTOCOLS.md saw 0.59."),
-        Verdict("They agree on well-separated equal clusters (difference below 0.01)",
+                f"{difference[('overlapping', 'centre_difference_unit')]:.3f}); docs/protocols.md saw 0.59."),
+        Verdict.judged("They agree on well-separated equal clusters (difference below 0.01)",
                 bool(difference[("separated", "centre_difference_full")] < 0.01),
                 f"{difference[('separated', 'centre_difference_full')]:.1e} (unit-covariance EM "
                 f"{difference[('separated', 'centre_difference_unit')]:.1e})."),
-        Verdict("EM's likelihood never decreases (unit-covariance EM, both sets)", bool((increases == 0).all()),
+        Verdict.judged("EM's likelihood never decreases (unit-covariance EM, both sets)", bool((increases == 0).all()),
                 f"loss increases: {int(increases.sum())} over both runs."),
     ]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
@@ -229,18 +220,17 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     return save_figure(fig, folder, "kmeans_vs_em", "partitions and centres"), verdicts
 
 
-def write(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
-    config = manifest["config"]
-    section = {"closed_forms": closed_forms, "one_cluster_gap": one_cluster_gap, "gmm_rotation": gmm_rotation,
-               "gd_trap": gd_trap, "bmm_escape": bmm_escape, "kmeans_vs_em": kmeans_vs_em}
-    lines, verdicts = section[config["check"]](rows, folder)
+def write(ctx, section) -> ReportResult:
+    """The report of a theory check: ``section`` (rows, folder) -> (lines, verdicts) is the check's."""
+    config, rows, folder = ctx.config, ctx.rows, ctx.folder
+    lines, verdicts = section(rows, folder)
     out = [f"# {config['name']}: {config['description']}", "",
            f"Check `{config['check']}` of `emrun/theory.py`; D = {config['grid']['D']}, {config['truths']} random "
            f"configurations per D (seed {config['seed']}), options {config['check_options']}.", "",
-           "## Verdicts", "", *[v.markdown() for v in verdicts], "", "## Numbers", "", *lines]
-    out += provenance_section(manifest, [], command)
+           *verdict_section(verdicts), "## Numbers", "", *lines]
+    out += provenance_section(ctx.manifest, [], ctx.command)
     summary = rows.groupby(["quantity", "D"])["relative_error"].agg(["size", "median", "max"]).reset_index()
     summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
     path.write_text("\n".join(out))
-    return path
+    return ReportResult(path, verdicts)

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from emrun.report.kcluster import grid_table, provenance_section  # noqa: E402
-from emrun.report.verdicts import NEAR_OPTIMAL, Verdict, ended_at_k_cluster, wilson_interval  # noqa: E402
+from emrun.report import ReportResult, companions
+from emrun.report.claims import NEAR_OPTIMAL, declared_claims, judge
+from emrun.report.common import grid_table, provenance_section, verdict_section
+from emrun.report.verdicts import Verdict, ended_at_k_cluster, wilson_interval
 
 PAIR = ["m", "D", "truth_seed", "init_seed"]
 
@@ -46,16 +45,18 @@ def em_update_summary(paired: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
-def write_em_update(rows: pd.DataFrame, manifest: dict, folder: Path, companion: tuple[str, pd.DataFrame] | None,
-                    command: str) -> Path:
+def write_em_update(ctx) -> ReportResult:
     """report.md of an in-place EM config, paired with the simultaneous update when it was run."""
-    config = manifest["config"]
+    config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
+    other = companions.other_em_update(folder, ctx.root)
+    companion = (other.name, ctx.rows_of(other)) if other is not None else None
+    verdicts = judge(rows, config, declared_claims(config)) if "claims" in config else []
     em = rows[rows["algorithm"] == "em"]
     hits = ended_at_k_cluster(em)
     below = em["likelihood_ratio"] < NEAR_OPTIMAL
     out = [f"# {config['name']}: {config['description']}", "",
            "EM with the means updated in place, component by component, each from responsibilities that see the "
-           "means already updated in the same iteration (the authors' code, PROTOCOLS.md); pi is updated last, from "
+           "means already updated in the same iteration (the authors' code, docs/protocols.md); pi is updated last, from "
            "the responsibilities at the new means (the protocol is silent on pi; this order keeps the likelihood "
            "monotone, which the tests check). "
            f"Grid m = {config['grid']['m']}, D = {config['grid']['D']}, {em['truth_index'].nunique()} truths per cell, "
@@ -64,6 +65,7 @@ def write_em_update(rows: pd.DataFrame, manifest: dict, folder: Path, companion:
            f"{int(hits.sum())} of {len(em)} runs end at a k-cluster point; {int(below.sum())} end below the likelihood "
            f"ratio {NEAR_OPTIMAL} (minimum {em['likelihood_ratio'].min():.4f}); statuses: "
            + ", ".join(f"{name} {count}" for name, count in em["status"].value_counts().items()) + ".", ""]
+    out += verdict_section(verdicts) if verdicts else []
     if companion is None:
         out += ["No results of the same protocol with the simultaneous update were found, so no run is paired. "
                 "Run configs/bmm_table1_many_truths.yaml to compare.", ""]
@@ -72,13 +74,14 @@ def write_em_update(rows: pd.DataFrame, manifest: dict, folder: Path, companion:
         summary = em_update_summary(paired)
         changed = int(summary["changed"].sum())
         difference = paired["loss_difference"].abs()
-        verdict = Verdict(
-            "The in-place update changes no k-cluster outcome (PROTOCOLS.md: none over 3 truths x 60 inits in five "
+        verdict = Verdict.judged(
+            "The in-place update changes no k-cluster outcome (docs/protocols.md: none over 3 truths x 60 inits in five "
             "cells; final losses by at most ~1e-3)", changed == 0,
             f"{changed} of {len(paired)} paired runs change outcome (k-cluster runs: in place "
             f"{int(paired['hit_in_place'].sum())}, simultaneous {int(paired['hit_simultaneous'].sum())}); final losses "
             f"differ by at most {difference.max():.2g} (median {difference.median():.2g}; "
             f"{int((difference > 1e-3).sum())} runs above 1e-3); {int(summary['status_changed'].sum())} runs change status.")
+        verdicts.append(verdict)
         out += ["## Paired with the simultaneous update (eq. 2.7)", "",
                 f"Every run paired with the same truth and init under the standard update in `{companion[0]}`.", "",
                 verdict.markdown(), "",
@@ -93,7 +96,7 @@ def write_em_update(rows: pd.DataFrame, manifest: dict, folder: Path, companion:
     out += provenance_section(manifest, [], command)
     path = folder / "report.md"
     path.write_text("\n".join(out))
-    return path
+    return ReportResult(path, verdicts)
 
 
 def _loss_difference_plot(paired: pd.DataFrame, path: Path, title: str) -> None:
@@ -127,7 +130,7 @@ def sensitivity_verdicts(summary: pd.DataFrame, paper_step: float = 0.02, paper_
     pooled = summary.groupby(["step", "max_iter"])[["k_cluster", "runs"]].sum()
     pooled["rate"] = pooled["k_cluster"] / pooled["runs"]
     lower, _ = wilson_interval(pooled["k_cluster"], pooled["runs"])
-    verdicts = [Verdict(
+    verdicts = [Verdict.judged(
         "GD ends at k-cluster points at every step size and cap, not only at the paper's", bool(np.all(lower > 0)),
         f"the pooled rate's 95% Wilson lower bound is above 0 in {int(np.sum(lower > 0))} of {len(pooled)} "
         f"(step, cap) settings (smallest pooled rate {pooled['rate'].min():.3f}).")]
@@ -135,7 +138,7 @@ def sensitivity_verdicts(summary: pd.DataFrame, paper_step: float = 0.02, paper_
         reference = pooled.loc[(paper_step, paper_cap), "rate"]
         low, high = pooled["rate"].min(), pooled["rate"].max()
         where_low, where_high = pooled["rate"].idxmin(), pooled["rate"].idxmax()
-        verdicts.append(Verdict(
+        verdicts.append(Verdict.judged(
             f"The paper's setting (step {paper_step}, cap {paper_cap}) is representative: GD's overall k-cluster "
             "rate stays within a factor 1.5 of it (our criterion) across steps and caps",
             low >= reference / 1.5 and high <= reference * 1.5,
@@ -150,18 +153,18 @@ def sensitivity_verdicts(summary: pd.DataFrame, paper_step: float = 0.02, paper_
                            + f" (rho {rho:+.2f})")
         rising = all(np.all(np.diff(part.sort_values("max_iter")["rate"].to_numpy()) >= 0)
                      for _, part in pooled.reset_index().groupby("step"))
-        verdicts.append(Verdict(
+        verdicts.append(Verdict.judged(
             "GD's k-cluster endings are final: a higher cap never lowers the rate (at every step); where it does, runs "
             "counted at the cap were still escaping slowly (GD escapes linearly, Theorem 4.2)", rising,
             f"pooled rate against caps {caps}: " + "; ".join(by_step) + "."))
     return verdicts
 
 
-def write_sensitivity(rows: pd.DataFrame, manifest: dict, folder: Path, command: str) -> Path:
+def write_sensitivity(ctx) -> ReportResult:
     """report.md, sensitivity.csv and a figure of GD's k-cluster rate against step size and cap."""
-    config = manifest["config"]
+    config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     summary = sensitivity_summary(rows)
-    verdicts = sensitivity_verdicts(summary)
+    verdicts = sensitivity_verdicts(summary) + (judge(rows, config, declared_claims(config)) if "claims" in config else [])
     out = [f"# {config['name']}: {config['description']}", "",
            f"GD on population Bernoulli mixtures, grid m = {config['grid']['m']}, D = {config['grid']['D']}, "
            f"steps {config['grid']['step']}, iteration caps {config['grid']['gd_max_iter']}, "
@@ -183,7 +186,7 @@ def write_sensitivity(rows: pd.DataFrame, manifest: dict, folder: Path, command:
     summary.to_csv(folder / "sensitivity.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
     path.write_text("\n".join(out))
-    return path
+    return ReportResult(path, verdicts)
 
 
 def _later_escapes(rows: pd.DataFrame) -> list[str]:

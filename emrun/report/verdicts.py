@@ -1,34 +1,63 @@
-"""Claims of the papers, judged from stored rows, and the statistics they use.
+"""Verdicts and the statistics behind them.
 
-Every verdict is computed from the rows it is given; none is assumed. Rows are tidy trial rows
-as returned by :func:`emrun.load_results` (columns m, D, algorithm, truth_index, run_index,
-status, k_cluster, likelihood_ratio, ...).
+A verdict is computed from rows, never assumed. It is one of three statuses: the claim holds,
+does not hold, or is not testable on these rows (by an enumerated rule: a trend over one value
+of a factor, a rank correlation over fewer than 3 points or with an undefined p-value, an
+estimate whose interval includes 0 where the claim is about its sign, or no rows of the kind the
+claim is about). Each verdict names its criterion; when an interval decides it, how the interval
+was drawn (runs that share a truth are not independent, so intervals resample truths).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-NEAR_OPTIMAL = 0.999  # the paper's "greater than 0.999 in terms of the likelihood ratio"
+HOLDS, FAILS, UNTESTABLE = "holds", "does not hold", "not testable"
+BOOTSTRAP_RESAMPLES = 2000
+CLUSTER_BOOTSTRAP = (f"percentile bootstrap over truths ({BOOTSTRAP_RESAMPLES} resamples of the truths, each with all "
+                     "its runs; seed 0)")
 
 
 @dataclass(frozen=True)
 class Verdict:
     claim: str
-    holds: bool
+    status: str  # HOLDS, FAILS or UNTESTABLE
     evidence: str
+    criterion: str = ""
+    interval: str | None = None  # how the interval that decided it was computed, if one did
+    folder: str | None = None  # the results folder whose rows decided it (filled in by the report)
+    complete: bool | None = None  # whether that folder held every planned batch
+
+    @classmethod
+    def judged(cls, claim: str, holds: bool, evidence: str, criterion: str = "", interval: str | None = None) -> Verdict:
+        return cls(claim, HOLDS if holds else FAILS, evidence, criterion, interval)
+
+    @classmethod
+    def untestable(cls, claim: str, why: str, criterion: str = "") -> Verdict:
+        return cls(claim, UNTESTABLE, why, criterion)
+
+    @property
+    def holds(self) -> bool:
+        return self.status == HOLDS
 
     def markdown(self) -> str:
-        mark = "holds" if self.holds else "does not hold"
-        return f"- **{self.claim}**: {mark}. {self.evidence}"
+        criterion = f" Criterion: {self.criterion}." if self.criterion else ""
+        where = "" if self.complete is not False else " (from an incomplete folder: not all planned batches are stored)"
+        return f"- **{self.claim}**: {self.status}{where}. {self.evidence}{criterion}"
+
+    def located(self, folder: str, complete: bool | None) -> Verdict:
+        return replace(self, folder=self.folder or folder, complete=complete if self.complete is None else self.complete)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def wilson_interval(successes, trials, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-    """95% Wilson score interval of a binomial proportion (vectorised)."""
+    """95% Wilson score interval of a binomial proportion (vectorised): for runs of ONE truth."""
     successes, trials = np.asarray(successes, float), np.asarray(trials, float)
     p = successes / trials
     centre = (p + z**2 / (2 * trials)) / (1 + z**2 / trials)
@@ -36,88 +65,36 @@ def wilson_interval(successes, trials, z: float = 1.959964) -> tuple[np.ndarray,
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
+def cluster_bootstrap(totals: np.ndarray, counts: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of sum(totals) / sum(counts) when whole clusters (truths) are
+    resampled: ``totals`` [K] is each truth's sum of the quantity, ``counts`` [K] its runs."""
+    totals, counts = np.asarray(totals, float), np.asarray(counts, float)
+    if len(totals) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    picks = rng.multinomial(len(totals), np.full(len(totals), 1 / len(totals)), size=BOOTSTRAP_RESAMPLES)
+    estimates = (picks @ totals) / (picks @ counts)
+    return float(np.percentile(estimates, 2.5)), float(np.percentile(estimates, 97.5))
+
+
 def ended_at_k_cluster(rows: pd.DataFrame) -> pd.Series:
     """A run that ended (not diverged) with fewer than m non-zero weights."""
     return rows["k_cluster"] & (rows["status"] != "diverged")
 
 
-def _where(rows: pd.DataFrame) -> str:
-    return f"m={int(rows['m'])}, D={int(rows['D'])}"
-
-
-def em_never_k_cluster(rows: pd.DataFrame) -> Verdict:
-    em = rows[rows["algorithm"] == "em"]
-    hits = ended_at_k_cluster(em)
-    per_cell = hits.groupby([em["m"], em["D"]]).sum()
-    clean = int((per_cell == 0).sum())
-    worst = per_cell.idxmax() if len(per_cell) else None
-    evidence = f"no EM run does in {clean} of {len(per_cell)} cells; {int(hits.sum())} of {len(em)} EM runs end at k < m"
-    if hits.any():
-        evidence += f" (most at m={worst[0]}, D={worst[1]}: {int(per_cell.max())})"
-    return Verdict("EM never ends at a k-cluster point (k < m)", not hits.any(), evidence + ".")
-
-
-def em_always_near_optimal(rows: pd.DataFrame) -> Verdict:
-    em = rows[rows["algorithm"] == "em"]
-    if em.empty:
-        return Verdict(f"Every EM run is near-optimal (likelihood ratio >= {NEAR_OPTIMAL})", False, "no EM runs.")
-    ratios = em["likelihood_ratio"]
-    below = int((ratios < NEAR_OPTIMAL).sum())
-    worst = em.loc[ratios.idxmin()]
-    evidence = (f"{below} of {len(em)} EM runs have likelihood ratio below {NEAR_OPTIMAL}; "
-                f"minimum {worst['likelihood_ratio']:.4f} at {_where(worst)}, truth {int(worst['truth_index'])}.")
-    return Verdict(f"Every EM run is near-optimal (likelihood ratio >= {NEAR_OPTIMAL})", below == 0, evidence)
-
-
-def gd_more_often_than_em(rows: pd.DataFrame) -> Verdict:
-    """Paired comparison: EM and GD start from the same inits, so test with McNemar's exact test."""
-    keys = ["m", "D", "truth_index", "run_index"]
-    flags = rows.assign(hit=ended_at_k_cluster(rows)).pivot_table(index=keys, columns="algorithm", values="hit",
-                                                                    aggfunc="first")
-    if not {"em", "gd"} <= set(flags.columns):
-        return Verdict("GD ends at a k-cluster point more often than EM", False, "needs both EM and GD runs.")
-    flags = flags.dropna().astype(bool)
-    gd_only = int((flags["gd"] & ~flags["em"]).sum())
-    em_only = int((~flags["gd"] & flags["em"]).sum())
-    n = gd_only + em_only
-    p_value = stats.binomtest(gd_only, n, 0.5, alternative="greater").pvalue if n else 1.0
-    evidence = (f"GD {int(flags['gd'].sum())} of {len(flags)} runs, EM {int(flags['em'].sum())} of {len(flags)} "
-                f"from the same inits; pairs where only GD does: {gd_only}, only EM: {em_only} "
-                f"(McNemar exact test, one-sided p = {p_value:.2g}).")
-    return Verdict("GD ends at a k-cluster point more often than EM", gd_only > em_only and p_value < 0.05, evidence)
-
-
-def gd_rate_grows_with(rows: pd.DataFrame, factor: str) -> Verdict:
-    """Does GD's k-cluster rate grow with ``factor`` (m or D) at a fixed value of the other?
-
-    Spearman correlation of the factor with the GD rate of each (m, D, truth), each rate centred
-    on the mean rate of its value of the other factor (a pooled correlation would let the strong
-    trend in m hide a trend in D). Holds when rho > 0 and p < 0.05.
-    """
-    claim = f"GD's k-cluster rate grows with {factor}"
-    other = "D" if factor == "m" else "m"
-    gd = rows[rows["algorithm"] == "gd"]
-    rates = ended_at_k_cluster(gd).groupby([gd["m"], gd["D"], gd["truth_index"]]).mean().reset_index(name="rate")
-    centred = rates["rate"] - rates.groupby(other)["rate"].transform("mean")
-    if rates[factor].nunique() < 2:
-        return Verdict(claim, False, f"only one value of {factor} was run.")
-    if centred.nunique() < 2:
-        return Verdict(claim, False, f"the rate does not vary with {factor}.")
-    rho, p_value = (float(x) for x in stats.spearmanr(rates[factor], centred))
-    evidence = (f"Spearman rho = {rho:.2f}, p = {p_value:.2g} over {len(rates)} (cell, truth) rates, each centred "
-                f"on the mean rate of its {other} (a trend at fixed {other}).")
-    return Verdict(claim, rho > 0 and p_value < 0.05, evidence)
-
-
-def k_cluster_claims(rows: pd.DataFrame) -> list[Verdict]:
-    """The Table 1 and 2 claims: EM never at k < m and near-optimal; GD often, more with m and D."""
-    return [
-        em_never_k_cluster(rows),
-        em_always_near_optimal(rows),
-        gd_more_often_than_em(rows),
-        gd_rate_grows_with(rows, "m"),
-        gd_rate_grows_with(rows, "D"),
-    ]
+def spearman_trend(x, y, claim: str, criterion: str, sign: int = 1, points: str = "points") -> Verdict:
+    """Does y grow (``sign`` = 1) or fall (-1) with x? Spearman's rho; holds when sign * rho > 0
+    and p < 0.05; not testable over one value of x, fewer than 3 points or an undefined p."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(np.unique(x)) < 2:
+        return Verdict.untestable(claim, "only one value of the factor was run (a trend needs two or more).", criterion)
+    if len(x) < 3:
+        return Verdict.untestable(claim, f"only {len(x)} {points} (a rank correlation needs 3 or more).", criterion)
+    rho, p_value = (float(v) for v in stats.spearmanr(x, y)) if np.ptp(y) > 0 else (float("nan"), float("nan"))
+    if np.isnan(p_value):
+        return Verdict.untestable(claim, f"the rank correlation is undefined (no variation in the {points}).", criterion)
+    return Verdict.judged(claim, sign * rho > 0 and p_value < 0.05,
+                          f"Spearman rho = {rho:.2f}, p = {p_value:.2g} over {len(x)} {points}", criterion)
 
 
 def loglog_slope(x, y) -> tuple[float, float]:

@@ -1,0 +1,72 @@
+"""The neutral types that the kinds, the runner and the store share: a grid cell, a batch of it,
+and what a batch produces.
+
+A batch is every run of one (cell, truth): its composition is a pure function of the config, so
+rows never depend on how batches are scheduled. Nothing here knows what a mixture is.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+# The statuses a trial row can have. A failed trial raised or reached a NaN state: it is stored,
+# retried by the next sweep, counted in reports and never averaged.
+CONVERGED, CAPPED, DIVERGED, FAILED = "converged", "capped", "diverged", "failed"
+STATUSES = (CONVERGED, CAPPED, DIVERGED, FAILED)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid: (m, D), the algorithm and its hyperparameters, the init scheme.
+
+    ``step`` is the step size of an algorithm that takes one (None for EM); ``max_iter`` the
+    iteration cap when the grid varies it (else the stopping rule's); ``params`` the algorithm's
+    other hyperparameters that the grid varies, as (name, value) pairs.
+    """
+
+    m: int
+    D: int
+    algorithm: str
+    step: float | None
+    init: str
+    max_iter: int | None = None
+    params: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The cell's part of every batch id and file name (stable: changing it re-runs everything)."""
+        step = f"-step{self.step:g}" if self.step is not None else ""
+        others = "".join(f"-{name}{value:g}" for name, value in self.params)
+        cap = f"-cap{self.max_iter}" if self.max_iter is not None else ""
+        return f"m{self.m}-D{self.D}-{self.algorithm}{step}{others}{cap}-{self.init}"
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """One batch of runs: a cell of the grid and a truth index."""
+
+    batch_id: str
+    cell: Cell
+    truth_index: int
+
+
+@dataclass
+class BatchResult:
+    """What one batch produces: tidy rows (one dict per row), optionally traces (a tidy long
+    table), the run indices of its failed trials (retried alone by the next sweep), and the Arrow
+    type of columns that may hold only missing values (so every file has the same schema)."""
+
+    rows: list[dict]
+    traces: Any = None  # pandas.DataFrame | None
+    failed_runs: list[int] = field(default_factory=list)
+    column_types: dict[str, str] = field(default_factory=dict)
+
+
+def worker_description() -> str:
+    """Where a batch ran (host, platform, numpy): provenance per row. Rows from a heterogeneous
+    cluster may differ in the last bits, and this says where each came from."""
+    import numpy as np
+
+    return f"{platform.node()} | {platform.platform()} | numpy {np.__version__}"

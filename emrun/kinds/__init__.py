@@ -1,0 +1,101 @@
+"""Experiment kinds: what differs between a grid of EM/GD trials, Tables 3-4's adaptive protocol,
+a theory check and a dynamics study lives in the kind, chosen through one registry.
+
+A kind validates its own config keys, plans batches (possibly from the rows stored so far), runs a
+batch in a worker, post-processes its rows when they are loaded, and writes its report, returning
+its verdicts. The CLI, the config loader, the store, the report index, replay and status ask the
+kind; none of them tests the kind's name. A plug-in adds a kind with
+:func:`emrun.plugins.register_kind`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from emrun.batch import BatchResult, BatchSpec, Cell
+
+
+class ExperimentKind(Protocol):
+    name: str
+    keys: dict[str, bool]  # its top-level config keys beyond the common ones (key -> required)
+    row_noun: str  # what its rows are called ("trials", "check rows", ...)
+    adaptive: bool  # True if its plan grows with the rows stored so far
+    replayable: bool  # True if one stored trial can be re-run alone (emrun replay)
+
+    def validate(self, raw: dict, check: Any, out: dict) -> None:
+        """Check its keys of the raw config (errors through ``check``, a :class:`emrun.config.Checker`)
+        and put their canonical values into ``out``."""
+
+    def names_used(self, values: dict) -> set[str]:
+        """The registered names the canonical config uses."""
+
+    def cells(self, values: dict) -> list[Cell]: ...
+
+    def n_truths(self, values: dict) -> int: ...
+
+    def plan(self, config: Any, stored: Any = None) -> list[BatchSpec]:
+        """The batches the config needs, in a fixed order, given the rows stored so far (None or a
+        DataFrame, for an adaptive kind)."""
+
+    def find_batch(self, config: Any, batch_id: str) -> BatchSpec: ...
+
+    def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry: list[int] | None) -> BatchResult:
+        """Run one batch in a worker (``retry``: only these run indices, a retry of failed trials)."""
+
+    def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
+        """Relative run time of a batch, to start long ones first."""
+
+    def postprocess(self, rows: Any) -> Any:
+        """Rows as loaded from the store -> rows as readers use them (order, derived columns)."""
+
+    def write_report(self, ctx: Any) -> Any:
+        """Write the folder's report; return an :class:`emrun.report.ReportResult`."""
+
+    def describe(self, config: Any) -> list[str]:
+        """What ``emrun sweep --dry-run`` prints."""
+
+    def status_lines(self, rows: Any) -> list[str]:
+        """What ``emrun status`` prints about the stored rows (None: no rows yet)."""
+
+    def failed_rows(self, rows: Any) -> Any:
+        """A boolean Series: the rows that record a failure (reports count them, never average them)."""
+
+
+def __getattr__(name: str):
+    # The built-in kinds, imported only when the registry first needs them.
+    if name == "BUILT_IN":
+        from emrun.kinds import dynamics, theory, trials
+
+        return {"grid": trials.GRID, "first_k_cluster": trials.FIRST_K_CLUSTER, "theory": theory.THEORY,
+                "dynamics": dynamics.DYNAMICS}
+    raise AttributeError(f"module 'emrun.kinds' has no attribute {name!r}")
+
+
+def run_task(kind: str, values: dict, config_hash: str, spec: BatchSpec, retry: list[int] | None,
+             plugins: tuple = ()) -> BatchResult:
+    """What a worker process executes for one batch: import the config's file plug-ins (once per
+    process; their text travels with the task), then run the batch with the config's kind."""
+    from emrun import plugins as loading
+    from emrun.registry import KINDS
+
+    loading.ensure_loaded(plugins)
+    return KINDS.get(kind).run_batch(values, config_hash, spec, retry)
+
+
+def tasks_for(config, store) -> list:
+    """The tasks of a config's plan that a sweep hands to the runner: every planned batch (the
+    runner skips stored ones); a stored batch with failed trials is retried for those trials only.
+    An adaptive kind plans from the rows stored so far."""
+    from emrun.results import load_results
+    from emrun.runner import Task
+    from emrun.store import has_rows
+
+    kind = config.kind
+    stored = load_results(store.folder) if kind.adaptive and has_rows(store.folder) else None
+    failed_runs = store.stored_batches()
+    tasks = []
+    for spec in kind.plan(config, stored):
+        retry = failed_runs.get(spec.batch_id) or None
+        tasks.append(Task(spec.batch_id, run_task, (kind.name, config.values, config.hash, spec, retry, config.plugins),
+                          kind.estimated_cost(config.values, spec)))
+    return tasks

@@ -1,0 +1,276 @@
+"""What the built-in experiment kinds share: a grid of cells (m, D, algorithm and its
+hyperparameters, init scheme) crossed with truths, and the config keys that describe it.
+
+:class:`CellGrid` validates those keys into the canonical config, expands the cells and plans one
+batch per (cell, truth). Each kind subclasses it and adds its own keys, runner and report; a
+plug-in kind may do the same, or implement :class:`emrun.kinds.ExperimentKind` from scratch.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import Any
+
+from emrun.batch import BatchSpec, Cell
+from emrun.config import Checker, Config
+from emrun.registry import ALGORITHMS, ARTEFACTS, FAMILIES, INIT_SCHEMES
+
+MAX_D = 1000  # the largest dimension any built-in family handles
+LEGACY_ALGORITHMS = ("em", "gd")  # always in the canonical runs and stopping (configs before plug-ins kept their hash)
+SHARED_KEYS = {"model": False, "gd_boundary": False, "em_update": False, "compare_to": False, "grid": True,
+               "data": False, "truths": False, "runs": False, "stopping": False, "k_cluster_threshold": False,
+               "init_options": False, "record": False}
+
+
+def check_mixture(check: Checker, value: Any, path: str, mean_range: tuple[float, float] | None) -> dict:
+    """A given mixture {pi: [m], mu: [m][D]} with pi on the simplex and mu in ``mean_range``."""
+    check.mapping(value, path, {"pi": True, "mu": True})
+    pi, mu = value["pi"], value["mu"]
+    if not isinstance(pi, list) or not pi or not all(isinstance(p, (int, float)) and p >= 0 for p in pi):
+        check.fail(f"{path}.pi", f"'{path}.pi' must be a list of non-negative numbers, got {pi!r}")
+    if abs(sum(pi) - 1.0) > 1e-9:
+        check.fail(f"{path}.pi", f"'{path}.pi' must sum to 1, sums to {sum(pi)!r}")
+    if not isinstance(mu, list) or len(mu) != len(pi) or not all(isinstance(row, list) for row in mu):
+        check.fail(f"{path}.mu", f"'{path}.mu' must be a list of {len(pi)} rows (one per weight)")
+    low, high = mean_range if mean_range is not None else (-float("inf"), float("inf"))
+    widths = {len(row) for row in mu}
+    if len(widths) != 1 or not all(isinstance(x, (int, float)) and low <= x <= high for row in mu for x in row):
+        inside = f" and entries in [{low:g}, {high:g}]" if mean_range is not None else " and numeric entries"
+        check.fail(f"{path}.mu", f"'{path}.mu' rows must have equal length{inside}")
+    return {"pi": [float(p) for p in pi], "mu": [[float(x) for x in row] for row in mu]}
+
+
+def algorithm_columns(values: dict) -> list[str]:
+    """Names of the hyperparameters (other than the step) that the config's grid varies."""
+    return [key for key in values["grid"] if key not in ("m", "D", "algorithm", "step", "init")
+            and not key.endswith("_max_iter")]
+
+
+class CellGrid:
+    """A grid of cells crossed with truths; one batch per (cell, truth)."""
+
+    name = "grid"
+    keys = SHARED_KEYS
+    row_noun = "rows"
+    adaptive = False  # True if the plan grows with the stored rows
+    replayable = False  # True if a stored row can be re-run alone (emrun replay)
+    default_algorithms = LEGACY_ALGORITHMS
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def validate(self, raw: dict, check: Checker, out: dict) -> None:
+        self.check_model(raw, check, out)
+        family = FAMILIES.get(out["model"]) if out["model"] in FAMILIES else None
+        if family is not None:
+            self.check_variants(raw, check, out, family)
+        compare_to = raw.get("compare_to")
+        out["compare_to"] = None if compare_to is None else check.registered(compare_to, "compare_to", ARTEFACTS)
+        self.check_grid(raw, check, out)
+        self.check_data(raw, check, out)
+        self.check_truths(raw, check, out, family)
+        self.check_runs_and_stopping(raw, check, out)
+        out["k_cluster_threshold"] = check.number(raw.get("k_cluster_threshold", 5.0e-4), "k_cluster_threshold",
+                                                  below_one=True)
+        self.check_init_options(raw, check, out, family)
+        self.check_record(raw, check, out)
+
+    def check_model(self, raw: dict, check: Checker, out: dict) -> None:
+        out["model"] = check.registered(raw.get("model", "bernoulli"), "model", FAMILIES)
+
+    def check_variants(self, raw: dict, check: Checker, out: dict, family) -> None:
+        # Stored only when not the family's default, so that configs written before the key existed keep their hash.
+        for key, offered in (("gd_boundary", family.boundary_rules), ("em_update", family.em_updates)):
+            value = raw.get(key, offered[0])
+            if value not in offered:
+                check.fail(key, f"'{key}' must be one of {', '.join(offered)} for model '{family.name}'; got {value!r}")
+            if value != offered[0]:
+                out[key] = value
+
+    def grid_keys(self, algorithms: list[str]) -> dict[str, bool]:
+        keys = {"m": True, "D": True, "algorithm": False, "step": False, "init": False}
+        for name in algorithms:
+            algorithm = ALGORITHMS.get(name)
+            keys.update({h: False for h in algorithm.hyperparameters if h != "step"})
+            keys[f"{name}_max_iter"] = False  # the algorithm's iteration cap as a grid axis
+        return keys
+
+    def check_grid(self, raw: dict, check: Checker, out: dict) -> None:
+        grid = raw["grid"]
+        if not isinstance(grid, dict):
+            check.fail("grid", f"'grid' must be a mapping, got {grid!r}")
+        algorithms = [check.registered(v, "grid.algorithm", ALGORITHMS)
+                      for v in check.nonempty_list(grid.get("algorithm", list(self.default_algorithms)), "grid.algorithm")]
+        check.mapping(grid, "grid", self.grid_keys(algorithms))
+        out["grid"] = {
+            # m >= 2: with one component there is no k-cluster point to end at.
+            "m": [check.integer(v, "grid.m", 2, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
+            "D": [check.integer(v, "grid.D", 1, MAX_D) for v in check.nonempty_list(grid["D"], "grid.D")],
+            "algorithm": algorithms,
+            "step": [check.number(v, "grid.step") for v in check.nonempty_list(grid.get("step", [0.02]), "grid.step")],
+            "init": [check.registered(v, "grid.init", INIT_SCHEMES)
+                     for v in check.nonempty_list(grid.get("init", ["uniform"]), "grid.init")],
+        }
+        for key in grid:
+            if key.endswith("_max_iter"):
+                out["grid"][key] = [check.integer(v, f"grid.{key}", 1) for v in check.nonempty_list(grid[key], f"grid.{key}")]
+            elif key not in out["grid"]:  # an algorithm's hyperparameter as a grid axis
+                out["grid"][key] = [check.number(v, f"grid.{key}") for v in check.nonempty_list(grid[key], f"grid.{key}")]
+
+    def check_data(self, raw: dict, check: Checker, out: dict) -> None:
+        data = raw.get("data", "population")
+        if data == "population":
+            out["data"] = {"kind": "population"}
+        elif isinstance(data, dict) and "dataset" in data:  # a real data set shipped with a package
+            from emrun.datasets import DATASETS
+
+            check.mapping(data, "data", {"dataset": True, "threshold": False, "classes": False})
+            classes = data.get("classes")
+            if classes is not None:
+                classes = [check.integer(c, "data.classes", 0, 9) for c in check.nonempty_list(classes, "data.classes")]
+            out["data"] = {"kind": "dataset", "name": check.choice(data["dataset"], "data.dataset", DATASETS),
+                           "threshold": check.integer(data.get("threshold", 8), "data.threshold", 1, 16),
+                           "classes": classes}
+            if out["grid"]["D"] != [64] or out["model"] != "bernoulli":
+                check.fail("grid.D", "the digits data set is binary 8x8 images: model bernoulli and grid.D: [64]")
+        elif isinstance(data, dict):
+            check.mapping(data, "data", {"samples": True})
+            out["data"] = {"kind": "samples", "n": check.integer(data["samples"], "data.samples", 1)}
+        else:
+            check.fail("data", f"'data' must be 'population', {{samples: N}} or {{dataset: digits}}, got {data!r}")
+
+    def check_truths(self, raw: dict, check: Checker, out: dict, family) -> None:
+        truths = raw.get("truths", 1)
+        if isinstance(truths, list):
+            mean_range = family.mean_range if family is not None else None
+            out["truths"] = [check_mixture(check, t, f"truths[{i}]", mean_range) for i, t in enumerate(truths)]
+            if not out["truths"]:
+                check.fail("truths", "'truths' must list at least one mixture")
+            for i, t in enumerate(out["truths"]):
+                shape = (len(t["pi"]), len(t["mu"][0]))
+                if any((m, D) != shape for m in out["grid"]["m"] for D in out["grid"]["D"]):
+                    check.fail(f"truths[{i}]", f"given truth {i} has (m, D) = {shape}; grid.m and grid.D must be exactly that")
+        else:
+            out["truths"] = check.integer(truths, "truths", 1)
+
+    def run_keys(self, out: dict) -> list[str]:
+        return [*LEGACY_ALGORITHMS, *(a for a in out["grid"]["algorithm"] if a not in LEGACY_ALGORITHMS)]
+
+    def check_runs_and_stopping(self, raw: dict, check: Checker, out: dict) -> None:
+        names = self.run_keys(out)
+        runs = raw.get("runs", 60)
+        if isinstance(runs, dict):
+            check.mapping(runs, "runs", {a: False for a in names})
+            out["runs"] = {a: check.integer(runs.get(a, 60), f"runs.{a}", 1) for a in names}
+        else:
+            count = check.integer(runs, "runs", 1)
+            out["runs"] = {a: count for a in names}
+        stopping = check.mapping(raw.get("stopping", {}), "stopping", {a: False for a in names})
+        out["stopping"] = {}
+        for name in names:
+            rule = check.mapping(stopping.get(name, {}), f"stopping.{name}", {"max_iter": False, "tol": False})
+            default = ALGORITHMS.get(name).stopping
+            out["stopping"][name] = {
+                "max_iter": check.integer(rule.get("max_iter", default["max_iter"]), f"stopping.{name}.max_iter", 1),
+                "tol": check.number(rule.get("tol", default["tol"]), f"stopping.{name}.tol"),
+            }
+
+    def check_init_options(self, raw: dict, check: Checker, out: dict, family) -> None:
+        options = check.mapping(raw.get("init_options", {}), "init_options",
+                                {"epsilon": False, "given": False, "at_data_mean": False})
+        out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon",
+                                                       below_one=True)}
+        if "given" in out["grid"]["init"]:
+            given = options.get("given")
+            needed = max(out["runs"].values())
+            if not isinstance(given, list) or len(given) != needed:
+                check.fail("init_options.given" if given is not None else "init_options",
+                           f"init scheme 'given' needs 'init_options.given': a list of exactly {needed} mixtures "
+                           "(one per run)")
+            mean_range = family.mean_range if family is not None else None
+            out["init_options"]["given"] = [check_mixture(check, g, f"init_options.given[{i}]", mean_range)
+                                            for i, g in enumerate(given)]
+        elif "given" in options:
+            check.fail("init_options.given", "'init_options.given' is set but 'given' is not in grid.init")
+        if "at_data_mean" in options:  # the algorithms whose components 2..m start at the data mean
+            out["init_options"]["at_data_mean"] = [
+                check.registered(a, "init_options.at_data_mean", ALGORITHMS)
+                for a in check.nonempty_list(options["at_data_mean"], "init_options.at_data_mean")]
+
+    def check_record(self, raw: dict, check: Checker, out: dict) -> None:
+        if "record" in raw:  # per-iteration traces, stored beside the rows
+            from emrun.algorithms import RECORDABLE
+
+            record = check.mapping(raw["record"], "record", {"quantities": True, "every": False})
+            out["record"] = {
+                "quantities": [check.choice(q, "record.quantities", RECORDABLE)
+                               for q in check.nonempty_list(record["quantities"], "record.quantities")],
+                "every": check.integer(record.get("every", 1), "record.every", 1),
+            }
+
+    def names_used(self, values: dict) -> set[str]:
+        """The registered names the config uses (its kind, family, algorithms, init schemes, claims)."""
+        claims = {c["claim"] for c in values.get("claims", [])}
+        return {values["experiment"], values["model"], *values["grid"]["algorithm"], *values["grid"]["init"], *claims}
+
+    # --- cells and the plan ---------------------------------------------------------------------
+
+    def cells(self, values: dict) -> list[Cell]:
+        grid = values["grid"]
+        extra = algorithm_columns(values)
+        cells = []
+        for m, D, name, init in product(grid["m"], grid["D"], grid["algorithm"], grid["init"]):
+            hyper = ALGORITHMS.get(name).hyperparameters
+            steps = grid["step"] if "step" in hyper else [None]
+            caps = grid.get(f"{name}_max_iter", [None])
+            axes = [[(key, value) for value in grid[key]] for key in extra if key in hyper]
+            cells.extend(Cell(m, D, name, step, init, cap, tuple(params))
+                         for step in steps for params in product(*axes) for cap in caps)
+        return cells
+
+    def n_truths(self, values: dict) -> int:
+        truths = values["truths"]
+        return truths if isinstance(truths, int) else len(truths)
+
+    def plan(self, config: Config, stored=None) -> list[BatchSpec]:
+        """One batch per (cell, truth), in a fixed order."""
+        return [BatchSpec(f"{cell.label}-truth{t}", cell, t) for cell in config.cells() for t in range(config.n_truths)]
+
+    def find_batch(self, config: Config, batch_id: str) -> BatchSpec:
+        """The batch of a config with this id (as stored in its rows); KeyError if there is none."""
+        for cell in config.cells():
+            prefix = f"{cell.label}-truth"
+            if batch_id.startswith(prefix) and batch_id[len(prefix):].isdigit():
+                return BatchSpec(batch_id, cell, int(batch_id[len(prefix):]))
+        raise KeyError(batch_id)
+
+    def describe(self, config: Config) -> list[str]:
+        """What a dry run prints: the grid, the truths and runs, the cells."""
+        runs = config.values["runs"]
+        per_algorithm = " / ".join(f"{runs[a]} {a.upper()}" for a in config.values["grid"]["algorithm"])
+        batches = self.plan(config)
+        lines = [f"config {config.name} (hash {config.hash}): {len(config.cells())} cells x {self.truths_text(config)} x "
+                 f"{per_algorithm} runs; {len(batches)} batches in the first round (at most {config.trial_count()} trials)"]
+        return lines + [f"  {cell.label}" for cell in config.cells()]
+
+    def truths_text(self, config: Config) -> str:
+        return f"{config.n_truths} truth(s)"
+
+    def status_lines(self, rows) -> list[str]:
+        return [f"  {self.row_noun}: {0 if rows is None else len(rows)}"]
+
+    def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
+        """A rough relative run time (2^D m x iteration cap x runs), to start long batches first."""
+        cell = spec.cell
+        cap = cell.max_iter or values["stopping"][cell.algorithm]["max_iter"]
+        return float(2.0 ** cell.D * cell.m * cap * values["runs"][cell.algorithm])
+
+    def bytes_per_trial(self, values: dict, cell: Cell) -> int:
+        """Memory one trial of a batch needs (0: not estimated)."""
+        return 0
+
+    def postprocess(self, rows):
+        return rows
+
+    def failed_rows(self, rows):
+        """Which rows are failed trials (kept out of every table, counted in the report)."""
+        return rows["batch_id"].isna()

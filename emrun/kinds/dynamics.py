@@ -1,0 +1,159 @@
+"""The ``dynamics`` kind: means-only Gaussian mixtures learning N(0, I_d) (paper B's gradient EM,
+paper C's EM on a simplex), one registered study per config (``study: NAME``).
+
+One registry entry per study holds its runner (:mod:`emrun.dynamics`), its report section and
+its options with typed defaults (filled into the canonical config). ``grid.algorithm`` is ``gd``
+(gradient EM, with ``grid.step``) or ``em`` (the M-step); the estimator of the population
+expectations is recorded in every row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from emrun import dynamics
+from emrun.batch import BatchResult, BatchSpec, worker_description
+from emrun.config import Checker
+from emrun.kinds.base import SHARED_KEYS, CellGrid
+from emrun.registry import STUDIES, resolve
+
+K = dynamics.K_MEANS_RADIUS_3
+
+
+@dataclass(frozen=True)
+class Study:
+    """A dynamics study: ``run`` (values, spec) -> rows and ``section`` (rows, folder, config) ->
+    (Markdown lines, verdicts), each an object or its import string; ``options`` maps each option
+    to its default; ``samples`` is True if it learns from finite samples (estimator kind 'sample')."""
+
+    run: Any
+    section: Any
+    options: dict
+    samples: bool = False
+    description: str = ""
+    pairs_updates: bool = False  # its report pairs it with the same study run with the other update
+
+
+def _study(run: str, section: str, options: dict, samples: bool = False, description: str = "",
+           pairs_updates: bool = False) -> Study:
+    return Study(f"emrun.dynamics:{run}", section, options, samples, description, pairs_updates)
+
+
+BUILT_IN = {
+    "rates": _study("rates", "emrun.report.gradem:rates", {"iterations": 3000, "weights": "dirichlet", "checkpoints": 80},
+                    description="paper B, Figure 1 (left, middle): sub-linear convergence of L and D"),
+    "weights": _study("weights", "emrun.report.gradem:weights",
+                      {"iterations": 2000, "weights": dynamics.PAPER_B_WEIGHTS, "checkpoints": 80},
+                      description="paper B, Figure 1 (right): more even weights converge faster"),
+    "gradnorm": _study("gradnorm", "emrun.report.gradem:gradnorm", {"scale": 2.0, "trap_max_D": 20, "trap_cap": 200000},
+                       description="paper B, Figure 2 (left): the gradient at Theorem 7's initialisation"),
+    "statrate": _study("statrate", "emrun.report.gradem:statrate",
+                       {"samples": [1000, 3000, 10000, 30000], "max_iter": 20000, "tol": 1.0e-6}, samples=True,
+                       description="paper B, Figure 2 (right): statistical error of sample EM against N", pairs_updates=True),
+    "simplex_rates": _study("simplex_population", "emrun.report.simplex:simplex_rates",
+                            {"weights": [[0.5, 0.3, 0.2]], "radii": [K], "iterations": 1000, "free_step": 0.7,
+                             "free_means": True}, description="paper C: ln KL linear in t under the DFT condition"),
+    "simplex_radius": _study("simplex_population", "emrun.report.simplex:simplex_radius",
+                             {"weights": [[0.5, 0.3, 0.2]], "radii": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "iterations": 2000,
+                              "free_step": 0.7, "free_means": False}, description="paper C: the initial radius"),
+    "simplex_samples": _study("simplex_samples", "emrun.report.simplex:simplex_samples",
+                              {"weights": [[0.5, 0.3, 0.2]], "samples": [1000, 3000, 10000, 30000, 100000], "radius": K,
+                               "max_iter": 3000, "tol": 1.0e-10}, samples=True,
+                              description="paper C: sample EM's error against N"),
+    "lloyd": _study("lloyd", "emrun.report.simplex:lloyd", {"max_iter": 300}, samples=True,
+                    description="paper C: Lloyd's algorithm on N(0, I) ends at a simplex"),
+}
+
+
+def _callable(target: Any) -> Any:
+    return resolve(target) if isinstance(target, str) else target
+
+
+def _check_entry(check: Checker, value: Any, path: str, example: Any) -> Any:
+    """One entry of a list option, of the same kind as the default's first entry."""
+    if isinstance(example, list):  # a weight vector
+        if not isinstance(value, list) or not value:
+            check.fail(path, f"'{path}' must be a non-empty list, got {value!r}")
+        items = [check.number(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if abs(sum(items) - 1) > 1e-9:
+            check.fail(path, f"'{path}' must sum to 1, sums to {sum(items)!r}")
+        return items
+    return check.integer(value, path, 1) if isinstance(example, int) else check.number(value, path)
+
+
+class Dynamics(CellGrid):
+    name = "dynamics"
+    keys = {**SHARED_KEYS, "study": False, "options": False, "estimator": False}
+    row_noun = "study rows"
+
+    def check_model(self, raw: dict, check: Checker, out: dict) -> None:
+        out["model"] = raw.get("model", "bernoulli")
+        if out["model"] != "gaussian":
+            check.fail("model", "experiment 'dynamics' needs model: gaussian (means-only Gaussian mixtures fitted to N(0, I))")
+
+    def validate(self, raw: dict, check: Checker, out: dict) -> None:
+        super().validate(raw, check, out)
+        for name in out["grid"]["algorithm"]:
+            check.choice(name, "grid.algorithm", tuple(dynamics.UPDATES))
+        out["study"] = check.registered(raw.get("study"), "study", STUDIES)
+        study = STUDIES.get(out["study"])
+        options = check.mapping(raw.get("options", {}), "options", {key: False for key in study.options})
+        out["options"] = {key: self._option(check, options.get(key, default), f"options.{key}", default)
+                          for key, default in study.options.items()}
+        self._check_estimator(raw, check, out, study)
+
+    def _option(self, check: Checker, value: Any, path: str, default: Any) -> Any:
+        if isinstance(default, str):  # a named scheme; each study has one (rates: weights 'dirichlet')
+            return check.choice(value, path, (default,))
+        if isinstance(default, list):
+            return [_check_entry(check, v, f"{path}[{i}]", default[0]) for i, v in enumerate(check.nonempty_list(value, path))]
+        return check.typed(value, path, default)
+
+    def _check_estimator(self, raw: dict, check: Checker, out: dict, study: Study) -> None:
+        from emrun.models.gaussian_means import ESTIMATORS
+
+        estimator = check.mapping(raw.get("estimator", {}), "estimator", {"kind": True, "size": True})
+        out["estimator"] = {"kind": check.choice(estimator["kind"], "estimator.kind", ESTIMATORS),
+                            "size": check.integer(estimator["size"], "estimator.size", 2)}
+        if study.samples != (out["estimator"]["kind"] == "sample"):
+            check.fail("estimator.kind", f"study {out['study']!r} needs estimator.kind "
+                       + ("'sample'" if study.samples else "quadrature, whitened_mc or fresh_mc (population expectations)"))
+        samples = out["options"].get("samples")
+        if samples is not None and out["estimator"]["size"] != max(samples):
+            check.fail("estimator.size", f"'estimator.size' must be the largest of options.samples ({max(samples)}): "
+                       "smaller samples are its prefixes")
+        if out["data"]["kind"] != "population":
+            check.fail("data", "experiment 'dynamics' learns N(0, I): the estimator says how its expectations are computed")
+
+    def names_used(self, values: dict) -> set[str]:
+        return {values["experiment"], values["study"]}
+
+    def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry=None) -> BatchResult:
+        """The rows of one (cell, replicate) of a dynamics study."""
+        started = time.perf_counter()
+        rows = _callable(STUDIES.get(values["study"]).run)(values, spec)
+        common = {"config": values["name"], "config_hash": config_hash, "batch_id": spec.batch_id,
+                  "study": values["study"], "m": spec.cell.m, "D": spec.cell.D, "algorithm": spec.cell.algorithm,
+                  "step": spec.cell.step, "truth_index": spec.truth_index, "estimator": values["estimator"]["kind"],
+                  "estimator_size": values["estimator"]["size"], "batch_seconds": time.perf_counter() - started,
+                  "worker": worker_description()}
+        return BatchResult([{**common, **row} for row in rows])
+
+    def bytes_per_trial(self, values: dict, cell) -> int:
+        return dynamics.bytes_per_trial(values, cell.m, cell.D)
+
+    def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.sort_values(["batch_id", "series", "run_index", "iteration"], ignore_index=True)
+
+    def write_report(self, ctx):
+        from emrun.report import gradem
+
+        study = STUDIES.get(ctx.config["study"])
+        return gradem.write(ctx, _callable(study.section), study.pairs_updates)
+
+
+DYNAMICS = Dynamics()

@@ -1,0 +1,96 @@
+"""The ``theory`` kind: the UAI 2019 paper's closed forms and theorems checked on numbers.
+
+A theory config names one registered check (``check: NAME``) and its options. One registry entry
+per check holds its runner (rows of one (cell, random configuration), :mod:`emrun.theory`), its
+report section (:mod:`emrun.report.theory`) and its options with typed defaults. A config's
+options are stored as it gives them; a check sees them with the defaults filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from emrun import seeds
+from emrun.batch import BatchResult, BatchSpec
+from emrun.config import Checker
+from emrun.kinds.base import SHARED_KEYS, CellGrid
+from emrun.registry import CHECKS, resolve
+
+
+@dataclass(frozen=True)
+class Check:
+    """A theory check: ``run`` (values, spec, rng, options) -> rows and ``section`` (rows, folder)
+    -> (Markdown lines, verdicts), each an object or its import string; ``options`` maps each
+    option to its default (the default's type is the option's type)."""
+
+    run: Any
+    section: Any
+    options: dict
+    description: str = ""
+
+
+BUILT_IN = {
+    "closed_forms": Check("emrun.theory:closed_forms", "emrun.report.theory:closed_forms", {},
+                          "eqs. 4.4, 4.11, 4.12 and 4.14 against one step of the engine"),
+    "one_cluster_gap": Check("emrun.theory:gap", "emrun.report.theory:one_cluster_gap",
+                             {"deltas": [0.1, 0.01, 0.001]}, "Theorem 5.2's one-cluster gap"),
+    "gmm_rotation": Check("emrun.theory:rotation", "emrun.report.theory:gmm_rotation",
+                          {"steps": 30, "samples": 20_000}, "eq. 4.7: EM rotates b towards mu*"),
+    "gd_trap": Check("emrun.theory:gd_trap", "emrun.report.theory:gd_trap",
+                     {"grid": 40, "starts": 400, "epsilon": 1e-3, "gd_iterations": 3000, "em_iterations": 300},
+                     "Proposition 4.1 / Theorem 4.7: GD trapped where Z_1 < 1, EM escapes"),
+    "bmm_escape": Check("emrun.theory:bmm_escape", "emrun.report.theory:bmm_escape",
+                        {"starts": 1000, "epsilon": 1e-6, "em_iterations": 500, "trajectories": 8},
+                        "Theorem 4.5: EM moves lambda into a positive region"),
+    "kmeans_vs_em": Check("emrun.theory:kmeans_vs_em", "emrun.report.theory:kmeans_vs_em", {},
+                          "the lecture: k-means and EM centres differ on overlapping unequal clusters"),
+}
+
+
+def _callable(target: Any) -> Any:
+    return resolve(target) if isinstance(target, str) else target
+
+
+def options(values: dict) -> dict:
+    """The check's options: the config's, with the check's defaults for the rest."""
+    return {**CHECKS.get(values["check"]).options, **values["check_options"]}
+
+
+class Theory(CellGrid):
+    name = "theory"
+    keys = {**SHARED_KEYS, "check": False, "check_options": False}
+    row_noun = "check rows"
+    default_algorithms = ("em",)  # a check runs its own algorithms; the grid's only name batches
+
+    def validate(self, raw: dict, check: Checker, out: dict) -> None:
+        super().validate(raw, check, out)
+        out["check"] = check.registered(raw.get("check"), "check", CHECKS)
+        defaults = CHECKS.get(out["check"]).options
+        given = check.mapping(raw.get("check_options", {}), "check_options", {key: False for key in defaults})
+        for key, value in given.items():
+            check.typed(value, f"check_options.{key}", defaults[key])
+        out["check_options"] = given  # as given (hash-stable); the check fills in its defaults
+
+    def names_used(self, values: dict) -> set[str]:
+        return {*super().names_used(values), values["check"]}
+
+    def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry=None) -> BatchResult:
+        rng = seeds.generator(values["seed"], seeds.truth_key(spec.cell.m, spec.cell.D, spec.truth_index))
+        rows = _callable(CHECKS.get(values["check"]).run)(values, spec, rng, options(values))
+        for row in rows:
+            row["config_hash"] = config_hash
+        return BatchResult(rows)
+
+    def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.sort_values(["batch_id", "quantity", "index"], ignore_index=True)
+
+    def write_report(self, ctx):
+        from emrun.report import theory
+
+        return theory.write(ctx, _callable(CHECKS.get(ctx.config["check"]).section))
+
+
+THEORY = Theory()

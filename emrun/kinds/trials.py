@@ -1,0 +1,222 @@
+"""The trial kinds: ``grid`` (every run of every (cell, truth): UAI 2019 Tables 1 and 2, Figure 2,
+real data, and any new algorithm or family) and ``first_k_cluster`` (Tables 3 and 4: truths drawn
+in blocks until enough of them have a GD run ending at a k-cluster point).
+
+Rows are one per run (:mod:`emrun.experiments`). A grid report is laid out by the first
+registered layout (highest priority) whose ``applies`` accepts the config; the generic k-cluster
+layout accepts every config. Claims a config declares (``claims:``) are judged in any layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emrun import experiments, selection
+from emrun.algorithms import check_pair
+from emrun.batch import FAILED, STATUSES, BatchSpec
+from emrun.config import Checker, Config
+from emrun.kinds.base import SHARED_KEYS, CellGrid
+from emrun.registry import ALGORITHMS, CLAIMS, FAMILIES, TRIAL_REPORTS, resolve
+
+# Columns every reader of trial rows relies on; rows without them come from an emrun too old to report on.
+REQUIRED_COLUMNS = ("config_hash", "batch_id", "model", "m", "D", "algorithm", "truth_index", "run_index", "truth_seed",
+                    "init_seed", "status", "iterations", "loss", "entropy", "data", "n_samples", "k", "k_cluster", "pi",
+                    "mu", "batch_seconds")
+
+
+class OldRowsError(ValueError):
+    """Rows written by an emrun too old to report on."""
+
+
+def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add ``ref_loss`` and ``likelihood_ratio`` = exp(ref_loss - loss) to trial rows.
+
+    Population data: the reference is the entropy of the truth, the exact optimum. Sample data:
+    the lowest finite loss any run of the config reached on the same data set (same m, D, truth
+    and sample size); the empirical entropy stays beside it in ``entropy``. A diverged run
+    (infinite loss) gets ratio 0.
+    """
+    rows = rows.copy()
+    population = rows["data"] == "population"
+    keys = ["m", "D", "truth_index", "data", "n_samples"]
+    finite_loss = rows["loss"].where(np.isfinite(rows["loss"]))
+    best = finite_loss.groupby([rows[k].fillna(-1) for k in keys]).transform("min")
+    rows["ref_loss"] = np.where(population, rows["entropy"].astype(float), best)
+    with np.errstate(over="ignore"):
+        rows["likelihood_ratio"] = np.exp(np.minimum(rows["ref_loss"] - rows["loss"], 0.0))
+    return rows
+
+
+@dataclass(frozen=True)
+class ReportLayout:
+    """How a grid report is laid out: ``write`` (ctx -> ReportResult, or its import string) for the
+    configs ``applies`` accepts; among those that apply, the highest ``priority`` wins."""
+
+    applies: Callable[[dict], bool]
+    write: Any
+    priority: int = 10
+    description: str = ""
+
+
+def _varies_gd_step_or_cap(values: dict) -> bool:
+    grid = values["grid"]
+    return "gd_max_iter" in grid or (len(grid["step"]) > 1 and grid["algorithm"] == ["gd"])
+
+
+REPORT_LAYOUTS = {
+    "digits": ReportLayout(lambda v: v["data"]["kind"] == "dataset", "emrun.report.digits:write",
+                           description="Bernoulli mixtures on a labelled data set"),
+    "escape": ReportLayout(lambda v: v.get("compare_to") == "uai2019_figure2", "emrun.report.figure2:write",
+                           description="UAI 2019 Figure 2: escape from a one-cluster region"),
+    "em_update": ReportLayout(lambda v: "em_update" in v, "emrun.report.variants:write_em_update",
+                              description="another EM update rule, paired with the standard one"),
+    "sensitivity": ReportLayout(_varies_gd_step_or_cap, "emrun.report.variants:write_sensitivity",
+                                description="GD's k-cluster rate against step size and iteration cap"),
+    "kcluster": ReportLayout(lambda v: True, "emrun.report.kcluster:write", priority=0,
+                             description="k-cluster rates of every algorithm, comparisons, claims"),
+}
+
+
+class TrialGrid(CellGrid):
+    """Every run of every (cell, truth) of the grid, one row per run."""
+
+    name = "grid"
+    keys = {**SHARED_KEYS, "claims": False, "baseline": False}
+    row_noun = "trials"
+    replayable = True
+
+    def validate(self, raw: dict, check: Checker, out: dict) -> None:
+        super().validate(raw, check, out)
+        family = FAMILIES.get(out["model"])
+        kind = out["data"]["kind"]
+        if kind not in family.data_kinds:
+            wanted = " or ".join({"samples": "finite samples: data: {samples: N}", "population": "data: population",
+                                  "dataset": "a data set"}[k] for k in family.data_kinds)
+            check.fail("data", f"model '{family.name}' needs {wanted}")
+        largest = max(out["grid"]["D"])
+        if largest > family.max_features(kind):
+            check.fail("grid.D", _too_many_features(family.name, kind, largest, family.max_features(kind)))
+        for name in out["grid"]["algorithm"]:
+            try:
+                check_pair(family, ALGORITHMS.get(name))
+            except ValueError as error:
+                check.fail("grid.algorithm", str(error))
+        self.check_report_keys(raw, check, out)
+
+    def check_report_keys(self, raw: dict, check: Checker, out: dict) -> None:
+        """``baseline`` (the algorithm others are compared with) and ``claims`` (judged in the report)."""
+        if "baseline" in raw:
+            out["baseline"] = check.choice(raw["baseline"], "baseline", tuple(out["grid"]["algorithm"]))
+        if "claims" in raw:
+            out["claims"] = [self._claim(check, entry, f"claims[{i}]")
+                             for i, entry in enumerate(check.nonempty_list(raw["claims"], "claims"))]
+
+    def _claim(self, check: Checker, entry: Any, path: str) -> dict:
+        name = entry if isinstance(entry, str) else entry.get("claim") if isinstance(entry, dict) else None
+        check.registered(name, f"{path}.claim" if isinstance(entry, dict) else path, CLAIMS)
+        claim = CLAIMS.get(name)
+        if self.name not in claim.kinds:
+            check.fail(path, f"claim '{name}' judges rows of experiment {' or '.join(claim.kinds)}, not {self.name}")
+        given = {} if isinstance(entry, str) else check.mapping(entry, path, {"claim": True, **{k: False for k in claim.params}})
+        params = {}
+        for key, default in claim.params.items():
+            if key not in given and default is None:
+                check.fail(path, f"claim '{name}' needs '{key}'")
+            params[key] = check.typed(given[key], f"{path}.{key}", default) if key in given else default
+        return {"claim": name, **params}
+
+    def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry: list[int] | None):
+        return experiments.run_batch(values, config_hash, spec, retry)
+
+    def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
+        return experiments.estimated_cost(values, spec)
+
+    def bytes_per_trial(self, values: dict, cell) -> int:
+        return experiments.bytes_per_trial(values, cell, experiments.data_size(values, cell.D))
+
+    def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
+        if missing:
+            raise OldRowsError(f"the rows lack the columns {', '.join(missing)}: they were written by an older emrun. "
+                               "Run them again with 'emrun sweep CONFIG --replace'")
+        return add_reference_columns(rows.sort_values(["batch_id", "run_index"], ignore_index=True))
+
+    def write_report(self, ctx):
+        layouts = [(entry.value.priority, name) for name, entry in TRIAL_REPORTS.items() if entry.value.applies(ctx.config)]
+        _, chosen = max(layouts, key=lambda pair: pair[0])
+        write = TRIAL_REPORTS.get(chosen).write
+        return (resolve(write) if isinstance(write, str) else write)(ctx)
+
+    def status_lines(self, rows) -> list[str]:
+        counts = rows["status"].value_counts().to_dict() if rows is not None else {}
+        return [f"  {self.row_noun}: {sum(counts.values())} ("
+                + ", ".join(f"{name} {counts.get(name, 0)}" for name in STATUSES) + ")"]
+
+    def failed_rows(self, rows: pd.DataFrame) -> pd.Series:
+        return rows["status"] == FAILED
+
+
+def _too_many_features(family: str, kind: str, largest: int, most: int) -> str:
+    if kind == "population":
+        return (f"'grid.D' = {largest}: the population case enumerates all 2^D patterns, so D is at most {most} "
+                f"({2**most:,} patterns); for larger D sample the data: data: {{samples: N}}")
+    return f"'grid.D' = {largest}: model '{family}' with {kind} data handles D up to {most}"
+
+
+class FirstKCluster(TrialGrid):
+    """Tables 3 and 4: for each (m, D), truths in blocks until ``until_k_cluster`` of them have a GD
+    run ending at a k-cluster point. Every init of a truth is run (so batches are fixed by the
+    config); the plan grows as rows come in, and the sweep re-plans until it stops growing."""
+
+    name = "first_k_cluster"
+    keys = {**SHARED_KEYS, "claims": False}
+    adaptive = True
+
+    def check_truths(self, raw: dict, check: Checker, out: dict, family) -> None:
+        rule = check.mapping(raw.get("truths", 1), "truths", {"until_k_cluster": True, "block": False, "max": False})
+        out["truths"] = {
+            "until_k_cluster": check.integer(rule["until_k_cluster"], "truths.until_k_cluster", 1),
+            "block": check.integer(rule.get("block", 10), "truths.block", 1),
+            "max": check.integer(rule.get("max", 200), "truths.max", 1),
+        }
+        grid = out["grid"]
+        if "gd" not in grid["algorithm"] or len(grid["step"]) != 1 or len(grid["init"]) != 1 \
+                or len(grid.get("gd_max_iter", [0])) != 1:
+            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init "
+                               "and at most one grid.gd_max_iter")
+
+    def n_truths(self, values: dict) -> int:
+        return values["truths"]["max"]
+
+    def truths_text(self, config: Config) -> str:
+        return f"truths in blocks of {config.values['truths']['block']} (at most {config.n_truths})"
+
+    def plan(self, config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
+        rule = config.values["truths"]
+        firsts = selection.first_k_cluster_run(stored) if stored is not None and len(stored) else None
+        batches = []
+        for cell in config.cells():
+            if firsts is None:
+                needed = min(rule["block"], rule["max"])
+            else:
+                mine = firsts[(firsts["m"] == cell.m) & (firsts["D"] == cell.D)]
+                needed = selection.truths_needed(mine, rule["until_k_cluster"], rule["block"], rule["max"])
+            batches += [BatchSpec(f"{cell.label}-truth{t}", cell, t) for t in range(needed)]
+        return batches
+
+    def status_lines(self, rows) -> list[str]:
+        return [*super().status_lines(rows), "  (a first_k_cluster plan grows as rows come in)"]
+
+    def write_report(self, ctx):
+        from emrun.report import table34
+
+        return table34.write(ctx)
+
+
+GRID = TrialGrid()
+FIRST_K_CLUSTER = FirstKCluster()

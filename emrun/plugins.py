@@ -1,0 +1,229 @@
+"""Plug-ins: a Python file, an importable module or an installed package that registers
+algorithms, model families, init schemes, claims or experiment kinds, with no edit to emrun.
+
+A config lists them (``plugins: [my_algorithms.py, some.module]``; a path is relative to the config
+file). They are imported before the config is validated, so the config can name what they
+register. A listed plug-in's hash enters the config hash (a file: the SHA-256 of its text; a
+module: of its source files), so a changed plug-in never mixes its rows with the old ones.
+
+How a file plug-in reaches a worker: its text travels with every task (:class:`PluginSource`), and
+the worker imports that text once per process; a worker never reads the client's path. A module
+plug-in is imported by name on the worker, so it must be installed there. Installed packages can
+also register through the entry-point group ``emrun.plugins``; such a plug-in enters a config's
+hash only when the config uses a name it registers.
+
+Registration functions (a plug-in file calls them at import):
+:func:`register_algorithm`, :func:`register_family`, :func:`register_init_scheme`,
+:func:`register_claim`, :func:`register_kind`, :func:`register_accelerator`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emrun import registry
+from emrun.registry import RegistryError, registering_as
+
+
+class PluginError(RegistryError):
+    """A plug-in that cannot be used: missing, failing to import, or registering a taken name."""
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """A file plug-in as it travels with tasks: the label the config gives it, its text and hash."""
+
+    label: str
+    source: str
+    sha256: str
+
+    @property
+    def origin(self) -> str:
+        return f"plug-in {self.label} (sha256 {self.sha256[:12]})"
+
+
+_loaded_files: dict[str, str] = {}  # label -> sha256 of the version imported in this process
+
+
+def _register(table: registry.Registry, name: str, value: Any) -> Any:
+    try:
+        table.register(name, value)
+    except RegistryError as error:
+        raise PluginError(str(error)) from None
+    return value
+
+
+def register_algorithm(algorithm: Any) -> Any:
+    """Register an object following :class:`emrun.algorithms.Algorithm` under ``algorithm.name``."""
+    return _register(registry.ALGORITHMS, algorithm.name, algorithm)
+
+
+def register_family(family: Any) -> Any:
+    """Register an object (or module) following :class:`emrun.models.Family` under ``family.name``."""
+    return _register(registry.FAMILIES, family.name, family)
+
+
+def register_init_scheme(name: str, scheme: Any) -> Any:
+    """Register an init scheme: a function (ctx: emrun.inits.InitContext) -> (pi [R, m], mu [R, m, D])."""
+    return _register(registry.INIT_SCHEMES, name, scheme)
+
+
+def register_claim(claim: Any) -> Any:
+    """Register an :class:`emrun.report.claims.Claim` under ``claim.name``."""
+    return _register(registry.CLAIMS, claim.name, claim)
+
+
+def register_kind(kind: Any) -> Any:
+    """Register an object following :class:`emrun.kinds.ExperimentKind` under ``kind.name``."""
+    return _register(registry.KINDS, kind.name, kind)
+
+
+def register_accelerator(family: str, algorithm: str, accelerator: Any) -> Any:
+    """Register a compiled (or otherwise faster) loop for one (family, algorithm) pair; see
+    :class:`emrun.algorithms.Accelerator`."""
+    return _register(registry.ACCELERATORS, f"{family}/{algorithm}", accelerator)
+
+
+# --- file plug-ins ---------------------------------------------------------------------------------
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_file(label: str, base: Path) -> PluginSource:
+    """The plug-in a config lists as ``label`` (a path relative to the config's folder ``base``)."""
+    path = Path(label) if Path(label).is_absolute() else Path(base) / label
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PluginError(f"plug-in {label}: cannot read {path} ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise PluginError(f"plug-in {label}: {path} is not a UTF-8 Python file") from None
+    return PluginSource(label, text, sha256_text(text))
+
+
+def load(plugin: PluginSource) -> bool:
+    """Import a file plug-in's text in this process, once per version; True if it was imported now."""
+    if _loaded_files.get(plugin.label) == plugin.sha256:
+        return False
+    stem = "".join(c if c.isalnum() else "_" for c in Path(plugin.label).stem)
+    module = types.ModuleType(f"emrun_plugin_{stem}_{plugin.sha256[:8]}")
+    module.__file__ = plugin.label
+    sys.modules[module.__name__] = module  # dataclasses and pickling look a class's module up here
+    with registering_as(plugin.origin, plugin.label):
+        try:
+            exec(compile(plugin.source, plugin.label, "exec"), module.__dict__)
+        except RegistryError:
+            raise
+        except Exception as error:
+            sys.modules.pop(module.__name__, None)
+            line = _line_of(error, plugin.label)
+            raise PluginError(f"plug-in {plugin.label} failed to import{line}: {type(error).__name__}: {error}") from None
+    _loaded_files[plugin.label] = plugin.sha256
+    return True
+
+
+def _line_of(error: BaseException, filename: str) -> str:
+    if isinstance(error, SyntaxError) and error.lineno:
+        return f" (line {error.lineno})"
+    trace = error.__traceback__
+    line = None
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == filename:
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return f" (line {line})" if line else ""
+
+
+def ensure_loaded(plugins: tuple[PluginSource, ...] | list[PluginSource]) -> None:
+    """What a worker does before a task: import the task's file plug-ins it has not imported yet."""
+    for plugin in plugins:
+        load(plugin)
+
+
+# --- module plug-ins and entry points --------------------------------------------------------------
+
+def _files_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def load_entry_points() -> None:
+    """Import every installed package's ``emrun.plugins`` entry point, once per process."""
+    registry.load_entry_points()
+
+
+def load_module(name: str) -> dict:
+    """Import a module plug-in by name; its record (name and the hash of its source files)."""
+    try:
+        with registering_as(f"plug-in module {name}", name):
+            module = importlib.import_module(name)
+    except RegistryError:
+        raise
+    except Exception as error:
+        raise PluginError(f"plug-in module {name} failed to import: {type(error).__name__}: {error}") from None
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return {"module": name, "sha256": None}
+    path = Path(file)
+    files = list(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    return {"module": name, "sha256": _files_hash(files)}
+
+
+def entry_point_records(names: set[str]) -> list[dict]:
+    """Records (distribution, version, hash of its files) of the entry points that registered any of
+    ``names``: the installed plug-ins a config uses."""
+    out = []
+    for point in registry.entry_points_using(names):
+        dist = point["dist"]
+        files = [Path(dist.locate_file(f)) for f in (dist.files or []) if str(f).endswith(".py")] if dist else []
+        out.append({**point["record"], "sha256": _files_hash([f for f in files if f.exists()])})
+    return out
+
+
+def resolve(listed: list[str], base: Path) -> tuple[list[dict], tuple[PluginSource, ...]]:
+    """Import the plug-ins a config lists: their records for the canonical config (label and hash)
+    and the file plug-ins' sources, which travel with the tasks."""
+    records, sources = [], []
+    for label in listed:
+        if label.endswith(".py") or "/" in label or "\\" in label:
+            plugin = read_file(label, base)
+            load(plugin)
+            records.append({"file": plugin.label, "sha256": plugin.sha256})
+            sources.append(plugin)
+        else:
+            records.append(load_module(label))
+    return records, tuple(sources)
+
+
+def restore(records: list[dict], folder: Path) -> tuple[PluginSource, ...]:
+    """Import the plug-ins a stored config used, from the copies kept in its results folder
+    (``plugins/``); a module plug-in is imported by name. Returns the file plug-ins' sources."""
+    sources = []
+    for record in records:
+        if "file" in record:
+            copy = Path(folder) / copy_name(record["file"], record["sha256"])
+            if not copy.exists():
+                raise PluginError(f"{folder}: the plug-in {record['file']} it was run with is not kept at {copy}")
+            plugin = PluginSource(record["file"], copy.read_text(), record["sha256"])
+            if plugin.sha256 != sha256_text(plugin.source):
+                raise PluginError(f"{copy} does not match the hash recorded for plug-in {record['file']}")
+            load(plugin)
+            sources.append(plugin)
+        elif "module" in record:
+            load_module(record["module"])
+    return tuple(sources)
+
+
+def copy_name(label: str, sha256: str) -> str:
+    """Where a results folder keeps a copy of a file plug-in it was run with."""
+    return f"plugins/{Path(label).stem}.{sha256[:12]}.py"
