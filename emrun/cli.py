@@ -53,8 +53,9 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
           replace: bool, quiet: bool, executor: str, scheduler: str | None) -> None:
     """Run every batch of CONFIG that is not stored yet (so a rerun resumes)."""
     config = _load(config_path, overrides)
-    for plugin in config.plugins:
-        click.echo(f"emrun: imported {plugin.origin}", err=True)
+    for record in config.values.get("plugins", []):  # a config with plug-ins runs their code: say so
+        name = record.get("file") or record.get("module") or f"entry point {record.get('entry_point')}"
+        click.echo(f"emrun: plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]})", err=True)
     if dry_run:
         for line in config.kind.describe(config):
             click.echo(line)
@@ -215,6 +216,27 @@ def replay(trial_id: str, results_root: str, every: int | None, plot_path: str |
         click.echo(f"wrote {plot_path}")
     if not outcome.reproduced:
         _fail("the re-run does not reproduce the stored row", code=1)
+
+
+@main.command("check-plugin")
+@click.argument("plugin_path", metavar="FILE", type=click.Path(dir_okay=False))
+def check_plugin(plugin_path: str) -> None:
+    """Check a plug-in file against emrun's contract: EM never lowers the likelihood, gradients
+    match finite differences, no NaN at zero weights or boundary means, trials independent of their
+    batch. Exit status 1 if any check fails."""
+    from emrun.contract import check_file
+
+    try:
+        results = check_file(plugin_path)
+    except RegistryError as error:
+        _fail(str(error))
+    for result in results:
+        mark = "ok  " if result.passed else "FAIL"
+        click.echo(f"{mark} {result.subject}: {result.check}" + (f" ({result.detail})" if result.detail else ""))
+    failed = [r for r in results if not r.passed]
+    click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

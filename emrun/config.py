@@ -179,6 +179,7 @@ def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = N
         check.fail("", f"the config must be a mapping of keys, got {type(raw).__name__}")
     out: dict[str, Any] = {}
     sources: tuple = ()
+    plugins.begin_config()  # this config sees emrun, installed entry points and its own plug-ins only
     if "plugins" in raw:  # imported first: they may register the kind, family or algorithms named below
         listed = [v if isinstance(v, str) else check.fail("plugins", f"'plugins' lists files or modules, got {v!r}")
                   for v in check.nonempty_list(raw["plugins"], "plugins")]

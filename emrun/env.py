@@ -14,6 +14,7 @@ SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THR
 
 
 def single_threaded() -> None:
-    """One BLAS thread per process, unless the user set these variables."""
+    """One BLAS thread per process, unless the user set these variables (to something non-empty)."""
     for name, value in SINGLE_THREAD_ENV.items():
-        os.environ.setdefault(name, value)
+        if not os.environ.get(name):
+            os.environ[name] = value

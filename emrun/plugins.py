@@ -47,8 +47,12 @@ class PluginSource:
     def origin(self) -> str:
         return f"plug-in {self.label} (sha256 {self.sha256[:12]})"
 
+    @property
+    def owner(self) -> str:
+        return f"{self.label}@{self.sha256[:12]}"
 
-_loaded_files: dict[str, str] = {}  # label -> sha256 of the version imported in this process
+
+_loaded: set[str] = set()  # owners ("label@sha") of the file plug-ins whose names are registered now
 
 
 def _register(table: registry.Registry, name: str, value: Any) -> Any:
@@ -108,15 +112,16 @@ def read_file(label: str, base: Path) -> PluginSource:
     return PluginSource(label, text, sha256_text(text))
 
 
-def load(plugin: PluginSource) -> bool:
-    """Import a file plug-in's text in this process, once per version; True if it was imported now."""
-    if _loaded_files.get(plugin.label) == plugin.sha256:
+def load(plugin: PluginSource, active: bool = False) -> bool:
+    """Import a file plug-in's text in this process, once per version while its names stay
+    registered; True if it was imported now. ``active``: it belongs to the config being validated."""
+    if plugin.owner in _loaded and plugin.owner not in registry.displaced:
         return False
     stem = "".join(c if c.isalnum() else "_" for c in Path(plugin.label).stem)
     module = types.ModuleType(f"emrun_plugin_{stem}_{plugin.sha256[:8]}")
     module.__file__ = plugin.label
     sys.modules[module.__name__] = module  # dataclasses and pickling look a class's module up here
-    with registering_as(plugin.origin, plugin.label):
+    with registering_as(plugin.origin, plugin.owner, listed=True, active=active):
         try:
             exec(compile(plugin.source, plugin.label, "exec"), module.__dict__)
         except RegistryError:
@@ -125,7 +130,7 @@ def load(plugin: PluginSource) -> bool:
             sys.modules.pop(module.__name__, None)
             line = _line_of(error, plugin.label)
             raise PluginError(f"plug-in {plugin.label} failed to import{line}: {type(error).__name__}: {error}") from None
-    _loaded_files[plugin.label] = plugin.sha256
+    _loaded.add(plugin.owner)
     return True
 
 
@@ -165,7 +170,7 @@ def load_entry_points() -> None:
 def load_module(name: str) -> dict:
     """Import a module plug-in by name; its record (name and the hash of its source files)."""
     try:
-        with registering_as(f"plug-in module {name}", name):
+        with registering_as(f"plug-in module {name}", f"module {name}", listed=True, active=True):
             module = importlib.import_module(name)
     except RegistryError:
         raise
@@ -190,6 +195,12 @@ def entry_point_records(names: set[str]) -> list[dict]:
     return out
 
 
+def begin_config() -> None:
+    """A config is being loaded: forget the plug-ins of any config loaded before it in this process."""
+    registry.begin_config()
+    _loaded.clear()
+
+
 def resolve(listed: list[str], base: Path) -> tuple[list[dict], tuple[PluginSource, ...]]:
     """Import the plug-ins a config lists: their records for the canonical config (label and hash)
     and the file plug-ins' sources, which travel with the tasks."""
@@ -197,7 +208,7 @@ def resolve(listed: list[str], base: Path) -> tuple[list[dict], tuple[PluginSour
     for label in listed:
         if label.endswith(".py") or "/" in label or "\\" in label:
             plugin = read_file(label, base)
-            load(plugin)
+            load(plugin, active=True)
             records.append({"file": plugin.label, "sha256": plugin.sha256})
             sources.append(plugin)
         else:

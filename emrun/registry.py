@@ -28,7 +28,8 @@ class RegistryError(ValueError):
 class Entry:
     value: Any
     origin: str  # "built in", or the plug-in that registered it
-    owner: str  # what registered it: "emrun", or the plug-in's label (a file, a module or an entry point)
+    owner: str  # what registered it: "emrun", an entry point, or a plug-in ("label@sha")
+    replaceable: bool = False  # a listed plug-in's entry: another config's version of it may replace it
 
 
 def resolve(target: str) -> Any:
@@ -59,13 +60,25 @@ class Registry:
         self._load_builtins()
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-/" for c in name):
             raise RegistryError(f"{self.noun} name {name!r} must be letters, digits, '_' or '-'")
-        origin, owner = _loading[-1] if _loading else ("registered at run time", "run time")
+        origin, owner, listed, this_import = _loading[-1] if _loading else ("registered at run time", "run time",
+                                                                             False, set())
         known = self._entries.get(name)
-        if known is not None and known.owner != owner:
+        # Two plug-ins of one config, or a plug-in and emrun, may not claim the same name; a plug-in
+        # of another config loaded earlier in this process (another results folder) may be replaced.
+        clash = known is not None and known.owner != owner and not (known.replaceable and known.owner not in _active)
+        if clash or (known is not None and (self.noun, name) in this_import):
             raise RegistryError(f"{self.noun} '{name}' is registered twice: {known.origin}, and {origin}")
-        self._entries[name] = Entry(value, origin, owner)
+        if known is not None and known.owner != owner:
+            displaced.add(known.owner)  # importing that plug-in again must register it again
+        this_import.add((self.noun, name))
+        self._entries[name] = Entry(value, origin, owner, listed)
         if owner in _entry_points:
             _entry_points[owner]["names"].add(name)
+
+    def forget(self, owners: set[str] | None = None) -> None:
+        """Drop the entries of listed plug-ins (of ``owners``, or all of them)."""
+        for name in [n for n, e in self._entries.items() if e.replaceable and (owners is None or e.owner in owners)]:
+            del self._entries[name]
 
     def _entry(self, name: str) -> Entry | None:
         self._load_builtins()
@@ -100,19 +113,35 @@ class Registry:
         return list(self._entries.items())
 
 
-_loading: list[tuple[str, str]] = []  # (origin, owner) of what is being imported, innermost last
+_loading: list[tuple] = []  # (origin, owner, listed plug-in?, names it registered) of what is being imported
+_active: set[str] = set()  # the listed plug-ins of the config being validated (they may not clash)
+displaced: set[str] = set()  # plug-ins some of whose names another plug-in has since taken over
 _entry_points: dict[str, dict] = {}  # owner -> its record, the names it registered, its distribution
 _entry_points_loaded = False
 
 
 @contextmanager
-def registering_as(origin: str, owner: str):
-    """Within this block, registrations are made on behalf of ``owner`` (a plug-in's label)."""
-    _loading.append((origin, owner))
+def registering_as(origin: str, owner: str, listed: bool = False, active: bool = False):
+    """Within this block, registrations are made on behalf of ``owner``; ``listed`` for a plug-in a
+    config lists (another config's version may later replace its names); ``active`` while that
+    config is being validated (its plug-ins may not clash with each other)."""
+    _loading.append((origin, owner, listed, set()))
+    displaced.discard(owner)
+    if active:
+        _active.add(owner)
     try:
         yield
     finally:
         _loading.pop()
+
+
+def begin_config() -> None:
+    """A config is about to import its plug-ins: forget the names earlier configs' plug-ins
+    registered in this process (a config sees emrun, installed entry points and its own plug-ins)."""
+    _active.clear()
+    displaced.clear()
+    for table in ALL.values():
+        table.forget()
 
 
 def load_entry_points() -> None:

@@ -42,6 +42,11 @@ def test_every_shipped_config_is_pinned():
     assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(PINNED_HASHES)
 
 
+def test_the_example_config_keeps_its_hash():
+    # Its hash includes the SHA-256 of the plug-in file beside it: editing either re-runs it.
+    assert load(CONFIGS.parent / "examples" / "heavy_ball" / "heavy_ball.yaml").hash == "e23c7188b046a210"
+
+
 def _modules():
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE.parent).with_suffix("")

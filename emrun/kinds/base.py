@@ -246,7 +246,8 @@ class CellGrid:
     def describe(self, config: Config) -> list[str]:
         """What a dry run prints: the grid, the truths and runs, the cells."""
         runs = config.values["runs"]
-        per_algorithm = " / ".join(f"{runs[a]} {a.upper()}" for a in config.values["grid"]["algorithm"])
+        per_algorithm = " / ".join(f"{runs[a]} {a.upper() if a in LEGACY_ALGORITHMS else a}"
+                                   for a in config.values["grid"]["algorithm"])
         batches = self.plan(config)
         lines = [f"config {config.name} (hash {config.hash}): {len(config.cells())} cells x {self.truths_text(config)} x "
                  f"{per_algorithm} runs; {len(batches)} batches in the first round (at most {config.trial_count()} trials)"]

@@ -35,12 +35,16 @@ class Claim:
     description: str = ""
 
 
+def _label(algorithm: str) -> str:
+    return algorithm.upper() if algorithm in ("em", "gd") else algorithm
+
+
 def _runs_of(rows: pd.DataFrame, algorithm: str) -> pd.DataFrame:
     return rows[rows["algorithm"] == algorithm]
 
 
 def never_ends_at_k_cluster(rows: pd.DataFrame, config: dict, algorithm: str = "em") -> Verdict:
-    claim = f"{algorithm.upper()} never ends at a k-cluster point (k < m)"
+    claim = f"{_label(algorithm)} never ends at a k-cluster point (k < m)"
     criterion = f"no run of {algorithm} ends (not diverged) with a weight below the k-cluster threshold"
     runs = _runs_of(rows, algorithm)
     if runs.empty:
@@ -56,7 +60,7 @@ def never_ends_at_k_cluster(rows: pd.DataFrame, config: dict, algorithm: str = "
 
 
 def always_near_optimal(rows: pd.DataFrame, config: dict, algorithm: str = "em", threshold: float = NEAR_OPTIMAL) -> Verdict:
-    claim = f"Every {algorithm.upper()} run is near-optimal (likelihood ratio >= {threshold})"
+    claim = f"Every {_label(algorithm)} run is near-optimal (likelihood ratio >= {threshold})"
     criterion = f"the smallest likelihood ratio exp(l* - l) over the {algorithm} runs is at least {threshold}"
     runs = _runs_of(rows, algorithm)
     if runs.empty:
@@ -95,7 +99,7 @@ def paired_k_cluster(rows: pd.DataFrame, algorithm: str, than: str) -> dict | No
 
 def _compare(rows: pd.DataFrame, algorithm: str, than: str, sign: int) -> Verdict:
     word = "more" if sign > 0 else "less"
-    claim = f"{algorithm.upper()} ends at a k-cluster point {word} often than {than.upper()} from the same inits"
+    claim = f"{_label(algorithm)} ends at a k-cluster point {word} often than {_label(than)} from the same inits"
     criterion = (f"the 95% interval over truths of the mean paired difference ({algorithm} minus {than}) in k-cluster "
                  f"rate lies {'above' if sign > 0 else 'below'} 0 (not testable if it contains 0)")
     paired = paired_k_cluster(rows, algorithm, than)
@@ -125,7 +129,7 @@ def k_cluster_rate_grows_with(rows: pd.DataFrame, config: dict, factor: str = "m
     each rate centred on the mean rate of its value of the other factor (a pooled correlation would
     let a strong trend in m hide a trend in D). One truth is one point: runs sharing it are not
     independent."""
-    claim = f"{algorithm.upper()}'s k-cluster rate grows with {factor}"
+    claim = f"{_label(algorithm)}'s k-cluster rate grows with {factor}"
     other = "D" if factor == "m" else "m"
     criterion = (f"Spearman rho > 0 with p < 0.05 between {factor} and the per-truth rate centred on the mean of its "
                  f"{other}")
