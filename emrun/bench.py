@@ -2,17 +2,16 @@
 
 For each cell (m = 3, D = 5 and m = 6, D = 10 population; m = 6, D = 6 with 2000 samples): 60 GD
 and 60 EM runs from random inits with the paper's protocol, as one batch each, as in a sweep. Beside
-them, in the same run: the plain per-pattern implementation of ``tests/plain_reference.py`` on the
+them, in the same run: the plain per-pattern implementation of ``emrun/reference.py`` on the
 same data (timed on a few iterations of one trial), the flops of one trial-iteration counted from
 the kernel's loops, and a large float64 matmul's GFLOP/s. Saves JSON under results/bench/.
 """
 
 from __future__ import annotations
 
-import os
+from emrun import env
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
+env.single_threaded()  # before numpy: the bench measures one core
 
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -25,7 +24,8 @@ import click  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emrun import experiments  # noqa: E402
-from emrun.config import Cell, validate  # noqa: E402
+from emrun.batch import BatchSpec, Cell  # noqa: E402
+from emrun.config import validate  # noqa: E402
 
 CELLS = [(3, 5, None), (6, 10, None), (6, 6, 2000)]  # (m, D, samples or None for the population)
 RATIO_TARGET = 1000  # at (3, 5): engine trial-iterations/s over the plain implementation's
@@ -35,7 +35,7 @@ GFLOPS_SHARE_TARGET = 0.10  # at (6, 10): achieved GFLOP/s over the matmul's
 def bench_config(m: int, D: int, runs: int, samples: int | None) -> dict:
     raw = {"name": "bench", "seed": 2019, "grid": {"m": [m], "D": [D]}, "runs": runs,
            "data": "population" if samples is None else {"samples": samples}}
-    return validate(raw, "bench", {})
+    return validate(raw, "bench", {})[0]
 
 
 def flops_per_trial_iteration(data, m: int, D: int, algorithm: str) -> int:
@@ -80,14 +80,14 @@ def bench_cell(m: int, D: int, samples: int | None, runs: int) -> dict:
     warm = bench_config(m, D, 2, samples)
     for algorithm, step in (("gd", 0.02), ("em", None)):  # load (or compile) the kernels first
         warm["stopping"][algorithm]["max_iter"] = 5
-        experiments.run_batch(warm, "bench", experiments.BatchSpec("warm", Cell(m, D, algorithm, step, "uniform"), 0))
+        experiments.run_batch(warm, "bench", BatchSpec("warm", Cell(m, D, algorithm, step, "uniform"), 0))
     true_pi, true_mu = experiments.true_mixture(values, m, D, 0)
     data = experiments.make_data(values, m, D, 0, true_pi, true_mu)
     figures = {}
     for algorithm, step in (("gd", 0.02), ("em", None)):
         cell = Cell(m, D, algorithm, step, "uniform")
         started = time.perf_counter()
-        rows = experiments.run_batch(values, "bench", experiments.BatchSpec("bench", cell, 0)).rows
+        rows = experiments.run_batch(values, "bench", BatchSpec("bench", cell, 0)).rows
         seconds = time.perf_counter() - started
         iterations = sum(r["iterations"] for r in rows)
         pi0, mu0, _ = experiments.initial_points(values, cell, 0, data)

@@ -135,9 +135,9 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
                 chosen.append(folder)
             else:
                 click.echo(f"{folder}: no trial rows here; its report is left as it is", err=True)
-    if not chosen:
+    if not chosen and not result_folders(root):
         _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
-    try:
+    try:  # with no rows anywhere (a fresh clone), only the index is rebuilt, from the verdict files
         written = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]))
     except (StoreError, RegistryError, ValueError) as error:
         _fail(str(error))

@@ -145,3 +145,22 @@ def test_importing_the_command_line_loads_no_numpy_and_no_plugin():
             "print(sorted(m for m in ('numpy', 'pandas', 'emrun.plugins', 'emrun.kinds') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
+def test_every_built_in_family_meets_the_plugin_contract(name):
+    # The contract emrun check-plugin holds plug-ins to, held by the built-in families first.
+    from emrun.contract import check_family
+    from emrun.registry import FAMILIES
+
+    results = check_family(FAMILIES.get(name))
+    assert len(results) == 3 and all(r.passed for r in results), [r for r in results if not r.passed]
+
+
+@pytest.mark.parametrize("name", ["em", "gd"])
+def test_every_built_in_algorithm_meets_the_plugin_contract(name):
+    from emrun.contract import check_algorithm
+    from emrun.registry import ALGORITHMS
+
+    results = check_algorithm(ALGORITHMS.get(name))
+    assert len(results) == 8 and all(r.passed for r in results), [r for r in results if not r.passed]

@@ -218,9 +218,6 @@ def weight_dft_min(pi: np.ndarray) -> float:
 
 # --- one iteration, free or tied --------------------------------------------------------------
 
-UPDATES = ("gradient", "em")
-
-
 def iterate(update: str, pi: np.ndarray, params: np.ndarray, nodes: Nodes, step: float = 1.0,
             R_powers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One gradient-EM step (``update='gradient'``, step eta) or EM step on the parameters, which are

@@ -51,11 +51,12 @@ def cell_summary(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.assign(hit=ended_at_k_cluster(rows), diverged=rows["status"] == "diverged", touched=touched,
                        capped=rows["status"] == "capped", setting=settings(rows),
                        hit_near_optimal=ended_at_k_cluster(rows) & (rows["likelihood_ratio"] >= NEAR_OPTIMAL),
+                       finished_ratio=rows["likelihood_ratio"].where(rows["status"] != "diverged"),
                        run_seconds=rows["batch_seconds"] / rows.groupby("batch_id")["run_index"].transform("size"))
     table = rows.groupby(["m", "D", "setting"]).agg(
         algorithm=("algorithm", "first"), truths=("truth_index", "nunique"), runs=("run_index", "size"),
         k_cluster=("hit", "sum"), k_cluster_near_optimal=("hit_near_optimal", "sum"), diverged=("diverged", "sum"),
-        capped=("capped", "sum"), min_ratio=("likelihood_ratio", "min"), median_iterations=("iterations", "median"),
+        capped=("capped", "sum"), min_ratio=("finished_ratio", "min"), median_iterations=("iterations", "median"),
         touched=("touched", "sum"), seconds=("run_seconds", "sum"),
     ).reset_index()
     intervals = rows.assign(algorithm=rows["setting"]).pipe(rate_with_interval).rename(columns={"algorithm": "setting"})
@@ -102,7 +103,9 @@ def rate_sections(summary: pd.DataFrame) -> list[str]:
     for setting, part in summary.groupby("setting", sort=False):
         methods = sorted(part["interval"].unique())
         out += [f"### {setting}", "", f"Fraction of runs ending at k < m [95% interval: {'; '.join(methods)}]; smallest "
-                "likelihood ratio of the cell.", "", grid_table(part, lambda r: f"{_rate(r)}; min {r.min_ratio:.4f}"), ""]
+                "likelihood ratio of the cell's runs that did not diverge.", "",
+                grid_table(part, lambda r: f"{_rate(r)}; " + (f"min {r.min_ratio:.4f}" if r.min_ratio == r.min_ratio
+                                                               else "every run diverged")), ""]
     return out
 
 
