@@ -64,6 +64,10 @@ class BatchResult:
     column_types: dict[str, str] = field(default_factory=dict)
 
 
+class ExecutorError(RuntimeError):
+    """An executor cannot run the tasks at all (Dask missing, a scheduler out of reach)."""
+
+
 def worker_description() -> str:
     """Where a batch ran (host, platform, numpy): provenance per row. Rows from a heterogeneous
     cluster may differ in the last bits, and this says where each came from."""

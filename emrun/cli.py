@@ -1,4 +1,10 @@
-"""Command line: ``emrun sweep CONFIG`` runs a config, ``emrun report`` writes the reports."""
+"""Command line: ``emrun sweep CONFIG`` runs a config, ``emrun report`` writes the reports.
+
+Exit statuses: 0 done; 1 something failed while running or reading (failed trials or batches, a
+full disk, a damaged folder); 2 the command cannot start (a bad config or argument, a locked
+folder, nothing to report); 130 interrupted (Ctrl-C). No input gives a traceback: an unexpected
+error is one line (``EMRUN_DEBUG=1`` shows where it came from).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import click  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
 from emrun.registry import RegistryError  # noqa: E402
 
+LONG_SWEEP_HOURS = 24  # a sweep whose cost model says more CPU-hours than this needs --allow-long
+
 
 def _fail(message: str, code: int = 2) -> None:
     click.echo(f"emrun: error: {message}", err=True)
@@ -28,7 +36,21 @@ def _load(config_path: str, overrides: tuple[str, ...] = ()):
         _fail(str(error))
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command's unexpected error becomes one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if os.environ.get("EMRUN_DEBUG"):
+                raise
+            _fail(f"unexpected {type(error).__name__}: {error} (EMRUN_DEBUG=1 shows where)", code=1)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="emrun")
 def main() -> None:
     """Reproduce experiments on EM and gradient descent for mixture models."""
@@ -42,15 +64,23 @@ def main() -> None:
               help="Worker processes.")
 @click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Root folder of results; rows go to RESULTS/<config name>/.")
-@click.option("--dry-run", is_flag=True, help="Print the expanded cells and the trial count; run nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the expanded cells, the trial count and the cost; run nothing.")
 @click.option("--replace", is_flag=True, help="Discard stored rows of an earlier version of this config.")
+@click.option("--allow-long", is_flag=True, help=f"Run a sweep the cost model prices above {LONG_SWEEP_HOURS} CPU-hours.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True,
               help="Where batches run: this machine's process pool, or Dask.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Dask scheduler, e.g. tcp://HOST:8786 (with --executor dask; without it a LocalCluster of --workers).")
+              help="Dask scheduler, e.g. tls://HOST:8786 (with --executor dask; without it a LocalCluster of --workers).")
+@click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With a tls:// scheduler: the CA certificate that signed the cluster's certificates.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With a tls:// scheduler: this client's certificate.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With a tls:// scheduler: this client's private key (if not in --tls-cert).")
 def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_root: str, dry_run: bool,
-          replace: bool, quiet: bool, executor: str, scheduler: str | None) -> None:
+          replace: bool, allow_long: bool, quiet: bool, executor: str, scheduler: str | None, tls_ca: str | None,
+          tls_cert: str | None, tls_key: str | None) -> None:
     """Run every batch of CONFIG that is not stored yet (so a rerun resumes)."""
     config = _load(config_path, overrides)
     for record in config.values.get("plugins", []):  # a config with plug-ins runs their code: say so
@@ -60,14 +90,69 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         for line in config.kind.describe(config):
             click.echo(line)
         return
-    summary, store, failed_trials = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler)
+    hours = config.kind.estimated_seconds(config.values) / 3600
+    if hours > LONG_SWEEP_HOURS and not allow_long:
+        _fail(f"{config.name}: the cost model estimated up to {hours:,.0f} CPU-hours (every run to its cap; "
+              f"README, 'Cost'); check the config, or run it anyway with --allow-long")
+    security = _security(scheduler, tls_ca, tls_cert, tls_key)
+    resume = " ".join(["emrun", *sys.argv[1:]])
+    summary, store, failed_trials = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler,
+                                               security)
+    _tell(config, summary, store, failed_trials, resume)
+
+
+def _security(scheduler: str | None, ca: str | None, cert: str | None, key: str | None):
+    """Dask's Security for a tls:// scheduler (certificates may also come from Dask's own config)."""
+    if not any((ca, cert, key)):
+        return None
+    if scheduler is None or not scheduler.startswith("tls://"):
+        _fail("--tls-ca, --tls-cert and --tls-key go with --executor dask --scheduler tls://HOST:PORT")
+    from distributed.security import Security
+
+    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
+
+
+def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bool, executor: str,
+               scheduler: str | None, security):
+    from emrun import plugins
+    from emrun.batch import ExecutorError
+    from emrun.kinds import tasks_for
+    from emrun.runner import describe, run_until_stable
+    from emrun.store import ResultStore, StoreError, StoreWriteError, provenance
+
+    sweep = {**provenance(sys.argv), "workers": workers, "executor": executor, "scheduler": scheduler}
+    try:
+        with ResultStore.opened(Path(results_root), config.values, config.hash, sweep, replace,
+                                config.kind.batch_check(config.values)) as store:
+            for plugin in config.plugins:  # a copy travels with the results, for report and replay
+                store.keep_file(plugins.copy_name(plugin.label, plugin.sha256), plugin.source)
+            try:
+                summary = run_until_stable(lambda: tasks_for(config, store), store, workers, config.kind.adaptive,
+                                           progress=not quiet, label=config.name, executor=executor,
+                                           scheduler=scheduler, security=security)
+            except ExecutorError as error:
+                store.finish_sweep({}, "could not start")
+                _fail(str(error))
+            state = ("interrupted" if summary.interrupted else "stopped" if summary.write_error else
+                     "failed" if summary.failed else "finished")
+            if not summary.write_error:
+                store.finish_sweep(describe(summary), state)
+            failed_trials = {batch: runs for batch, runs in store.stored_batches().items() if runs}
+    except StoreWriteError as error:
+        _fail(str(error), code=1)
+    except StoreError as error:
+        _fail(str(error))
+    return summary, store, failed_trials
+
+
+def _tell(config, summary, store, failed_trials: dict, resume: str) -> None:
+    """What the sweep did, and what to run next."""
     done = summary.skipped + summary.completed
     click.echo(f"{config.name}: {done} of {summary.total} batches stored in {store.folder} "
                f"({summary.completed} run now in {summary.seconds:.1f} s, {summary.skipped} already there)")
-    resume = f"emrun sweep {config_path}" + "".join(f" --set {o}" for o in overrides)
     if summary.lost_workers:
-        click.echo(f"Dask workers lost during the sweep: {', '.join(summary.lost_workers)}; the scheduler resubmitted "
-                   "their batches (each batch is stored once)", err=True)
+        click.echo(f"Workers lost during the sweep: {', '.join(summary.lost_workers)}; their batches ran again "
+                   "(each batch is stored once)", err=True)
     if summary.write_error:
         _fail(summary.write_error, code=1)
     if summary.interrupted:
@@ -82,33 +167,11 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
               f"run the same command again to retry only those: {resume}", code=1)
 
 
-def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bool, executor: str,
-               scheduler: str | None):
-    from emrun import plugins
-    from emrun.kinds import tasks_for
-    from emrun.runner import describe, run_until_stable
-    from emrun.store import ResultStore, StoreError, provenance
-
-    started_by = provenance(sys.argv)  # the code and command as they were when the sweep started
-    try:
-        with ResultStore.opened(Path(results_root), config.values, config.hash, " ".join(sys.argv), replace) as store:
-            for plugin in config.plugins:  # a copy travels with the results, for report and replay
-                store.keep_file(plugins.copy_name(plugin.label, plugin.sha256), plugin.source)
-            summary = run_until_stable(lambda: tasks_for(config, store), store, workers, config.kind.adaptive,
-                                       progress=not quiet, label=config.name, executor=executor, scheduler=scheduler)
-            store.record_sweep({**started_by, "workers": workers, "executor": executor, "scheduler": scheduler,
-                                **describe(summary)})
-            failed_trials = {batch: runs for batch, runs in store.stored_batches().items() if runs}
-    except StoreError as error:
-        _fail(str(error))
-    return summary, store, failed_trials
-
-
 def _print_failed_trials(folder: Path) -> None:
     from emrun.batch import FAILED
-    from emrun.results import load_results
+    from emrun.results import stored
 
-    rows = load_results(folder)
+    rows = stored(folder).rows
     failed = rows[rows["status"] == FAILED]
     for row in failed.head(10).itertuples():
         click.echo(f"  failed trial: {row.batch_id}/{row.run_index} (init seed {row.init_seed}): {row.error}", err=True)
@@ -123,9 +186,14 @@ def _print_failed_trials(folder: Path) -> None:
 def report(folders: tuple[str, ...], results_root: str) -> None:
     """Write the report of each results folder and the index RESULTS/REPORT.md."""
     from emrun.report import write_reports
-    from emrun.store import StoreError, has_rows, result_folders
+    from emrun.store import has_rows, result_folders
 
     root = Path(results_root)
+    for folder in folders:
+        if not Path(folder).is_dir():
+            _fail(f"{folder} does not exist")
+        if not (Path(folder) / "manifest.json").exists():
+            _fail(f"{folder} is not a results folder (no manifest.json; run 'emrun sweep CONFIG' first)")
     chosen = [Path(f) for f in folders]
     if not chosen:
         # Every folder with rows; a folder whose rows were never generated here (a fresh clone
@@ -137,12 +205,17 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
                 click.echo(f"{folder}: no trial rows here; its report is left as it is", err=True)
     if not chosen and not result_folders(root):
         _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
-    try:  # with no rows anywhere (a fresh clone), only the index is rebuilt, from the verdict files
-        written = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]))
-    except (StoreError, RegistryError, ValueError) as error:
-        _fail(str(error))
+    # With no rows anywhere (a fresh clone) only the index is rebuilt, from the verdict files. A
+    # folder that cannot be reported is one line; the others are still written.
+    written, problems, notices = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]))
     for path in written:
         click.echo(f"wrote {path}")
+    for notice in notices:
+        click.echo(f"emrun: {notice}", err=True)
+    for folder, problem in problems:
+        click.echo(f"emrun: error: {folder}: {problem}", err=True)
+    if problems:
+        sys.exit(1)
 
 
 @main.command()
@@ -150,34 +223,54 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
 @click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
               help="Where to look for each folder's config file (CONFIGS/<name>.yaml).")
 def status(results_root: str, configs_dir: str) -> None:
-    """Per results folder: batches stored and pending, rows by status, and whether the folder
-    matches its config file."""
-    from emrun.config import from_manifest
-    from emrun.results import load_results
-    from emrun.store import LOCK, has_rows, read_manifest, result_folders
+    """Per results folder: batches stored and pending, rows by status, files left out, and whether
+    the folder matches its config file."""
+    from emrun.store import StoreError, result_folders
 
     root = Path(results_root)
     folders = result_folders(root)
     if not folders:
         _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
+    damaged = 0
     for folder in folders:
-        manifest = read_manifest(folder)
-        values, stored_hash = manifest["config"], manifest["config_hash"]
-        match = _match_with_config_file(Path(configs_dir) / f"{values['name']}.yaml", stored_hash)
-        config = from_manifest(values, folder)
-        kind = config.kind
-        rows = load_results(folder) if has_rows(folder) else None
-        planned = kind.plan(config, rows if kind.adaptive else None)
-        stored = set(rows["batch_id"]) if rows is not None else set()
-        pending = [spec.batch_id for spec in planned if spec.batch_id not in stored]
-        lock = folder / LOCK
-        click.echo(f"{folder.name} (config hash {stored_hash}; {match})")
-        click.echo(f"  batches: {len(stored)} stored, {len(pending)} pending of {len(planned)} planned")
-        for line in kind.status_lines(rows):
-            click.echo(line)
-        aside = list((folder / "set_aside").glob("*")) if (folder / "set_aside").exists() else []
-        click.echo(f"  set aside: {len(aside)} file(s); lock: "
-                   + (lock.read_text().strip() if lock.exists() else "none (no sweep running)"))
+        try:
+            for line in _status_lines(folder, Path(configs_dir)):
+                click.echo(line)
+        except (StoreError, RegistryError, ConfigError) as error:
+            click.echo(f"emrun: error: {error}", err=True)
+            damaged += 1
+    if damaged:
+        sys.exit(1)
+
+
+def _status_lines(folder: Path, configs_dir: Path) -> list[str]:
+    from emrun.config import from_manifest
+    from emrun.results import stored
+    from emrun.store import LOCK, SET_ASIDE, has_rows, read_manifest
+
+    manifest = read_manifest(folder)
+    values, stored_hash = manifest["config"], manifest["config_hash"]
+    match = _match_with_config_file(configs_dir / f"{values['name']}.yaml", stored_hash)
+    config = from_manifest(values, folder)
+    kind = config.kind
+    found = stored(folder) if has_rows(folder) else None
+    rows = found.rows if found is not None else None
+    planned = kind.plan(config, rows if kind.adaptive else None)
+    present = set(rows["batch_id"]) if rows is not None else set()
+    pending = [spec.batch_id for spec in planned if spec.batch_id not in present]
+    lock = folder / LOCK
+    lines = [f"{folder.name} (config hash {stored_hash}; {match})",
+             f"  batches: {len(present)} stored, {len(pending)} pending of {len(planned)} planned", *kind.status_lines(rows)]
+    if found is not None:
+        lines += [f"  left out: {path.name}: {why} (the next sweep sets it aside and runs it again)"
+                  for path, why in found.scan.excluded]
+        if found.scan.unverified:
+            lines.append(f"  {found.scan.unverified} file(s) without page checksums (written by an older emrun: read, "
+                         "but bit rot inside them would go unnoticed)")
+    aside = list((folder / SET_ASIDE).glob("*")) if (folder / SET_ASIDE).exists() else []
+    lines.append(f"  set aside: {len(aside)} file(s); lock: "
+                 + (lock.read_text().strip() if lock.exists() else "none (no sweep running)"))
+    return lines
 
 
 def _match_with_config_file(config_file: Path, stored_hash: str) -> str:

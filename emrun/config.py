@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import yaml
 from emrun.batch import Cell
 from emrun.registry import KINDS, RegistryError
 
+INT64_MAX = 2**63 - 1  # counts and caps are stored as 64-bit integers
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map")}
 COMMON_KEYS = {"name": True, "description": False, "experiment": False, "seed": True, "plugins": False}
 REPORT_KEYS = ("description", "claims", "baseline")  # read by the report only: not part of the hash
 
@@ -71,20 +74,43 @@ def config_hash(values: dict[str, Any]) -> str:
 
 # --- loading with line marks -------------------------------------------------------------------
 
-def _plain(node: yaml.Node, path: str, marks: dict[str, int]) -> Any:
-    """Turn a composed YAML node into plain Python, recording the line of every key path."""
-    marks[path] = node.start_mark.line + 1
+def _plain(node: yaml.Node, path: str, marks: dict[str, int], source: str) -> Any:
+    """Turn a composed YAML node into plain Python, recording the line of every key path. Only
+    plain YAML is accepted: no tags beyond the standard scalars, no key given twice."""
+    line = node.start_mark.line + 1
+    marks[path] = line
+    if node.tag not in _PLAIN_TAGS:
+        raise ConfigError(f"{source}:{line}: the tag {node.tag.rsplit(':', 1)[-1]!r} of '{path or 'the config'}' is not "
+                          "allowed (a config is plain YAML: numbers, strings, lists and mappings)")
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
             key = key_node.value
             child = f"{path}.{key}" if path else key
+            if key in out:
+                raise ConfigError(f"{source}:{key_node.start_mark.line + 1}: the key '{child}' is given twice "
+                                  f"(first on line {marks[child]})")
             marks[child] = key_node.start_mark.line + 1
-            out[key] = _plain(value_node, child, marks)
+            out[key] = _plain(value_node, child, marks, source)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, f"{path}[{i}]", marks) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+        return [_plain(item, f"{path}[{i}]", marks, source) for i, item in enumerate(node.value)]
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    """The YAML node tree of a config, refusing anchors and aliases (``&a``, ``*a``): they let a
+    few lines expand into billions of values, or into themselves."""
+    try:
+        for token in yaml.scan(text):
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                raise ConfigError(f"{source}:{token.start_mark.line + 1}: YAML anchors and aliases ('&{token.value}', "
+                                  f"'*{token.value}') are not allowed in a config; write the values out")
+        return yaml.compose(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
 
 
 class Checker:
@@ -115,16 +141,17 @@ class Checker:
         return value
 
     def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        high = INT64_MAX if high is None else high
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or value > high:
+            bound = f"from {low} to {high}" if high != INT64_MAX else f">= {low} (and below 2^63)"
             self.fail(path, f"'{path}' must be an integer {bound}, got {value!r}")
         return value
 
     def number(self, value: Any, path: str, below_one: bool = False) -> float:
-        """A positive number (in (0, 1) with ``below_one``)."""
+        """A positive, finite number (in (0, 1) with ``below_one``)."""
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not is_number or not value > 0 or (below_one and not value < 1):
-            rule = "a number in (0, 1)" if below_one else "a positive number"
+        if not is_number or not math.isfinite(value) or not value > 0 or (below_one and not value < 1):
+            rule = "a number in (0, 1)" if below_one else "a positive finite number"
             self.fail(path, f"'{path}' must be {rule}, got {value!r}")
         return float(value)
 
@@ -220,12 +247,19 @@ def _apply_override(raw: dict, assignment: str, marks: dict[str, Any]) -> None:
         raise ConfigError(f"--set {assignment!r}: expected key=value, for example --set runs=5")
     path, text = assignment.split("=", 1)
     keys = path.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"--set {assignment!r}: expected key=value with a key such as runs or grid.m")
+    try:
+        node = _compose(text, f"--set {assignment!r}")
+        value = None if node is None else _plain(node, path, {}, f"--set {assignment!r}")
+    except ConfigError as error:
+        raise ConfigError(str(error).replace(":1: ", ": ", 1)) from None
     target = raw
     for key in keys[:-1]:
         if not isinstance(target.get(key), dict):
             target[key] = {}
         target = target[key]
-    target[keys[-1]] = yaml.safe_load(text)
+    target[keys[-1]] = value
     for known in [p for p in marks if p == path or p.startswith(path + ".") or p.startswith(path + "[")]:
         marks[known] = "--set"
     marks[path] = "--set"
@@ -241,16 +275,11 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Confi
         raise ConfigError(f"{source}: cannot read the config ({error.strerror})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: not a text file (the config must be UTF-8 YAML)") from None
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    node = _compose(text, source)
     if node is None:
         raise ConfigError(f"{source}: the config is empty")
     marks: dict[str, Any] = {}
-    raw = _plain(node, "", marks)
+    raw = _plain(node, "", marks, source)
     if isinstance(raw, dict):
         for assignment in overrides:
             _apply_override(raw, assignment, marks)

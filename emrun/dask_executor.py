@@ -1,4 +1,4 @@
-"""Run a sweep's tasks on Dask (``emrun sweep CONFIG --executor dask [--scheduler tcp://HOST:8786]``).
+"""Run a sweep's tasks on Dask (``emrun sweep CONFIG --executor dask [--scheduler tls://HOST:8786]``).
 
 Workers only compute: each task returns its rows to this process, which writes them with the same
 atomic batch files as the local pool, so no shared file system is needed and resume works the
@@ -8,26 +8,26 @@ scheduler resubmit its tasks elsewhere (up to Dask's ``allowed-failures``); a ta
 fails is reported as failed and left for the next sweep, like a failed task on the local pool.
 Rows are the same as on the local pool: a task's rows depend on its arguments only.
 
+Dask's protocol carries pickled objects, so whoever can reach the scheduler's port runs code on
+the workers and on this machine: use a ``tls://`` scheduler with certificates (``security``, from
+``--tls-ca/--tls-cert/--tls-key`` or Dask's own configuration), or keep the scheduler on a private
+interface or behind an SSH tunnel (README, "Running on a cluster"). The LocalCluster listens on
+127.0.0.1 only, with no dashboard.
+
 Needs the optional dependency: ``pip install emrun[dask]``.
 """
 
 from __future__ import annotations
 
-from emrun import faults
+from emrun.batch import ExecutorError
 
 
-def _compute(function, args, task_id):
-    """What a Dask worker runs: the task, behind the test hook that kills the worker once."""
-    faults.worker_checkpoint(task_id)
-    return function(*args)
-
-
-def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | None) -> None:
+def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | None, security=None) -> None:
     """Submit every pending task, write each result as it arrives; record lost workers."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise RuntimeError("the Dask executor needs dask.distributed: pip install 'emrun[dask]'") from None
+        raise ExecutorError("the Dask executor needs dask.distributed: pip install 'emrun[dask]'") from None
     from emrun import env
 
     env.single_threaded()  # inherited by LocalCluster's worker processes
@@ -35,11 +35,16 @@ def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | Non
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)
-    client = Client(cluster if cluster is not None else scheduler, timeout="30s")
+    try:
+        client = Client(cluster if cluster is not None else scheduler, timeout="30s", security=security)
+    except (OSError, TimeoutError) as error:
+        if cluster is not None:
+            cluster.close()
+        raise ExecutorError(f"cannot reach the Dask scheduler {scheduler}: {error}") from None
     try:
         initial = set(client.scheduler_info()["workers"])
-        futures = {client.submit(_compute, task.function, task.args, task.task_id, key=f"emrun-{task.task_id}",
-                                 pure=False, priority=task.cost): task for task in pending}
+        futures = {client.submit(task.function, *task.args, key=f"emrun-{task.task_id}", pure=False,
+                                 priority=task.cost): task for task in pending}
         for future in as_completed(futures):
             task = futures[future]
             if future.status == "error":

@@ -10,6 +10,12 @@ deterministically, by environment variable, never by timing. Inert unless the va
 - ``EMRUN_TEST_KILL_WORKER=BATCH_ID:MARKER``: a Dask worker dies when it starts that batch (once).
 - ``EMRUN_TEST_FAULT=KIND:BATCH_ID:RUN``: that trial fails: ``raise`` raises in the engine,
   ``nan`` starts it from a NaN weight so that the engine reaches a NaN state.
+- ``EMRUN_TEST_OSERROR=POINT:ERRNO[:N]``: the N-th (default first) write at POINT fails with that
+  errno (ENOSPC, EROFS, EACCES): ``lock``, ``manifest`` or ``batch``.
+- ``EMRUN_TEST_PAUSE_AT=POINT:SECONDS``: sleep there (``lock_takeover``), so that a second process can
+  be started inside the window.
+- ``EMRUN_TEST_DELETE_MANIFEST_AT=POINT:N``: at the N-th time this process reaches POINT, delete the
+  folder's manifest.json (as a user might, mid-sweep).
 """
 
 from __future__ import annotations
@@ -17,21 +23,47 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 from collections import Counter
+from pathlib import Path
 
 _reached: Counter = Counter()
 
 
-def checkpoint(point: str) -> None:
+def checkpoint(point: str, manifest: Path | None = None) -> None:
     hook = os.environ.get("EMRUN_TEST_KILL_AT")
+    if hook:
+        name, count, *how = hook.split(":")
+        if name == point:
+            _reached[point] += 1
+            if _reached[point] == int(count):
+                os.kill(os.getpid(), signal.SIGINT if how == ["INT"] else signal.SIGKILL)
+    hook = os.environ.get("EMRUN_TEST_DELETE_MANIFEST_AT")
+    if hook and manifest is not None:
+        name, count = hook.split(":")
+        if name == point:
+            _reached[f"delete:{point}"] += 1
+            if _reached[f"delete:{point}"] == int(count):
+                Path(manifest).unlink(missing_ok=True)
+
+
+def oserror(point: str) -> None:
+    hook = os.environ.get("EMRUN_TEST_OSERROR")
     if not hook:
         return
-    name, count, *how = hook.split(":")
+    name, code, *count = hook.split(":")
     if name != point:
         return
-    _reached[point] += 1
-    if _reached[point] == int(count):
-        os.kill(os.getpid(), signal.SIGINT if how == ["INT"] else signal.SIGKILL)
+    _reached[f"oserror:{point}"] += 1
+    if _reached[f"oserror:{point}"] == int(count[0] if count else 1):
+        number = getattr(errno, code)
+        raise OSError(number, os.strerror(number))
+
+
+def pause(point: str) -> None:
+    hook = os.environ.get("EMRUN_TEST_PAUSE_AT")
+    if hook and hook.split(":")[0] == point:
+        time.sleep(float(hook.split(":")[1]))
 
 
 def before_batch_write() -> None:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from emrun.config import Config, from_manifest
-from emrun.results import load_results
-from emrun.store import MANIFEST, TIMING_COLUMNS
+from emrun.results import stored
+from emrun.store import MANIFEST, TIMING_COLUMNS, read_manifest
 
 
 class ReplayError(ValueError):
@@ -41,12 +41,12 @@ def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series, Config]:
     if not (folder / MANIFEST).exists():
         raise ReplayError(f"no results folder {folder} (configs with results: "
                           f"{', '.join(sorted(p.parent.name for p in root.glob('*/' + MANIFEST))) or 'none'})")
-    manifest = pd.read_json(folder / MANIFEST, typ="series")
+    manifest = read_manifest(folder)
     config = from_manifest(manifest["config"], folder)
     if not config.kind.replayable:
         raise ReplayError(f"{folder} holds {config.kind.row_noun} of experiment {config.kind.name}, not trials: there is "
                           "no run to replay (run its sweep again: the rows are deterministic)")
-    rows = load_results(folder)
+    rows = stored(folder).rows
     match = rows[(rows["batch_id"] == batch_id) & (rows["run_index"] == run)]
     if match.empty:
         batches = rows["batch_id"].unique()

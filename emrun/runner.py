@@ -18,13 +18,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
 
 from emrun import env, faults
-from emrun.batch import BatchResult
+from emrun.batch import BatchResult, ExecutorError  # noqa: F401 (raised by the executors)
 from emrun.store import ResultStore, StoreWriteError
 
 
@@ -82,13 +83,32 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+POOL_RESTARTS = 3  # a pool whose worker died is rebuilt this many times before its batches count as failed
+
+
 def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm, workers: int) -> None:
+    """Run the tasks on a pool of spawned processes. A worker that dies (killed, out of memory)
+    breaks the pool: its unfinished batches run again on a new pool, as Dask resubmits a lost
+    worker's batches; a batch that keeps killing its worker is reported as failed."""
     env.single_threaded()  # spawned workers read these before their first numpy import
+    queue = list(pending)
+    for attempt in range(POOL_RESTARTS + 1):
+        queue = _drain_pool(queue, store, summary, bar, workers)
+        if not queue:
+            return
+        summary.lost_workers.append(f"a local worker process (pool {attempt + 1})")
+    for task in queue:
+        summary.failed[task.task_id] = "its worker process died every time it ran"
+        bar.update(1)
+
+
+def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm, workers: int) -> list[Task]:
+    """Run the queue on one pool; return the tasks left unfinished because the pool broke."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
         running: dict[Future, Task] = {}
-        queue = list(pending)
+        queue = list(queue)
         try:
             # Keep at most two tasks per worker in flight so that an interruption loses little.
             while queue or running:
@@ -100,6 +120,8 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
                 for future in finished:
                     task = running.pop(future)
                     error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
+                        return [task, *running.values(), *queue]
                     if error is not None:
                         summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
                     else:
@@ -113,13 +135,15 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
             for process in workers_alive:
                 process.terminate()
             raise
+    return []
 
 
 EXECUTORS = ("local", "dask")
 
 
 def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: bool = True,
-              label: str = "sweep", executor: str = "local", scheduler: str | None = None) -> SweepSummary:
+              label: str = "sweep", executor: str = "local", scheduler: str | None = None,
+              security=None) -> SweepSummary:
     """Run the tasks not yet stored; return counts. Ctrl-C stops after saving what finished.
 
     ``executor`` is 'local' (this machine: inline for one worker, else a process pool) or 'dask'
@@ -134,7 +158,7 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
             if executor == "dask":
                 from emrun.dask_executor import run_on_dask
 
-                run_on_dask(pending, store, summary, bar, workers, scheduler)
+                run_on_dask(pending, store, summary, bar, workers, scheduler, security)
             elif workers <= 1 or len(pending) <= 1:
                 _run_inline(pending, store, summary, bar)
             else:
@@ -149,6 +173,7 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
 
 def run_until_stable(plan: Callable[[], list[Task]], store: ResultStore, workers: int, replan: bool,
                      **options: Any) -> SweepSummary:
+    # options: progress, label, executor, scheduler, security (see run_tasks)
     """Run the tasks ``plan()`` returns; with ``replan``, plan again after each round that stored
     something, until a round finds nothing new to run (a plan that grows with the stored rows)."""
     summary = None

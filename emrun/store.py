@@ -1,15 +1,19 @@
 """Results on disk: one Parquet file per batch, a manifest with the config and its provenance.
 
 Layout of ``<root>/<config name>/``:
-  manifest.json        config as run, its hash, and one provenance entry per sweep (committed)
-  batches/<id>.parquet the rows of one batch, written atomically (temp file + rename; ignored by git)
+  manifest.json        config as run, its hash, and one entry per sweep, written when the sweep
+                       starts and updated when it ends (committed)
+  batches/<id>.parquet the rows of one batch, written atomically (temp file + rename; ignored by
+                       git), with page checksums so that bit rot inside a page is caught on read
   traces/<id>.parquet  the recorded iterates of that batch's runs, if the config records any;
                        written before the batch file, so a stored batch always has its traces
   plugins/             copies of the file plug-ins the config was run with (committed)
+  set_aside/           batch files a sweep found damaged (re-run by it)
 
 A batch file either exists whole or not at all, so the set of files is the index of finished
 batches. A folder never mixes configs: a sweep with a different config hash is refused. The store
-knows files only: what the rows mean is the experiment kind's business (:mod:`emrun.results`).
+knows files only; whether a file's rows make sense is the caller's check (the experiment kind's).
+Only a sweep moves files: reading never does, so a report is safe while a sweep runs.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import os
 import platform
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -37,9 +42,12 @@ MANIFEST = "manifest.json"
 LOCK = ".lock"
 BATCHES = "batches"
 TRACES = "traces"
+SET_ASIDE = "set_aside"
 HASH_KEY = b"emrun.config_hash"
 FAILED_KEY = b"emrun.failed_runs"  # run indices of the batch's failed trials, as JSON
+CHECKSUM_KEY = b"emrun.page_checksums"  # present on files written with page checksums
 TIMING_COLUMNS = ("batch_seconds", "worker")  # the only row values that differ between identical runs
+WRITE_ADVICE = "free space (or fix the folder's permissions) and run the same command to resume"
 
 
 class StoreError(RuntimeError):
@@ -47,7 +55,7 @@ class StoreError(RuntimeError):
 
 
 class StoreWriteError(StoreError):
-    """Writing a batch failed (a full disk, a read-only folder): the sweep must stop."""
+    """Writing failed (a full disk, a read-only folder): the sweep must stop."""
 
 
 def _write_atomically(path: Path, write, point: str | None = None) -> None:
@@ -65,8 +73,14 @@ def _write_atomically(path: Path, write, point: str | None = None) -> None:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    _write_atomically(path, lambda p: p.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n"),
-                      "manifest_temp")
+    def write(target: Path) -> None:
+        faults.oserror("manifest")
+        target.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+    try:
+        _write_atomically(path, write, "manifest_temp")
+    except OSError as error:
+        raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
 
 
 def provenance(command: list[str]) -> dict[str, Any]:
@@ -97,34 +111,149 @@ def provenance(command: list[str]) -> dict[str, Any]:
     }
 
 
-class ResultStore:
-    """The results folder of one config."""
+# --- the manifest ----------------------------------------------------------------------------------
 
-    def __init__(self, folder: Path, config_values: dict, config_hash: str):
+def read_manifest(folder: str | Path) -> dict:
+    """A folder's manifest, checked: a mapping with the config hash, the config (a mapping with a
+    name) and a list of sweeps. Anything else is a StoreError naming the file."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{folder} is not a results folder (no {MANIFEST})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StoreError(f"{path} is damaged (not readable JSON: {error})") from None
+    problem = None
+    if not isinstance(manifest, dict):
+        problem = f"a {type(manifest).__name__}, not a mapping"
+    elif not isinstance(manifest.get("config_hash"), str):
+        problem = "no config hash"
+    elif not isinstance(manifest.get("config"), dict) or not isinstance(manifest["config"].get("name"), str):
+        problem = "no config"
+    elif not isinstance(manifest.get("sweeps", []), list):
+        problem = "its sweeps are not a list"
+    if problem:
+        raise StoreError(f"{path} is damaged ({problem})")
+    manifest.setdefault("sweeps", [])
+    return manifest
+
+
+# --- reading batch files ----------------------------------------------------------------------------
+
+@dataclass
+class Scan:
+    """The batch files of a folder: the readable tables of its config, the files excluded with why,
+    and how many readable files were written without page checksums (read, but not verified)."""
+
+    tables: dict[Path, pa.Table] = field(default_factory=dict)
+    excluded: list[tuple[Path, str]] = field(default_factory=list)
+    unverified: int = 0
+
+
+def read_batch(path: Path, expected_hash: str | None, check: Callable[[pa.Table], str | None] | None = None):
+    """(table, None) for a sound batch file of this config, or (None, why it is not)."""
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as error:
+        return None, f"unreadable ({str(error).splitlines()[0][:160]})"
+    stored = (table.schema.metadata or {}).get(HASH_KEY, b"").decode()
+    if expected_hash is not None and stored != expected_hash:
+        return None, f"written by config hash {stored or 'unknown'}, not this folder's {expected_hash}"
+    problem = check(table) if check is not None else None
+    return (None, problem) if problem else (table, None)
+
+
+def scan(folder: str | Path, expected_hash: str | None, check: Callable[[pa.Table], str | None] | None = None) -> Scan:
+    """Read and check every batch file of a folder; never moves one."""
+    out = Scan()
+    for path in sorted((Path(folder) / BATCHES).glob("*.parquet")):
+        table, problem = read_batch(path, expected_hash, check)
+        if problem:
+            out.excluded.append((path, problem))
+            continue
+        out.tables[path] = table
+        out.unverified += CHECKSUM_KEY not in (table.schema.metadata or {})
+    return out
+
+
+def rows_of(found: Scan) -> pd.DataFrame:
+    """The scanned tables as one DataFrame ("permissive" unifies columns that are null in some)."""
+    if not found.tables:
+        return pd.DataFrame()
+    return pa.concat_tables(list(found.tables.values()), promote_options="permissive").to_pandas()
+
+
+def set_aside(folder: Path, path: Path, reason: str) -> None:
+    """Move a batch file that cannot be trusted out of the way, saying so; its batch runs again
+    (only a sweep calls this)."""
+    aside = Path(folder) / SET_ASIDE
+    aside.mkdir(exist_ok=True)
+    os.replace(path, aside / path.name)
+    print(f"emrun: {path} is {reason}; moved to {aside}/ and its batch runs again", file=sys.stderr)
+
+
+def load_traces(path: str | Path) -> pd.DataFrame:
+    """The recorded iterates of every stored batch of a results folder (long form: batch_id,
+    run_index, iteration, quantity, component, feature, value)."""
+    folder = Path(path)
+    stored = {f.stem for f in (folder / BATCHES).glob("*.parquet")}
+    files = sorted(f for f in (folder / TRACES).glob("*.parquet") if f.stem in stored)
+    if not files:
+        raise StoreError(f"{folder} holds no traces; add 'record:' to the config and run 'emrun sweep'")
+    return pa.concat_tables([pq.read_table(f, page_checksum_verification=True) for f in files]).to_pandas()
+
+
+def has_rows(folder: Path) -> bool:
+    return any((Path(folder) / BATCHES).glob("*.parquet"))
+
+
+def result_folders(root: Path) -> list[Path]:
+    """Folders under ``root`` that hold a manifest."""
+    return sorted(p.parent for p in Path(root).glob(f"*/{MANIFEST}"))
+
+
+# --- a sweep's folder: lock, manifest, batch writes -----------------------------------------------
+
+class ResultStore:
+    """The results folder of one config, as a sweep uses it. ``check`` judges a batch file's rows
+    (the kind's schema and value ranges); a file it refuses is set aside and its batch runs again."""
+
+    def __init__(self, folder: Path, config_values: dict, config_hash: str,
+                 check: Callable[[pa.Table], str | None] | None = None):
         self.folder = Path(folder)
         self.batches = self.folder / BATCHES
-        self.config_values, self.config_hash = config_values, config_hash
+        self.config_values, self.config_hash, self.check = config_values, config_hash, check
+        self.manifest: dict | None = None
+        self._verified: dict[str, tuple] = {}  # file name -> (mtime_ns, size, failed runs) already read whole
 
     @classmethod
     @contextmanager
-    def opened(cls, root: Path, config_values: dict, config_hash: str, command: str, replace: bool = False):
-        """The folder of a config, created if needed and locked for this sweep while in use;
-        refuse one holding another config (unless ``replace``)."""
-        store = cls(Path(root) / config_values["name"], config_values, config_hash)
-        store.folder.mkdir(parents=True, exist_ok=True)
-        with store.locked(command):
+    def opened(cls, root: Path, config_values: dict, config_hash: str, sweep: dict, replace: bool = False,
+               check: Callable[[pa.Table], str | None] | None = None):
+        """The folder of a config, created if needed and locked for this sweep while in use; the
+        sweep is recorded in the manifest as it starts. A folder holding another config is refused
+        (unless ``replace``)."""
+        store = cls(Path(root) / config_values["name"], config_values, config_hash, check)
+        try:
+            store.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreWriteError(f"cannot create {store.folder} ({error.strerror or error}); {WRITE_ADVICE}") from None
+        with locked(store.folder, sweep["command"]):
             store._prepare(replace)
+            store._start_sweep(sweep)
             yield store
 
     def _prepare(self, replace: bool) -> None:
-        manifest = self.read_manifest()
-        if manifest is not None and manifest.get("config_hash") != self.config_hash:
+        try:
+            manifest = read_manifest(self.folder) if (self.folder / MANIFEST).exists() else None
+        except StoreError as damage:
+            manifest = self._rebuilt_manifest(damage)
+        if manifest is not None and manifest["config_hash"] != self.config_hash:
             if not replace:
                 raise StoreError(
                     f"{self.folder} holds results of another version of config '{self.config_values['name']}' "
-                    f"(hash {manifest.get('config_hash')}, this one is {self.config_hash}). Rows of two configs are "
-                    "never mixed: run with --replace to discard the old rows, or give --results another folder."
-                )
+                    f"(hash {manifest['config_hash']}, this one is {self.config_hash}). Rows of two configs are "
+                    "never mixed: run with --replace to discard the old rows, or give --results another folder.")
             for old in [*self.batches.glob("*.parquet"), *(self.folder / TRACES).glob("*.parquet")]:
                 old.unlink()
             manifest = None
@@ -132,95 +261,71 @@ class ResultStore:
         # Temporary files of a process killed mid-write (we hold the lock: nobody else is writing).
         for leftover in [*self.folder.glob(".*.tmp"), *self.batches.glob(".*.tmp"), *(self.folder / TRACES).glob(".*.tmp")]:
             leftover.unlink(missing_ok=True)
-        if manifest is None:
-            manifest = {"config_hash": self.config_hash, "config": self.config_values, "sweeps": []}
-        elif manifest.get("config") != self.config_values:
-            # Same hash, other keys the report reads (description, claims, baseline): record them.
-            manifest["config"] = self.config_values
-        else:
-            return
-        _write_json(self.folder / MANIFEST, manifest)
+        self.manifest = manifest or {"config_hash": self.config_hash, "config": self.config_values, "sweeps": []}
+        self.manifest["config"] = self.config_values  # same hash; the keys the report reads may have changed
+
+    def _rebuilt_manifest(self, damage: StoreError) -> dict | None:
+        """A damaged manifest: rebuilt from this config when every batch file was written by it;
+        else the sweep stops (its rows may be another config's)."""
+        hashes = set()
+        for path in self.batches.glob("*.parquet"):
+            try:
+                hashes.add((pq.read_schema(path).metadata or {}).get(HASH_KEY, b"").decode())
+            except (OSError, pa.ArrowException):
+                continue  # an unreadable file is set aside later
+        if hashes - {self.config_hash}:
+            raise StoreError(f"{damage}; its batch files were written by config hash {', '.join(sorted(hashes))}, so "
+                             "it cannot be rebuilt from this config: move the folder aside or use --replace")
+        print(f"emrun: {damage}; rebuilt it from this config (every batch file carries its hash "
+              f"{self.config_hash}); earlier sweep records are lost", file=sys.stderr)
+        return None
+
+    def _start_sweep(self, sweep: dict) -> None:
+        for earlier in self.manifest["sweeps"]:  # we hold the lock: an earlier one still "running" was killed
+            if earlier.get("state") == "running":
+                earlier["state"] = "killed"
+        self.manifest["sweeps"].append({**sweep, "state": "running"})
+        _write_json(self.folder / MANIFEST, self.manifest)
+
+    def finish_sweep(self, summary: dict, state: str) -> None:
+        """Record how the sweep ended; the manifest is rewritten whole from memory, so a manifest
+        deleted during the sweep comes back with every earlier sweep."""
+        self.manifest["sweeps"][-1].update({**summary, "state": state})
+        _write_json(self.folder / MANIFEST, self.manifest)
 
     def keep_file(self, relative: str, text: str) -> None:
         """Keep a small text file in the folder (a plug-in's copy), written atomically once."""
         path = self.folder / relative
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, lambda p: p.write_text(text))
-
-    @contextmanager
-    def locked(self, command: str):
-        """Hold the folder's lock file (owner's pid, host, time, command) while a sweep writes.
-
-        A second sweep on the folder is refused with a message naming the owner; a lock left by a
-        process that no longer exists on this host is taken over.
-        """
-        path = self.folder / LOCK
-        owner = {"pid": os.getpid(), "host": platform.node(), "command": command,
-                 "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        for _ in range(2):
             try:
-                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = _read_lock(path)
-                if holder is None:  # perhaps being written this instant: look again
-                    time.sleep(0.2)
-                    holder = _read_lock(path)
-                if holder is not None and _alive(holder):
-                    raise StoreError(
-                        f"{self.folder} is being written by another emrun sweep (pid {holder.get('pid')} on "
-                        f"{holder.get('host')}, since {holder.get('since')}: {holder.get('command')}). Wait for it to "
-                        f"finish; if that process is gone, delete {path}.") from None
-                print(f"emrun: taking over the stale lock {path} (pid {holder.get('pid') if holder else '?'} "
-                      "is not running)", file=sys.stderr)
-                path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump(owner, handle)
-            break
-        try:
-            yield
-        finally:
-            if _read_lock(path) == owner:
-                path.unlink(missing_ok=True)
-
-    def read_manifest(self) -> dict | None:
-        path = self.folder / MANIFEST
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise StoreError(f"{path} is not valid JSON; move it aside to start this folder afresh") from None
-
-    def record_sweep(self, entry: dict) -> None:
-        manifest = self.read_manifest() or {"config_hash": self.config_hash, "config": self.config_values, "sweeps": []}
-        manifest["sweeps"].append(entry)
-        _write_json(self.folder / MANIFEST, manifest)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(path, lambda p: p.write_text(text))
+            except OSError as error:
+                raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
 
     def finished_batches(self) -> set[str]:
-        """Ids of the batches stored whole, with no failed trial, for this config; unreadable
-        files and files of another config are set aside."""
+        """Ids of the batches stored whole, sound, with no failed trial, for this config."""
         return {batch for batch, failed in self.stored_batches().items() if not failed}
 
     def stored_batches(self) -> dict[str, list[int]]:
-        """Every stored batch of this config with the run indices of its failed trials."""
+        """Every sound stored batch of this config with the run indices of its failed trials. Each
+        file is read whole once (page checksums verified, rows checked); a damaged file, one of
+        another config, or one whose rows the check refuses is set aside, and its batch runs again."""
         stored = {}
         for path in sorted(self.batches.glob("*.parquet")):
-            try:
-                metadata = pq.read_schema(path).metadata or {}
-            except (OSError, pa.ArrowInvalid) as error:
-                self._set_aside(path, f"unreadable ({error})")
+            stat = path.stat()
+            known = self._verified.get(path.name)
+            if known is not None and known[:2] == (stat.st_mtime_ns, stat.st_size):
+                stored[path.stem] = known[2]
                 continue
-            stored_hash = metadata.get(HASH_KEY, b"").decode()
-            if stored_hash != self.config_hash:
-                self._set_aside(path, f"written by config hash {stored_hash or 'unknown'}")
+            table, problem = read_batch(path, self.config_hash, self.check)
+            if problem:
+                set_aside(self.folder, path, problem)
                 continue
-            stored[path.stem] = json.loads(metadata.get(FAILED_KEY, b"[]"))
+            failed = json.loads((table.schema.metadata or {}).get(FAILED_KEY, b"[]"))
+            self._verified[path.name] = (stat.st_mtime_ns, stat.st_size, failed)
+            stored[path.stem] = failed
         return stored
-
-    def _set_aside(self, path: Path, reason: str) -> None:
-        set_aside(self.folder, path, reason)
 
     def write_batch(self, batch_id: str, result: BatchResult) -> None:
         """Store a batch's rows (and traces). Rows of a retry (``result.rows`` of some runs) replace
@@ -244,116 +349,142 @@ class ResultStore:
                                             ignore_index=True)
         try:
             faults.before_batch_write()
+            faults.oserror("batch")
             if traces is not None:
                 (self.folder / TRACES).mkdir(exist_ok=True)
                 trace_table = self._stamped(pa.Table.from_pandas(traces, preserve_index=False))
-                _write_atomically(self.folder / TRACES / path.name, lambda p: pq.write_table(trace_table, p))
+                _write_atomically(self.folder / TRACES / path.name, lambda p: _write_parquet(trace_table, p))
                 faults.checkpoint("trace_written")
             table = pa.Table.from_pandas(rows, preserve_index=False)
             for column, type_name in result.column_types.items():  # typed even when every value is missing
                 if column in table.column_names:
                     table = table.set_column(table.column_names.index(column), column,
-                                             table[column].cast(pa.type_for_alias(type_name)))
+                                             table[column].cast(_arrow_type(type_name)))
             table = self._stamped(table, sorted(int(r) for r in failed))
-            _write_atomically(path, lambda p: pq.write_table(table, p), "batch_temp")
+            _write_atomically(path, lambda p: _write_parquet(table, p), "batch_temp")
         except OSError as error:
             raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); the batch is not stored. "
-                                  "Batches stored before it are intact: free the space (or fix the folder) and "
-                                  "run the same command to resume.") from None
-        faults.checkpoint("batch_written")
+                                  f"Batches stored before it are intact: {WRITE_ADVICE}.") from None
+        faults.checkpoint("batch_written", self.folder / MANIFEST)
 
     def _stamped(self, table: pa.Table, failed: list[int] | None = None) -> pa.Table:
-        metadata = {**(table.schema.metadata or {}), HASH_KEY: self.config_hash.encode()}
+        metadata = {**(table.schema.metadata or {}), HASH_KEY: self.config_hash.encode(), CHECKSUM_KEY: b"crc32"}
         if failed is not None:
             metadata[FAILED_KEY] = json.dumps(failed).encode()
         return table.replace_schema_metadata(metadata)
 
 
-def set_aside(folder: Path, path: Path, reason: str) -> None:
-    """Move a batch file that cannot be trusted out of the way, saying so; its batch runs again
-    at the next sweep (never silently read, never silently dropped)."""
-    aside = Path(folder) / "set_aside"
-    aside.mkdir(exist_ok=True)
-    os.replace(path, aside / path.name)
-    print(f"emrun: {path} is {reason}; moved to {aside}/ and its batch will run again at the next "
-          f"'emrun sweep' of this config", file=sys.stderr)
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, write_page_checksum=True)
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    """"double", "string", ..., or "list<double>"."""
+    if name.startswith("list<") and name.endswith(">"):
+        return pa.list_(_arrow_type(name[5:-1]))
+    return pa.type_for_alias(name)
+
+
+# --- the lock ----------------------------------------------------------------------------------------
+
+@contextmanager
+def locked(folder: Path, command: str):
+    """Hold the folder's lock file (owner's pid, host, time, command) while a sweep writes.
+
+    A second sweep on the folder is refused with a message naming the owner. A lock left by a
+    process that no longer runs on this host, or by a live process that is not emrun, is taken
+    over; taking over is itself exclusive (a ``.lock.takeover`` file made with O_EXCL), so two
+    sweeps never both take over one stale lock.
+    """
+    path = Path(folder) / LOCK
+    owner = {"pid": os.getpid(), "host": platform.node(), "command": command,
+             "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    _acquire(path, owner)
+    try:
+        yield
+    finally:
+        if _read_lock(path) == owner:
+            path.unlink(missing_ok=True)
+
+
+def _create(path: Path, content: dict) -> bool:
+    """Create ``path`` with ``content`` only if it does not exist; False if it does."""
+    try:
+        faults.oserror("lock")
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    except OSError as error:
+        raise StoreWriteError(f"cannot create the lock {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(content, handle)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise StoreWriteError(f"cannot write the lock {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
+    return True
+
+
+def _acquire(path: Path, owner: dict) -> None:
+    if _create(path, owner):
+        return
+    holder = _read_lock(path)
+    state = _liveness(holder) if holder is not None else "unreadable"
+    if state == "alive":
+        raise StoreError(
+            f"{path.parent} is being written by another emrun sweep (pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('since')}: {holder.get('command')}). Wait for it to finish; if that process is gone, "
+            f"delete {path}.")
+    takeover = path.with_name(LOCK + ".takeover")
+    if not _create(takeover, owner):
+        other = _read_lock(takeover)
+        if other is not None and _liveness(other) == "alive":
+            raise StoreError(f"another emrun sweep (pid {other.get('pid')}) is taking over the stale lock {path}; "
+                             "wait for it to finish")
+        takeover.unlink(missing_ok=True)  # left by a sweep that died while taking over
+        if not _create(takeover, owner):
+            raise StoreError(f"another emrun sweep is taking over the stale lock {path}; wait for it to finish")
+    try:
+        faults.pause("lock_takeover")
+        if _read_lock(path) != holder:
+            raise StoreError(f"{path.parent} was just locked by another emrun sweep; wait for it to finish")
+        reason = {"dead": "is not running", "not emrun": "is not an emrun process"}.get(state, "left an unreadable lock")
+        print(f"emrun: taking over the stale lock {path} (pid {holder.get('pid') if holder else '?'} {reason})",
+              file=sys.stderr)
+        try:
+            _write_atomically(path, lambda p: p.write_text(json.dumps(owner)))
+        except OSError as error:
+            raise StoreWriteError(f"cannot write the lock {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
+    finally:
+        takeover.unlink(missing_ok=True)
 
 
 def _read_lock(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        holder = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return holder if isinstance(holder, dict) else None
 
 
-def _alive(holder: dict) -> bool:
-    """Whether the lock's owner still runs (on another host we cannot tell, so assume it does)."""
+def _liveness(holder: dict) -> str:
+    """"alive" (an emrun process, or on another host, where we cannot tell), "dead", or "not emrun"
+    (a live process that the pid now belongs to, which is not a sweep)."""
     if holder.get("host") != platform.node():
-        return True
+        return "alive"
     try:
-        os.kill(int(holder["pid"]), 0)
+        pid = int(holder["pid"])
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return True
-    return True
-
-
-def read_rows(path: str | Path) -> pd.DataFrame:
-    """Every stored row of a results folder as one DataFrame, in no particular order.
-
-    A batch file that cannot be read, or that another config wrote, is set aside with a message
-    (its batch runs again at the next sweep), never read."""
-    folder = Path(path)
-    expected = None
-    if (folder / MANIFEST).exists():
-        try:
-            expected = json.loads((folder / MANIFEST).read_text()).get("config_hash")
-        except json.JSONDecodeError:
-            raise StoreError(f"{folder / MANIFEST} is not valid JSON; move it aside and run 'emrun sweep' again") from None
-    tables = []
-    for file in sorted((folder / BATCHES).glob("*.parquet")):
-        try:
-            table = pq.read_table(file)
-        except (OSError, pa.ArrowInvalid) as error:
-            set_aside(folder, file, f"unreadable ({error})")
-            continue
-        stored = (table.schema.metadata or {}).get(HASH_KEY, b"").decode()
-        if expected is not None and stored != expected:
-            set_aside(folder, file, f"written by config hash {stored or 'unknown'}, not this folder's {expected}")
-            continue
-        tables.append(table)
-    if not tables:
-        raise StoreError(f"{folder} holds no results (no readable {BATCHES}/*.parquet); run 'emrun sweep' first")
-    # One conversion to pandas; "permissive" unifies columns that are null (a failed trial) in some batches.
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
-
-
-def read_manifest(folder: str | Path) -> dict:
-    path = Path(folder) / MANIFEST
+        return "dead"
+    except PermissionError:
+        pass
+    except (KeyError, ValueError, TypeError, OSError):
+        return "dead"
+    if not Path("/proc/self").exists():
+        return "alive"  # no /proc (not Linux): a live pid is taken to be the sweep
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StoreError(f"{folder} is not a results folder (no {MANIFEST})") from None
-    except json.JSONDecodeError:
-        raise StoreError(f"{path} is not valid JSON; move it aside and run 'emrun sweep' again") from None
-
-
-def load_traces(path: str | Path) -> pd.DataFrame:
-    """The recorded iterates of every stored batch of a results folder (long form: batch_id,
-    run_index, iteration, quantity, component, feature, value)."""
-    folder = Path(path)
-    stored = {f.stem for f in (folder / BATCHES).glob("*.parquet")}
-    files = sorted(f for f in (folder / TRACES).glob("*.parquet") if f.stem in stored)
-    if not files:
-        raise StoreError(f"{folder} holds no traces; add 'record:' to the config and run 'emrun sweep'")
-    return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
-
-
-def has_rows(folder: Path) -> bool:
-    return any((Path(folder) / BATCHES).glob("*.parquet"))
-
-
-def result_folders(root: Path) -> list[Path]:
-    """Folders under ``root`` that hold a manifest."""
-    return sorted(p.parent for p in Path(root).glob(f"*/{MANIFEST}"))
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "dead"
+    return "alive" if b"emrun" in command else "not emrun"

@@ -41,6 +41,8 @@ def emrun(*args: str, cwd: Path, env: dict | None = None, check: bool = True,
     """Run the real CLI in a subprocess (with SIGINT's default handler if ``restore_sigint``)."""
     full_env = {**os.environ, **(env or {})}
     full_env = {name: value for name, value in full_env.items() if value is not None}  # None: unset it
+    if os.environ.get("EMRUN_CLI_PYTHONPATH"):  # drive another checkout's CLI (a test shown failing at a base commit)
+        full_env["PYTHONPATH"] = os.environ["EMRUN_CLI_PYTHONPATH"]
     reset = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if restore_sigint else None
     result = subprocess.run([sys.executable, "-m", "emrun.cli", *args], cwd=cwd, env=full_env,
                             capture_output=True, text=True, timeout=timeout, preexec_fn=reset)

@@ -31,7 +31,7 @@ def test_tiny_config_expands_into_cells(tiny_config):
      ["unknown key 'stopping.em.tolerance'", "max_iter, tol"]),
     (("  algorithm: [em, gd]\n", "  algorithm: [em, sgd]\n"), 6, ["grid.algorithm", "em, gd", "'sgd'"]),
     (("runs: 6\n", "runs: -2\n"), 9, ["'runs' must be an integer >= 1"]),
-    (("  step: [0.05]\n", "  step: [zero]\n"), 7, ["'grid.step' must be a positive number"]),
+    (("  step: [0.05]\n", "  step: [zero]\n"), 7, ["'grid.step' must be a positive finite number"]),
     (("data: population\n", "data: {sample: 10}\n"), 8, ["unknown key 'data.sample'", "allowed: samples"]),
 ])
 def test_bad_configs_name_file_line_and_key(tmp_path, edit, line, words):
@@ -81,7 +81,7 @@ def test_bad_config_on_the_command_line_writes_nothing(tmp_path):
 
 def test_dry_run_prints_cells_and_writes_nothing(tiny_config):
     result = emrun("sweep", str(tiny_config), "--dry-run", "--set", "runs=4", cwd=tiny_config.parent)
-    assert "8 cells x 1 truth(s) x 4 EM / 4 GD runs; 8 batches in the first round (at most 32 trials)" in result.stdout
+    assert "8 cells x 1 truth(s) x 4 EM / 4 GD runs; 8 batches in the first round (at most 32 trials;" in result.stdout
     assert "m3-D3-gd-step0.05-uniform" in result.stdout
     assert not (tiny_config.parent / "results").exists()
 

@@ -2,7 +2,6 @@
 kills anywhere, corrupt files, failed trials, concurrent sweeps, malformed configs, status, full disk."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -53,9 +52,10 @@ def test_sigkill_at_twenty_points_then_resume_gives_the_same_rows_and_traces(tmp
         assert killed.returncode == -9, (point, killed.stdout, killed.stderr)  # the point was reached
     stored = len(list((folder / "batches").glob("*.parquet")))
     assert stored < 40
-    # The 20th kill: during the manifest write at the end of a sweep that stored every batch.
+    # The 20th kill: during the manifest write at the end of a sweep that stored every batch (the
+    # first manifest write of a sweep records its start).
     last = run_emrun("sweep", str(config), "--quiet", "--results", "cut", cwd=tmp_path,
-                     env={"EMRUN_TEST_KILL_AT": "manifest_temp:1"}, check=False)
+                     env={"EMRUN_TEST_KILL_AT": "manifest_temp:2"}, check=False)
     assert last.returncode == -9
     resumed = run_emrun("sweep", str(config), "--quiet", "--results", "cut", cwd=tmp_path)
     assert "0 run now" in resumed.stdout and "taking over the stale lock" in resumed.stderr
@@ -68,7 +68,7 @@ def test_sigkill_at_twenty_points_then_resume_gives_the_same_rows_and_traces(tmp
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "other_config"])
-def test_damaged_batch_file_is_set_aside_at_report_and_at_resume_and_rerun(tiny_config, damage):
+def test_damaged_batch_file_is_listed_at_report_and_set_aside_at_resume_and_rerun(tiny_config, damage):
     cwd = tiny_config.parent
     run_emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
     folder = cwd / "results" / "tiny"
@@ -82,12 +82,12 @@ def test_damaged_batch_file_is_set_aside_at_report_and_at_resume_and_rerun(tiny_
         else:
             table = pq.read_table(victim)
             pq.write_table(table.replace_schema_metadata({b"emrun.config_hash": b"0123456789abcdef"}), victim)
-    reported = run_emrun("report", cwd=cwd)  # at report time: set aside, said, counted as missing
-    assert reported.stderr.count("set_aside") == 2 and "Traceback" not in reported.stderr
+    reported = run_emrun("report", cwd=cwd)  # at report time: left out, said, counted as missing; never moved
+    assert reported.stderr.count("is left out of the report") == 2 and "Traceback" not in reported.stderr
     assert "**Incomplete: 6 of 8 planned batches are stored**" in (folder / "report.md").read_text()
-    assert len(list((folder / "set_aside").iterdir())) == 2
-    resumed = run_emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
-    assert "2 run now" in resumed.stdout
+    assert not (folder / "set_aside").exists() and all(victim.exists() for victim in victims)
+    resumed = run_emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)  # the sweep sets them aside and re-runs
+    assert "2 run now" in resumed.stdout and len(list((folder / "set_aside").iterdir())) == 2
     pd.testing.assert_frame_equal(before, rows(folder))
 
 
@@ -131,10 +131,15 @@ def test_second_sweep_on_a_locked_folder_is_refused_and_a_stale_lock_is_taken_ov
     folder.mkdir(parents=True)
     import platform
 
-    live = {"pid": os.getpid(), "host": platform.node(), "since": "now", "command": "emrun sweep other"}
+    # A live process whose command line names emrun stands in for a running sweep.
+    sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "emrun-sweep-stand-in"])
+    live = {"pid": sweep.pid, "host": platform.node(), "since": "now", "command": "emrun sweep other"}
     (folder / ".lock").write_text(json.dumps(live))
-    refused = run_emrun("sweep", str(tiny_config), "--quiet", cwd=cwd, check=False)
-    assert refused.returncode == 2 and f"pid {os.getpid()}" in refused.stderr and "Traceback" not in refused.stderr
+    try:
+        refused = run_emrun("sweep", str(tiny_config), "--quiet", cwd=cwd, check=False)
+    finally:
+        sweep.kill()
+    assert refused.returncode == 2 and f"pid {sweep.pid}" in refused.stderr and "Traceback" not in refused.stderr
     assert not (folder / "batches").exists() or not list((folder / "batches").iterdir())
     assert json.loads((folder / ".lock").read_text()) == live  # the owner's lock is left alone
 
@@ -173,7 +178,7 @@ def test_status_and_report_explain_missing_or_old_results(tiny_config):
         table = pq.read_table(path)
         pq.write_table(table.drop(["status"]), path)
     old = run_emrun("report", cwd=cwd, check=False)
-    assert old.returncode == 2 and "older emrun" in old.stderr and "--replace" in old.stderr
+    assert old.returncode == 1 and "older emrun" in old.stderr and "--replace" in old.stderr
 
 
 BASE = yaml.safe_load(TINY)

@@ -57,6 +57,9 @@ class ExperimentKind(Protocol):
     def status_lines(self, rows: Any) -> list[str]:
         """What ``emrun status`` prints about the stored rows (None: no rows yet)."""
 
+    def batch_check(self, values: dict) -> Any:
+        """A function (pyarrow Table) -> why a batch file's rows are unusable, or None."""
+
     def failed_rows(self, rows: Any) -> Any:
         """A boolean Series: the rows that record a failure (reports count them, never average them)."""
 
@@ -75,9 +78,11 @@ def run_task(kind: str, values: dict, config_hash: str, spec: BatchSpec, retry: 
              plugins: tuple = ()) -> BatchResult:
     """What a worker process executes for one batch: import the config's file plug-ins (once per
     process; their text travels with the task), then run the batch with the config's kind."""
+    from emrun import faults
     from emrun import plugins as loading
     from emrun.registry import KINDS
 
+    faults.worker_checkpoint(spec.batch_id)
     loading.ensure_loaded(plugins)
     return KINDS.get(kind).run_batch(values, config_hash, spec, retry)
 
@@ -86,13 +91,13 @@ def tasks_for(config, store) -> list:
     """The tasks of a config's plan that a sweep hands to the runner: every planned batch (the
     runner skips stored ones); a stored batch with failed trials is retried for those trials only.
     An adaptive kind plans from the rows stored so far."""
-    from emrun.results import load_results
+    from emrun.results import stored as stored_rows
     from emrun.runner import Task
     from emrun.store import has_rows
 
     kind = config.kind
-    stored = load_results(store.folder) if kind.adaptive and has_rows(store.folder) else None
-    failed_runs = store.stored_batches()
+    failed_runs = store.stored_batches()  # first: damaged files are set aside before the rows are read
+    stored = stored_rows(store.folder).rows if kind.adaptive and has_rows(store.folder) else None
     tasks = []
     for spec in kind.plan(config, stored):
         retry = failed_runs.get(spec.batch_id) or None

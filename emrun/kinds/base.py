@@ -8,6 +8,7 @@ plug-in kind may do the same, or implement :class:`emrun.kinds.ExperimentKind` f
 
 from __future__ import annotations
 
+import math
 from itertools import product
 from typing import Any
 
@@ -22,11 +23,15 @@ SHARED_KEYS = {"model": False, "gd_boundary": False, "em_update": False, "compar
                "init_options": False, "record": False}
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_mixture(check: Checker, value: Any, path: str, mean_range: tuple[float, float] | None) -> dict:
     """A given mixture {pi: [m], mu: [m][D]} with pi on the simplex and mu in ``mean_range``."""
     check.mapping(value, path, {"pi": True, "mu": True})
     pi, mu = value["pi"], value["mu"]
-    if not isinstance(pi, list) or not pi or not all(isinstance(p, (int, float)) and p >= 0 for p in pi):
+    if not isinstance(pi, list) or not pi or not all(_is_number(p) and p >= 0 for p in pi):
         check.fail(f"{path}.pi", f"'{path}.pi' must be a list of non-negative numbers, got {pi!r}")
     if abs(sum(pi) - 1.0) > 1e-9:
         check.fail(f"{path}.pi", f"'{path}.pi' must sum to 1, sums to {sum(pi)!r}")
@@ -34,7 +39,7 @@ def check_mixture(check: Checker, value: Any, path: str, mean_range: tuple[float
         check.fail(f"{path}.mu", f"'{path}.mu' must be a list of {len(pi)} rows (one per weight)")
     low, high = mean_range if mean_range is not None else (-float("inf"), float("inf"))
     widths = {len(row) for row in mu}
-    if len(widths) != 1 or not all(isinstance(x, (int, float)) and low <= x <= high for row in mu for x in row):
+    if len(widths) != 1 or not all(_is_number(x) and low <= x <= high for row in mu for x in row):
         inside = f" and entries in [{low:g}, {high:g}]" if mean_range is not None else " and numeric entries"
         check.fail(f"{path}.mu", f"'{path}.mu' rows must have equal length{inside}")
     return {"pi": [float(p) for p in pi], "mu": [[float(x) for x in row] for row in mu]}
@@ -189,6 +194,12 @@ class CellGrid:
             mean_range = family.mean_range if family is not None else None
             out["init_options"]["given"] = [check_mixture(check, g, f"init_options.given[{i}]", mean_range)
                                             for i, g in enumerate(given)]
+            for i, g in enumerate(out["init_options"]["given"]):  # a run of another shape would be stored in the wrong cell
+                shape = (len(g["pi"]), len(g["mu"][0]))
+                for key, wanted in (("m", shape[0]), ("D", shape[1])):
+                    if out["grid"][key] != [wanted]:
+                        check.fail(f"init_options.given[{i}]", f"'init_options.given[{i}]' has (m, D) = {shape}; grid.{key} "
+                                   f"must be [{wanted}], got {out['grid'][key]}")
         elif "given" in options:
             check.fail("init_options.given", "'init_options.given' is set but 'given' is not in grid.init")
         if "at_data_mean" in options:  # the algorithms whose components 2..m start at the data mean
@@ -243,15 +254,36 @@ class CellGrid:
                 return BatchSpec(batch_id, cell, int(batch_id[len(prefix):]))
         raise KeyError(batch_id)
 
+    def first_round(self, config: Config) -> int:
+        """How many batches the first round plans, counted without building them."""
+        return len(config.cells()) * config.n_truths
+
+    def seconds_per_trial_iteration(self, values: dict, cell: Cell) -> float:
+        """The cost model's price of one trial-iteration (a kind that knows better says so)."""
+        return 1e-5
+
+    def estimated_seconds(self, values: dict) -> float:
+        """CPU seconds at most: every run of every planned batch to its iteration cap, priced by
+        :meth:`seconds_per_trial_iteration` (the bench's measured cost for the cell's size)."""
+        truths = self.n_truths(values)
+        total = 0.0
+        for cell in self.cells(values):
+            cap = cell.max_iter or values["stopping"][cell.algorithm]["max_iter"]
+            total += values["runs"][cell.algorithm] * truths * cap * self.seconds_per_trial_iteration(values, cell)
+        return total
+
     def describe(self, config: Config) -> list[str]:
-        """What a dry run prints: the grid, the truths and runs, the cells."""
+        """What a dry run prints: the grid, the truths and runs, the cells, the cost at most."""
         runs = config.values["runs"]
         per_algorithm = " / ".join(f"{runs[a]} {a.upper() if a in LEGACY_ALGORITHMS else a}"
                                    for a in config.values["grid"]["algorithm"])
-        batches = self.plan(config)
-        lines = [f"config {config.name} (hash {config.hash}): {len(config.cells())} cells x {self.truths_text(config)} x "
-                 f"{per_algorithm} runs; {len(batches)} batches in the first round (at most {config.trial_count()} trials)"]
-        return lines + [f"  {cell.label}" for cell in config.cells()]
+        cells = config.cells()
+        hours = self.estimated_seconds(config.values) / 3600
+        lines = [f"config {config.name} (hash {config.hash}): {len(cells)} cells x {self.truths_text(config)} x "
+                 f"{per_algorithm} runs; {self.first_round(config)} batches in the first round (at most "
+                 f"{config.trial_count()} trials; at most {hours:.2g} CPU-hours if every run reached its cap)"]
+        return lines + [f"  {cell.label}" for cell in cells[:200]] + (
+            [f"  ... and {len(cells) - 200} more cells"] if len(cells) > 200 else [])
 
     def truths_text(self, config: Config) -> str:
         return f"{config.n_truths} truth(s)"
@@ -271,6 +303,14 @@ class CellGrid:
 
     def postprocess(self, rows):
         return rows
+
+    def batch_check(self, values: dict):
+        """A function (pyarrow Table) -> why the batch file's rows are unusable, or None; a sweep sets
+        such a file aside and runs its batch again, a report leaves it out and lists it."""
+        def check(table) -> str | None:
+            return None if "batch_id" in table.column_names else "has no batch_id column"
+
+        return check
 
     def failed_rows(self, rows):
         """Which rows are failed trials (kept out of every table, counted in the report)."""

@@ -146,6 +146,10 @@ class Dynamics(CellGrid):
     def bytes_per_trial(self, values: dict, cell) -> int:
         return dynamics.bytes_per_trial(values, cell.m, cell.D)
 
+    def estimated_seconds(self, values: dict) -> float:
+        """A rough 60.0 s per batch: a study runs its own loop (seconds to minutes)."""
+        return 60.0 * len(self.cells(values)) * self.n_truths(values)
+
     def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
         return rows.sort_values(["batch_id", "series", "run_index", "iteration"], ignore_index=True)
 

@@ -29,8 +29,42 @@ REQUIRED_COLUMNS = ("config_hash", "batch_id", "model", "m", "D", "algorithm", "
                     "mu", "batch_seconds")
 
 
-class OldRowsError(ValueError):
-    """Rows written by an emrun too old to report on."""
+def _bounds(table, column: str):
+    """(min, max, any NaN) of a numeric or list-of-numbers column, nulls ignored."""
+    import pyarrow.compute as pc
+
+    values = table[column]
+    if str(values.type).startswith("list"):
+        values = pc.list_flatten(values)
+    if len(values) == 0 or values.null_count == len(values):
+        return None, None, False
+    extremes = pc.min_max(values)
+    nan = bool(pc.any(pc.is_nan(values)).as_py()) if str(values.type) in ("double", "float") else False
+    return extremes["min"].as_py(), extremes["max"].as_py(), nan
+
+
+def check_trial_batch(table, mean_range) -> str | None:
+    """Why a batch file's trial rows are unusable (a column missing, a value out of range), or None."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        return (f"lacks the columns {', '.join(missing)}: written by an older emrun (run 'emrun sweep CONFIG' to run "
+                "it again, or --replace)")
+    unknown = set(table["status"].to_pylist()) - set(STATUSES)
+    if unknown:
+        return f"has rows with unknown statuses {sorted(map(str, unknown))}"
+    ranges = {"pi": (0.0, 1.0), "init_pi": (0.0, 1.0), "iterations": (0, None), "k": (-1, None), "run_index": (0, None)}
+    if mean_range is not None:
+        ranges.update({"mu": mean_range, "init_mu": mean_range})
+    for column in ("pi", "init_pi", "mu", "init_mu", "iterations", "k", "run_index", "loss"):
+        if column not in table.column_names:
+            continue
+        low, high, nan = _bounds(table, column)
+        if nan:
+            return f"has NaN in '{column}'"
+        bound = ranges.get(column)
+        if bound is not None and low is not None and (low < bound[0] or (bound[1] is not None and high > bound[1])):
+            return f"has '{column}' values outside [{bound[0]}, {bound[1] if bound[1] is not None else 'inf'}] ({low}..{high})"
+    return None
 
 
 def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
@@ -139,11 +173,15 @@ class TrialGrid(CellGrid):
     def bytes_per_trial(self, values: dict, cell) -> int:
         return experiments.bytes_per_trial(values, cell, experiments.data_size(values, cell.D))
 
+    def seconds_per_trial_iteration(self, values: dict, cell) -> float:
+        return experiments.seconds_per_trial_iteration(values, cell)
+
+    def batch_check(self, values: dict):
+        mean_range = FAMILIES.get(values["model"]).mean_range if values["model"] in FAMILIES else None
+        return lambda table: check_trial_batch(table, mean_range)
+
     def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
-        if missing:
-            raise OldRowsError(f"the rows lack the columns {', '.join(missing)}: they were written by an older emrun. "
-                               "Run them again with 'emrun sweep CONFIG --replace'")
+        rows = rows.assign(loss=rows["loss"].astype(float))  # null (failed) as NaN, never an object column
         return add_reference_columns(rows.sort_values(["batch_id", "run_index"], ignore_index=True))
 
     def write_report(self, ctx):
@@ -195,6 +233,10 @@ class FirstKCluster(TrialGrid):
 
     def truths_text(self, config: Config) -> str:
         return f"truths in blocks of {config.values['truths']['block']} (at most {config.n_truths})"
+
+    def first_round(self, config: Config) -> int:
+        rule = config.values["truths"]
+        return len(config.cells()) * min(rule["block"], rule["max"])
 
     def plan(self, config: Config, stored: pd.DataFrame | None = None) -> list[BatchSpec]:
         rule = config.values["truths"]

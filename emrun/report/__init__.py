@@ -38,6 +38,7 @@ class Completeness:
     planned: int
     stored: int
     failed: pd.DataFrame
+    excluded: list = field(default_factory=list)  # (path, why) of batch files left out of the rows
 
     @property
     def complete(self) -> bool:
@@ -72,35 +73,71 @@ class ReportContext:
     def rows_and_completeness(self, folder: Path) -> tuple[pd.DataFrame, Completeness]:
         if folder not in self._loaded:
             from emrun.config import from_manifest
-            from emrun.store import read_rows
+            from emrun.results import stored as stored_rows
 
             config = from_manifest(read_manifest(folder)["config"], folder)
             kind = config.kind
-            rows = kind.postprocess(read_rows(folder))
+            found = stored_rows(folder)
+            rows = found.rows
             failed = kind.failed_rows(rows)
             planned = {spec.batch_id for spec in kind.plan(config, rows if kind.adaptive else None)}
             stored = planned & set(rows["batch_id"].dropna())
             self._loaded[folder] = (rows[~failed].reset_index(drop=True),
-                                    Completeness(len(planned), len(stored), rows[failed]))
+                                    Completeness(len(planned), len(stored), rows[failed], found.scan.excluded))
         return self._loaded[folder]
 
 
-def write_reports(folders: list[Path], root: Path, command: str) -> list[Path]:
-    """Write each folder's report and verdicts, then the index ``root/REPORT.md``; return the paths."""
+def write_reports(folders: list[Path], root: Path, command: str) -> tuple[list[Path], list[tuple[Path, str]], list[str]]:
+    """Write each folder's report and verdicts, then the index ``root/REPORT.md``. Returns the paths
+    written, the folders that could not be reported with why (the others are written anyway), and
+    notices (batch files left out of a report)."""
+    from emrun.registry import RegistryError
     from emrun.results import kind_of
+    from emrun.store import StoreError
 
     loaded: dict = {}
-    written = []
+    written, problems, notices = [], [], []
     for folder in folders:
-        ctx = ReportContext(folder, root, command, loaded)
-        result = kind_of(folder).write_report(ctx)
-        with result.path.open("a") as report:
-            report.write("\n".join(completeness_lines(ctx.completeness)) + "\n")
+        try:
+            ctx = ReportContext(folder, root, command, loaded)
+            result = kind_of(folder).write_report(ctx) if len(ctx.rows) else _nothing_to_report(ctx)
+        except (StoreError, RegistryError) as error:
+            problems.append((Path(folder), str(error)))
+            continue
+        notices += [f"{path} is left out of the report: {why}" for path, why in ctx.completeness.excluded]
         verdicts = [v.located(Path(folder).name, _complete(ctx, v.folder)) for v in result.verdicts]
+        _finish_report(result, ctx, verdicts)
         _write_verdicts(Path(folder), ctx, verdicts, result.headlines, result.path)
         written.append(result.path)
     written.append(write_index(root, command))
-    return written
+    return written, problems, notices
+
+
+def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verdict]) -> None:
+    """Completeness at the end; an incomplete folder says so under its title and in every verdict."""
+    text = result.path.read_text()
+    state = ctx.completeness
+    if not state.complete:
+        for before, after in zip(result.verdicts, verdicts, strict=True):
+            text = text.replace(before.markdown(), after.markdown())
+        lines = text.splitlines()
+        lines[1:1] = ["", f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
+                      "and verdict below uses the stored batches only (see Completeness at the end)."]
+        text = "\n".join(lines) + "\n"
+    result.path.write_text(text + "\n".join(completeness_lines(state)) + "\n")
+
+
+def _nothing_to_report(ctx: ReportContext) -> ReportResult:
+    """A folder whose every stored row is a failure: no table can be drawn, and no claim tested."""
+    from emrun.report.common import header, provenance_section
+
+    verdicts = [Verdict.untestable(spec["claim"], "no stored row is a finished run.")
+                for spec in ctx.config.get("claims", [])]
+    lines = header(ctx.config) + ["Every stored row records a failure, so there is nothing to tabulate yet; the failed "
+                                  "trials are listed below.", "", *[v.markdown() for v in verdicts], ""]
+    path = ctx.folder / "report.md"
+    path.write_text("\n".join(lines + provenance_section(ctx.manifest, [], ctx.command)))
+    return ReportResult(path, verdicts)
 
 
 def _complete(ctx: ReportContext, name: str | None) -> bool:
@@ -125,6 +162,8 @@ def completeness_lines(state: Completeness) -> list[str]:
                      "above again to complete them (tables use the stored batches only).")
     else:
         lines.append(f"All {state.stored} planned batches are stored.")
+    for path, why in state.excluded:
+        lines.append(f"Left out: `{path.name}` {why}; the next sweep sets it aside and runs its batch again.")
     failed = state.failed
     if len(failed):
         shown = ", ".join(f"{r.batch_id}/{r.run_index}" for r in failed.head(5).itertuples())
@@ -140,8 +179,10 @@ def write_index(root: Path, command: str) -> Path:
     entries = []
     for folder in result_folders(root):
         path = folder / VERDICTS
-        if path.exists():
+        try:
             entries.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue  # no report yet, or a damaged verdict file: the folder is not indexed
     counts = {status: sum(v["status"] == status for e in entries for v in e["verdicts"]) for status in (HOLDS, FAILS, UNTESTABLE)}
     lines = ["# emrun results", "",
              f"Written by `{command}` from the `verdicts.json` of the {len(entries)} results folders below; each report "

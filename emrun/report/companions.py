@@ -4,22 +4,27 @@ many-truths run of the same protocol; an in-place EM study reads the standard up
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from emrun.store import MANIFEST, has_rows, result_folders
+from emrun.store import StoreError, has_rows, read_manifest, result_folders
 
 PROTOCOL_IGNORES = ("name", "description", "truths", "claims", "baseline")
 
 
-def _config(folder: Path) -> dict:
-    return json.loads((folder / MANIFEST).read_text())["config"]
+def _config(folder: Path) -> dict | None:
+    """A folder's config, or None if its manifest is damaged (it is then nobody's companion)."""
+    try:
+        return read_manifest(folder)["config"]
+    except StoreError:
+        return None
 
 
 def _protocol(config: dict, ignore: tuple[str, ...] = ()) -> str:
     same = {k: v for k, v in config.items() if k not in (*PROTOCOL_IGNORES, *ignore)}
     if "grid.algorithm" in ignore:
         same["grid"] = {k: v for k, v in same["grid"].items() if k not in ("algorithm", "step")}
+    import json
+
     return json.dumps(same, sort_keys=True)
 
 
@@ -31,9 +36,8 @@ def most_truths(folder: Path, root: Path, ignore: tuple[str, ...] = (), differs:
     config = _config(folder)
     best, best_truths = None, at_least - 1
     for other in result_folders(root):
-        try:
-            other_config = _config(other)
-        except (OSError, json.JSONDecodeError, KeyError):
+        other_config = _config(other)
+        if other_config is None:
             continue
         truths = other_config.get("truths")
         if other == folder or not isinstance(truths, int) or truths <= best_truths or not has_rows(other):
@@ -66,6 +70,8 @@ def other_dynamics_update(folder: Path, root: Path) -> Path | None:
     config = _config(folder)
     for other in result_folders(root):
         theirs = _config(other)
+        if theirs is None:
+            continue
         same = all(theirs.get(k) == config.get(k) for k in ("experiment", "study", "seed", "estimator"))
         if (other != folder and same and has_rows(other) and theirs["grid"]["m"] == config["grid"]["m"]
                 and theirs["grid"]["D"] == config["grid"]["D"] and theirs["options"]["samples"] == config["options"]["samples"]
