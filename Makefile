@@ -12,7 +12,7 @@ GRADEM := gradem_figure1_rates gradem_figure1_weights gradem_figure2_gradnorm gr
 SIMPLEX := simplex_rates simplex_radius simplex_samples simplex_samples_uniform simplex_lloyd
 PAPER := bmm_table1 bmm_table2 bmm_table3 gmm_figure2 $(THEORY) $(GRADEM) $(SIMPLEX)
 EXTENDED := bmm_table1_many_truths bmm_table2_many_truths bmm_table1_as_published bmm_table3_50_truths \
-	bmm_table1_em_in_place bmm_gd_sensitivity $(DIGITS) digits_bmm_large \
+	bmm_table1_em_in_place bmm_table1_em_ecm bmm_gd_sensitivity $(DIGITS) digits_bmm_large \
 	gradem_figure1_rates_many_truths gradem_figure1_rates_paper_mc gradem_figure2_statrate_50_runs \
 	gradem_figure2_statrate_gradient simplex_samples_uniform_50_runs
 

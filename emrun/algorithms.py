@@ -38,7 +38,15 @@ class Problem:
     em_update: str
     boundary: str
 
+    @property
+    def renormalises(self) -> bool:
+        """Whether the chosen EM rule leaves sum(pi) != 1 (the authors' update), so that losses are
+        taken at pi / sum(pi)."""
+        return self.em_update in getattr(self.family, "unnormalised_updates", ())
+
     def loss(self, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        if self.renormalises:
+            pi = pi / pi.sum(axis=1, keepdims=True)
         return self.family.loss(self.data, pi, mu)
 
     def em_step(self, pi: np.ndarray, mu: np.ndarray):
@@ -138,7 +146,9 @@ class BatchOutcome:
 
     ``trace`` holds the recorded iterates, when asked for: a list of (iteration, trial ids [k],
     {quantity: values [k, ...]}), each trial from iteration 0 every ``record_every`` iterations and
-    at the iteration it stopped."""
+    at the iteration it stopped. ``loss_increases`` [T] counts the iterations at whose start the
+    loss was above that at the start of the one before (by more than 1e-12 relative): never for a
+    monotone rule (EM); the authors' EM is not one."""
 
     pi: np.ndarray
     mu: np.ndarray
@@ -147,6 +157,7 @@ class BatchOutcome:
     loss: np.ndarray
     touched_boundary: np.ndarray
     trace: list = field(default_factory=list)
+    loss_increases: np.ndarray | None = None
 
 
 def check_pair(family: Any, algorithm: Any) -> None:
@@ -192,9 +203,9 @@ def run_batch(
     problem = Problem(family, data, em_update or family.em_updates[0], gd_boundary or family.boundary_rules[0])
     accelerator = accelerator_for(problem, algorithm.name, tuple(record)) if fused else None
     if accelerator is not None:
-        final_pi, final_mu, iterations, status, touched = accelerator.run(
+        final_pi, final_mu, iterations, status, touched, *increases = accelerator.run(
             problem, pi, mu, algorithm.name, params, max_iter, tol)
-        return _finish(problem, final_pi, final_mu, iterations, status, touched)
+        return _finish(problem, final_pi, final_mu, iterations, status, touched, None, *increases)
     return _numpy_loop(problem, algorithm, params, pi, mu, max_iter, tol, tuple(record), record_every)
 
 
@@ -210,6 +221,7 @@ def _numpy_loop(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: n
     status = np.full(n_trials, CAPPED, dtype=object)
     active = np.arange(n_trials)
     touched = np.zeros(n_trials, dtype=bool)
+    increases, previous = np.zeros(n_trials, dtype=np.int64), np.full(n_trials, np.inf)
     trace: list = []
     p, u = pi.copy(), mu.copy()
     state = algorithm.start(problem, p, u, params)
@@ -219,6 +231,8 @@ def _numpy_loop(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: n
         touched[active] |= problem.family.at_boundary(u)
         new_p, new_u, current_loss, new_state = algorithm.update(problem, p, u, state, params)
         finite = np.isfinite(current_loss)
+        increases[active] += finite & (current_loss > previous + 1e-12 * np.abs(previous))
+        previous = current_loss
         change_pi = np.sqrt(np.sum((new_p - p) ** 2, axis=1))
         change_mu = np.sqrt(np.sum((new_u - u) ** 2, axis=(1, 2)))
         converged = finite & (change_pi < tol) & (change_mu < tol)
@@ -235,7 +249,7 @@ def _numpy_loop(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: n
             if record and (stopped := ids[finite[leaving]]).size:  # a converged trial's last iterate
                 snapshot(iteration, stopped, final_pi[stopped], final_mu[stopped])
             stay = ~leaving
-            active, p, u = active[stay], new_p[stay], new_u[stay]
+            active, p, u, previous = active[stay], new_p[stay], new_u[stay], previous[stay]
             state = {key: value[stay] for key, value in new_state.items()}
         else:
             p, u, state = new_p, new_u, new_state
@@ -244,12 +258,12 @@ def _numpy_loop(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: n
         if active.size == 0:
             break
     final_pi[active], final_mu[active] = p, u
-    return _finish(problem, final_pi, final_mu, iterations, status, touched, trace)
+    return _finish(problem, final_pi, final_mu, iterations, status, touched, trace, increases)
 
 
-def _finish(problem: Problem, pi, mu, iterations, status, touched, trace=None) -> BatchOutcome:
+def _finish(problem: Problem, pi, mu, iterations, status, touched, trace=None, increases=None) -> BatchOutcome:
     final_loss = problem.loss(pi, mu)
     # The last step of a capped trial can itself make a pattern impossible.
     status = np.where(np.isfinite(final_loss), status, DIVERGED).astype(object)
     touched = touched | problem.family.at_boundary(mu)
-    return BatchOutcome(pi, mu, iterations, status, final_loss, touched, trace or [])
+    return BatchOutcome(pi, mu, iterations, status, final_loss, touched, trace or [], increases)

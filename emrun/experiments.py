@@ -231,6 +231,11 @@ def _row(values, common, cell, labelled, data, r, pi0, mu0, init_seeds, outcome=
         # No outcome: k = -1 (not a count) keeps the column an integer; every report drops failed rows.
         return {**trial, "status": FAILED, "error": error, "converged": False, "iterations": 0, "loss": None,
                 "k": -1, "k_cluster": False, "touched_boundary": False, "pi": None, "mu": None}
+    if cell.algorithm == "em" and values.get("em_update") in getattr(FAMILIES.get(values["model"]), "unnormalised_updates", ()):
+        # This rule leaves sum(pi) != 1 (loss and ratio are taken at pi renormalised): say by how
+        # much, and how often its loss rose.
+        trial["pi_sum_excess"] = float(outcome.pi[i].sum() - 1.0)
+        trial["loss_increases"] = int(outcome.loss_increases[i]) if outcome.loss_increases is not None else None
     k = int((outcome.pi[i] >= values["k_cluster_threshold"]).sum())
     if labelled is not None:  # agreement of the clustering with the items' labels
         from sklearn.metrics import adjusted_rand_score

@@ -1,5 +1,5 @@
 """The lecture's claim that k-means and EM on a Gaussian mixture need not give the same centres
-(PROTOCOLS.md section 7.2), as a check of ``experiment: theory`` (``check: kmeans_vs_em``).
+(docs/protocols.md section 4.2), as a check of ``experiment: theory`` (``check: kmeans_vs_em``).
 
 Two synthetic two-dimensional sets: overlapping clusters of unequal size and spread (800 points of
 N(0, I), 200 of N((2.5, 0), 0.09 I)), where they should disagree, and two well-separated equal

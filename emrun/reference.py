@@ -1,6 +1,6 @@
 """A plain implementation of EM and projected GD for Bernoulli mixtures, written the way the
-paper's own code is (PROTOCOLS.md): one trial at a time, Python loops over patterns, components
-and features, products taken factor by factor. Obviously correct, slow on purpose: the tests hold
+paper's own code is (docs/protocols.md, section 1.3): one trial at a time, Python loops over
+patterns, components and features, products taken factor by factor. Obviously correct, slow on purpose: the tests hold
 the batched engine to it, and ``make bench`` times it as the baseline.
 
 Means are assumed inside (0, 1) except where GD's clipping puts them on the boundary; the gradient
@@ -49,6 +49,29 @@ def em_step(patterns, weights, pi, mu):
     return new_pi, new_mu
 
 
+def authors_em_step(patterns, weights, pi, mu):
+    """The authors' in-place EM, as their code does one iteration (docs/protocols.md, section 1.3):
+    with pi held at its value from the start of the iteration, for c = 0, 1, ..., m-1 in order, the
+    responsibility of component c at the current point (means 0..c-1 already updated, mu_c and later
+    still old) gives N_c = sum of weight x responsibility and mu_c = (sum of weight x responsibility
+    x pattern) / N_c; after the loop pi = N / n, n the total weight, each N_c from its own partial
+    point, not renormalised."""
+    m, D = len(pi), len(mu[0])
+    mu = [list(row) for row in mu]
+    total_weight = sum(weights)
+    counts = [0.0] * m
+    for c in range(m):
+        weighted_x = [0.0] * D
+        for x, w in zip(patterns, weights, strict=True):
+            responsibility = pi[c] * component_probability(x, mu[c]) / mixture_probability(x, pi, mu)
+            counts[c] += w * responsibility
+            for j in range(D):
+                weighted_x[j] += w * responsibility * x[j]
+        if counts[c] > 0:
+            mu[c] = [min(max(weighted_x[j] / counts[c], 0.0), 1.0) for j in range(D)]
+    return [counts[c] / total_weight for c in range(m)], mu
+
+
 def project_to_simplex(v):
     """Duchi et al. (2008)."""
     u = sorted(v, reverse=True)
@@ -81,10 +104,12 @@ def gd_step(patterns, weights, pi, mu, step):
     return new_pi, new_mu
 
 
-def run(patterns, weights, pi, mu, algorithm: str, iterations: int, step: float = 0.02):
-    """``iterations`` steps of EM or GD from (pi, mu) (no stopping rule): the final (pi, mu)."""
+def run(patterns, weights, pi, mu, algorithm: str, iterations: int, step: float = 0.02, em_update: str = "simultaneous"):
+    """``iterations`` steps of EM (eq. 2.7, or the authors' rule) or GD from (pi, mu) (no stopping
+    rule): the final (pi, mu)."""
     patterns, weights = [list(map(float, x)) for x in patterns], list(map(float, weights))
     pi, mu = list(map(float, pi)), [list(map(float, row)) for row in mu]
+    em = authors_em_step if em_update == "authors" else em_step
     for _ in range(iterations):
-        pi, mu = em_step(patterns, weights, pi, mu) if algorithm == "em" else gd_step(patterns, weights, pi, mu, step)
+        pi, mu = em(patterns, weights, pi, mu) if algorithm == "em" else gd_step(patterns, weights, pi, mu, step)
     return pi, mu

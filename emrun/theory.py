@@ -70,18 +70,54 @@ def closed_forms(values, spec, rng, options) -> list[dict]:
 
 
 def gap(values, spec, rng, options) -> list[dict]:
-    """Theorem 5.2: l_1 - l* = KL(p* || prod p*(x_i)) for a random truth, and for the paper's
-    extreme truths (pi* = 1/2, mu*_1 = 1 - delta, mu*_2 = delta) beside (D - 1) log 2."""
+    """Theorems 5.1 and 5.2 on a random truth: the one-cluster gap l_1 - l* (positive when the
+    features are dependent, zero for a truth whose features are independent), whether one-cluster
+    points with Z_1 < 1 are local minima (every small perturbation raises the loss) and those with
+    Z_1 > 1 are not; and for the paper's extreme truths (pi* = 1/2, mu*_1 = 1 - delta, mu*_2 = delta)
+    the gap beside (D - 1) log 2."""
     D = spec.cell.D
-    data = bernoulli.population_patterns(*bernoulli.random_mixture(2, D, rng))
+    true_pi, true_mu = bernoulli.random_mixture(2, D, rng)
+    data = bernoulli.population_patterns(true_pi, true_mu)
     gap, kl = one_cluster_gap(data)
     rows = [_row(values, spec, "gap_random_truth", -1, kl, gap)]
+    independent = bernoulli.population_patterns(true_pi, np.stack([true_mu[0], true_mu[0]]))  # one product law
+    rows.append(_row(values, spec, "gap_independent_truth", -1, 0.0, one_cluster_gap(independent)[0]))
+    rows += _local_minimum_rows(values, spec, rng, data, true_pi, true_mu, options["perturbations"])
     if spec.truth_index == 0:
         for delta in options["deltas"]:
             extreme = bernoulli.population_patterns(np.array([0.5, 0.5]), np.array([[1 - delta] * D, [delta] * D]))
             gap, kl = one_cluster_gap(extreme)
             rows.append(_row(values, spec, "gap_extreme_truth", -1, kl, gap, delta=delta,
                              limit=(D - 1) * np.log(2)))
+    return rows
+
+
+def _local_minimum_rows(values, spec, rng, data, true_pi, true_mu, count: int) -> list[dict]:
+    """One start on each side of Z_1 = 1 (eq. 4.12; |Z_1 - 1| > 0.05): the one-cluster point
+    (pi_1 = 0, mu_2 at the mean, mu_1 the start) and the smallest loss change over ``count`` random
+    perturbations, up to 1e-4 in pi_1 and 1e-3 in the means (Theorem 5.1: all positive iff Z_1 < 1).
+    Half the perturbations leave mu_2 at the mean: moving mu_2 only adds a second-order rise that
+    can hide the first-order fall pi_1 (1 - Z_1) when Z_1 > 1, while both halves can reveal a fall."""
+    xbar, D = data.mean, len(data.mean)
+    rows = []
+    for side, wanted in (("trap", lambda z: z < 0.95), ("escape", lambda z: z > 1.05)):
+        for _ in range(2000):  # draw starts until one lies on this side (it exists for almost every truth)
+            mu1 = rng.uniform(0.05, 0.95, size=D)
+            z1 = bmm_z1_lambda(true_pi, bmm_lambda(true_mu, xbar, mu1))
+            if wanted(z1):
+                break
+        else:
+            continue
+        pi0, mu0 = np.array([[0.0, 1.0]]), np.stack([mu1, xbar])[None]
+        base = float(bernoulli.loss(data, pi0, mu0)[0])
+        step_pi = rng.uniform(1e-5, 1e-4, size=count)
+        pi = np.stack([step_pi, 1 - step_pi], axis=1)
+        shift = rng.uniform(-1e-3, 1e-3, size=(count, 2, D))
+        shift[: count // 2, 1] = 0.0
+        mu = np.clip(mu0 + shift, 1e-6, 1 - 1e-6)
+        change = bernoulli.loss(data, pi, mu) - base
+        rows.append(_row(values, spec, f"local_minimum_{side}", -1, z1, float(change.min()),
+                         perturbations=count, rising=int((change > 0).sum())))
     return rows
 
 

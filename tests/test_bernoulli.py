@@ -228,13 +228,13 @@ def test_fused_kernel_matches_the_numpy_engine(algorithm, step, max_iter, sample
     np.testing.assert_allclose(fused.loss, plain.loss, rtol=1e-12)
 
 
-def test_in_place_em_is_simultaneous_em_applied_one_component_at_a_time():
-    # The authors' update spelled out with the standard step: component 0's means from the
-    # current point, component 1's from the point with component 0 moved, then pi at the new means.
+def test_ecm_em_is_simultaneous_em_applied_one_component_at_a_time_then_pi_at_the_new_means():
+    # Component 0's means from the current point, component 1's from the point with component 0
+    # moved, then pi at the new means.
     data = b.population_patterns(*mixture(2, 4, 31))
     pi, mu = mixture(2, 4, 32)
     pi, mu = np.stack([pi, pi[::-1]]), np.stack([mu, mu[::-1]])
-    step = b.em_step(data, pi, mu, "in_place")
+    step = b.em_step(data, pi, mu, "ecm")
     expected_mu = mu.copy()
     expected_mu[:, 0] = b.em_step(data, pi, expected_mu)[1][:, 0]
     expected_mu[:, 1] = b.em_step(data, pi, expected_mu)[1][:, 1]
@@ -245,16 +245,44 @@ def test_in_place_em_is_simultaneous_em_applied_one_component_at_a_time():
     np.testing.assert_allclose(step[2], b.loss(data, pi, mu))
 
 
+@pytest.mark.parametrize("rule", ["ecm", "authors"])
 @pytest.mark.parametrize("samples", [0, 300])
-def test_fused_kernel_matches_the_numpy_engine_for_in_place_em(samples):
+def test_fused_kernel_matches_the_numpy_engine_for_in_place_em(rule, samples):
     data, pi, mu = random_problem(3, 3, 12, 10, samples)
-    fused, plain = (run_batch(b, data, pi, mu, "em", 200, 1e-5, fused=f, em_update="in_place") for f in (True, False))
+    fused, plain = (run_batch(b, data, pi, mu, "em", 200, 1e-5, fused=f, em_update=rule) for f in (True, False))
     # Trials leave the batch at different iterations, so lanes are handed over.
     assert 0 < np.sum(fused.status == "converged") < len(pi)
     assert list(fused.status) == list(plain.status)
     np.testing.assert_array_equal(fused.iterations, plain.iterations)
     np.testing.assert_allclose(fused.pi, plain.pi, atol=1e-10, rtol=0)
     np.testing.assert_allclose(fused.mu, plain.mu, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(fused.loss, plain.loss, rtol=1e-12)
+    np.testing.assert_array_equal(fused.loss_increases, plain.loss_increases)
+
+
+@pytest.mark.parametrize("m,D,samples", [(2, 3, 0), (3, 4, 0), (4, 3, 200), (3, 5, 500)])
+def test_the_authors_em_in_both_engines_matches_a_plain_reference_written_from_its_description(m, D, samples):
+    from emrun import reference as plain_reference
+
+    data, pi, mu = random_problem(m, D, 4, 700 + m * 10 + D, samples)
+    engines = [run_batch(b, data, pi, mu, "em", 25, 1e-300, fused=fused, em_update="authors") for fused in (True, False)]
+    for t in range(len(pi)):
+        plain_pi, plain_mu = plain_reference.run(data.patterns, data.weights, pi[t], mu[t], "em", 25,
+                                                 em_update="authors")
+        for engine in engines:
+            np.testing.assert_allclose(engine.pi[t], plain_pi, atol=1e-10, rtol=0)
+            np.testing.assert_allclose(engine.mu[t], plain_mu, atol=1e-10, rtol=0)
+    # pi is not renormalised: it leaves the simplex, by a little; the loss is taken at pi / sum(pi).
+    assert np.abs(engines[1].pi.sum(axis=1) - 1).max() > 1e-8
+    np.testing.assert_allclose(engines[1].loss, b.loss(data, engines[1].pi / engines[1].pi.sum(axis=1)[:, None],
+                                                        engines[1].mu), rtol=1e-13)
+
+
+def test_the_authors_em_differs_from_ecm_only_in_pi():
+    data, pi, mu = random_problem(3, 4, 3, 42, 0)
+    authors, ecm = (b.em_step(data, pi, mu, rule) for rule in ("authors", "ecm"))
+    np.testing.assert_array_equal(authors[1], ecm[1])  # the same means, cluster by cluster
+    assert np.abs(authors[0] - ecm[0]).max() > 1e-6 and np.allclose(ecm[0].sum(axis=1), 1.0)
 
 
 def test_unknown_algorithm_and_bad_step_are_refused():
@@ -266,7 +294,7 @@ def test_unknown_algorithm_and_bad_step_are_refused():
 
 
 def published_gradient_by_hand(data, pi, mu):
-    """The authors' boundary rule written out pattern by pattern (PROTOCOLS.md), for one trial."""
+    """The authors' boundary rule written out pattern by pattern (docs/protocols.md, section 1.3), for one trial."""
     m, D = mu.shape
     grad = np.zeros_like(mu)
     p = np.array([np.sum(pi * np.prod(np.where(x == 1, mu, 1 - mu), axis=1)) for x in data.patterns])

@@ -171,24 +171,29 @@ stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
     assert "get worse as D grows" in report
 
 
-def test_in_place_em_is_paired_with_the_simultaneous_update_in_its_report(tiny_config):
+def test_each_em_update_is_paired_with_every_other_in_its_report(tiny_config):
     cwd = tiny_config.parent
-    in_place = cwd / "in_place.yaml"
-    in_place.write_text(tiny_config.read_text().replace("name: tiny", "name: tiny_in_place\nem_update: in_place")
-                        .replace("algorithm: [em, gd]", "algorithm: [em]"))
-    for config in (tiny_config, in_place):
+    configs = [tiny_config]
+    for rule in ("authors", "ecm"):
+        configs.append(cwd / f"{rule}.yaml")
+        configs[-1].write_text(tiny_config.read_text().replace("name: tiny", f"name: tiny_{rule}\nem_update: {rule}")
+                               .replace("algorithm: [em, gd]", "algorithm: [em]"))
+    for config in configs:
         emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=cwd)
-    rows = load_results(cwd / "results" / "tiny_in_place")
-    assert set(rows["em_update"]) == {"in_place"} and set(rows["algorithm"]) == {"em"}
     standard = load_results(cwd / "results" / "tiny")
     standard = standard[standard["algorithm"] == "em"]
-    paired = rows.merge(standard, on=["m", "D", "init_seed"], suffixes=("", "_standard"))
-    assert len(paired) == len(rows) == 4 * 6
-    assert (paired["loss"] != paired["loss_standard"]).any()  # a different update, run for run
     emrun("report", cwd=cwd)
-    report = (cwd / "results" / "tiny_in_place" / "report.md").read_text()
-    assert f"of {len(rows)} paired runs change outcome" in report and "`tiny`" in report
-    assert (cwd / "results" / "tiny_in_place" / "em_update.png").exists()
+    for rule, other in (("authors", "ecm"), ("ecm", "authors")):
+        rows = load_results(cwd / "results" / f"tiny_{rule}")
+        assert set(rows["em_update"]) == {rule} and set(rows["algorithm"]) == {"em"}
+        paired = rows.merge(standard, on=["m", "D", "init_seed"], suffixes=("", "_standard"))
+        assert len(paired) == len(rows) == 4 * 6
+        assert (paired["loss"] != paired["loss_standard"]).any()  # a different update, run for run
+        report = (cwd / "results" / f"tiny_{rule}" / "report.md").read_text()
+        assert report.count(f"of {len(rows)} paired runs change outcome") == 2 and "`tiny`" in report
+        assert f"`tiny_{other}`" in report
+        for paired_with in ("simultaneous", other):
+            assert (cwd / "results" / f"tiny_{rule}" / f"em_update_vs_{paired_with}.png").exists()
 
 
 def test_sensitivity_grid_over_step_and_cap_reports_each_setting(tmp_path):

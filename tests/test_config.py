@@ -100,7 +100,10 @@ def test_variant_keys_are_checked_and_default_values_keep_the_hash(tmp_path):
     path.write_text(base + "em_update: simultaneous\ngd_boundary: exact\n")
     assert load(path).hash == plain.hash
     path.write_text(base + "em_update: gauss\n")
-    with pytest.raises(ConfigError, match=r"v.yaml:4.*em_update.*simultaneous, in_place"):
+    with pytest.raises(ConfigError, match=r"v.yaml:4.*em_update.*simultaneous, authors, ecm"):
+        load(path)
+    path.write_text(base + "em_update: in_place\n")  # it named two rules in turn: one hash, one rule
+    with pytest.raises(ConfigError, match=r"v.yaml:4: 'em_update: in_place' is retired: choose 'authors'.*or 'ecm'"):
         load(path)
     path.write_text("name: v\nseed: 1\ngrid: {m: [2], D: [2], gd_max_iter: [10, 0]}\n")
     with pytest.raises(ConfigError, match=r"grid.gd_max_iter"):

@@ -1,11 +1,14 @@
 """The paper's closed forms (emrun.theory) on small cases, and a theory sweep end to end."""
 
+import json
+
 import numpy as np
 import pytest
 
-from emrun import theory
+from emrun import closed_forms as theory
 from emrun.models import bernoulli as b
 from emrun.results import load_results
+from emrun.theory import one_cluster_gap
 from tests.conftest import emrun
 
 
@@ -37,24 +40,31 @@ def test_two_features_z1_is_one_plus_pi1_pi2_lambda1_lambda2():
 
 def test_one_cluster_gap_is_the_kl_and_tends_to_d_minus_one_log_two():
     _, _, data, _ = small_case(4, 1)
-    gap, kl = theory.one_cluster_gap(data)
+    gap, kl = one_cluster_gap(data)
     assert gap == pytest.approx(kl, rel=1e-10) and gap > 0
     for D in (2, 5, 8):
         extreme = b.population_patterns(np.array([0.5, 0.5]), np.array([[1 - 1e-6] * D, [1e-6] * D]))
-        assert theory.one_cluster_gap(extreme)[0] == pytest.approx((D - 1) * np.log(2), rel=1e-3)
+        assert one_cluster_gap(extreme)[0] == pytest.approx((D - 1) * np.log(2), rel=1e-3)
 
 
 def test_theory_sweep_and_report(tmp_path):
     config = tmp_path / "gap.yaml"
-    config.write_text("name: gap\nexperiment: theory\ncheck: one_cluster_gap\ncheck_options: {deltas: [0.01, 0.0001]}\n"
+    config.write_text("name: gap\nexperiment: theory\ncheck: one_cluster_gap\n"
+                      "check_options: {deltas: [0.01, 0.0001], perturbations: 50}\n"
                       "seed: 1\ngrid: {m: [2], D: [2, 3, 4], algorithm: [em]}\ntruths: 3\n")
     emrun("sweep", str(config), "--quiet", cwd=tmp_path)
     rows = load_results(tmp_path / "results" / "gap")
-    assert set(rows["quantity"]) == {"gap_random_truth", "gap_extreme_truth"} and len(rows) == 3 * 3 + 3 * 2
+    assert set(rows["quantity"]) == {"gap_random_truth", "gap_independent_truth", "gap_extreme_truth",
+                                     "local_minimum_trap", "local_minimum_escape"}
     emrun("report", cwd=tmp_path)
-    report = (tmp_path / "results" / "gap" / "report.md").read_text()
-    assert "worse than the optimum by exactly KL" in report and "(D - 1) log 2" in report
-    assert "check rows: 15" in emrun("status", cwd=tmp_path).stdout
+    verdicts = {v["claim"]: v["status"] for v in
+                json.loads((tmp_path / "results" / "gap" / "verdicts.json").read_text())["verdicts"]}
+    assert verdicts == {
+        "One-cluster points where Z_1 < 1 are local minima, and those where Z_1 > 1 are not (Theorem 5.1)": "holds",
+        "The one-cluster gap is positive when the features are dependent and zero when they are independent "
+        "(Theorem 5.2: one-cluster local minima are not global)": "holds",
+        "The gap grows like (D - 1) log 2 along the paper's extreme truths (Theorem 5.2: Theta(D))": "holds"}
+    assert f"check rows: {len(rows)}" in emrun("status", cwd=tmp_path).stdout
     replay = emrun("replay", "gap/whatever/0", cwd=tmp_path, check=False)
     assert replay.returncode == 2 and "check rows of experiment theory" in replay.stderr
     bad = tmp_path / "bad.yaml"
@@ -79,8 +89,13 @@ def test_gd_trap_and_escape_checks_run_and_judge(tmp_path):
     first = escape[escape["quantity"] == "first_positive_iteration"]
     assert len(first) == 2 * 40 and (first["engine"] != 0).all()  # every start is outside a positive region
     emrun("report", cwd=tmp_path)
-    assert "GD is trapped where Z_1 < 1" in (tmp_path / "results" / "trap" / "report.md").read_text()
-    assert "positive region" in (tmp_path / "results" / "escape" / "report.md").read_text()
+    trap_verdicts = json.loads((tmp_path / "results" / "trap" / "verdicts.json").read_text())["verdicts"]
+    assert [v["claim"].split(" (")[0] for v in trap_verdicts] == [
+        "D = 2: GD is trapped where Z_1 < 1", "D = 2: there are one-cluster regions that trap GD and that EM escapes",
+        "D = 2: EM escapes from every start with Z_1 < 1"]
+    assert all(v["status"] in ("holds", "does not hold") and v["criterion"] for v in trap_verdicts)
+    escape_verdicts = json.loads((tmp_path / "results" / "escape" / "verdicts.json").read_text())["verdicts"]
+    assert len(escape_verdicts) == 1 and escape_verdicts[0]["status"] in ("holds", "does not hold")
 
 
 def test_kmeans_and_em_centres_differ_on_overlapping_clusters_only():

@@ -84,8 +84,11 @@ class CellGrid:
 
     def check_variants(self, raw: dict, check: Checker, out: dict, family) -> None:
         # Stored only when not the family's default, so that configs written before the key existed keep their hash.
+        retired = getattr(family, "retired_variants", {})
         for key, offered in (("gd_boundary", family.boundary_rules), ("em_update", family.em_updates)):
             value = raw.get(key, offered[0])
+            if value in retired:
+                check.fail(key, f"'{key}: {value}' is retired: {retired[value]}")
             if value not in offered:
                 check.fail(key, f"'{key}' must be one of {', '.join(offered)} for model '{family.name}'; got {value!r}")
             if value != offered[0]:

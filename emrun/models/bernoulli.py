@@ -227,8 +227,15 @@ def _responsibility_sums(ev: _Evaluation, data: PatternSet):
     return h_usable.sum(axis=2), _pattern_sums(h_usable, data)
 
 
-EM_UPDATES = ("simultaneous", "in_place")  # eq. 2.7, or the authors' cluster-by-cluster means
+# eq. 2.7; the authors' code (cluster by cluster, pi from the partial points, not renormalised); and
+# the same means with pi from the new means (a conditional maximisation, emrun's earlier reading).
+EM_UPDATES = ("simultaneous", "authors", "ecm")
 em_updates = EM_UPDATES
+# 'in_place' named two rules in turn; a config must say which (one config hash, one rule).
+retired_variants = {"in_place": "choose 'authors' (the authors' code: pi from each component's partial point, "
+                                "not renormalised) or 'ecm' (the means in place, then pi at the new means)"}
+UNNORMALISED_UPDATES = ("authors",)  # rules that leave sum(pi) != 1: losses are taken with pi renormalised
+unnormalised_updates = UNNORMALISED_UPDATES
 
 
 def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, update: str = "simultaneous"):
@@ -236,11 +243,14 @@ def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, update: str = "sim
 
     Returns (new pi [T, m], new mu [T, m, D], loss at the current parameters [T]).
     ``simultaneous`` is eq. 2.7: every parameter from the responsibilities at the current point.
-    ``in_place`` is the authors' code (PROTOCOLS.md): the means are updated cluster by cluster,
-    each from responsibilities that see the means already updated in this iteration. The text is
-    silent on pi; we update it last, from the responsibilities at the new means, which makes the
-    iteration a sequence of conditional maximisations (ECM) whose likelihood cannot decrease, and
-    keeps pi on the simplex. A component with Z_c = 0 keeps its means (its weight becomes 0).
+    ``authors`` is the authors' code (docs/protocols.md, section 1.3): with pi held at its value
+    from the start of the iteration, for c = 0, 1, ..., m-1 in order, the responsibilities of
+    component c at the current point (means 0..c-1 already updated, c.. still old) give
+    N_c = sum w r_c and mu_c = sum w r_c x / N_c; then pi = N / n, each N_c from its own partial
+    point, not renormalised. Its loss is taken with pi renormalised (pi / sum(pi)).
+    ``ecm`` updates the means the same way, then pi from the responsibilities at the new means: a
+    sequence of conditional maximisations (ECM) whose likelihood cannot decrease, with pi on the
+    simplex. A component with Z_c = 0 keeps its means (its weight becomes 0).
     """
     if update not in EM_UPDATES:
         raise ValueError(f"unknown EM update {update!r} (one of {', '.join(EM_UPDATES)})")
@@ -249,11 +259,15 @@ def em_step(data: PatternSet, pi: np.ndarray, mu: np.ndarray, update: str = "sim
     current_loss = _loss(data, ev.log_p)
     if update == "simultaneous":
         return pi * z, _new_means(z, zx, mu), current_loss
-    new_mu = mu.copy()
+    new_mu, new_pi = mu.copy(), np.empty_like(pi)
     for c in range(mu.shape[1]):
         if c > 0:
             z, zx = _responsibility_sums(_evaluate(data, pi, new_mu), data)
+        new_pi[:, c] = pi[:, c] * z[:, c]  # N_c / n at the partial point (the weights sum to 1)
         new_mu[:, c] = _new_means(z, zx, new_mu)[:, c]
+    if update == "authors":
+        with np.errstate(divide="ignore"):
+            return new_pi, new_mu, current_loss + np.log(pi.sum(axis=1))  # the loss of pi / sum(pi)
     z, _ = _responsibility_sums(_evaluate(data, pi, new_mu), data)
     return pi * z, new_mu, current_loss
 
@@ -286,7 +300,7 @@ def gradient(data: PatternSet, pi: np.ndarray, mu: np.ndarray, boundary: str = "
     plus, for each pattern whose only zero factor (a mean at exactly 0 or 1) is feature j0:
     - ``exact``: the one-sided limit -pi_c w(x) (-1)^(1-x_j0) prod_{i != j0} B(x_i|mu_ci) / p(x),
       added to d l / d mu_{c,j0};
-    - ``as_published``: what the authors' code computes there (PROTOCOLS.md):
+    - ``as_published``: what the authors' code computes there (docs/protocols.md, section 1.3):
       -pi_c w(x) (-1)^(1-x_{D-1}) prod_{i < j0} B(x_i|mu_ci) / p(x), added to d l / d mu_{c,D-1}.
     Trials with infinite loss get a zero gradient.
     """
@@ -346,7 +360,8 @@ class CompiledLoop:
         return 8 * (5 * m * D + 5 * m + 8)
 
     def run(self, problem, pi: np.ndarray, mu: np.ndarray, algorithm: str, params: dict, max_iter: int, tol: float):
-        """Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T])."""
+        """Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T],
+        loss increases [T] (counted for the authors' EM only))."""
         from emrun.batch import CAPPED, CONVERGED, DIVERGED
         from emrun.models import bernoulli_fused as kernel
 
@@ -361,12 +376,14 @@ class CompiledLoop:
         codes = (bits.astype(np.uint64) << np.arange(bits.shape[1], dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
         codes = codes.view(np.int64)
         step = float(params.get("step") or 0.0)
-        final_pi, final_mu, iterations, status, touched = kernel.fused_run(
+        rule = {"simultaneous": kernel.SIMULTANEOUS, "ecm": kernel.ECM, "authors": kernel.AUTHORS}[problem.em_update]
+        final_pi, final_mu, iterations, status, touched, increases = kernel.fused_run(
             bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
             np.ascontiguousarray(mu, dtype=float), algorithm == "gd", step, int(max_iter), float(tol),
-            problem.boundary == "as_published", problem.em_update == "in_place")
+            problem.boundary == "as_published", rule)
         names = {kernel.CAPPED: CAPPED, kernel.CONVERGED: CONVERGED, kernel.DIVERGED: DIVERGED}
-        return final_pi, final_mu, iterations, np.array([names[code] for code in status], dtype=object), touched
+        statuses = np.array([names[code] for code in status], dtype=object)
+        return final_pi, final_mu, iterations, statuses, touched, increases
 
 
 KERNEL = CompiledLoop()

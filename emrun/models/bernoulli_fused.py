@@ -103,10 +103,11 @@ def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scal
 @njit(cache=True)
 def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                   table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
-                  lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale):
+                  lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale, track_loss, loss):
     """One pass over the patterns for the first ``n`` lanes at parameters pi [m, T], mu [m, D, T]:
     fills Z_c (``z``), E[gamma_c x] (``s1``), GD's boundary terms (``extra``), and flags lanes with
-    an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial)."""
+    an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial).
+    With ``track_loss``, also -sum_x w log p(x) per lane (``loss``) at these parameters."""
     m, D = mu.shape[0], mu.shape[1]
     n_patterns = patterns.shape[0]
     all_bits = -1 if D >= 64 else (1 << D) - 1  # every feature's bit (as int64)
@@ -137,7 +138,9 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
     s1[:, :, :n] = 0.0
     extra[:, :, :n] = 0.0
     impossible[:n] = False
-    if not boundary and n <= FEW_LANES:
+    if track_loss:
+        loss[:n] = 0.0
+    if not boundary and n <= FEW_LANES and not track_loss:
         done = True
         for t in range(n):
             done = done and _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, pattern_scale, z, s1)
@@ -202,6 +205,10 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
             for c in range(m):
                 product[c, t] = np.exp(min(log_f[c] - log_p, 700.0))
             scale[t] = weights[p]
+        if track_loss:
+            for t in range(n):
+                if not impossible[t]:
+                    loss[t] -= weights[p] * (np.log(mixture[t]) if mixture[t] >= _TINY else lane_log_p[t])
         # Sums of h_c(x) = w f_c / p; terms that do not apply are multiplied by 0, not branched on.
         for c in range(m):
             if boundary:
@@ -239,15 +246,21 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
                         extra[c, D - 1, t] += partial * (2.0 * row[D - 1] - 1.0)
 
 
+SIMULTANEOUS, ECM, AUTHORS = 0, 1, 2  # the EM rules (emrun.models.bernoulli.em_step)
+
+
 @njit(cache=True)
-def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol, as_published, in_place):
+def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol, as_published, em_rule):
     """Run EM (gd=False) or projected GD (gd=True) on every trial of pi0 [T, m], mu0 [T, m, D].
 
     ``as_published`` selects the authors' boundary term for GD instead of the exact limit (see
-    :func:`emrun.models.bernoulli.gradient`); ``in_place`` the authors' cluster-by-cluster EM
-    (see :func:`emrun.models.bernoulli.em_step`), which takes m + 1 pattern passes per iteration.
-    Returns final pi, mu, iterations [T], status [T]
-    (CAPPED, CONVERGED or DIVERGED) and whether each trial ever had a mean at exactly 0 or 1.
+    :func:`emrun.models.bernoulli.gradient`); ``em_rule`` is SIMULTANEOUS (eq. 2.7), ECM (the means
+    cluster by cluster, then pi at the new means: m + 1 pattern passes per iteration) or AUTHORS
+    (the authors' code: pi_c from the partial point of component c, not renormalised; m passes),
+    see :func:`emrun.models.bernoulli.em_step`. AUTHORS also counts, per trial, the iterations at
+    whose start the loss (pi renormalised) was above that at the start of the one before.
+    Returns final pi, mu, iterations [T], status [T] (CAPPED, CONVERGED or DIVERGED), whether each
+    trial ever had a mean at exactly 0 or 1, and the loss increases counted (zero but for AUTHORS).
 
     Trials are lanes of arrays whose last axis is the trial, so the loops over patterns,
     components and features run over all active trials at once (which the compiler vectorises).
@@ -256,7 +269,8 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     """
     n_trials, m = pi0.shape
     D = mu0.shape[2]
-    passes = m + 1 if in_place and not gd else 1
+    passes = 1 if gd or em_rule == SIMULTANEOUS else (m + 1 if em_rule == ECM else m)
+    authors = em_rule == AUTHORS and not gd
     pi_out, mu_out = pi0.copy(), mu0.copy()
     iterations = np.full(n_trials, max_iter, dtype=np.int64)
     status = np.zeros(n_trials, dtype=np.int8)
@@ -274,6 +288,9 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     lane_log_p = np.zeros(n_trials)
     z, s1, extra = np.empty((m, n_trials)), np.empty((m, D, n_trials)), np.empty((m, D, n_trials))
     start_mu = np.empty((m, D, n_trials) if passes > 1 else (0, 0, 0))
+    partial_pi = np.empty((m, n_trials))  # AUTHORS: pi_c from the partial point of component c
+    loss, previous_loss = np.zeros(n_trials), np.full(n_trials, np.inf)
+    lane_increases, increases = np.zeros(n_trials, np.int64), np.zeros(n_trials, np.int64)
     log_f = np.empty(m)
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
     ones = np.empty(D, np.int64)
@@ -284,19 +301,24 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
         if n == 0:
             break
         for sub_step in range(passes):
+            track_loss = authors and sub_step == 0  # the loss at the iteration's start
             _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                           table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
-                          lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale)
-            if sub_step == passes - 1:
+                          lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale,
+                          track_loss, loss)
+            if sub_step == passes - 1 and not authors:
                 break
-            # In-place EM: the means of component ``sub_step`` from responsibilities that already
-            # see the new means of the components before it; pi follows after the last pass.
+            # Cluster by cluster: the means of component ``sub_step`` from responsibilities that
+            # already see the new means of the components before it; under ECM pi follows after the
+            # last pass, under AUTHORS pi_c is taken here, at this partial point.
             c = sub_step
             for t in range(n):
                 if c == 0:
                     for k in range(m):
                         for j in range(D):
                             start_mu[k, j, t] = mu[k, j, t]
+                if authors:
+                    partial_pi[c, t] = pi[c, t] * z[c, t]
                 if z[c, t] > 0.0:
                     for j in range(D):
                         mu[c, j, t] = min(max(s1[c, j, t] / z[c, t], 0.0), 1.0)
@@ -315,6 +337,14 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                 iterations[lane_trial[t]] = iteration - 1
                 leaving = True
             else:
+                if authors:  # the loss at the iteration's start, pi renormalised: did it rise?
+                    total = 0.0
+                    for c in range(m):
+                        total += pi[c, t]
+                    normalised = loss[t] + np.log(total)
+                    if normalised > previous_loss[t] + 1e-12 * abs(previous_loss[t]):
+                        lane_increases[t] += 1
+                    previous_loss[t] = normalised
                 if gd:
                     for c in range(m):
                         moved[c] = pi[c, t] - step * (-z[c, t])
@@ -329,7 +359,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                             new_mu[c, j] = min(max(u - step * gradient, 0.0), 1.0)
                 else:
                     for c in range(m):
-                        new_pi[c] = pi[c, t] * z[c, t]
+                        new_pi[c] = partial_pi[c, t] if authors else pi[c, t] * z[c, t]
                         for j in range(D):
                             if passes > 1:
                                 new_mu[c, j] = start_mu[c, j, t]  # the means the passes above computed
@@ -353,6 +383,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                 continue
             # Store the trial and give its lane to the last active one.
             trial = lane_trial[t]
+            increases[trial] = lane_increases[t]
             for c in range(m):
                 pi_out[trial, c] = pi[c, t]
                 for j in range(D):
@@ -360,9 +391,11 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
             last = n - 1
             lane_trial[t] = lane_trial[last]
             impossible[t] = impossible[last]
+            loss[t], previous_loss[t], lane_increases[t] = loss[last], previous_loss[last], lane_increases[last]
             for c in range(m):
                 pi[c, t] = pi[c, last]
                 z[c, t] = z[c, last]
+                partial_pi[c, t] = partial_pi[c, last]
                 for j in range(D):
                     mu[c, j, t] = mu[c, j, last]
                     s1[c, j, t] = s1[c, j, last]
@@ -372,8 +405,9 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
             n -= 1
     for t in range(n):  # capped trials
         trial = lane_trial[t]
+        increases[trial] = lane_increases[t]
         for c in range(m):
             pi_out[trial, c] = pi[c, t]
             for j in range(D):
                 mu_out[trial, c, j] = mu[c, j, t]
-    return pi_out, mu_out, iterations, status, touched
+    return pi_out, mu_out, iterations, status, touched, increases

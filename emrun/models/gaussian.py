@@ -23,6 +23,7 @@ data_kinds = ("samples",)  # a continuous mixture has no finite population to en
 EM_UPDATES = ("simultaneous",)
 BOUNDARY_RULES = ("exact",)  # a Gaussian mean has no boundary
 em_updates, boundary_rules = EM_UPDATES, BOUNDARY_RULES
+unnormalised_updates = ()
 mean_range = None
 
 

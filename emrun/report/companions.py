@@ -59,9 +59,22 @@ def other_gd_boundary(folder: Path, root: Path) -> Path | None:
     return most_truths(folder, root, ("gd_boundary",), "gd_boundary")
 
 
-def other_em_update(folder: Path, root: Path) -> Path | None:
-    """A results folder of the same protocol run with another EM update (for pairing runs)."""
-    return most_truths(folder, root, ("em_update", "grid.algorithm"), "em_update", at_least=1)
+def other_em_updates(folder: Path, root: Path) -> list[Path]:
+    """For each other EM update stored under ``root``, the folder of the same protocol (but for the
+    update and the algorithms run) with the most truths: the runs to pair this one's with."""
+    config = _config(folder)
+    chosen: dict[str, tuple[int, Path]] = {}
+    for other in result_folders(root):
+        theirs = _config(other)
+        if other == folder or theirs is None or not has_rows(other) or not isinstance(theirs.get("truths"), int):
+            continue
+        rule = theirs.get("em_update", "simultaneous")
+        if rule == config.get("em_update", "simultaneous") or "em" not in theirs["grid"]["algorithm"]:
+            continue
+        if _protocol(theirs, ("em_update", "grid.algorithm")) == _protocol(config, ("em_update", "grid.algorithm")):
+            if rule not in chosen or theirs["truths"] > chosen[rule][0]:
+                chosen[rule] = (theirs["truths"], other)
+    return [path for _, path in sorted(chosen.values(), key=lambda item: item[1].name)]
 
 
 def other_dynamics_update(folder: Path, root: Path) -> Path | None:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from emrun.report import ReportResult
 from emrun.report.common import provenance_section, save_figure, verdict_section
-from emrun.report.verdicts import Verdict
+from emrun.report.verdicts import Verdict, linear_fit
 
 
 def _error_table(rows: pd.DataFrame) -> list[str]:
@@ -32,11 +32,15 @@ def closed_forms(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
                 f"max relative error {exact['relative_error'].max():.1e} over {exact['truth_index'].nunique()} random "
                 f"configurations x D = {sorted(int(D) for D in exact['D'].unique())} "
                 f"(median {exact['relative_error'].median():.1e}); "
-                "the residue is rounding of pi_1 = 1e-12."),
+                "the residue is rounding of pi_1 = 1e-12.",
+                "the largest relative difference between each closed form and the engine's value, over every random "
+                "configuration and D, is below 1e-6"),
         Verdict.judged("Eq. 4.4 gives Z_1 for two Gaussians (within 4 Monte Carlo standard errors of a 200,000-point "
                 "estimate in 99% of configurations)", within >= 0.99,
                 f"{within:.1%} of {len(sampled)} configurations; median relative error "
-                f"{sampled['relative_error'].median():.1e}, max {sampled['relative_error'].max():.1e}."),
+                f"{sampled['relative_error'].median():.1e}, max {sampled['relative_error'].max():.1e}.",
+                "|estimate - closed form| <= 4 Monte Carlo standard errors of the estimate in at least 99% of "
+                "configurations (at 4 standard errors a correct formula fails about 1 configuration in 16,000)"),
     ]
     fig, ax = plt.subplots(figsize=(5, 4))
     for quantity, part in rows[rows["quantity"].str.contains("z1")].groupby("quantity"):
@@ -49,20 +53,42 @@ def closed_forms(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     return _error_table(rows) + save_figure(fig, folder, "closed_forms", "closed forms against the engine"), verdicts
 
 
+GAP_SLOPE_TOLERANCE = 0.01  # the fitted slope of the gap against D within 1% of log 2, at the smallest delta
+
+
 def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
+    random = rows[rows["quantity"] == "gap_random_truth"]
+    independent = rows[rows["quantity"] == "gap_independent_truth"]
     extreme = rows[rows["quantity"] == "gap_extreme_truth"]
-    smallest = extreme[extreme["delta"] == extreme["delta"].min()]
-    shortfall = (1 - smallest["engine"] / smallest["limit"]).abs()
+    smallest = extreme[extreme["delta"] == extreme["delta"].min()].sort_values("D")
+    slope, r2 = linear_fit(smallest["D"], smallest["engine"])
+    trap = rows[rows["quantity"] == "local_minimum_trap"]
+    escape = rows[rows["quantity"] == "local_minimum_escape"]
     verdicts = [
-        Verdict.judged("The best one-cluster point is worse than the optimum by exactly KL(p* || prod_i p*(x_i)) "
-                "(Theorem 5.2; engine loss l_1 - l* against the KL summed over patterns)",
-                bool(rows["relative_error"].max() < 1e-9),
-                f"max relative difference {rows['relative_error'].max():.1e} over {len(rows)} truths, D = 2..12."),
-        Verdict.judged("For pi* = 1/2 and means 1 - delta, delta, the gap approaches (D - 1) log 2 (within 1% at the "
-                       "smallest delta)",
-                bool(shortfall.max() < 0.01),
-                f"at delta = {smallest['delta'].min():g} the gap is within {shortfall.max():.2%} of (D - 1) log 2 for every "
-                f"D; it grows linearly in D, as Theorem 5.2's Theta(D) says."),
+        Verdict.judged("One-cluster points where Z_1 < 1 are local minima, and those where Z_1 > 1 are not (Theorem 5.1)",
+                       bool(len(trap) and len(escape) and (trap["engine"] > 0).all() and (escape["engine"] < 0).all()),
+                       f"every one of its {int(trap['perturbations'].max())} perturbations raised the loss at "
+                       f"{int((trap['engine'] > 0).sum())} of {len(trap)} trap points (Z_1 from {trap['closed_form'].min():.2f} "
+                       f"to {trap['closed_form'].max():.2f}); some perturbation lowered it at "
+                       f"{int((escape['engine'] < 0).sum())} of {len(escape)} points with Z_1 > 1.",
+                       "at each start with Z_1 < 0.95 (eq. 4.12) the smallest loss change over 200 random perturbations "
+                       "(up to 1e-4 in pi_1 and 1e-3 in the means; half of them leave mu_2 at the mean) is positive, and at each "
+                       "start with Z_1 > 1.05 it is negative"),
+        Verdict.judged("The one-cluster gap is positive when the features are dependent and zero when they are independent "
+                       "(Theorem 5.2: one-cluster local minima are not global)",
+                       bool((random["engine"] > 0).all() and (independent["engine"].abs() < 1e-10).all()),
+                       f"gap above 0 for {int((random['engine'] > 0).sum())} of {len(random)} random truths (smallest "
+                       f"{random['engine'].min():.2e}); largest |gap| over {len(independent)} truths with independent "
+                       f"features {independent['engine'].abs().max():.1e}.",
+                       "the engine's l_1 - l* is > 0 for every random truth, and below 1e-10 in size for every truth "
+                       "whose two components coincide (a product law)"),
+        Verdict.judged("The gap grows like (D - 1) log 2 along the paper's extreme truths (Theorem 5.2: Theta(D))",
+                       bool(abs(slope / np.log(2) - 1) <= GAP_SLOPE_TOLERANCE and r2 > 0.9999),
+                       f"fitted slope {slope:.5f} per feature against log 2 = {np.log(2):.5f} ({slope / np.log(2) - 1:+.3%}), "
+                       f"R² {r2:.6f}, at delta = {smallest['delta'].min():g} over D = {smallest['D'].min()}.."
+                       f"{smallest['D'].max()}.",
+                       f"the least-squares slope of the gap against D at the smallest delta is within "
+                       f"{GAP_SLOPE_TOLERANCE:.0%} of log 2, with R² > 0.9999"),
     ]
     wide = extreme.pivot_table(index="D", columns="delta", values="engine")
     limits = extreme.groupby("D")["limit"].first()
@@ -70,9 +96,9 @@ def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[V
              "| D | " + " | ".join(f"delta = {d:g}" for d in wide.columns) + " | (D - 1) log 2 |",
              "|---" * (len(wide.columns) + 2) + "|"]
     lines += [f"| {D} | " + " | ".join(f"{v:.4f}" for v in row) + f" | {limits[D]:.4f} |" for D, row in wide.iterrows()]
-    random = rows[rows["quantity"] == "gap_random_truth"].groupby("D")["engine"].agg(["median", "max"])
+    per_D = random.groupby("D")["engine"].agg(["median", "max"])
     lines += ["", "Random truths (pi* = u / sum(u), means uniform): gap median / max per D: "
-              + ", ".join(f"D={D}: {r['median']:.3f} / {r['max']:.3f}" for D, r in random.iterrows()), ""]
+              + ", ".join(f"D={D}: {r['median']:.3f} / {r['max']:.3f}" for D, r in per_D.iterrows()), ""]
     fig, ax = plt.subplots(figsize=(5, 4))
     for delta in wide.columns:
         ax.plot(wide.index, wide[delta], "o-", ms=3, label=f"delta = {delta:g}")
@@ -96,7 +122,8 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
         + f"; over every step of the 30, {rows['up'].mean():.1%}. Of the {len(wrong)} near steps that go the other way, "
           f"{int((wrong['index'] == 0).sum())} are first steps, the median |cos| before them is "
           f"{wrong['closed_form'].median():.2f} and the median decrease {(wrong['closed_form'] - wrong['engine']).median():.3f}; "
-          "the paper's argument is for the population, these runs are on 20,000-point samples.")]
+          "the paper's argument is for the population, these runs are on 20,000-point samples.",
+        "every EM step taken while pi_1 < 0.01 and |cos(b, mu*)| < 0.99 leaves |cos| no smaller (up to 1e-12)")]
     fig, ax = plt.subplots(figsize=(5, 4))
     for D, part in rows.groupby("D"):
         median = part.groupby("index")["engine"].median()
@@ -114,18 +141,29 @@ def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     trap = starts[starts["in_trap"]]
     per_D = trap.groupby("D").agg(starts=("gd_trapped", "size"), gd_trapped=("gd_trapped", "mean"),
                                   em_escaped=("em_escaped", "mean"), gd_at_zero=("engine", lambda v: (v == 0).mean()))
-    verdicts = [
-        Verdict.judged("GD is trapped where Z_1 < 1 (pi_1 below its start after 3000 steps; Proposition 4.1)",
-                bool(trap["gd_trapped"].mean() >= 0.99),
-                "fraction of starts with Z_1 < 1: " + ", ".join(
-                    f"D={D}: {r.gd_trapped:.1%} of {int(r.starts)} ({r.gd_at_zero:.1%} at exactly 0)"
-                    for D, r in per_D.iterrows())
-                + "."),
-        Verdict.judged("EM escapes from the same starts (pi_1 above its start after 300 steps; Theorem 4.7)",
-                bool(trap["em_escaped"].mean() >= 0.99),
-                ", ".join(f"D={D}: {r.em_escaped:.1%}" for D, r in per_D.iterrows())
-                + f"; where Z_1 >= 1 GD escapes too ({1 - starts[~starts['in_trap']]['gd_trapped'].mean():.1%})."),
-    ]
+    outside = starts[~starts["in_trap"]]
+    verdicts = []
+    for D, r in per_D.iterrows():  # judged per D: a pooled fraction would hide one D's shortfall
+        both = int((trap[trap["D"] == D]["gd_trapped"] & trap[trap["D"] == D]["em_escaped"]).sum())
+        verdicts += [
+            Verdict.judged(f"D = {D}: GD is trapped where Z_1 < 1 (Proposition 4.1)", bool(r.gd_trapped >= 0.99),
+                           f"{r.gd_trapped:.1%} of {int(r.starts)} starts with Z_1 < 1 ({r.gd_at_zero:.1%} at exactly 0).",
+                           "at least 99% of the starts with Z_1 < 1 end (3000 GD steps) with pi_1 below its start"),
+            Verdict.judged(f"D = {D}: there are one-cluster regions that trap GD and that EM escapes (Theorem 4.7)",
+                           both > 0,
+                           f"{both} of {int(r.starts)} starts with Z_1 < 1 ({both / r.starts:.1%}): EM escapes from "
+                           f"{r.em_escaped:.1%} of them; where Z_1 >= 1 GD escapes too "
+                           f"({1 - outside[outside['D'] == D]['gd_trapped'].mean():.1%} of those starts).",
+                           "at least one start with Z_1 < 1 where GD ends (3000 steps) with pi_1 below its start and EM "
+                           "(300 steps) above it; the theorem asserts existence, so the fraction is reported, not judged"),
+        ]
+        if D == 2:
+            verdicts.append(Verdict.judged(
+                "D = 2: EM escapes from every start with Z_1 < 1 (Theorem 4.5 takes lambda into a positive region, "
+                "where Z_1 > 1)", bool(r.em_escaped >= 0.99),
+                f"{r.em_escaped:.1%} of {int(r.starts)} starts.",
+                "at least 99% of the starts with Z_1 < 1 end (300 EM steps) with pi_1 above its start (the 1% "
+                "allows for starts so close to Z_1 = 1 that 300 steps are too few)"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     two = starts[(starts["D"] == 2) & (starts["truth_index"] == starts["truth_index"].min())]
     outcome = two["gd_trapped"].astype(int) * 2 + two["em_escaped"].astype(int)
@@ -164,7 +202,8 @@ def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdic
         bool(reached.all()),
         f"{reached.mean():.1%} of {len(first)} starts ({first['truth_index'].nunique()} truths) within {iterations} "
         "iterations; per truth, median iterations to get there: "
-        + ", ".join(f"{r['median']:.0f} (slowest {r.slowest:.0f})" for _, r in per_truth.iterrows()) + ".")]
+        + ", ".join(f"{r['median']:.0f} (slowest {r.slowest:.0f})" for _, r in per_truth.iterrows()) + ".",
+        f"every start in the second or fourth quadrant reaches lambda_1 lambda_2 > 0 within {iterations} EM iterations")]
     truth = rows["truth_index"].min()
     paths = rows[(rows["quantity"] == "b_trajectory") & (rows["truth_index"] == truth)]
     first_row = rows[rows["truth_index"] == truth].iloc[0]
@@ -200,13 +239,17 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
                 "and spread (largest coordinate difference above 0.2)",
                 bool(difference[("overlapping", "centre_difference_full")] > 0.2),
                 f"{difference[('overlapping', 'centre_difference_full')]:.3f} (emrun's unit-covariance EM: "
-                f"{difference[('overlapping', 'centre_difference_unit')]:.3f}); docs/protocols.md saw 0.59."),
+                f"{difference[('overlapping', 'centre_difference_unit')]:.3f}).",
+                "on the overlapping set, the largest coordinate difference between the k-means centres and the "
+                "full-covariance EM centres started from them is above 0.2"),
         Verdict.judged("They agree on well-separated equal clusters (difference below 0.01)",
                 bool(difference[("separated", "centre_difference_full")] < 0.01),
                 f"{difference[('separated', 'centre_difference_full')]:.1e} (unit-covariance EM "
-                f"{difference[('separated', 'centre_difference_unit')]:.1e})."),
+                f"{difference[('separated', 'centre_difference_unit')]:.1e}).",
+                "on the separated set, that largest difference is below 0.01"),
         Verdict.judged("EM's likelihood never decreases (unit-covariance EM, both sets)", bool((increases == 0).all()),
-                f"loss increases: {int(increases.sum())} over both runs."),
+                f"loss increases: {int(increases.sum())} over both runs.",
+                "no EM step raises the loss by more than 1e-12 of its size, on either set"),
     ]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, (name, part) in zip(axes, rows[rows["quantity"] == "point"].groupby("dataset", sort=False), strict=True):

@@ -1,7 +1,8 @@
-"""Reports of studies around Table 1: the authors' in-place EM, and GD's step size and iteration cap.
+"""Reports of studies around Table 1: EM under another update rule (the authors' in-place EM, or
+ECM), and GD's step size and iteration cap.
 
-Both read only stored rows. The in-place EM report pairs every run with the same run (same truth
-seed and init seed) under the standard update, taken from another results folder.
+Both read only stored rows. The EM-update report pairs every run with the same run (same truth
+seed and init seed) under each other update rule stored under the same root.
 """
 
 from __future__ import annotations
@@ -14,137 +15,212 @@ import pandas as pd
 from scipy import stats
 
 from emrun.report import ReportResult, companions
-from emrun.report.claims import NEAR_OPTIMAL, declared_claims, judge
+from emrun.report.claims import NEAR_OPTIMAL, declared_claims, judge, rate_with_interval
 from emrun.report.common import grid_table, provenance_section, verdict_section
-from emrun.report.verdicts import Verdict, ended_at_k_cluster, wilson_interval
+from emrun.report.verdicts import (
+    BOOTSTRAP_RESAMPLES,
+    CLUSTER_BOOTSTRAP,
+    FAILS,
+    HOLDS,
+    UNTESTABLE,
+    Verdict,
+    cluster_bootstrap,
+    ended_at_k_cluster,
+)
 
 PAIR = ["m", "D", "truth_seed", "init_seed"]
+RULES = {"simultaneous": "eq. 2.7, every parameter from the current point",
+         "authors": ("the authors' code: the means in place, component by component, pi_c from its own partial point, "
+                     "not renormalised (its loss and likelihood ratio are taken at pi / sum(pi))"),
+         "ecm": "the means in place, component by component, then pi from the responsibilities at the new means"}
 
 
-def pair_em_updates(in_place: pd.DataFrame, simultaneous: pd.DataFrame) -> pd.DataFrame:
-    """One row per EM run present in both: outcome and final loss under each update."""
+def pair_em_updates(this: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """One row per EM run present in both: outcome and final loss under each update (suffixes
+    _this and _other)."""
     columns = [*PAIR, "status", "k", "loss", "likelihood_ratio", "iterations"]
-    a = in_place[in_place["algorithm"] == "em"].assign(hit=lambda r: ended_at_k_cluster(r))[[*columns, "hit"]]
-    b = simultaneous[simultaneous["algorithm"] == "em"].assign(hit=lambda r: ended_at_k_cluster(r))[[*columns, "hit"]]
-    paired = a.merge(b, on=PAIR, suffixes=("_in_place", "_simultaneous"))
-    paired["loss_difference"] = paired["loss_in_place"] - paired["loss_simultaneous"]
+    a = this[this["algorithm"] == "em"].assign(hit=lambda r: ended_at_k_cluster(r))[[*columns, "hit"]]
+    b = other[other["algorithm"] == "em"].assign(hit=lambda r: ended_at_k_cluster(r))[[*columns, "hit"]]
+    paired = a.merge(b, on=PAIR, suffixes=("_this", "_other"))
+    paired["loss_difference"] = paired["loss_this"] - paired["loss_other"]
     return paired
 
 
 def em_update_summary(paired: pd.DataFrame) -> pd.DataFrame:
     """Per (m, D): paired runs, k-cluster runs under each update, outcomes changed, loss differences."""
-    paired = paired.assign(changed=paired["hit_in_place"] != paired["hit_simultaneous"],
-                           status_changed=paired["status_in_place"] != paired["status_simultaneous"],
+    paired = paired.assign(changed=paired["hit_this"] != paired["hit_other"],
+                           status_changed=paired["status_this"] != paired["status_other"],
                            absolute=paired["loss_difference"].abs())
     return paired.groupby(["m", "D"]).agg(
-        runs=("changed", "size"), k_cluster_in_place=("hit_in_place", "sum"),
-        k_cluster_simultaneous=("hit_simultaneous", "sum"), changed=("changed", "sum"),
-        status_changed=("status_changed", "sum"), max_loss_difference=("absolute", "max"),
-        iterations_in_place=("iterations_in_place", "median"),
-        iterations_simultaneous=("iterations_simultaneous", "median"),
+        runs=("changed", "size"), k_cluster_this=("hit_this", "sum"), k_cluster_other=("hit_other", "sum"),
+        changed=("changed", "sum"), status_changed=("status_changed", "sum"), max_loss_difference=("absolute", "max"),
+        iterations_this=("iterations_this", "median"), iterations_other=("iterations_other", "median"),
     ).reset_index()
 
 
-def write_em_update(ctx) -> ReportResult:
-    """report.md of an in-place EM config, paired with the simultaneous update when it was run."""
-    config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
-    other = companions.other_em_update(folder, ctx.root)
-    companion = (other.name, ctx.rows_of(other)) if other is not None else None
-    verdicts = judge(rows, config, declared_claims(config)) if "claims" in config else []
-    em = rows[rows["algorithm"] == "em"]
+def _own_lines(config: dict, em: pd.DataFrame) -> list[str]:
+    rule = config.get("em_update", "simultaneous")
     hits = ended_at_k_cluster(em)
     below = em["likelihood_ratio"] < NEAR_OPTIMAL
+    lines = [f"## EM under `{rule}` on its own", "",
+             f"{int(hits.sum())} of {len(em)} runs end at a k-cluster point; {int(below.sum())} end below the likelihood "
+             f"ratio {NEAR_OPTIMAL} (minimum {em['likelihood_ratio'].min():.4f}); statuses: "
+             + ", ".join(f"{name} {count}" for name, count in em["status"].value_counts().items()) + ".", ""]
+    if "loss_increases" in em:
+        rising = em["loss_increases"].fillna(0)
+        excess = em["pi_sum_excess"].abs()
+        lines += [f"Its likelihood is not guaranteed to be monotone: {int((rising > 0).sum())} of {len(em)} runs had "
+                  f"an iteration whose loss (pi renormalised) was above the one before, {int(rising.sum())} such "
+                  f"iterations in all (most in one run: {int(rising.max())}). pi ends off the simplex by |sum(pi) - 1| "
+                  f"of at most {excess.max():.1e} (median {excess.median():.1e}).", ""]
+    return lines
+
+
+def _paired_section(rule: str, name: str, rows: pd.DataFrame, other_rows: pd.DataFrame, other_rule: str,
+                    folder: Path) -> tuple[list[str], Verdict]:
+    paired = pair_em_updates(rows, other_rows)
+    summary = em_update_summary(paired)
+    changed = int(summary["changed"].sum())
+    difference = paired["loss_difference"].abs()
+    verdict = Verdict.judged(
+        f"The `{rule}` update changes no k-cluster outcome of the `{other_rule}` update, run for run", changed == 0,
+        f"{changed} of {len(paired)} paired runs change outcome (k-cluster runs: `{rule}` {int(paired['hit_this'].sum())}, "
+        f"`{other_rule}` {int(paired['hit_other'].sum())}); final losses differ by at most {difference.max():.2g} (median "
+        f"{difference.median():.2g}; {int((difference > 1e-3).sum())} runs above 1e-3); "
+        f"{int(summary['status_changed'].sum())} runs change status.",
+        "no paired run (same truth and init) ends at a k-cluster point under one rule and not under the other")
+    figure = _loss_difference_plot(paired, folder / f"em_update_vs_{other_rule}.png", f"{rule} against {other_rule}")
+    lines = [f"## Paired with `{other_rule}` ({RULES.get(other_rule, other_rule)})", "",
+             f"Every run paired with the same truth and init in `{name}`.", "", verdict.markdown(), "",
+             f"Per cell: k-cluster runs `{rule}` / `{other_rule}`; outcomes changed; largest |loss difference|; median "
+             f"iterations `{rule}` / `{other_rule}`.", "",
+             grid_table(summary, lambda r: f"{r.k_cluster_this} / {r.k_cluster_other}; {r.changed}; "
+                                           f"{r.max_loss_difference:.1g}; {r.iterations_this:.0f} / {r.iterations_other:.0f}"),
+             "", figure, ""]
+    summary.to_csv(folder / f"em_update_vs_{other_rule}.csv", index=False, float_format="%.6g")
+    return lines, verdict
+
+
+def write_em_update(ctx) -> ReportResult:
+    """report.md of an EM config under another update rule, paired with each other rule stored."""
+    config, rows, folder = ctx.config, ctx.rows, ctx.folder
+    rule = config.get("em_update", "simultaneous")
+    verdicts = judge(rows, config, declared_claims(config)) if "claims" in config else []
+    em = rows[rows["algorithm"] == "em"]
     out = [f"# {config['name']}: {config['description']}", "",
-           "EM with the means updated in place, component by component, each from responsibilities that see the "
-           "means already updated in the same iteration (the authors' code, docs/protocols.md); pi is updated last, from "
-           "the responsibilities at the new means (the protocol is silent on pi; this order keeps the likelihood "
-           "monotone, which the tests check). "
-           f"Grid m = {config['grid']['m']}, D = {config['grid']['D']}, {em['truth_index'].nunique()} truths per cell, "
-           f"{config['runs']['em']} runs per truth, stopping {config['stopping']['em']}.", "",
-           "## In-place EM on its own", "",
-           f"{int(hits.sum())} of {len(em)} runs end at a k-cluster point; {int(below.sum())} end below the likelihood "
-           f"ratio {NEAR_OPTIMAL} (minimum {em['likelihood_ratio'].min():.4f}); statuses: "
-           + ", ".join(f"{name} {count}" for name, count in em["status"].value_counts().items()) + ".", ""]
-    out += verdict_section(verdicts) if verdicts else []
-    if companion is None:
-        out += ["No results of the same protocol with the simultaneous update were found, so no run is paired. "
-                "Run configs/bmm_table1_many_truths.yaml to compare.", ""]
-    else:
-        paired = pair_em_updates(rows, companion[1])
-        summary = em_update_summary(paired)
-        changed = int(summary["changed"].sum())
-        difference = paired["loss_difference"].abs()
-        verdict = Verdict.judged(
-            "The in-place update changes no k-cluster outcome (docs/protocols.md: none over 3 truths x 60 inits in five "
-            "cells; final losses by at most ~1e-3)", changed == 0,
-            f"{changed} of {len(paired)} paired runs change outcome (k-cluster runs: in place "
-            f"{int(paired['hit_in_place'].sum())}, simultaneous {int(paired['hit_simultaneous'].sum())}); final losses "
-            f"differ by at most {difference.max():.2g} (median {difference.median():.2g}; "
-            f"{int((difference > 1e-3).sum())} runs above 1e-3); {int(summary['status_changed'].sum())} runs change status.")
+           f"EM under the update rule `{rule}`: {RULES.get(rule, rule)}. Grid m = {config['grid']['m']}, D = "
+           f"{config['grid']['D']}, {em['truth_index'].nunique()} truths per cell, {config['runs']['em']} runs per truth, "
+           f"stopping {config['stopping']['em']}.", ""]
+    out += (verdict_section(verdicts) if verdicts else []) + _own_lines(config, em)
+    others = companions.other_em_updates(folder, ctx.root)
+    if not others:
+        out += ["No results of the same protocol under another EM update were found, so no run is paired. Run "
+                "configs/bmm_table1_many_truths.yaml (eq. 2.7) to compare.", ""]
+    for other in others:
+        other_rule = companions._config(other).get("em_update", "simultaneous")
+        lines, verdict = _paired_section(rule, other.name, rows, ctx.rows_of(other), other_rule, folder)
+        out += lines
         verdicts.append(verdict)
-        out += ["## Paired with the simultaneous update (eq. 2.7)", "",
-                f"Every run paired with the same truth and init under the standard update in `{companion[0]}`.", "",
-                verdict.markdown(), "",
-                "Per cell: k-cluster runs in place / simultaneous; outcomes changed; largest |loss difference|; "
-                "median iterations in place / simultaneous.", "",
-                grid_table(summary, lambda r: f"{r.k_cluster_in_place} / {r.k_cluster_simultaneous}; {r.changed}; "
-                                              f"{r.max_loss_difference:.1g}; {r.iterations_in_place:.0f} / "
-                                              f"{r.iterations_simultaneous:.0f}"), "",
-                "![loss differences](em_update.png)", ""]
-        _loss_difference_plot(paired, folder / "em_update.png", config["name"])
-        summary.to_csv(folder / "em_update_cells.csv", index=False, float_format="%.6g")
-    out += provenance_section(manifest, [], command)
+    out += provenance_section(ctx.manifest, [], ctx.command)
     path = folder / "report.md"
     path.write_text("\n".join(out))
     return ReportResult(path, verdicts)
 
 
-def _loss_difference_plot(paired: pd.DataFrame, path: Path, title: str) -> None:
+def _loss_difference_plot(paired: pd.DataFrame, path: Path, title: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     difference = paired["loss_difference"].abs()
     floor = 1e-16
     ax.hist(np.log10(difference.clip(lower=floor)), bins=60, color="tab:blue")
-    ax.set_xlabel(f"log10 |final loss, in place - simultaneous| (differences below {floor:g} shown at {floor:g})")
+    ax.set_xlabel(f"log10 |final loss difference| (differences below {floor:g} shown at {floor:g})")
     ax.set_ylabel("EM runs")
-    ax.set_title(f"{title}: {len(paired)} paired runs", fontsize=9)
+    ax.set_title(f"Final losses, {title}: {len(paired)} paired runs", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return f"![loss differences]({path.name})"
 
 
 # --- GD step size and iteration cap -------------------------------------------------------------
 
 def sensitivity_summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (m, D, step, cap): runs, k-cluster runs, pooled rate with Wilson interval, capped fraction."""
-    gd = rows[rows["algorithm"] == "gd"].assign(hit=lambda r: ended_at_k_cluster(r), capped=lambda r: r["status"] == "capped")
-    table = gd.groupby(["m", "D", "step", "max_iter"]).agg(
-        truths=("truth_index", "nunique"), runs=("hit", "size"), k_cluster=("hit", "sum"), capped=("capped", "mean"),
-    ).reset_index()
-    table["rate"] = table["k_cluster"] / table["runs"]
-    table["wilson_low"], table["wilson_high"] = wilson_interval(table["k_cluster"], table["runs"])
+    """Per (m, D, step, cap): runs, k-cluster runs, rate with its 95% interval over the cell's truths
+    (method named), capped fraction."""
+    gd = rows[rows["algorithm"] == "gd"].assign(capped=lambda r: r["status"] == "capped")
+    setting = gd["step"].map("{:g}".format) + "/" + gd["max_iter"].astype(str)
+    rates = rate_with_interval(gd.assign(algorithm=setting))
+    rates[["step", "max_iter"]] = rates["algorithm"].str.split("/", expand=True).astype({0: float, 1: int}).to_numpy()
+    capped = gd.groupby(["m", "D", "step", "max_iter"])["capped"].mean().reset_index()
+    table = rates.drop(columns="algorithm").merge(capped, on=["m", "D", "step", "max_iter"])
+    table["max_iter"] = table["max_iter"].astype(int)
     return table
 
 
-def sensitivity_verdicts(summary: pd.DataFrame, paper_step: float = 0.02, paper_cap: int = 10000) -> list[Verdict]:
-    """How far the pooled GD k-cluster rate moves from the paper's (step, cap)."""
-    pooled = summary.groupby(["step", "max_iter"])[["k_cluster", "runs"]].sum()
+def _pooled(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (step, cap), pooled over cells: the rate and its 95% interval over truths, each truth of
+    each cell a cluster with all its runs."""
+    gd = rows[rows["algorithm"] == "gd"].assign(hit=lambda r: ended_at_k_cluster(r))
+    out = []
+    for (step, cap), part in gd.groupby(["step", "max_iter"]):
+        per_truth = part.groupby(["m", "D", "truth_index"])["hit"].agg(["sum", "size"])
+        low, high = cluster_bootstrap(per_truth["sum"].to_numpy(), per_truth["size"].to_numpy())
+        out.append({"step": step, "max_iter": int(cap), "k_cluster": int(per_truth["sum"].sum()),
+                    "runs": int(per_truth["size"].sum()), "low": low, "high": high})
+    pooled = pd.DataFrame(out).set_index(["step", "max_iter"])
     pooled["rate"] = pooled["k_cluster"] / pooled["runs"]
-    lower, _ = wilson_interval(pooled["k_cluster"], pooled["runs"])
+    return pooled
+
+
+REPRESENTATIVE_FACTOR = 1.5  # our criterion: the paper gives no tolerance for "representative"
+
+
+def _representative(rows: pd.DataFrame, pooled: pd.DataFrame, paper: tuple[float, int]) -> Verdict:
+    """Is each setting's pooled rate within a factor 1.5 of the paper setting's? The settings share
+    truths and inits, so the ratios are bootstrapped jointly over truths (each truth of each cell a
+    cluster with all its runs at every setting)."""
+    gd = rows[rows["algorithm"] == "gd"].assign(hit=lambda r: ended_at_k_cluster(r))
+    per_truth = gd.groupby(["m", "D", "truth_index", "step", "max_iter"])["hit"].agg(["sum", "size"]).unstack(
+        ["step", "max_iter"]).fillna(0)
+    sums, counts = per_truth["sum"].to_numpy(float), per_truth["size"].to_numpy(float)  # [truths, settings]
+    settings = list(per_truth["sum"].columns)
+    rng = np.random.default_rng(0)
+    picks = rng.multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=BOOTSTRAP_RESAMPLES)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = (picks @ sums) / (picks @ counts)  # [resamples, settings]
+        ratios = rates / rates[:, [settings.index(paper)]]
+    low, high = np.nanpercentile(ratios, 2.5, axis=0), np.nanpercentile(ratios, 97.5, axis=0)
+    band = (1 / REPRESENTATIVE_FACTOR, REPRESENTATIVE_FACTOR)
+    inside, outside = (low >= band[0]) & (high <= band[1]), (high < band[0]) | (low > band[1])
+    claim = (f"The paper's setting (step {paper[0]}, cap {paper[1]}) is representative: GD's overall k-cluster rate "
+             f"stays within a factor {REPRESENTATIVE_FACTOR} of it across steps and caps")
+    reference = pooled.loc[paper, "rate"]
+    evidence = (f"pooled over cells, {reference:.3f} at the paper's setting; ratio to it per (step, cap): "
+                + ", ".join(f"{step:g}/{cap}: {pooled.loc[(step, cap), 'rate'] / reference:.2f} [{lo:.2f}, {hi:.2f}]"
+                            for (step, cap), lo, hi in zip(settings, low, high, strict=True) if (step, cap) != paper) + ".")
+    criterion = (f"every setting's 95% interval of rate / paper-setting rate lies in [1/{REPRESENTATIVE_FACTOR}, "
+                 f"{REPRESENTATIVE_FACTOR}] (holds); some setting's lies wholly outside (does not hold); otherwise not "
+                 "testable")
+    interval = CLUSTER_BOOTSTRAP + ", the settings resampled together"
+    if inside.all():
+        return Verdict(claim, HOLDS, evidence, criterion, interval)
+    if outside.any():
+        return Verdict(claim, FAILS, evidence, criterion, interval)
+    return Verdict(claim, UNTESTABLE, evidence + " Some interval crosses an edge of the band.", criterion, interval)
+
+
+def sensitivity_verdicts(rows: pd.DataFrame, paper_step: float = 0.02, paper_cap: int = 10000) -> list[Verdict]:
+    """How far the pooled GD k-cluster rate moves from the paper's (step, cap)."""
+    pooled = _pooled(rows)
+    lower = pooled["low"].to_numpy()
     verdicts = [Verdict.judged(
         "GD ends at k-cluster points at every step size and cap, not only at the paper's", bool(np.all(lower > 0)),
-        f"the pooled rate's 95% Wilson lower bound is above 0 in {int(np.sum(lower > 0))} of {len(pooled)} "
-        f"(step, cap) settings (smallest pooled rate {pooled['rate'].min():.3f}).")]
+        f"the pooled rate's 95% lower bound (over truths) is above 0 in {int(np.sum(lower > 0))} of {len(pooled)} "
+        f"(step, cap) settings (smallest pooled rate {pooled['rate'].min():.3f}).",
+        "at every (step, cap), the lower end of the 95% interval over truths of the pooled k-cluster rate is above 0",
+        CLUSTER_BOOTSTRAP)]
     if (paper_step, paper_cap) in pooled.index:
-        reference = pooled.loc[(paper_step, paper_cap), "rate"]
-        low, high = pooled["rate"].min(), pooled["rate"].max()
-        where_low, where_high = pooled["rate"].idxmin(), pooled["rate"].idxmax()
-        verdicts.append(Verdict.judged(
-            f"The paper's setting (step {paper_step}, cap {paper_cap}) is representative: GD's overall k-cluster "
-            "rate stays within a factor 1.5 of it (our criterion) across steps and caps",
-            low >= reference / 1.5 and high <= reference * 1.5,
-            f"pooled over cells, {reference:.3f} at the paper's setting; from {low:.3f} (step {where_low[0]:g}, cap "
-            f"{where_low[1]}) to {high:.3f} (step {where_high[0]:g}, cap {where_high[1]})."))
-    caps = sorted(int(c) for c in summary["max_iter"].unique())
+        verdicts.append(_representative(rows, pooled, (paper_step, paper_cap)))
+    caps = sorted(int(c) for c in rows["max_iter"].unique())
     if len(caps) > 1:
         by_step = []
         for step, part in pooled.reset_index().groupby("step"):
@@ -154,9 +230,12 @@ def sensitivity_verdicts(summary: pd.DataFrame, paper_step: float = 0.02, paper_
         rising = all(np.all(np.diff(part.sort_values("max_iter")["rate"].to_numpy()) >= 0)
                      for _, part in pooled.reset_index().groupby("step"))
         verdicts.append(Verdict.judged(
-            "GD's k-cluster endings are final: a higher cap never lowers the rate (at every step); where it does, runs "
-            "counted at the cap were still escaping slowly (GD escapes linearly, Theorem 4.2)", rising,
-            f"pooled rate against caps {caps}: " + "; ".join(by_step) + "."))
+            "GD's k-cluster endings are final: a higher cap never lowers the rate (at every step)", rising,
+            f"pooled rate against caps {caps}: " + "; ".join(by_step) + "." + ("" if rising else
+            " Where the rate falls, some runs counted as k-cluster at the smaller cap had a weight still below the "
+            "threshold but growing, and left it later (GD's escape is slow near pi = 0, Theorem 4.2)."),
+            "at every step, the pooled rate at each cap is at least the rate at the next smaller cap (the runs at "
+            "every cap start from the same inits, so this compares the same trajectories: no interval is needed)"))
     return verdicts
 
 
@@ -164,7 +243,7 @@ def write_sensitivity(ctx) -> ReportResult:
     """report.md, sensitivity.csv and a figure of GD's k-cluster rate against step size and cap."""
     config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     summary = sensitivity_summary(rows)
-    verdicts = sensitivity_verdicts(summary) + (judge(rows, config, declared_claims(config)) if "claims" in config else [])
+    verdicts = sensitivity_verdicts(rows) + (judge(rows, config, declared_claims(config)) if "claims" in config else [])
     out = [f"# {config['name']}: {config['description']}", "",
            f"GD on population Bernoulli mixtures, grid m = {config['grid']['m']}, D = {config['grid']['D']}, "
            f"steps {config['grid']['step']}, iteration caps {config['grid']['gd_max_iter']}, "
@@ -215,8 +294,8 @@ def _sensitivity_plot(summary: pd.DataFrame, path: Path, title: str) -> None:
         cell = summary[(summary["m"] == m) & (summary["D"] == D)]
         for step, line in cell.groupby("step"):
             line = line.sort_values("max_iter")
-            ax.errorbar(line["max_iter"], line["rate"], yerr=[line["rate"] - line["wilson_low"],
-                        line["wilson_high"] - line["rate"]], marker="o", ms=3, capsize=2, label=f"step {step:g}")
+            ax.errorbar(line["max_iter"], line["rate"], yerr=[line["rate"] - line["low"], line["high"] - line["rate"]],
+                        marker="o", ms=3, capsize=2, label=f"step {step:g}")
         ax.set_xscale("log")
         caps = sorted(int(c) for c in summary["max_iter"].unique())
         ax.set_xticks(caps, [f"{c:,}" for c in caps])
@@ -227,7 +306,8 @@ def _sensitivity_plot(summary: pd.DataFrame, path: Path, title: str) -> None:
         if j == 0:
             ax.set_ylabel("GD k-cluster rate")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{title}: pooled rate, 95% Wilson interval", fontsize=10)
+    fig.suptitle(f"{title}: GD's k-cluster rate per cell against the iteration cap (95% interval over truths)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -65,6 +65,61 @@ def wilson_interval(successes, trials, z: float = 1.959964) -> tuple[np.ndarray,
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
+def difference_interval(k1, n1, k2, n2) -> tuple[float, float]:
+    """95% interval of p1 - p2 for two independent proportions (Newcombe's hybrid score method,
+    built from the two Wilson intervals): for runs drawn independently on one data set."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = (tuple(float(v) for v in wilson_interval(k, n)) for k, n in ((k1, n1), (k2, n2)))
+    low = p1 - p2 - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = p1 - p2 + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return float(low), float(high)
+
+
+def sign_verdict(claim: str, estimate: float, low: float, high: float, evidence: str, criterion: str,
+                 interval: str, sign: int = 1) -> Verdict:
+    """A claim about the sign of an estimate (sign = 1: above 0): holds when its interval lies on
+    that side of 0, does not hold when on the other, not testable when it contains 0."""
+    text = f"{evidence} Estimate {estimate:+.3g} [{low:+.3g}, {high:+.3g}]."
+    if low <= 0 <= high or np.isnan(low):
+        return Verdict(claim, UNTESTABLE, text + " The interval contains 0.", criterion, interval)
+    return Verdict.judged(claim, bool(low > 0 if sign > 0 else high < 0), text, criterion, interval)
+
+
+def replicate_slope_interval(rows: pd.DataFrame, x: str, y: str, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the log-log slope of mean(y) against x when whole replicates
+    (``truth_index``: each its own sample and start, used at every x) are resampled."""
+    replicates = rows["truth_index"].unique()
+    if len(replicates) < 2:
+        return float("nan"), float("nan")
+    table = rows.pivot_table(index="truth_index", columns=x, values=y, aggfunc="mean")  # replicate x N
+    rng = np.random.default_rng(seed)
+    slopes = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        means = table.iloc[rng.integers(0, len(table), len(table))].mean(axis=0).dropna()
+        if len(means) >= 2 and (means > 0).all():
+            slopes.append(loglog_slope(means.index, means.to_numpy())[0])
+    return (float(np.percentile(slopes, 2.5)), float(np.percentile(slopes, 97.5))) if slopes else (float("nan"),) * 2
+
+
+def band_verdict(claim: str, estimate: float, low: float, high: float, band: tuple[float, float], evidence: str,
+                 criterion: str, interval: str) -> Verdict:
+    """A claim that an estimate lies in ``band``: holds when its whole interval does, does not hold
+    when its whole interval lies outside, not testable when the interval crosses an edge of the band
+    (or there is none: the replicates cannot decide)."""
+    text = f"{evidence} Estimate {estimate:.3f} [{low:.3f}, {high:.3f}]."
+    if np.isnan(low):
+        return Verdict(claim, UNTESTABLE, text + " No interval: fewer than 2 replicates.", criterion, interval)
+    if band[0] <= low and high <= band[1]:
+        return Verdict(claim, HOLDS, text, criterion, interval)
+    if high < band[0] or low > band[1]:
+        return Verdict(claim, FAILS, text, criterion, interval)
+    return Verdict(claim, UNTESTABLE, text + f" The interval crosses an edge of [{band[0]}, {band[1]}].", criterion, interval)
+
+
+REPLICATE_BOOTSTRAP = (f"percentile bootstrap over replicates ({BOOTSTRAP_RESAMPLES} resamples of the replicates, each "
+                       "with its sample and start at every N; seed 0)")
+
+
 def cluster_bootstrap(totals: np.ndarray, counts: np.ndarray, seed: int = 0) -> tuple[float, float]:
     """95% percentile interval of sum(totals) / sum(counts) when whole clusters (truths) are
     resampled: ``totals`` [K] is each truth's sum of the quantity, ``counts`` [K] its runs."""

@@ -1,0 +1,149 @@
+"""Each tightened criterion flips on synthetic rows that contradict it (and holds on rows that fit)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emrun.report import digits, figure2, published
+from emrun.report import theory as theory_report
+from emrun.report.verdicts import FAILS, HOLDS, UNTESTABLE, band_verdict, sign_verdict
+
+
+def _escape(gd_final, growing_factors=(1.5, 1.4), stuck_factor=None):
+    """Synthetic Figure 2 tables: truths that escape (pi_1 0.3) and, optionally, one that does not."""
+    truths = range(len(gd_final))
+    paths = pd.DataFrame([{"algorithm": "em", "truth_index": t, "iteration": 100, "pi1": 0.3} for t in truths])
+    factors = pd.DataFrame([{"truth_index": t, "iteration": i + 1, "pi1": 1e-4 * 1.5 ** i, "observed": f,
+                             "predicted": f, "relative_error": 0.01} for t in truths for i, f in enumerate(growing_factors)])
+    if stuck_factor is not None:
+        t = len(gd_final)
+        paths = pd.concat([paths, pd.DataFrame([{"algorithm": "em", "truth_index": t, "iteration": 100, "pi1": 2e-4}])])
+        factors = pd.concat([factors, pd.DataFrame([{"truth_index": t, "iteration": 1, "pi1": 1e-4, "observed": 1.0,
+                                                      "predicted": stuck_factor, "relative_error": 0.01}])])
+        gd_final = [*gd_final, 1e-4]
+    slopes = pd.DataFrame({"truth_index": range(len(gd_final)), "final_pi1": gd_final, "r2": 0.999, "log_r2": 0.7,
+                           "slope": 1e-5, "predicted_slope": 1e-5})
+    separations = pd.Series(np.linspace(0.2, 1.0, len(gd_final)), index=range(len(gd_final)))
+    return figure2.escape_verdicts(paths, factors, slopes, 0.0015, separations, 1e-4)
+
+
+def by_claim(verdicts, start):
+    return next(v for v in verdicts if v.claim.startswith(start))
+
+
+def test_gd_reaches_the_published_value_only_if_it_lies_in_our_5_95_range():
+    inside = _escape(list(np.linspace(0.0005, 0.01, 20)))
+    assert by_claim(inside, "GD reaches about").status == HOLDS
+    outside = _escape(list(np.linspace(0.003, 0.2, 20)))  # every truth ends above the published value
+    assert by_claim(outside, "GD reaches about").status == FAILS and "ranks 1 of 21" in by_claim(outside, "GD reaches").evidence
+    # One truth below the published value keeps it inside the min-max range but outside 5-95%.
+    edge = _escape([0.001, *np.linspace(0.01, 0.2, 19)])
+    assert by_claim(edge, "GD reaches about").status == FAILS
+
+
+def test_em_grows_pi1_at_every_step_is_judged_as_worded():
+    assert by_claim(_escape([0.001] * 5), "EM grows pi_1").status == HOLDS
+    assert by_claim(_escape([0.001] * 5, growing_factors=(1.5, 0.999, 1.4)), "EM grows pi_1").status == FAILS
+
+
+def test_the_explanation_of_a_truth_that_does_not_escape_follows_eq_4_4():
+    slow = by_claim(_escape([0.001] * 5, stuck_factor=1.0016), "EM escapes the one-cluster")
+    assert slow.status == FAILS and "predicts pi_1 = 0.00012 after 100 steps, so no escape" in slow.evidence
+    fast = by_claim(_escape([0.001] * 5, stuck_factor=1.12), "EM escapes the one-cluster")
+    assert "would reach 0.01 within 100 steps; on the sample the run grows by 1.0000" in fast.evidence
+
+
+LOG_2 = float(np.log(2))
+
+
+def _gap_rows(trap_change=1e-9, escape_change=-1e-9, independent=1e-16, slope=LOG_2):
+    rows = [{"quantity": "local_minimum_trap", "closed_form": 0.8, "engine": trap_change, "perturbations": 200},
+            {"quantity": "local_minimum_escape", "closed_form": 1.2, "engine": escape_change, "perturbations": 200},
+            {"quantity": "gap_random_truth", "engine": 0.1, "D": 3}, {"quantity": "gap_independent_truth", "engine": independent}]
+    rows += [{"quantity": "gap_extreme_truth", "D": D, "delta": 1e-4, "engine": slope * (D - 1), "limit": np.log(2) * (D - 1)}
+             for D in range(2, 9)]
+    return pd.DataFrame(rows).assign(relative_error=0.0)
+
+
+@pytest.mark.parametrize("change,claim", [({}, None), ({"trap_change": -1e-9}, "One-cluster points"),
+                                          ({"escape_change": 1e-9}, "One-cluster points"),
+                                          ({"independent": 1e-6}, "The one-cluster gap is positive"),
+                                          ({"slope": 0.66}, "The gap grows like")])
+def test_theorem_5_checks_can_fail(tmp_path, change, claim):
+    _, verdicts = theory_report.one_cluster_gap(_gap_rows(**change), tmp_path)
+    failed = [v.claim for v in verdicts if v.status == FAILS]
+    assert failed == ([] if claim is None else [next(v.claim for v in verdicts if v.claim.startswith(claim))])
+
+
+def _trap_starts(escaping_per_D: dict[int, int], starts: int = 40) -> pd.DataFrame:
+    """Starts with Z_1 < 1 at which GD is trapped; ``escaping_per_D[D]`` of them EM escapes."""
+    rows = []
+    for D, escaping in escaping_per_D.items():
+        rows += [{"quantity": "start", "D": D, "truth_index": 0, "index": i, "engine": 0.0, "epsilon": 1e-3,
+                  "em_pi1": 0.5 if i < escaping else 1e-4, "in_trap": True, "lambda_1": 1.0, "lambda_2": -1.0,
+                  "closed_form": 0.5} for i in range(starts)]
+    return pd.DataFrame(rows).assign(relative_error=0.0)
+
+
+def test_em_escape_is_judged_per_D(tmp_path):
+    # D = 2 at 97.5%: Theorem 4.5 says every start escapes, so it fails; pooled with D = 3's 100% it would pass.
+    # D = 3 with no escape: Theorem 4.7 asserts some region exists, so its existence verdict fails.
+    _, verdicts = theory_report.gd_trap(_trap_starts({2: 39, 3: 0, 4: 40}), tmp_path)
+    statuses = {v.claim.split(" (")[0]: v.status for v in verdicts}
+    assert statuses["D = 2: EM escapes from every start with Z_1 < 1"] == FAILS
+    assert statuses["D = 2: there are one-cluster regions that trap GD and that EM escapes"] == HOLDS
+    assert statuses["D = 3: there are one-cluster regions that trap GD and that EM escapes"] == FAILS
+    assert statuses["D = 4: there are one-cluster regions that trap GD and that EM escapes"] == HOLDS
+    assert not any(claim.startswith("D = 3: EM escapes from every") for claim in statuses)  # the paper claims it at D = 2 only
+    _, verdicts = theory_report.gd_trap(_trap_starts({2: 40}), tmp_path)
+    assert all(v.status == HOLDS for v in verdicts)
+
+
+def _digits_rows(kmeans_diverged, kmeans_hits, uniform_diverged=10, uniform_hits=0):
+    rows = []
+    for init, diverged, hits in (("uniform", uniform_diverged, uniform_hits), ("kmeans", kmeans_diverged, kmeans_hits)):
+        for m in (2, 5):
+            for r in range(20):
+                status = "diverged" if r < diverged else "converged"
+                rows.append(dict(algorithm="gd", step=0.02, init=init, m=m, run_index=r, status=status,
+                                 k_cluster=diverged <= r < diverged + hits, k=m, loss=1.0, ari=0.2))
+        rows += [dict(algorithm="em", step=np.nan, init=init, m=m, run_index=r, status="converged", k_cluster=False,
+                      k=m, loss=1.0, ari=0.4) for m in (2, 5) for r in range(20)]
+    return pd.DataFrame(rows)
+
+
+def test_digits_divergence_and_k_cluster_endings_are_two_outcomes_with_two_claims():
+    rows = _digits_rows(kmeans_diverged=0, kmeans_hits=0)
+    verdicts = {v.claim: v.status for v in digits.verdicts(digits.summary(rows), rows)}
+    k_cluster = next(c for c in verdicts if "GD ends at k-cluster points on real data" in c)
+    diverges = next(c for c in verdicts if "GD diverges on real data" in c)
+    assert verdicts[k_cluster] == FAILS and verdicts[diverges] == HOLDS  # divergence is no longer counted as collapse
+    assert verdicts["k-means initialisation lowers GD's rate of divergence"] == HOLDS
+    assert verdicts["k-means initialisation lowers GD's rate of k-cluster endings"] == UNTESTABLE  # 0 vs 0
+    worse = _digits_rows(kmeans_diverged=18, kmeans_hits=0, uniform_diverged=2)
+    verdicts = {v.claim: v.status for v in digits.verdicts(digits.summary(worse), worse)}
+    assert verdicts["k-means initialisation lowers GD's rate of divergence"] == FAILS
+
+
+def test_a_slope_claim_with_an_interval_over_replicates():
+    claim, band = "slope", (-0.35, -0.15)
+    assert band_verdict(claim, -0.22, -0.30, -0.18, band, "", "", "").status == HOLDS
+    assert band_verdict(claim, -0.60, -0.70, -0.50, band, "", "", "").status == FAILS
+    assert band_verdict(claim, 0.04, -0.47, 2.9, band, "", "", "").status == UNTESTABLE  # paper C's 10 replicates
+    assert band_verdict(claim, -0.22, np.nan, np.nan, band, "", "", "").status == UNTESTABLE
+    assert sign_verdict(claim, -0.3, -0.4, -0.2, "", "", "", sign=-1).status == HOLDS
+    assert sign_verdict(claim, -0.1, -0.4, 0.2, "", "", "", sign=-1).status == UNTESTABLE
+
+
+def test_chance_misses_are_simulated_from_the_single_truth_rates():
+    def cell_rows(rates):
+        return pd.DataFrame([dict(m=2, D=2, algorithm="gd", truth_index=t, run_index=r, k_cluster=r < round(rate * 60),
+                                  status="capped") for t, rate in enumerate(rates) for r in range(60)])
+
+    # Twenty identical truths at 1/2: the range is the single value 0.5, missed unless exactly 30 of 60.
+    from scipy import stats
+
+    exact = 1 - stats.binom.pmf(30, 60, 0.5)
+    assert published.expected_misses(cell_rows([0.5] * 20), "gd", 60) == pytest.approx(exact, abs=0.01)
+    # Truths spread wide: a new truth's noisy rate falls outside their 5-95% range far less often.
+    assert published.expected_misses(cell_rows(np.linspace(0.05, 0.95, 20)), "gd", 60) < 0.3
