@@ -277,8 +277,10 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
 
     # Lane state: trial of each lane, its parameters, and per-iteration sums.
     lane_trial = np.arange(n_trials)
-    pi = np.ascontiguousarray(pi0.T)  # [m, T]
-    mu = np.ascontiguousarray(mu0.transpose(1, 2, 0))  # [m, D, T]
+    # Copies, always: with one trial the transposes are already contiguous, and ascontiguousarray
+    # would return views through which the loop below overwrote the caller's arrays.
+    pi = np.ascontiguousarray(pi0.T).copy()  # [m, T]
+    mu = np.ascontiguousarray(mu0.transpose(1, 2, 0)).copy()  # [m, D, T]
     table = np.empty((D, 2, m, n_trials))
     zero_if_one, zero_if_zero = np.empty((m, n_trials), np.int64), np.empty((m, n_trials), np.int64)
     product, bits = np.empty((m, n_trials)), np.empty((m, n_trials), np.int64)
