@@ -5,6 +5,10 @@ tables. Plug-ins register algorithms, model families, init schemes, claims and e
 through :mod:`emrun.plugins`.
 """
 
+from emrun import env as _env
+
+_env.kernel_cache()  # before numba is imported: compiled kernels are cached outside the source tree
+
 __version__ = "0.2.0"
 __all__ = ["load_results", "load_traces", "__version__"]
 

@@ -2,8 +2,8 @@
 
 Exit statuses: 0 done; 1 something failed while running or reading (failed trials or batches, a
 full disk, a damaged folder); 2 the command cannot start (a bad config or argument, a locked
-folder, nothing to report); 130 interrupted (Ctrl-C). No input gives a traceback: an unexpected
-error is one line (``EMRUN_DEBUG=1`` shows where it came from).
+folder, nothing to report); 130 interrupted (Ctrl-C); 141 the output's reader stopped (``| head``).
+No input gives a traceback: an unexpected error is one line (``EMRUN_DEBUG=1`` shows where).
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from emrun import env
 env.single_threaded()  # before anything imports numpy, on every path (--workers 1 included)
 
 import os  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
+import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
@@ -44,6 +47,9 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the output went to a reader that stopped (emrun list | head): as a shell tool
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as error:
             if os.environ.get("EMRUN_DEBUG"):
                 raise
@@ -87,7 +93,7 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         name = record.get("file") or record.get("module") or f"entry point {record.get('entry_point')}"
         click.echo(f"emrun: plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]})", err=True)
     if dry_run:
-        for line in config.kind.describe(config):
+        for line in [*config.kind.describe(config), *_stored_lines(config, Path(results_root))]:
             click.echo(line)
         return
     hours = config.kind.estimated_seconds(config.values) / 3600
@@ -95,10 +101,44 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         _fail(f"{config.name}: the cost model estimated up to {hours:,.0f} CPU-hours (every run to its cap; "
               f"README, 'Cost'); check the config, or run it anyway with --allow-long")
     security = _security(scheduler, tls_ca, tls_cert, tls_key)
-    resume = " ".join(["emrun", *sys.argv[1:]])
+    config.kind.prepare(config.values, lambda text: click.echo(f"emrun: {text}", err=True))
+    resume = shlex.join(["emrun", *sys.argv[1:]])  # the exact command, quoted for the shell
+    recorded = {"config_file": config_path, "overrides": list(overrides), "results_root": results_root}
     summary, store, failed_trials = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler,
-                                               security)
+                                               security, recorded)
     _tell(config, summary, store, failed_trials, resume)
+
+
+def _stored_state(config, results_root: Path) -> tuple[str, int, int, str]:
+    """(state, batches stored, batches of the first round, detail): state is 'none', 'this' (rows
+    of this config), 'other' (another version of it) or 'damaged'."""
+    from emrun.store import BATCHES, MANIFEST, StoreError, read_manifest
+
+    folder, planned = results_root / config.name, config.kind.first_round(config)
+    if not (folder / MANIFEST).exists():
+        return "none", 0, planned, ""
+    try:
+        stored_hash = read_manifest(folder)["config_hash"]
+    except StoreError as error:
+        return "damaged", 0, planned, str(error)
+    if stored_hash != config.hash:
+        return "other", 0, planned, stored_hash
+    return "this", sum(1 for _ in (folder / BATCHES).glob("*.parquet")), planned, ""
+
+
+def _stored_lines(config, results_root: Path) -> list[str]:
+    """For a dry run: what is stored for this config already, and how many batches a sweep would run."""
+    state, stored, planned, detail = _stored_state(config, results_root)
+    folder = results_root / config.name
+    if state == "none":
+        return [f"{folder}: nothing stored yet; a sweep would run {planned} batches"]
+    if state == "damaged":
+        return [f"{folder}: {detail}"]
+    if state == "other":
+        return [f"{folder} holds another version of this config (hash {detail}): a sweep would refuse; with "
+                f"--replace it would discard those rows and run {planned} batches"]
+    later = " (and later rounds, as the plan adapts to the rows)" if config.kind.adaptive else ""
+    return [f"{folder}: {stored} batches stored; a sweep would run {max(planned - stored, 0)}{later}"]
 
 
 def _security(scheduler: str | None, ca: str | None, cert: str | None, key: str | None):
@@ -113,14 +153,14 @@ def _security(scheduler: str | None, ca: str | None, cert: str | None, key: str 
 
 
 def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bool, executor: str,
-               scheduler: str | None, security):
+               scheduler: str | None, security, recorded: dict):
     from emrun import plugins
     from emrun.batch import ExecutorError
     from emrun.kinds import tasks_for
     from emrun.runner import describe, run_until_stable
     from emrun.store import ResultStore, StoreError, StoreWriteError, provenance
 
-    sweep = {**provenance(sys.argv), "workers": workers, "executor": executor, "scheduler": scheduler}
+    sweep = {**provenance(sys.argv), "workers": workers, "executor": executor, "scheduler": scheduler, **recorded}
     try:
         with ResultStore.opened(Path(results_root), config.values, config.hash, sweep, replace,
                                 config.kind.batch_check(config.values)) as store:
@@ -250,7 +290,7 @@ def _status_lines(folder: Path, configs_dir: Path) -> list[str]:
 
     manifest = read_manifest(folder)
     values, stored_hash = manifest["config"], manifest["config_hash"]
-    match = _match_with_config_file(configs_dir / f"{values['name']}.yaml", stored_hash)
+    match = _match_with_config_file(manifest, configs_dir / f"{values['name']}.yaml")
     config = from_manifest(values, folder)
     kind = config.kind
     found = stored(folder) if has_rows(folder) else None
@@ -273,16 +313,71 @@ def _status_lines(folder: Path, configs_dir: Path) -> list[str]:
     return lines
 
 
-def _match_with_config_file(config_file: Path, stored_hash: str) -> str:
+def _match_with_config_file(manifest: dict, fallback: Path) -> str:
+    """Does the folder still match the config it was swept from (with the same --set overrides)?
+    If not, the command that re-runs it: the last sweep's own, with --replace."""
+    last = next((s for s in reversed(manifest["sweeps"]) if s.get("config_file")), None)
+    config_file = Path(last["config_file"]) if last and Path(last["config_file"]).exists() else fallback
+    overrides = tuple(last.get("overrides", ())) if last else ()
     if not config_file.exists():
         return f"no {config_file} to compare with"
     try:
-        current = load(config_file).hash
+        current = load(config_file, overrides).hash
     except (ConfigError, RegistryError) as error:
         return f"{config_file} does not load: {error}"
-    if current == stored_hash:
-        return f"matches {config_file}"
-    return f"DIFFERS from {config_file} (hash {current}): 'emrun sweep {config_file} --replace' re-runs it"
+    with_overrides = " with " + " ".join(f"--set {o}" for o in overrides) if overrides else ""
+    if current == manifest["config_hash"]:
+        return f"matches {config_file}{with_overrides}"
+    command = shlex.split(last["command"])[1:] if last else ["sweep", str(config_file)]
+    rerun = shlex.join(["emrun", *command, *([] if "--replace" in command else ["--replace"])])
+    return f"DIFFERS from {config_file}{with_overrides} (hash {current}): '{rerun}' re-runs it"
+
+
+@main.command("list")
+@click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
+              help="Folder of config files to list.")
+@click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Root folder of results, for what is stored.")
+def list_command(configs_dir: str, results_root: str) -> None:
+    """The configs (what each reproduces, its description, the cost model's estimate, what is
+    stored) and every registered name (kinds, families, algorithms, init schemes, claims...) with
+    where it comes from: built in, an installed entry point, or a plug-in file."""
+    from emrun.registry import ALL
+
+    files = sorted(Path(configs_dir).glob("*.yaml"))
+    if not files:
+        _fail(f"no config files in {configs_dir}/ (give --configs DIR)")
+    width = min(shutil.get_terminal_size().columns, 120)
+    click.echo(f"Configs in {configs_dir}/ (cost: CPU-hours if every run reached its cap, README 'Cost'):")
+    for path in files:
+        name, what, cost, description = _config_row(path, Path(results_root))
+        click.echo(f"  {name} ({what}; {cost})")
+        click.echo(textwrap.fill(description, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    click.echo("")
+    click.echo("Registered names (use them in a config):")
+    for noun, registry in ALL.items():
+        by_origin: dict[str, list[str]] = {}
+        for name, entry in registry.items():
+            by_origin.setdefault(entry.origin, []).append(name)
+        text = "; ".join(f"{', '.join(names)} ({origin})" for origin, names in by_origin.items())
+        click.echo(textwrap.fill(f"{noun}: {text}", width, initial_indent="  ", subsequent_indent=" " * 6))
+
+
+def _config_row(path: Path, results_root: Path) -> tuple[str, str, str, str]:
+    """(name, what it reproduces, cost and stored, description) of one config file."""
+    try:
+        config = load(path)
+    except (ConfigError, RegistryError) as error:
+        return path.stem, "does not load", str(error).split(": ", 1)[-1], ""
+    values = config.values
+    what = values.get("compare_to") or values.get("check") or values.get("study") or values["experiment"]
+    hours = config.kind.estimated_seconds(values) / 3600
+    state, stored, planned, _ = _stored_state(config, results_root)
+    cost = f"<= {hours:.2g} CPU-h; " + {"none": "nothing stored", "damaged": "damaged manifest",
+                                        "other": "another version stored",
+                                        "this": f"{stored} batches stored" if config.kind.adaptive else
+                                        f"{stored} of {planned} batches stored"}[state]
+    return config.name, what, cost, values.get("description") or ""
 
 
 @main.command()

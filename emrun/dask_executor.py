@@ -53,7 +53,7 @@ def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | Non
             else:
                 store.write_batch(task.task_id, future.result())
                 summary.completed += 1
-            bar.update(1)
+            bar.advance(task)
         lost = initial - set(client.scheduler_info()["workers"])
         summary.lost_workers = sorted(lost)
     except BaseException:

@@ -66,12 +66,6 @@ def trials_per_chunk(values: dict, cell: Cell, n_points: int) -> int:
     return max(1, MEMORY_BUDGET // bytes_per_trial(values, cell, n_points))
 
 
-def estimated_cost(values: dict, spec: BatchSpec) -> float:
-    """Relative run time of a batch (patterns x components x iteration cap), to start long ones first."""
-    cell = spec.cell
-    return float(data_size(values, cell.D) * cell.m * max_iterations(values, cell) * values["runs"][cell.algorithm])
-
-
 def data_size(values: dict, D: int) -> int:
     """At most how many distinct patterns (or points) a batch's data has, before drawing it."""
     return FAMILIES.get(values["model"]).max_points(values["data"], D)

@@ -9,6 +9,7 @@ compiled kernel to about 1e-10, and the text says so.
 from __future__ import annotations
 
 import copy
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pandas as pd
 
 from emrun.config import Config, from_manifest
 from emrun.results import stored
-from emrun.store import MANIFEST, TIMING_COLUMNS, read_manifest
+from emrun.store import MANIFEST, TIMING_COLUMNS, has_rows, producing_sweeps, read_manifest
 
 
 class ReplayError(ValueError):
@@ -46,6 +47,11 @@ def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series, Config]:
     if not config.kind.replayable:
         raise ReplayError(f"{folder} holds {config.kind.row_noun} of experiment {config.kind.name}, not trials: there is "
                           "no run to replay (run its sweep again: the rows are deterministic)")
+    if not has_rows(folder):
+        sweeps = producing_sweeps(manifest["sweeps"]) or [f"emrun sweep configs/{name}.yaml"]
+        raise ReplayError(f"{folder} holds no trial rows on this machine (rows are not committed: a fresh clone has the "
+                          f"reports only). Run '{sweeps[0]}' first (or the make target that runs it, README), then "
+                          "replay.")
     rows = stored(folder).rows
     match = rows[(rows["batch_id"] == batch_id) & (rows["run_index"] == run)]
     if match.empty:
@@ -95,8 +101,22 @@ def replay(root: Path, trial_id: str, every: int | None = None) -> Replay:
     wide = _wide(traces, run)
     step = every or max(1, len(wide) // 20)
     shown = wide.iloc[sorted(set(range(0, len(wide), step)) | {len(wide) - 1})]
-    lines += ["", shown.to_string(index=False, float_format=lambda v: f"{v:.6g}")]
+    lines += ["", *_fitted(shown, shutil.get_terminal_size().columns)]
     return Replay(not differing, wide, "\n".join(lines))
+
+
+def _fitted(table: pd.DataFrame, width: int) -> list[str]:
+    """The table as text within ``width`` columns: iteration, loss and the weights first, then as
+    many means as fit; the others are named as left out (the plot shows every one)."""
+    def render(columns):
+        return table[columns].to_string(index=False, float_format=lambda v: f"{v:.6g}")
+
+    columns = [c for c in table.columns if not c.startswith("mu_")]
+    means = [c for c in table.columns if c.startswith("mu_")]
+    while means and max(map(len, render([*columns, means[0]]).splitlines())) <= width:
+        columns.append(means.pop(0))
+    note = [f"({len(means)} columns of mu not shown, to fit {width} columns: --plot draws them all)"] if means else []
+    return [render(columns), *note]
 
 
 def _same(a, b) -> bool:

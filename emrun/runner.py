@@ -34,7 +34,7 @@ class Task:
     task_id: str
     function: Callable[..., BatchResult]  # module-level, so that spawned and Dask workers can unpickle it
     args: tuple
-    cost: float = 1.0  # a guess of the relative run time, used only to start long tasks first
+    cost: float = 1.0  # a guess of the relative run time: long tasks start first, and the progress bar weighs by it
 
 
 @dataclass
@@ -56,7 +56,29 @@ class SweepSummary:
                             lost_workers=self.lost_workers + later.lost_workers)
 
 
-def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm) -> None:
+class Progress:
+    """The sweep's progress bar. It advances by each batch's estimated cost, so that the time left
+    weighs a long batch as such (batches of one sweep can differ a thousandfold), and shows the
+    batches stored of the total beside it."""
+
+    def __init__(self, tasks: list[Task], done: set[str], label: str, enabled: bool):
+        self.total = len(tasks)
+        self.stored = sum(1 for t in tasks if t.task_id in done)
+        self.bar = tqdm(total=sum(t.cost for t in tasks), initial=sum(t.cost for t in tasks if t.task_id in done),
+                        desc=label, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+        self.bar.set_postfix_str(f"{self.stored}/{self.total} batches", refresh=False)
+
+    def advance(self, task: Task) -> None:
+        self.stored += 1
+        self.bar.set_postfix_str(f"{self.stored}/{self.total} batches", refresh=False)
+        self.bar.update(task.cost)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress) -> None:
     for task in pending:
         faults.checkpoint("computing")
         try:
@@ -66,7 +88,7 @@ def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, 
         else:
             store.write_batch(task.task_id, rows)
             summary.completed += 1
-        bar.update(1)
+        bar.advance(task)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -86,7 +108,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 POOL_RESTARTS = 3  # a pool whose worker died is rebuilt this many times before its batches count as failed
 
 
-def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm, workers: int) -> None:
+def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int) -> None:
     """Run the tasks on a pool of spawned processes. A worker that dies (killed, out of memory)
     breaks the pool: its unfinished batches run again on a new pool, as Dask resubmits a lost
     worker's batches; a batch that keeps killing its worker is reported as failed."""
@@ -99,10 +121,10 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
         summary.lost_workers.append(f"a local worker process (pool {attempt + 1})")
     for task in queue:
         summary.failed[task.task_id] = "its worker process died every time it ran"
-        bar.update(1)
+        bar.advance(task)
 
 
-def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, bar: tqdm, workers: int) -> list[Task]:
+def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int) -> list[Task]:
     """Run the queue on one pool; return the tasks left unfinished because the pool broke."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
@@ -127,7 +149,7 @@ def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, ba
                     else:
                         store.write_batch(task.task_id, future.result())
                         summary.completed += 1
-                    bar.update(1)
+                    bar.advance(task)
         except (KeyboardInterrupt, StoreWriteError):
             # Stop now: unfinished batches are simply not stored and run again on resume.
             workers_alive = list((getattr(pool, "_processes", None) or {}).values())
@@ -152,21 +174,22 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
     pending = sorted((t for t in tasks if t.task_id not in done), key=lambda t: -t.cost)
     summary = SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending))
     started = time.perf_counter()
-    with tqdm(total=len(tasks), initial=summary.skipped, unit="batch", desc=label, disable=not progress,
-              file=sys.stderr, dynamic_ncols=True) as bar:
-        try:
-            if executor == "dask":
-                from emrun.dask_executor import run_on_dask
+    bar = Progress(tasks, done, label, progress)
+    try:
+        if executor == "dask":
+            from emrun.dask_executor import run_on_dask
 
-                run_on_dask(pending, store, summary, bar, workers, scheduler, security)
-            elif workers <= 1 or len(pending) <= 1:
-                _run_inline(pending, store, summary, bar)
-            else:
-                _run_pool(pending, store, summary, bar, workers)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        except StoreWriteError as error:
-            summary.write_error = str(error)
+            run_on_dask(pending, store, summary, bar, workers, scheduler, security)
+        elif workers <= 1 or len(pending) <= 1:
+            _run_inline(pending, store, summary, bar)
+        else:
+            _run_pool(pending, store, summary, bar, workers)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    except StoreWriteError as error:
+        summary.write_error = str(error)
+    finally:
+        bar.close()
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,9 +38,10 @@ import pyarrow.parquet as pq
 
 from emrun import faults
 from emrun.batch import BatchResult
+from emrun.files import WRITE_ADVICE, StoreError, StoreWriteError, write_atomically  # noqa: F401 (re-exported)
+from emrun.locking import LOCK, locked  # noqa: F401 (LOCK re-exported)
 
 MANIFEST = "manifest.json"
-LOCK = ".lock"
 BATCHES = "batches"
 TRACES = "traces"
 SET_ASIDE = "set_aside"
@@ -47,29 +49,6 @@ HASH_KEY = b"emrun.config_hash"
 FAILED_KEY = b"emrun.failed_runs"  # run indices of the batch's failed trials, as JSON
 CHECKSUM_KEY = b"emrun.page_checksums"  # present on files written with page checksums
 TIMING_COLUMNS = ("batch_seconds", "worker")  # the only row values that differ between identical runs
-WRITE_ADVICE = "free space (or fix the folder's permissions) and run the same command to resume"
-
-
-class StoreError(RuntimeError):
-    """A results folder that cannot be used as asked; the message says why and what to do."""
-
-
-class StoreWriteError(StoreError):
-    """Writing failed (a full disk, a read-only folder): the sweep must stop."""
-
-
-def _write_atomically(path: Path, write, point: str | None = None) -> None:
-    """Write to a temporary name, then rename: the file exists whole or not at all. A failed
-    write (a full disk) removes its temporary file and raises."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    if point:
-        faults.checkpoint(point)
-    os.replace(temporary, path)
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -78,7 +57,7 @@ def _write_json(path: Path, value: Any) -> None:
         target.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
 
     try:
-        _write_atomically(path, write, "manifest_temp")
+        write_atomically(path, write, "manifest_temp")
     except OSError as error:
         raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
 
@@ -99,7 +78,7 @@ def provenance(command: list[str]) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", False
     return {
-        "command": " ".join(command),
+        "command": shlex.join(command),  # quoted: it can be pasted back into a shell
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit or None,
         "git_dirty": dirty,
@@ -136,6 +115,19 @@ def read_manifest(folder: str | Path) -> dict:
         raise StoreError(f"{path} is damaged ({problem})")
     manifest.setdefault("sweeps", [])
     return manifest
+
+
+def producing_sweeps(sweeps: list[dict]) -> list[str]:
+    """The commands of the sweeps that wrote the rows now stored: from the last sweep that found no
+    batch stored (a first run, a --replace, a run after the rows were removed) on, each that ran a
+    batch (or was cut short before it could say), in order, each command once."""
+    started = [i for i, s in enumerate(sweeps) if s.get("batches_skipped") == 0 and s.get("batches_completed") != 0]
+    commands: list[str] = []
+    for sweep in sweeps[max(started, default=0):]:
+        command = shlex.join(["emrun", *shlex.split(sweep["command"])[1:]])
+        if sweep.get("batches_completed") != 0 and command not in commands:
+            commands.append(command)
+    return commands
 
 
 # --- reading batch files ----------------------------------------------------------------------------
@@ -299,7 +291,7 @@ class ResultStore:
         if not path.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                _write_atomically(path, lambda p: p.write_text(text))
+                write_atomically(path, lambda p: p.write_text(text))
             except OSError as error:
                 raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
 
@@ -353,7 +345,7 @@ class ResultStore:
             if traces is not None:
                 (self.folder / TRACES).mkdir(exist_ok=True)
                 trace_table = self._stamped(pa.Table.from_pandas(traces, preserve_index=False))
-                _write_atomically(self.folder / TRACES / path.name, lambda p: _write_parquet(trace_table, p))
+                write_atomically(self.folder / TRACES / path.name, lambda p: _write_parquet(trace_table, p))
                 faults.checkpoint("trace_written")
             table = pa.Table.from_pandas(rows, preserve_index=False)
             for column, type_name in result.column_types.items():  # typed even when every value is missing
@@ -361,7 +353,7 @@ class ResultStore:
                     table = table.set_column(table.column_names.index(column), column,
                                              table[column].cast(_arrow_type(type_name)))
             table = self._stamped(table, sorted(int(r) for r in failed))
-            _write_atomically(path, lambda p: _write_parquet(table, p), "batch_temp")
+            write_atomically(path, lambda p: _write_parquet(table, p), "batch_temp")
         except OSError as error:
             raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); the batch is not stored. "
                                   f"Batches stored before it are intact: {WRITE_ADVICE}.") from None
@@ -383,108 +375,3 @@ def _arrow_type(name: str) -> pa.DataType:
     if name.startswith("list<") and name.endswith(">"):
         return pa.list_(_arrow_type(name[5:-1]))
     return pa.type_for_alias(name)
-
-
-# --- the lock ----------------------------------------------------------------------------------------
-
-@contextmanager
-def locked(folder: Path, command: str):
-    """Hold the folder's lock file (owner's pid, host, time, command) while a sweep writes.
-
-    A second sweep on the folder is refused with a message naming the owner. A lock left by a
-    process that no longer runs on this host, or by a live process that is not emrun, is taken
-    over; taking over is itself exclusive (a ``.lock.takeover`` file made with O_EXCL), so two
-    sweeps never both take over one stale lock.
-    """
-    path = Path(folder) / LOCK
-    owner = {"pid": os.getpid(), "host": platform.node(), "command": command,
-             "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    _acquire(path, owner)
-    try:
-        yield
-    finally:
-        if _read_lock(path) == owner:
-            path.unlink(missing_ok=True)
-
-
-def _create(path: Path, content: dict) -> bool:
-    """Create ``path`` with ``content`` only if it does not exist; False if it does."""
-    try:
-        faults.oserror("lock")
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return False
-    except OSError as error:
-        raise StoreWriteError(f"cannot create the lock {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(content, handle)
-    except OSError as error:
-        path.unlink(missing_ok=True)
-        raise StoreWriteError(f"cannot write the lock {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
-    return True
-
-
-def _acquire(path: Path, owner: dict) -> None:
-    if _create(path, owner):
-        return
-    holder = _read_lock(path)
-    state = _liveness(holder) if holder is not None else "unreadable"
-    if state == "alive":
-        raise StoreError(
-            f"{path.parent} is being written by another emrun sweep (pid {holder.get('pid')} on {holder.get('host')}, "
-            f"since {holder.get('since')}: {holder.get('command')}). Wait for it to finish; if that process is gone, "
-            f"delete {path}.")
-    takeover = path.with_name(LOCK + ".takeover")
-    if not _create(takeover, owner):
-        other = _read_lock(takeover)
-        if other is not None and _liveness(other) == "alive":
-            raise StoreError(f"another emrun sweep (pid {other.get('pid')}) is taking over the stale lock {path}; "
-                             "wait for it to finish")
-        takeover.unlink(missing_ok=True)  # left by a sweep that died while taking over
-        if not _create(takeover, owner):
-            raise StoreError(f"another emrun sweep is taking over the stale lock {path}; wait for it to finish")
-    try:
-        faults.pause("lock_takeover")
-        if _read_lock(path) != holder:
-            raise StoreError(f"{path.parent} was just locked by another emrun sweep; wait for it to finish")
-        reason = {"dead": "is not running", "not emrun": "is not an emrun process"}.get(state, "left an unreadable lock")
-        print(f"emrun: taking over the stale lock {path} (pid {holder.get('pid') if holder else '?'} {reason})",
-              file=sys.stderr)
-        try:
-            _write_atomically(path, lambda p: p.write_text(json.dumps(owner)))
-        except OSError as error:
-            raise StoreWriteError(f"cannot write the lock {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
-    finally:
-        takeover.unlink(missing_ok=True)
-
-
-def _read_lock(path: Path) -> dict | None:
-    try:
-        holder = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return holder if isinstance(holder, dict) else None
-
-
-def _liveness(holder: dict) -> str:
-    """"alive" (an emrun process, or on another host, where we cannot tell), "dead", or "not emrun"
-    (a live process that the pid now belongs to, which is not a sweep)."""
-    if holder.get("host") != platform.node():
-        return "alive"
-    try:
-        pid = int(holder["pid"])
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "dead"
-    except PermissionError:
-        pass
-    except (KeyError, ValueError, TypeError, OSError):
-        return "dead"
-    if not Path("/proc/self").exists():
-        return "alive"  # no /proc (not Linux): a live pid is taken to be the sweep
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return "dead"
-    return "alive" if b"emrun" in command else "not emrun"

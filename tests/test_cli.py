@@ -1,6 +1,7 @@
 """The real CLI end to end on tiny configs: sweep, report, resume, workers, refusals."""
 
 import json
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -127,16 +128,19 @@ init_options:
 def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
     cwd = tiny_config.parent
     # SIGINT's default handler, as in a terminal (a shell's background job would ignore it).
-    stopped = emrun("sweep", str(tiny_config), "--workers", workers, "--quiet", cwd=cwd,
-                    env={"EMRUN_TEST_KILL_AT": "batch_written:2:INT"}, check=False, restore_sigint=True)
+    command = ["sweep", str(tiny_config), "--workers", workers, "--quiet", "--results", "out", "--set", "grid.m=[2, 3]"]
+    stopped = emrun(*command, cwd=cwd, env={"EMRUN_TEST_KILL_AT": "batch_written:2:INT"}, check=False,
+                    restore_sigint=True)
     assert stopped.returncode == 130, stopped.stderr
-    assert "Interrupted" in stopped.stderr and "Resume with the same command" in stopped.stderr
-    assert "Traceback" not in stopped.stderr
-    stored = len(list((cwd / "results" / "tiny" / "batches").glob("*.parquet")))
+    assert "Interrupted" in stopped.stderr and "Traceback" not in stopped.stderr
+    # The exact command, quoted for the shell, so that pasting it resumes this folder and no other.
+    assert f"Resume with the same command: emrun {shlex.join(command)}" in stopped.stderr
+    stored = len(list((cwd / "out" / "tiny" / "batches").glob("*.parquet")))
     assert 2 <= stored < 8
-    resumed = emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
+    printed = stopped.stderr.split("Resume with the same command: emrun ")[1].splitlines()[0]
+    resumed = emrun(*shlex.split(printed), cwd=cwd)
     assert f"{stored} already there" in resumed.stdout
-    assert len(load_results(cwd / "results" / "tiny")) == 8 * 6
+    assert len(load_results(cwd / "out" / "tiny")) == 8 * 6
 
 
 def test_first_k_cluster_sweep_draws_truths_until_enough_and_reports(tmp_path):

@@ -140,3 +140,10 @@ def test_a_batch_split_into_chunks_gives_the_same_rows(tmp_path, monkeypatch):
     chunked = experiments.run_batch(config.values, "h", spec).rows
     strip = lambda rows: [{k: v for k, v in r.items() if k != "batch_seconds"} for r in rows]  # noqa: E731
     assert strip(whole) == strip(chunked)
+
+
+def test_a_single_value_where_a_list_is_expected_is_a_one_element_list_with_the_same_hash(tmp_path):
+    listed = load(write(tmp_path, "name: x\nseed: 1\ngrid: {m: [2], D: [3], algorithm: [em], step: [0.05]}\n"))
+    single = load(write(tmp_path, "name: x\nseed: 1\ngrid: {m: 2, D: 3, algorithm: em, step: 0.05}\n"))
+    assert single.values == listed.values and single.hash == listed.hash
+    assert single.values["grid"]["m"] == [2] and single.values["grid"]["algorithm"] == ["em"]

@@ -137,8 +137,9 @@ def test_a_slope_claim_with_an_interval_over_replicates():
 
 def test_chance_misses_are_simulated_from_the_single_truth_rates():
     def cell_rows(rates):
-        return pd.DataFrame([dict(m=2, D=2, algorithm="gd", truth_index=t, run_index=r, k_cluster=r < round(rate * 60),
+        rows = pd.DataFrame([dict(m=2, D=2, algorithm="gd", truth_index=t, run_index=r, k_cluster=r < round(rate * 60),
                                   status="capped") for t, rate in enumerate(rates) for r in range(60)])
+        return published.per_truth_counts(rows)
 
     # Twenty identical truths at 1/2: the range is the single value 0.5, missed unless exactly 30 of 60.
     from scipy import stats

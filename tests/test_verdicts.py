@@ -8,7 +8,7 @@ import pytest
 from emrun.report import claims as c
 from emrun.report import verdicts as v
 from emrun.report.kcluster import cell_summary
-from emrun.report.published import rule_comparison, truth_spread
+from emrun.report.published import per_truth_counts, rule_comparison, truth_spread
 
 CONFIG = {"grid": {"algorithm": ["em", "gd"]}}
 
@@ -98,7 +98,7 @@ def test_wilson_interval_and_truth_spread():
     assert low[0] == 0 and high[0] == pytest.approx(0.0602, abs=1e-3)
     assert low[1] == pytest.approx(0.3773, abs=1e-3) and high[1] == pytest.approx(0.6227, abs=1e-3)
     assert high[2] == 1
-    spread = truth_spread(synthetic_rows(lambda m, D: 0.25, truths=3))
+    spread = truth_spread(per_truth_counts(synthetic_rows(lambda m, D: 0.25, truths=3)))
     spread = spread[spread["algorithm"] == "gd"]
     assert spread["mean_rate"].eq(0.25).all() and spread["truths"].eq(3).all()
 
@@ -128,8 +128,8 @@ def test_interval_over_truths_is_wider_than_wilson_when_truths_differ_and_matche
 
 
 def test_rule_comparison_counts_published_cells_in_each_rules_range():
-    low = synthetic_rows(lambda m, D: 0.0, truths=3, runs=20)
-    published_like = synthetic_rows(lambda m, D: 0.45, truths=3, runs=20)
+    low = per_truth_counts(synthetic_rows(lambda m, D: 0.0, truths=3, runs=20))
+    published_like = per_truth_counts(synthetic_rows(lambda m, D: 0.45, truths=3, runs=20))
     table, agree = rule_comparison({"exact": ("a", low), "as_published": ("b", published_like)}, "uai2019_table2")
     assert (table["exact"] == 0).all() and (table["as_published"] == 0.45).all()
     assert agree["exact"] == 1  # Table 2's one published 0.000 (m = 2, D = 4) lies in a [0, 0] range

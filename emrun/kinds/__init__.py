@@ -43,7 +43,10 @@ class ExperimentKind(Protocol):
         """Run one batch in a worker (``retry``: only these run indices, a retry of failed trials)."""
 
     def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
-        """Relative run time of a batch, to start long ones first."""
+        """Estimated run time of a batch: long ones start first, the progress bar weighs by it."""
+
+    def prepare(self, values: dict, say: Any = None) -> None:
+        """Optional: ready the process to run batches (compile kernels), before any is timed."""
 
     def postprocess(self, rows: Any) -> Any:
         """Rows as loaded from the store -> rows as readers use them (order, derived columns)."""
@@ -84,7 +87,10 @@ def run_task(kind: str, values: dict, config_hash: str, spec: BatchSpec, retry: 
 
     faults.worker_checkpoint(spec.batch_id)
     loading.ensure_loaded(plugins)
-    return KINDS.get(kind).run_batch(values, config_hash, spec, retry)
+    experiment = KINDS.get(kind)
+    if hasattr(experiment, "prepare"):
+        experiment.prepare(values)  # once per process: loading compiled code is not the batch's time
+    return experiment.run_batch(values, config_hash, spec, retry)
 
 
 def tasks_for(config, store) -> list:

@@ -226,6 +226,22 @@ class CellGrid:
         claims = {c["claim"] for c in values.get("claims", [])}
         return {values["experiment"], values["model"], *values["grid"]["algorithm"], *values["grid"]["init"], *claims}
 
+    def prepare(self, values: dict, say=None) -> None:
+        """Ready this process to run the config's batches: compile (or load from the cache) the
+        accelerators its family and algorithms use. The sweep calls it before its workers start,
+        so that they load the compiled code instead of each compiling it, and each worker before
+        its first batch, so that no batch's timing includes it. ``say(text)`` tells the user."""
+        from emrun.registry import ACCELERATORS
+
+        model = values.get("model")
+        ready = set()
+        for algorithm in values.get("grid", {}).get("algorithm", ()):
+            name = f"{model}/{algorithm}"
+            accelerator = ACCELERATORS.get(name) if name in ACCELERATORS else None
+            if accelerator is not None and id(accelerator) not in ready and hasattr(accelerator, "prepare"):
+                accelerator.prepare(say)
+                ready.add(id(accelerator))
+
     # --- cells and the plan ---------------------------------------------------------------------
 
     def cells(self, values: dict) -> list[Cell]:
@@ -295,10 +311,11 @@ class CellGrid:
         return [f"  {self.row_noun}: {0 if rows is None else len(rows)}"]
 
     def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
-        """A rough relative run time (2^D m x iteration cap x runs), to start long batches first."""
+        """CPU seconds of a batch if every run reached its cap (the cost model of
+        :meth:`estimated_seconds`): long batches start first, and the progress bar weighs by it."""
         cell = spec.cell
         cap = cell.max_iter or values["stopping"][cell.algorithm]["max_iter"]
-        return float(2.0 ** cell.D * cell.m * cap * values["runs"][cell.algorithm])
+        return values["runs"][cell.algorithm] * cap * self.seconds_per_trial_iteration(values, cell)
 
     def bytes_per_trial(self, values: dict, cell: Cell) -> int:
         """Memory one trial of a batch needs (0: not estimated)."""

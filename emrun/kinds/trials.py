@@ -167,9 +167,6 @@ class TrialGrid(CellGrid):
     def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry: list[int] | None):
         return experiments.run_batch(values, config_hash, spec, retry)
 
-    def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
-        return experiments.estimated_cost(values, spec)
-
     def bytes_per_trial(self, values: dict, cell) -> int:
         return experiments.bytes_per_trial(values, cell, experiments.data_size(values, cell.D))
 

@@ -15,6 +15,7 @@ producing NaN.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
@@ -350,6 +351,7 @@ class CompiledLoop:
 
     algorithms = ("em", "gd")
     max_features = FUSED_MAX_D
+    _ready = False  # compiled (or loaded from the cache) in this process
 
     def supports(self, problem, algorithm: str, record: tuple) -> bool:
         return (algorithm in self.algorithms and not record and problem.family.name == name
@@ -358,6 +360,23 @@ class CompiledLoop:
     def bytes_per_trial(self, m: int, D: int) -> int:
         """The kernel's per-trial lane state; the data, P (D + 2) words, are shared by the batch."""
         return 8 * (5 * m * D + 5 * m + 8)
+
+    def prepare(self, say=None) -> None:
+        """Compile the kernel in this process (once), into the on-disk cache that other processes
+        load it from (emrun.env.kernel_cache: outside the source tree). Says so first when nothing
+        is cached yet: compiling takes about a minute on a loaded 2-core machine."""
+        if self._ready:
+            return
+        from emrun.models import bernoulli_fused as kernel
+
+        if say is not None and not kernel.cached():
+            say("compiling the Bernoulli kernel (first run only; about a minute)")
+        from emrun.algorithms import Problem
+
+        data = population_patterns(np.array([0.5, 0.5]), np.array([[0.2, 0.8], [0.7, 0.3]]))
+        problem = Problem(sys.modules[__name__], data, "simultaneous", "exact")
+        self.run(problem, np.full((1, 2), 0.5), np.full((1, 2, 2), 0.5), "em", {}, 1, 1e-5)
+        self._ready = True
 
     def run(self, problem, pi: np.ndarray, mu: np.ndarray, algorithm: str, params: dict, max_iter: int, tol: float):
         """Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T],

@@ -23,6 +23,16 @@ _TINY = 1e-280  # below this mixture probability a pattern is recomputed in log 
 CAPPED, CONVERGED, DIVERGED = 0, 1, 2
 
 
+def cached() -> bool:
+    """Whether a compiled version of the kernel is in the cache (NUMBA_CACHE_DIR, set by
+    emrun.env.kernel_cache); numba still compiles again if this source changed since."""
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    return bool(folder) and any(Path(folder).rglob("bernoulli_fused.fused_run-*.nbi"))
+
+
 @njit(cache=True)
 def _project_to_simplex(v, out, u):
     """Duchi et al. (2008), as in bernoulli.project_to_simplex, without allocating: ``u`` is scratch."""

@@ -9,6 +9,7 @@ the folder whose rows decided it, the interval method, and whether that folder w
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import matplotlib
 import pandas as pd
 
 from emrun.report.verdicts import FAILS, HOLDS, UNTESTABLE, Verdict
-from emrun.store import has_rows, load_traces, read_manifest, result_folders
+from emrun.store import StoreError, has_rows, load_traces, read_manifest, result_folders
+from emrun.summaries import read_summary, write_summary
 
 matplotlib.use("Agg")  # reports draw to files; set before any report module imports pyplot
 INDEX = "REPORT.md"
@@ -47,13 +49,33 @@ class Completeness:
 
 class ReportContext:
     """What a report writer may read: its folder's manifest and rows (failed trials apart), its
-    traces, the rows of other folders under the same root (companions), and the command."""
+    traces, what it derives from other folders under the same root (companions), and the command."""
 
     def __init__(self, folder: Path, root: Path, command: str, loaded: dict):
         self.folder, self.root, self.command = Path(folder), Path(root), command
         self._loaded = loaded  # folder -> (rows without failed, completeness): shared by all reports of a run
         self.manifest = read_manifest(folder)
         self.rows, self.completeness = self.rows_and_completeness(self.folder)
+        self.notices: list[str] = []  # printed by the command: a companion summary that could not be used
+        self.companion_complete: dict[str, bool] = {}  # companion name -> were its rows complete
+
+    def summary_of(self, folder: Path, name: str, summarise: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame | None:
+        """``summarise(rows)`` of a companion folder. From its rows when they are stored, and then
+        saved as its summary ``name`` (committed: a clone without rows reports the same); else
+        from that saved summary. None, with a notice, when the summary is missing or stale."""
+        folder = Path(folder)
+        if has_rows(folder):
+            rows, completeness = self.rows_and_completeness(folder)
+            table, complete = summarise(rows), completeness.complete
+            write_summary(folder, name, table, complete)
+        else:
+            try:
+                table, complete = read_summary(folder, name)
+            except StoreError as error:
+                self.notices.append(f"{self.folder.name}: a companion section is left out: {error}")
+                return None
+        self.companion_complete[folder.name] = complete
+        return table
 
     @property
     def config(self) -> dict:
@@ -67,7 +89,8 @@ class ReportContext:
         return load_traces(self.folder)
 
     def rows_of(self, folder: Path) -> pd.DataFrame:
-        """Another folder's rows, failed trials left out (a companion of this report)."""
+        """Another folder's rows, failed trials left out (a companion whose rows cannot be
+        summarised: a report that needs them says so when they are not stored)."""
         return self.rows_and_completeness(Path(folder))[0]
 
     def rows_and_completeness(self, folder: Path) -> tuple[pd.DataFrame, Completeness]:
@@ -104,12 +127,12 @@ def write_reports(folders: list[Path], root: Path, command: str) -> tuple[list[P
         except (StoreError, RegistryError) as error:
             problems.append((Path(folder), str(error)))
             continue
-        notices += [f"{path} is left out of the report: {why}" for path, why in ctx.completeness.excluded]
+        notices += [f"{path} is left out of the report: {why}" for path, why in ctx.completeness.excluded] + ctx.notices
         verdicts = [v.located(Path(folder).name, _complete(ctx, v.folder)) for v in result.verdicts]
         _finish_report(result, ctx, verdicts)
         _write_verdicts(Path(folder), ctx, verdicts, result.headlines, result.path)
         written.append(result.path)
-    written.append(write_index(root, command))
+    written.append(write_index(root))
     return written, problems, notices
 
 
@@ -124,7 +147,7 @@ def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verd
         lines[1:1] = ["", f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
                       "and verdict below uses the stored batches only (see Completeness at the end)."]
         text = "\n".join(lines) + "\n"
-    result.path.write_text(text + "\n".join(completeness_lines(state)) + "\n")
+    result.path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(completeness_lines(state)))
 
 
 def _nothing_to_report(ctx: ReportContext) -> ReportResult:
@@ -141,7 +164,11 @@ def _nothing_to_report(ctx: ReportContext) -> ReportResult:
 
 
 def _complete(ctx: ReportContext, name: str | None) -> bool:
-    folder = ctx.folder if name in (None, ctx.folder.name) else ctx.root / name
+    if name in (None, ctx.folder.name):
+        return ctx.completeness.complete
+    if name in ctx.companion_complete:
+        return ctx.companion_complete[name]
+    folder = ctx.root / name
     return ctx.rows_and_completeness(folder)[1].complete if has_rows(folder) else False
 
 
@@ -174,7 +201,7 @@ def completeness_lines(state: Completeness) -> list[str]:
     return lines + [""]
 
 
-def write_index(root: Path, command: str) -> Path:
+def write_index(root: Path) -> Path:
     """``root/REPORT.md``: every folder's verdicts and headlines, read from its verdicts.json."""
     entries = []
     for folder in result_folders(root):
@@ -185,8 +212,9 @@ def write_index(root: Path, command: str) -> Path:
             continue  # no report yet, or a damaged verdict file: the folder is not indexed
     counts = {status: sum(v["status"] == status for e in entries for v in e["verdicts"]) for status in (HOLDS, FAILS, UNTESTABLE)}
     lines = ["# emrun results", "",
-             f"Written by `{command}` from the `verdicts.json` of the {len(entries)} results folders below; each report "
-             "names the sweep commands that produced its rows.", "",
+             f"The verdicts of the {len(entries)} results folders below, read from each folder's `verdicts.json` "
+             "(`emrun report` rebuilds this index). Each folder's report gives every verdict's criterion and the "
+             "commands that produced its rows.", "",
              f"Verdicts: {counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTABLE]} are not testable on "
              "the stored rows.", ""]
     for entry in entries:

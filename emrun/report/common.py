@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from emrun import paper_values  # noqa: E402
+from emrun.store import producing_sweeps  # noqa: E402
 
 
 def grid_table(table: pd.DataFrame, text) -> str:
@@ -24,16 +25,19 @@ def grid_table(table: pd.DataFrame, text) -> str:
     return "\n".join(lines)
 
 
-def save_figure(fig, folder: Path, name: str, caption: str, pdf: bool = False) -> list[str]:
+def save_figure(fig, folder: Path, name: str, title: str, pdf: bool = False) -> list[str]:
     """Save a figure beside its report (PNG; and PDF without a creation date, so that reruns give
-    the same file) and return the Markdown that shows it."""
+    the same file) and return the Markdown that shows it. ``title`` says what the figure shows; it
+    is the figure's title (unless it set one) and the image's text in the report."""
+    if fig._suptitle is None:
+        fig.suptitle(title, fontsize=10)
     if fig.get_layout_engine() is None:
         fig.tight_layout()
     fig.savefig(Path(folder) / f"{name}.png", dpi=120)
     if pdf:
         fig.savefig(Path(folder) / f"{name}.pdf", metadata={"CreationDate": None})
     plt.close(fig)
-    return [f"![{caption}]({name}.png)", ""]
+    return [f"![{title}]({name}.png)", ""]
 
 
 def header(config: dict) -> list[str]:
@@ -58,5 +62,5 @@ def provenance_section(manifest: dict, artefacts: list[str], command: str) -> li
     out += ["", f"Config hash `{manifest['config_hash']}`; the config as run is in `manifest.json` beside this file, "
             "with one entry per sweep (command, git commit, package versions, machine).", "",
             "Produced by:", "", "```"]
-    out += sorted({s["command"].replace(s["command"].split()[0], "emrun", 1) for s in manifest["sweeps"]})
+    out += producing_sweeps(manifest["sweeps"])
     return out + [command, "```", ""]

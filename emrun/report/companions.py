@@ -1,12 +1,15 @@
 """Companion folders: other results under the same root that a report reads beside its own rows,
 found by comparing configs (never by name). A one-truth reproduction of Table 1 reads the
-many-truths run of the same protocol; an in-place EM study reads the standard update's runs."""
+many-truths run of the same protocol; an in-place EM study reads the standard update's runs.
+A folder is a companion when it holds rows, or the summaries a report saved from its rows
+(emrun.summaries: committed, so that a clone without rows finds the same companions)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from emrun.store import StoreError, has_rows, read_manifest, result_folders
+from emrun.summaries import has_summaries
 
 PROTOCOL_IGNORES = ("name", "description", "truths", "claims", "baseline")
 
@@ -17,6 +20,10 @@ def _config(folder: Path) -> dict | None:
         return read_manifest(folder)["config"]
     except StoreError:
         return None
+
+
+def _summarised(folder: Path) -> bool:
+    return has_rows(folder) or has_summaries(folder)
 
 
 def _protocol(config: dict, ignore: tuple[str, ...] = ()) -> str:
@@ -40,7 +47,7 @@ def most_truths(folder: Path, root: Path, ignore: tuple[str, ...] = (), differs:
         if other_config is None:
             continue
         truths = other_config.get("truths")
-        if other == folder or not isinstance(truths, int) or truths <= best_truths or not has_rows(other):
+        if other == folder or not isinstance(truths, int) or truths <= best_truths or not _summarised(other):
             continue
         if differs is not None and other_config.get(differs) == config.get(differs):
             continue
@@ -86,7 +93,7 @@ def other_dynamics_update(folder: Path, root: Path) -> Path | None:
         if theirs is None:
             continue
         same = all(theirs.get(k) == config.get(k) for k in ("experiment", "study", "seed", "estimator"))
-        if (other != folder and same and has_rows(other) and theirs["grid"]["m"] == config["grid"]["m"]
+        if (other != folder and same and _summarised(other) and theirs["grid"]["m"] == config["grid"]["m"]
                 and theirs["grid"]["D"] == config["grid"]["D"] and theirs["options"]["samples"] == config["options"]["samples"]
                 and theirs["grid"]["algorithm"] != config["grid"]["algorithm"]):
             return other

@@ -187,9 +187,12 @@ def plot(paths: pd.DataFrame, folder: Path, title: str, published: float) -> lis
         ax.set_xlabel("iteration")
         ax.set_ylabel("pi_1")
         ax.set_title(f"{scale} y axis", fontsize=9)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    return save_figure(fig, folder, "figure2", "figure 2", pdf=True)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(f"{title}: pi_1 of the escaping component against the iteration, EM and GD from the same starts",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # room for the legend below the panels
+    return save_figure(fig, folder, "figure2", "Figure 2: pi_1 against the iteration, EM and GD", pdf=True)
 
 
 def write(ctx) -> ReportResult:
@@ -199,7 +202,7 @@ def write(ctx) -> ReportResult:
     factors, slopes = em_factors(paths), gd_slopes(paths)
     verdicts = escape_verdicts(paths, factors, slopes, published, separation(rows), config["init_options"]["epsilon"])
     verdicts += judge(rows, config, declared_claims(config))
-    figure = plot(paths, folder, f"{config['name']}: pi_1 against the iteration", published)
+    figure = plot(paths, folder, config['name'], published)
     truth0 = rows[(rows["truth_index"] == 0) & (rows["run_index"] == 0)].iloc[0]
     out = [f"# {config['name']}: {config['description']}", "",
            f"Mixtures of two Gaussians (identity covariances), D = {config['grid']['D']}, {config['data']['n']} samples "

@@ -124,13 +124,18 @@ def rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], li
     anchor = rows[rows["iteration"] == rows["iteration"].max()]["kl"].max()
     ts = np.array([T / 100, T])
     axes[0].loglog(ts, anchor * 3 * np.sqrt(T / ts), "k--", lw=0.8, label="slope -1/2 (Theorem 2's bound)")
-    for ax, label in zip(axes, ("L = KL (log-log)", "D = sum pi_i ||mu_i||^2 (log-log)", "L against linear t"), strict=False):
+    for ax, (label, ylabel) in zip(axes, (("L = KL (log-log)", "L = KL(N(0, I) || p_mu)"),
+                                          ("D = sum pi_i ||mu_i||^2 (log-log)", "D = sum pi_i ||mu_i||^2"),
+                                          ("L against linear t (a line would be exponential)", "L (log scale)")),
+                                   strict=False):
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("iteration t")
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=7)
     lines = ["| n | draw | weights (Dirichlet) | L(0) | L(T) | D(T) | slope L [T/100, T/10] | slope L [T/10, T] | "
              "slope D [T/10, T] | d ln L/dt early / late |", "|---|---|---|---|---|---|---|---|---|---|", *table, ""]
-    return lines + save_figure(fig, folder, "rates", "L and D against t"), verdicts
+    return lines + save_figure(fig, folder, "rates", "Paper B, Figure 1: gradient EM's loss L and distance D against the "
+                               "iteration, one colour per n (faint: other weight draws)"), verdicts
 
 
 def weights(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], list[Verdict]]:
@@ -162,7 +167,8 @@ def weights(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], 
     lines = ["| t | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
     for t in [t for t in (10, 100, 300, 1000, T) if t in median.index]:
         lines.append(f"| {t} | " + " | ".join(f"{median.loc[t, s]:.3g}" for s in order) + " |")
-    return lines + [""] + save_figure(fig, folder, "weights", "median L per weight vector"), verdicts
+    return lines + [""] + save_figure(fig, folder, "weights", "Paper B, Figure 1 (right): median L against the iteration "
+                                      "per weight vector (more even weights should be lower)"), verdicts
 
 
 def gradnorm(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], list[Verdict]]:
@@ -208,7 +214,8 @@ def gradnorm(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str],
     for ax in axes:
         ax.legend(fontsize=7)
     lines = ["| n | d | ‖∇L(μ(0))‖ | largest ‖∇_{μ_i} L‖, i ≥ 3 | trap steps |", "|---|---|---|---|---|", *table, ""]
-    return save_figure(fig, folder, "gradnorm", "gradient norm and trap time against d") + lines, verdicts
+    return save_figure(fig, folder, "gradnorm", "Paper B, Figure 2 (left): the gradient at Theorem 7's initialisation "
+                       "and the trap time against the dimension d") + lines, verdicts
 
 
 def statrate(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], list[Verdict]]:
@@ -245,7 +252,11 @@ def statrate(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str],
         done = part[part["status"] == "converged"]
         lines.append(f"| {N} | {len(done)} of {len(part)} | {done['root_distance'].mean():.4f} | {done['mu_max'].mean():.4f} | "
                      f"{done['distance'].mean():.4g} | {part['iteration'].median():.0f} |")
-    return lines + [""] + save_figure(fig, folder, "statrate", "error against sample size"), verdicts
+    return lines + [""] + save_figure(fig, folder, "statrate", "Paper B, Figure 2 (right): sample EM's error after "
+                                      "convergence against the sample size N (dots: runs)"), verdicts
+
+
+END_POINT_COLUMNS = ["truth_index", "n_samples", "status", "distance", "iteration"]
 
 
 def same_stationary_points(rows: pd.DataFrame, companion: tuple[str, pd.DataFrame]) -> tuple[list[str], list[Verdict]]:
@@ -276,8 +287,10 @@ def write(ctx, section, pair_updates: bool = False) -> ReportResult:
     if pair_updates:
         other = companions.other_dynamics_update(folder, ctx.root)
         if other is not None:
-            more_lines, more_verdicts = same_stationary_points(rows, (other.name, ctx.rows_of(other)))
-            lines, verdicts = lines + more_lines, verdicts + more_verdicts
+            end_points = ctx.summary_of(other, "end_points", lambda found: found[END_POINT_COLUMNS])
+            if end_points is not None:
+                more_lines, more_verdicts = same_stationary_points(rows, (other.name, end_points))
+                lines, verdicts = lines + more_lines, verdicts + more_verdicts
     estimator = config["estimator"]
     out = [f"# {config['name']}: {config['description']}", "",
            f"Study `{config['study']}` of `emrun/dynamics.py`: components m = {config['grid']['m']}, dimension "

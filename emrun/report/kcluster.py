@@ -79,7 +79,8 @@ def heatmaps(panels: list[tuple[str, pd.DataFrame, str]], folder, title: str) ->
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color="white" if value < 0.5 else "black")
     fig.colorbar(image, ax=axes[0], shrink=0.8, label="fraction of runs ending at k < m")
     fig.suptitle(title)
-    return save_figure(fig, folder, "heatmap", "k-cluster rate per algorithm", pdf=True)
+    return save_figure(fig, folder, "heatmap", "fraction of runs ending at a k-cluster point, per algorithm and cell",
+                       pdf=True)
 
 
 def _rate(row) -> str:
@@ -180,7 +181,8 @@ def write(ctx) -> ReportResult:
         out += paper.companion_verdicts()
     out += rate_sections(summary)
     panels = [(f"{s}, ours", part, "rate") for s, part in summary.groupby("setting", sort=False)]
-    out += heatmaps((paper.heatmap_panels(panels) if paper else panels), folder, f"{config['name']}: k-cluster rate")
+    out += heatmaps((paper.heatmap_panels(panels) if paper else panels), folder,
+                    f"{config['name']}: fraction of runs ending at a k-cluster point (k < m), per cell")
     out += comparison_section(rows, baseline_of(config), config["grid"]["algorithm"])
     headlines = []
     if paper is not None:

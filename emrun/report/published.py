@@ -20,18 +20,26 @@ from emrun.registry import ARTEFACTS
 from emrun.report import companions
 from emrun.report.claims import declared_claims, judge
 from emrun.report.common import grid_table, save_figure
-from emrun.report.verdicts import ended_at_k_cluster
+from emrun.report.verdicts import ended_at_k_cluster, verdict_table, verdicts_from_table
+
+TRUTH_KEYS = ["m", "D", "algorithm", "truth_index"]
 
 
-def per_truth_rates(rows: pd.DataFrame) -> pd.DataFrame:
-    """The k-cluster rate of each (m, D, algorithm, truth)."""
-    hits = ended_at_k_cluster(rows)
-    return hits.groupby([rows[c] for c in ["m", "D", "algorithm", "truth_index"]]).mean().reset_index(name="rate")
+def per_truth_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Runs and k-cluster endings of each (m, D, algorithm, truth): all that the many-truths
+    sections read, so it is what a companion folder keeps as its summary."""
+    hits = rows[TRUTH_KEYS].assign(k_cluster=ended_at_k_cluster(rows).astype(int))
+    return hits.groupby(TRUTH_KEYS).agg(runs=("k_cluster", "size"), k_cluster=("k_cluster", "sum")).reset_index()
 
 
-def truth_spread(rows: pd.DataFrame) -> pd.DataFrame:
+def per_truth_rates(counts: pd.DataFrame) -> pd.DataFrame:
+    """The k-cluster rate of each (m, D, algorithm, truth), from :func:`per_truth_counts`."""
+    return counts.assign(rate=counts["k_cluster"] / counts["runs"])
+
+
+def truth_spread(counts: pd.DataFrame) -> pd.DataFrame:
     """Mean and 5-95% range over truths of the single-truth rates of each (m, D, algorithm)."""
-    rates = per_truth_rates(rows)
+    rates = per_truth_rates(counts)
     return rates.groupby(["m", "D", "algorithm"])["rate"].agg(
         truths="size", mean_rate="mean", low=lambda r: np.percentile(r, 5), high=lambda r: np.percentile(r, 95),
     ).reset_index()
@@ -50,11 +58,11 @@ def agreement(summary: pd.DataFrame, artefact: str, algorithm: str, spread: pd.D
     return ours
 
 
-def expected_misses(many_rows: pd.DataFrame, algorithm: str, runs: int, draws: int = 20000, seed: int = 0) -> float:
+def expected_misses(counts: pd.DataFrame, algorithm: str, runs: int, draws: int = 20000, seed: int = 0) -> float:
     """How many published cells would fall outside the 5-95% range of single-truth rates by chance
     alone: per cell, a new truth's rate is drawn from the cell's single-truth rates, then its
     binomial noise at ``runs`` runs; it misses when outside the range (ties count inside)."""
-    rates = per_truth_rates(many_rows)
+    rates = per_truth_rates(counts)
     rates = rates[rates["algorithm"] == algorithm]
     rng = np.random.default_rng(seed)
     total = 0.0
@@ -72,8 +80,8 @@ def rule_comparison(rules: dict[str, tuple[str, pd.DataFrame]], artefact: str,
     and for each rule how many published cells lie in its 5-95% range of single-truth rates."""
     table = paper_values.grid(artefact)
     agree = {}
-    for rule, (_, rule_rows) in rules.items():
-        spread = truth_spread(rule_rows)
+    for rule, (_, rule_counts) in rules.items():
+        spread = truth_spread(rule_counts)
         spread = spread[spread["algorithm"] == algorithm][["m", "D", "mean_rate", "low", "high"]]
         table = table.merge(spread.rename(columns={"mean_rate": rule, "low": f"{rule}_low", "high": f"{rule}_high"}),
                             on=["m", "D"], how="left")
@@ -81,9 +89,9 @@ def rule_comparison(rules: dict[str, tuple[str, pd.DataFrame]], artefact: str,
     return table, agree
 
 
-def spread_plot(agreed: pd.DataFrame, many_rows: pd.DataFrame, algorithm: str, folder, title: str, ours: str) -> list[str]:
+def spread_plot(agreed: pd.DataFrame, counts: pd.DataFrame, algorithm: str, folder, title: str, ours: str) -> list[str]:
     """Per cell: each truth's rate (dots), their 5-95% range, our one-truth rate and the paper's."""
-    rates = per_truth_rates(many_rows)
+    rates = per_truth_rates(counts)
     rates = rates[rates["algorithm"] == algorithm]
     cells = agreed.sort_values(["m", "D"]).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(12, 4), constrained_layout=True)
@@ -98,7 +106,7 @@ def spread_plot(agreed: pd.DataFrame, many_rows: pd.DataFrame, algorithm: str, f
     ax.set_xticks(range(len(cells)), [f"{m},{D}" for m, D in zip(cells["m"], cells["D"], strict=True)], fontsize=8)
     ax.set(xlabel="(m, D)", ylabel=f"{algorithm.upper()} k-cluster rate", ylim=(-0.02, 1.02), title=title)
     ax.legend(fontsize=8, ncol=4, loc="upper left")
-    return save_figure(fig, folder, "truth_spread", "spread")
+    return save_figure(fig, folder, "truth_spread", "how much one random truth moves a cell's GD k-cluster rate")
 
 
 class PaperSections:
@@ -117,18 +125,26 @@ class PaperSections:
         self.extra_verdicts: list = []
 
     def _many_truths(self) -> tuple[str, pd.DataFrame] | None:
+        """(folder name, per-truth counts) of the run with many truths: this one, or its companion."""
         if self.own_truths > 1:
-            return self.config["name"], self.ctx.rows
+            return self.config["name"], per_truth_counts(self.ctx.rows)
         if self.config["truths"] == 1:
             companion = companions.many_truths(self.ctx.folder, self.ctx.root)
             if companion is not None:
-                return companion.name, self.ctx.rows_of(companion)
+                counts = self.ctx.summary_of(companion, "k_cluster_per_truth", per_truth_counts)
+                if counts is not None:
+                    return companion.name, counts
         return None
 
     def companion_verdicts(self) -> list[str]:
         if self.many is None or self.many[0] == self.config["name"]:
             return []
-        verdicts = [v.located(self.many[0], None) for v in judge(self.many[1], self.config, declared_claims(self.config))]
+        claims = declared_claims(self.config)
+        table = self.ctx.summary_of(self.ctx.root / self.many[0], f"verdicts_for_{self.config['name']}",
+                                    lambda rows: verdict_table(judge(rows, self.config, claims)))
+        if table is None:
+            return []
+        verdicts = [v.located(self.many[0], None) for v in verdicts_from_table(table)]
         self.extra_verdicts = verdicts
         truths = int(truth_spread(self.many[1])["truths"].max())
         return [f"The same claims over the {truths} random truths per cell of `{self.many[0]}` (one truth per cell is a "
@@ -184,9 +200,10 @@ class PaperSections:
         if self.many is None or other is None:
             return []
         other_config = companions._config(other)
+        other_counts = self.ctx.summary_of(other, "k_cluster_per_truth", per_truth_counts)
         rules = {self.config.get("gd_boundary", "exact"): self.many,
-                 other_config.get("gd_boundary", "exact"): (other.name, self.ctx.rows_of(other))}
-        if len(rules) != 2:
+                 other_config.get("gd_boundary", "exact"): (other.name, other_counts)}
+        if len(rules) != 2 or other_counts is None:
             return []
         compared, agree = rule_comparison(rules, self.name)
         names = list(rules)
@@ -209,8 +226,8 @@ class PaperSections:
              "- GD's gradient at a mean of exactly 0 or 1 is the term the authors' code computes (docs/protocols.md), "
              "not the exact one-sided limit of eq. 2.13 (configs/bmm_table1_many_truths.yaml runs the exact one)."),
             "- EM is the simultaneous update of eq. 2.7; the authors' code updates the means in place, "
-            "cluster by cluster (a Gauss-Seidel variant): configs/bmm_table1_em_in_place.yaml runs it and pairs its runs "
-            "with these.",
+            "component by component, and each weight from its component's partial point (docs/protocols.md, section 1.3): "
+            "configs/bmm_table1_em_in_place.yaml runs it and pairs its runs with these.",
             "- EM and GD start from the same random inits (paired), and the truths and inits are drawn from a "
             "seed tree keyed by (seed, m, D, truth, run): the authors' random draws cannot be reproduced, so "
             "single cells are not expected to match digit for digit.",

@@ -47,27 +47,34 @@ def cell_table(per_truth: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def ratio_plot(cells: pd.DataFrame, folder: Path, title: str) -> list[str]:
-    """Mean ratio (with bootstrap interval) and worst ratio against D, one colour per m; ours solid,
-    the paper's dashed."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharey=True)
-    for ax, (ours, published, name) in zip(axes, [("mean_ratio", "published_mean", "Table 3: mean ratio"),
-                                                   ("min_ratio", "published_min", "Table 4: worst ratio")], strict=True):
-        for i, (m, group) in enumerate(cells.sort_values("D").groupby("m")):
-            colour = f"C{i}"
+    """One column per m: the mean ratio (with its bootstrap interval, Table 3) and the worst ratio
+    (Table 4) against D, ours solid and the paper's dashed (small multiples: one line pair per
+    panel, rather than ten similar colours in one)."""
+    ms = sorted(cells["m"].unique())
+    fig, axes = plt.subplots(2, len(ms), figsize=(2.6 * len(ms) + 1, 5.6), sharex=True, sharey=True, squeeze=False,
+                             constrained_layout=True)
+    for j, m in enumerate(ms):
+        group = cells[cells["m"] == m].sort_values("D")
+        for i, (ours, published, name) in enumerate([("mean_ratio", "published_mean", "mean"),
+                                                      ("min_ratio", "published_min", "worst")]):
+            ax = axes[i][j]
             if ours == "mean_ratio":
                 ax.errorbar(group["D"], group[ours], yerr=[group[ours] - group["boot_low"], group["boot_high"] - group[ours]],
-                            color=colour, marker="o", capsize=3, label=f"m = {m}, ours")
+                            color="C0", marker="o", capsize=3, label="ours (95% bootstrap interval)")
             else:
-                ax.plot(group["D"], group[ours], color=colour, marker="o", label=f"m = {m}, ours")
-            ax.plot(group["D"], group[published], color=colour, linestyle="--", marker="x", alpha=0.7,
-                    label=f"m = {m}, paper")
-        ax.set_xlabel("D")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("likelihood ratio exp(l* - l_GD)")
-    axes[1].legend(fontsize=7, ncol=2, loc="lower left")
-    fig.suptitle(title)
-    return save_figure(fig, folder, "ratio_vs_D", "ratio against D")
+                ax.plot(group["D"], group[ours], color="C0", marker="o", label="ours")
+            ax.plot(group["D"], group[published], color="C3", linestyle="--", marker="x", label="paper")
+            ax.set_title(f"m = {m}: {name} ratio", fontsize=9)
+            ax.grid(alpha=0.3)
+            if i == 1:
+                ax.set_xlabel("D")
+            if j == 0:
+                ax.set_ylabel(f"{name} exp(l* - l_GD)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    axes[1][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"{title}: GD's likelihood ratio at its k-cluster points against D (Table 3 mean, Table 4 worst)",
+                 fontsize=10)
+    return save_figure(fig, folder, "ratio_vs_D", "Tables 3 and 4: GD's likelihood ratio against D, one column per m")
 
 
 def write(ctx) -> ReportResult:

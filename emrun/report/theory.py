@@ -50,7 +50,8 @@ def closed_forms(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     ax.set_xlabel("closed form")
     ax.set_ylabel("engine")
     ax.legend(fontsize=7)
-    return _error_table(rows) + save_figure(fig, folder, "closed_forms", "closed forms against the engine"), verdicts
+    return _error_table(rows) + save_figure(fig, folder, "closed_forms", "Z_1 and EM's update: the paper's closed forms against "
+                                                 "the engine (on the diagonal when they agree)"), verdicts
 
 
 GAP_SLOPE_TOLERANCE = 0.01  # the fitted slope of the gap against D within 1% of log 2, at the smallest delta
@@ -106,7 +107,8 @@ def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[V
     ax.set_xlabel("D")
     ax.set_ylabel("l_1 - l* (nats)")
     ax.legend(fontsize=7)
-    return lines + save_figure(fig, folder, "one_cluster_gap", "gap"), verdicts
+    return lines + save_figure(fig, folder, "one_cluster_gap", "Theorem 5.2: the one-cluster gap l_1 - l* against D "
+                               "for the extreme truths, beside (D - 1) log 2"), verdicts
 
 
 def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -131,7 +133,8 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     ax.set_xlabel("EM step")
     ax.set_ylabel("|cos(b, mu*)|")
     ax.legend(fontsize=7)
-    return save_figure(fig, folder, "rotation", "rotation"), verdicts
+    return save_figure(fig, folder, "rotation", "Eq. 4.7: |cos(b, mu*)| against the EM step near the one-cluster "
+                       "region (median over truths)"), verdicts
 
 
 def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -188,7 +191,8 @@ def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     axes[1].set_ylabel("pi_1 (0 shown at 1e-12)")
     axes[1].set_title("one start with Z_1 < 1 per D", fontsize=9)
     axes[1].legend(fontsize=6, ncol=2)
-    return save_figure(fig, folder, "gd_trap", "GD trapped, EM escapes"), verdicts
+    return save_figure(fig, folder, "gd_trap", "Proposition 4.1 and Theorem 4.7: GD trapped where Z_1 < 1, EM "
+                       "escaping from the same starts"), verdicts
 
 
 def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -228,7 +232,8 @@ def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdic
     ax.set_ylabel("b_2")
     ax.set_title(f"EM trajectories of b (truth {truth}; sigma = {sigma:.2f})", fontsize=9)
     ax.legend(fontsize=7)
-    return save_figure(fig, folder, "bmm_escape", "trajectories of b with the contours f and g"), verdicts
+    return save_figure(fig, folder, "bmm_escape", "Theorem 4.5: EM trajectories of b with the appendix's "
+                       "contours f and g"), verdicts
 
 
 def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
@@ -259,8 +264,9 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
             ax.plot(centres["closed_form"], centres["engine"], marker, color=colour, ms=11, mew=2,
                     label={"kmeans": "k-means", "full": "EM, full covariances", "unit": "EM, unit covariances"}[method])
         ax.set_title(f"{name}: colours = EM (full) partition", fontsize=9)
+        ax.set(xlabel="x_1", ylabel="x_2")
         ax.legend(fontsize=7)
-    return save_figure(fig, folder, "kmeans_vs_em", "partitions and centres"), verdicts
+    return save_figure(fig, folder, "kmeans_vs_em", "The lecture: k-means and EM centres on two synthetic sets"), verdicts
 
 
 def write(ctx, section) -> ReportResult:

@@ -56,6 +56,19 @@ class Verdict:
         return asdict(self)
 
 
+VERDICT_FIELDS = ["claim", "status", "evidence", "criterion", "interval"]
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """Verdicts as a table (one row each), to be kept as a companion folder's summary."""
+    return pd.DataFrame([[getattr(v, name) for name in VERDICT_FIELDS] for v in verdicts], columns=VERDICT_FIELDS)
+
+
+def verdicts_from_table(table: pd.DataFrame) -> list[Verdict]:
+    return [Verdict(**{name: (None if pd.isna(value) else value) for name, value in row.items()})
+            for row in table[VERDICT_FIELDS].to_dict("records")]
+
+
 def wilson_interval(successes, trials, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
     """95% Wilson score interval of a binomial proportion (vectorised): for runs of ONE truth."""
     successes, trials = np.asarray(successes, float), np.asarray(trials, float)

@@ -1,0 +1,60 @@
+"""What a fresh clone gets: reports re-written from committed files equal the committed ones."""
+
+import json
+
+from tests.conftest import TINY, emrun
+
+ONE_TRUTH = TINY.replace("name: tiny", "name: one\ncompare_to: uai2019_table1")
+MANY_TRUTHS = TINY.replace("name: tiny", "name: many\ncompare_to: uai2019_table1") + "truths: 3\n"
+
+
+def test_a_report_reads_its_companion_from_the_committed_summary_when_the_rows_are_gone(tmp_path):
+    for name, text in (("one", ONE_TRUTH), ("many", MANY_TRUTHS)):
+        (tmp_path / f"{name}.yaml").write_text(text)
+        emrun("sweep", str(tmp_path / f"{name}.yaml"), "--quiet", "--workers", "1", cwd=tmp_path)
+    emrun("report", cwd=tmp_path)
+    report = tmp_path / "results" / "one" / "report.md"
+    with_rows = report.read_text()
+    assert "The same claims over the 3 random truths per cell of `many`" in with_rows
+    assert "How much one random truth moves a cell (`many`)" in with_rows
+    summaries = tmp_path / "results" / "many" / "summaries"
+    assert {p.name for p in summaries.iterdir()} == {"k_cluster_per_truth.json", "verdicts_for_one.json"}
+
+    # A clone holds no rows: the committed summaries give the same report, byte for byte.
+    for batch in (tmp_path / "results" / "many" / "batches").iterdir():
+        batch.unlink()
+    emrun("report", cwd=tmp_path)
+    assert report.read_text() == with_rows
+
+    # A summary written for other rows (or by another emrun) is refused with one line, not used.
+    path = summaries / "k_cluster_per_truth.json"
+    path.write_text(path.read_text().replace(json.loads(path.read_text())["emrun_version"], "0.0.1", 1))
+    refused = emrun("report", cwd=tmp_path)
+    assert "by emrun 0.0.1" in refused.stderr and "emrun sweep configs/many.yaml" in refused.stderr
+    assert len([line for line in refused.stderr.splitlines() if "0.0.1" in line]) == 1
+    stale = report.read_text()
+    assert "How much one random truth moves a cell" not in stale and "Traceback" not in refused.stderr
+
+
+def test_dry_run_status_and_list_say_what_is_stored_and_the_command_that_was_run(tmp_path):
+    (tmp_path / "one.yaml").write_text(ONE_TRUTH)
+    sweep = ["sweep", "one.yaml", "--quiet", "--workers", "1", "--results", "elsewhere", "--set", "runs=3"]
+    before = emrun(*sweep[:2], "--dry-run", *sweep[5:], cwd=tmp_path).stdout
+    assert "elsewhere/one: nothing stored yet; a sweep would run 8 batches" in before
+    emrun(*sweep, cwd=tmp_path)
+    after = emrun(*sweep[:2], "--dry-run", *sweep[5:], cwd=tmp_path).stdout
+    assert "elsewhere/one: 8 batches stored; a sweep would run 0" in after
+    changed = emrun("sweep", "one.yaml", "--dry-run", "--results", "elsewhere", cwd=tmp_path).stdout
+    assert "holds another version of this config" in changed
+
+    # status compares the folder with the file and overrides it was swept from ...
+    status = emrun("status", "elsewhere", cwd=tmp_path).stdout
+    assert "matches one.yaml with --set runs=3" in status
+    # ... and when the file changes, proposes the command that was run, with --replace.
+    (tmp_path / "one.yaml").write_text(ONE_TRUTH.replace("seed: 3", "seed: 4"))
+    status = emrun("status", "elsewhere", cwd=tmp_path).stdout
+    assert "'emrun sweep one.yaml --quiet --workers 1 --results elsewhere --set runs=3 --replace' re-runs it" in status
+
+    listed = emrun("list", "--configs", ".", "--results", "elsewhere", cwd=tmp_path).stdout
+    assert "one (uai2019_table1; <= " in listed and "another version stored" in listed
+    assert "algorithm: em, gd (built in)" in listed and "experiment kind: grid" in listed
