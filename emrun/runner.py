@@ -64,14 +64,17 @@ class Progress:
     def __init__(self, tasks: list[Task], done: set[str], label: str, enabled: bool):
         self.total = len(tasks)
         self.stored = sum(1 for t in tasks if t.task_id in done)
+        self.label = label
         self.bar = tqdm(total=sum(t.cost for t in tasks), initial=sum(t.cost for t in tasks if t.task_id in done),
-                        desc=label, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
-        self.bar.set_postfix_str(f"{self.stored}/{self.total} batches", refresh=False)
+                        desc=self._text(), disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    def _text(self) -> str:
+        return f"{self.label} ({self.stored}/{self.total} batches)"
 
     def advance(self, task: Task) -> None:
         self.stored += 1
-        self.bar.set_postfix_str(f"{self.stored}/{self.total} batches", refresh=False)
+        self.bar.set_description_str(self._text(), refresh=False)
         self.bar.update(task.cost)
 
     def close(self) -> None:
