@@ -418,3 +418,17 @@ def test_no_engine_writes_into_the_callers_arrays(trials, algorithm, rule):
                   em_update=rule)
         np.testing.assert_array_equal(pi, kept_pi)
         np.testing.assert_array_equal(mu, kept_mu)
+
+
+@pytest.mark.parametrize("algorithm,samples", [("em", 0), ("gd", 0), ("em", 400)])
+def test_one_trial_alone_gives_the_same_bits_as_among_sixty(algorithm, samples):
+    # Among 60 the kernel runs the lanes-inner pass until few trials are left, then the
+    # patterns-inner one; alone it runs the patterns-inner one throughout: the arithmetic of each
+    # trial must not depend on which pass shape ran it, nor on how many lanes were active.
+    data, pi, mu = random_problem(4, 6, 60, 11, samples)
+    together = run_batch(b, data, pi, mu, algorithm, 3000, 1e-7, step=0.02)
+    for r in (0, 17, 59):
+        alone = run_batch(b, data, pi[r:r + 1], mu[r:r + 1], algorithm, 3000, 1e-7, step=0.02)
+        np.testing.assert_array_equal(alone.pi[0], together.pi[r])
+        np.testing.assert_array_equal(alone.mu[0], together.mu[r])
+        assert alone.iterations[0] == together.iterations[r] and alone.status[0] == together.status[r]

@@ -81,10 +81,11 @@ def run_task(kind: str, values: dict, config_hash: str, spec: BatchSpec, retry: 
              plugins: tuple = ()) -> BatchResult:
     """What a worker process executes for one batch: import the config's file plug-ins (once per
     process; their text travels with the task), then run the batch with the config's kind."""
-    from emrun import faults
+    from emrun import env, faults
     from emrun import plugins as loading
     from emrun.registry import KINDS
 
+    env.keep_freed_memory()  # once per process
     faults.worker_checkpoint(spec.batch_id)
     loading.ensure_loaded(plugins)
     experiment = KINDS.get(kind)

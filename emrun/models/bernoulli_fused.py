@@ -62,14 +62,15 @@ def _project_to_simplex(v, out, u):
         out[i] = max(v[i] - theta, 0.0)
 
 
-FEW_LANES = 2  # at most this many active trials: patterns become the inner (vectorised) loop
+FEW_LANES = 16  # at most this many active trials: patterns become the inner (vectorised) loop
 
 
 @njit(cache=True)
-def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scale, z, s1):
+def _lane_sums_patterns_inner(t, values, values_t, weights, pi, mu, factor_product, scale, z, s1):
     """Z_c and E[gamma_c x] of lane ``t`` with the patterns as the inner loop, for when few trials
     are active (the lane loops would then be one or two long). Same operations in the same order
-    as the lane-inner pass (a factor is mu or 1 - mu, selected exactly), so the same results.
+    as the lane-inner pass, so the same results: a factor is mu or 1 - mu, selected exactly, and
+    each sum runs over the patterns in order.
     Only for means inside (0, 1); returns False if some p(x) < _TINY (the caller then takes the
     general pass, with its log-space fallback)."""
     m, D = mu.shape[0], mu.shape[1]
@@ -82,7 +83,7 @@ def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scal
             low = 1.0 - high
             row = values_t[j]
             for p in range(n_patterns):
-                factor_product[c, p] *= row[p] * high + (1.0 - row[p]) * low
+                factor_product[c, p] *= high if row[p] != 0.0 else low
     for p in range(n_patterns):
         scale[p] = 0.0
     for c in range(m):
@@ -95,18 +96,21 @@ def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scal
         scale[p] = weights[p] / max(scale[p], _TINY)
     if smallest < _TINY:
         return False
+    # Patterns outer, every (c, j) sum its own accumulator: the additions of one pattern are
+    # independent. A term v x_j with x_j = 0 adds +0.0, which leaves a sum of non-negative terms
+    # unchanged: the same bits as the lanes-inner pass, which skips it.
+    z_sum, s1_sum = np.zeros(m), np.zeros((m, D))
+    for p in range(n_patterns):
+        row = values[p]
+        for c in range(m):
+            usable = factor_product[c, p] * scale[p]
+            z_sum[c] += usable
+            for j in range(D):
+                s1_sum[c, j] += usable * row[j]
     for c in range(m):
-        total = 0.0
-        for p in range(n_patterns):
-            factor_product[c, p] *= scale[p]
-            total += factor_product[c, p]
-        z[c, t] = total
+        z[c, t] = z_sum[c]
         for j in range(D):
-            row = values_t[j]
-            accumulated = 0.0
-            for p in range(n_patterns):
-                accumulated += factor_product[c, p] * row[p]
-            s1[c, j, t] = accumulated
+            s1[c, j, t] = s1_sum[c, j]
     return True
 
 
@@ -153,7 +157,8 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
     if not boundary and n <= FEW_LANES and not track_loss:
         done = True
         for t in range(n):
-            done = done and _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, pattern_scale, z, s1)
+            done = done and _lane_sums_patterns_inner(t, values, values_t, weights, pi, mu, factor_product,
+                                                      pattern_scale, z, s1)
         if done:
             return
         z[:, :n] = 0.0

@@ -71,12 +71,20 @@ def whitened_sample(size: int, d: int, rng: np.random.Generator) -> np.ndarray:
     return points @ np.linalg.inv(np.linalg.cholesky(covariance)).T
 
 
-def span_basis(mu: np.ndarray) -> np.ndarray:
-    """An orthonormal basis [T, d, r] holding every trial's means (r = the largest numerical rank)."""
-    _, singular, vt = np.linalg.svd(mu, full_matrices=False)  # vt [T, min(n, d), d]
+def _rank(singular: np.ndarray) -> int:
     scale = np.maximum(singular[:, :1], 1e-300)
-    rank = max(1, int((singular > _RANK_TOLERANCE * scale).sum(axis=1).max()))
-    return np.swapaxes(vt[:, :rank], 1, 2)
+    return max(1, int((singular > _RANK_TOLERANCE * scale).sum(axis=1).max()))
+
+
+def span_basis(mu: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis [T, d, r] holding every trial's means (r = the largest numerical rank),
+    or None when the means span all d dimensions (then the standard axes serve). The rank comes
+    from the singular values alone, which cost a fraction of the full SVD the basis needs."""
+    d = mu.shape[2]
+    if mu.shape[1] >= d and _rank(np.linalg.svd(mu, compute_uv=False)) == d:
+        return None
+    _, singular, vt = np.linalg.svd(mu, full_matrices=False)  # vt [T, min(n, d), d]
+    return np.swapaxes(vt[:, :_rank(singular)], 1, 2)
 
 
 class Expectations:
@@ -106,7 +114,7 @@ class Expectations:
             points = rng.standard_normal((self.estimator.size, self.d))
             return Nodes(points[None], np.full(len(points), 1.0 / len(points)), None)
         basis = span_basis(mu)
-        rank = basis.shape[2]
+        rank = self.d if basis is None else basis.shape[2]
         if rank not in self._rules:
             self._rules[rank] = gauss_hermite(self.estimator.size, rank)
         x, w = self._rules[rank]
@@ -124,10 +132,16 @@ def posterior_moments(pi: np.ndarray, mu: np.ndarray, nodes: Nodes):
     log-sum-exp over i is log p_mu(x) / N(x; 0, I) and its mean is -L."""
     coords = _coordinates(mu, nodes)
     with np.errstate(divide="ignore"):
-        logits = np.log(pi)[:, :, None] + coords @ np.swapaxes(nodes.x, 1, 2) - 0.5 * (mu**2).sum(axis=2)[:, :, None]
+        logits = np.log(pi)[:, :, None] + coords @ np.swapaxes(nodes.x, 1, 2)
+    logits -= 0.5 * (mu**2).sum(axis=2)[:, :, None]
+    # In place where it can be (these [T, n, P] arrays are the largest here): the same operations in
+    # the same order as exp(logits - log_ratio), so the same bits. One exponential would do, at a
+    # few ulps' difference, which moves a KL near the float64 floor by its own size.
     top = logits.max(axis=1, keepdims=True)
-    log_ratio = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))  # [T, P]
-    psi = np.exp(logits - log_ratio[:, None, :])
+    shifted = logits - top
+    log_ratio = top[:, 0] + np.log(np.exp(shifted, out=shifted).sum(axis=1))  # [T, P]
+    logits -= log_ratio[:, None, :]
+    psi = np.exp(logits, out=logits)
     weighted = psi * nodes.w
     moment = weighted @ nodes.x  # [T, n, r]
     if nodes.basis is not None:

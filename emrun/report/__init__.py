@@ -9,18 +9,18 @@ the folder whose rows decided it, the interval method, and whether that folder w
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
 import pandas as pd
 
 from emrun.report.verdicts import FAILS, HOLDS, UNTESTABLE, Verdict
 from emrun.store import StoreError, has_rows, load_traces, read_manifest, result_folders
 from emrun.summaries import read_summary, write_summary
 
-matplotlib.use("Agg")  # reports draw to files; set before any report module imports pyplot
+os.environ.setdefault("MPLBACKEND", "Agg")  # reports draw to files (read when pyplot is first imported)
 INDEX = "REPORT.md"
 VERDICTS = "verdicts.json"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from emrun.report import ReportResult, companions
 from emrun.report.claims import NEAR_OPTIMAL, declared_claims, judge, rate_with_interval
@@ -26,6 +25,7 @@ from emrun.report.verdicts import (
     Verdict,
     cluster_bootstrap,
     ended_at_k_cluster,
+    spearman_rho,
 )
 
 PAIR = ["m", "D", "truth_seed", "init_seed"]
@@ -224,7 +224,7 @@ def sensitivity_verdicts(rows: pd.DataFrame, paper_step: float = 0.02, paper_cap
     if len(caps) > 1:
         by_step = []
         for step, part in pooled.reset_index().groupby("step"):
-            rho = stats.spearmanr(part["max_iter"], part["rate"]).statistic if part["rate"].nunique() > 1 else 0.0
+            rho = spearman_rho(part["max_iter"], part["rate"]) if part["rate"].nunique() > 1 else 0.0
             by_step.append(f"step {step:g}: " + " → ".join(f"{r:.3f}" for r in part.sort_values("max_iter")["rate"])
                            + f" (rho {rho:+.2f})")
         rising = all(np.all(np.diff(part.sort_values("max_iter")["rate"].to_numpy()) >= 0)

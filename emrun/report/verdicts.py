@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 HOLDS, FAILS, UNTESTABLE = "holds", "does not hold", "not testable"
 BOOTSTRAP_RESAMPLES = 2000
@@ -150,6 +149,12 @@ def ended_at_k_cluster(rows: pd.DataFrame) -> pd.Series:
     return rows["k_cluster"] & (rows["status"] != "diverged")
 
 
+def spearman_rho(x, y) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(x, y).statistic)
+
+
 def spearman_trend(x, y, claim: str, criterion: str, sign: int = 1, points: str = "points") -> Verdict:
     """Does y grow (``sign`` = 1) or fall (-1) with x? Spearman's rho; holds when sign * rho > 0
     and p < 0.05; not testable over one value of x, fewer than 3 points or an undefined p."""
@@ -158,6 +163,8 @@ def spearman_trend(x, y, claim: str, criterion: str, sign: int = 1, points: str 
         return Verdict.untestable(claim, "only one value of the factor was run (a trend needs two or more).", criterion)
     if len(x) < 3:
         return Verdict.untestable(claim, f"only {len(x)} {points} (a rank correlation needs 3 or more).", criterion)
+    from scipy import stats  # here: it is half the import time of a report that needs no trend
+
     rho, p_value = (float(v) for v in stats.spearmanr(x, y)) if np.ptp(y) > 0 else (float("nan"), float("nan"))
     if np.isnan(p_value):
         return Verdict.untestable(claim, f"the rank correlation is undefined (no variation in the {points}).", criterion)
