@@ -11,7 +11,8 @@ runs unmodified:
   the kernel time per trial-iteration over the whole batch, divided by that while all 60 runs are
   still active (the same batch capped at 31 iterations, less the batch capped at 1: set-up apart);
 - the CPU of paper C's and paper B's dynamics (configs/simplex_rates.yaml, gradem_figure1_rates.yaml);
-- with ``--paper``, ``make paper``'s wall time (once per tree: about 10 to 15 minutes each).
+- with ``--paper``, ``make paper``'s wall time in fresh worktrees of both commits (installed first,
+  not timed; once per tree: about 10 to 15 minutes each).
 
 Writes results/bench/compare.json and prints the table.
 """
@@ -113,8 +114,12 @@ def main(base: str, repeats: int, paper: bool, out: str) -> None:
                         measured[name].setdefault("load_before", {}).setdefault(side, []).append(round(load, 2))
                 click.echo(f"{name}: " + json.dumps({k: {s: statistics.median(v) for s, v in sides.items()}
                                                       for k, sides in measured[name].items()}))
-            if paper:
-                for side, tree in trees.items():
+            if paper:  # fresh clones of both commits (no stored rows), installed first, then timed
+                new_tree = scratch / "new"
+                subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(new_tree), "HEAD"], cwd=ROOT,
+                               check=True)
+                for side, tree in (("base", base_tree), ("new", new_tree)):
+                    subprocess.run(["make", "--no-print-directory", "install"], cwd=tree, check=True, capture_output=True)
                     load = os.getloadavg()[0]
                     started = time.perf_counter()
                     subprocess.run(["make", "--no-print-directory", "paper"], cwd=tree, check=True, capture_output=True)
@@ -122,7 +127,9 @@ def main(base: str, repeats: int, paper: bool, out: str) -> None:
                     measured["make_paper"].setdefault("load_before", {})[side] = [round(load, 2)]
                     click.echo(f"make paper ({side}): {measured['make_paper']['wall'][side][0]} s")
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
+            for tree in (base_tree, scratch / "new"):
+                if tree.exists():
+                    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     table = {name: {key: {side: _summary(values) for side, values in sides.items()} for key, sides in keys.items()}
              for name, keys in measured.items()}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
