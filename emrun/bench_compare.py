@@ -65,6 +65,7 @@ def _batch_seconds(results: Path, name: str) -> tuple[float, int]:
 def tail_metric(tree: Path, scratch: Path) -> dict:
     """Per trial-iteration time over a whole (6, 10) EM batch over that with all 60 runs active."""
     seconds = {}
+    scratch.mkdir(parents=True, exist_ok=True)
     for cap in (1, 31, 20000):
         config = scratch / f"tail_{cap}.yaml"
         config.write_text(TAIL_CONFIG.format(cap=cap).replace("name: tail", f"name: tail_{cap}"))
