@@ -369,7 +369,9 @@ class CompiledLoop:
             return
         from emrun.models import bernoulli_fused as kernel
 
-        if say is not None and not kernel.cached():
+        if say is not None:  # the sweep process, before its workers start: it only compiles
+            if kernel.cached():
+                return  # the workers load it from the cache, in parallel
             say("compiling the Bernoulli kernel (first run only; about a minute)")
         from emrun.algorithms import Problem
 
