@@ -12,11 +12,11 @@ GRADEM := gradem_figure1_rates gradem_figure1_weights gradem_figure2_gradnorm gr
 SIMPLEX := simplex_rates simplex_radius simplex_samples simplex_samples_uniform simplex_lloyd
 PAPER := bmm_table1 bmm_table2 bmm_table3 gmm_figure2 $(THEORY) $(GRADEM) $(SIMPLEX)
 EXTENDED := bmm_table1_many_truths bmm_table2_many_truths bmm_table1_as_published bmm_table3_50_truths \
-	bmm_table1_em_in_place bmm_table1_em_ecm bmm_gd_sensitivity $(DIGITS) digits_bmm_large \
+	bmm_table1_em_in_place bmm_table1_em_ecm bmm_gd_sensitivity $(DIGITS) lecture_segmentation digits_bmm_large \
 	gradem_figure1_rates_many_truths gradem_figure1_rates_paper_mc gradem_figure2_statrate_50_runs \
 	gradem_figure2_statrate_gradient simplex_samples_uniform_50_runs
 
-.PHONY: install test test-slow check-committed bench-compare lint heavy-ball table1 table2 table3 figure2 theory digits gradem simplex report paper extended bench clean
+.PHONY: install test test-slow check-committed bench-compare lint heavy-ball segmentation table1 table2 table3 figure2 theory digits gradem simplex report paper extended bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ digits: install
 	$(call sweep_all,$(DIGITS))
 	$(BIN)/emrun report results/digits_bmm results/lecture_kmeans_vs_em
 
+# The lecture's image segmentation: full-covariance Gaussian mixtures by EM against k-means on RGB pixels
+# (two synthetic images with known regions, 10 seeds each; scikit-learn's china.jpg). About 10 minutes.
+segmentation: install
+	$(SWEEP) configs/lecture_segmentation.yaml
+	$(BIN)/emrun report results/lecture_segmentation
+
 # Paper B (gradient EM on over-parameterised GMMs): Figure 1 (rates; weights) and Figure 2
 # (gradient norm at Theorem 7's initialisation; statistical rate of sample EM). About 6 minutes.
 gradem: install
@@ -91,7 +97,8 @@ paper: install
 	$(BIN)/emrun report
 
 # Longer studies beyond the paper's protocol: 20 random truths per cell (Tables 1-2), 50 kept truths
-# (Tables 3-4), the authors' GD boundary term and in-place EM, GD's step size and iteration cap, digits;
+# (Tables 3-4), the authors' GD boundary term and in-place EM, GD's step size and iteration cap, digits,
+# the lecture's image segmentation;
 # paper B with 10 Dirichlet draws, with the paper's 350,000-sample Monte Carlo, and 50 runs per N.
 extended: paper
 	$(call sweep_all,$(EXTENDED))

@@ -205,14 +205,17 @@ def resolve(listed: list[str], base: Path) -> tuple[list[dict], tuple[PluginSour
     """Import the plug-ins a config lists: their records for the canonical config (label and hash)
     and the file plug-ins' sources, which travel with the tasks."""
     records, sources = [], []
-    for label in listed:
-        if label.endswith(".py") or "/" in label or "\\" in label:
-            plugin = read_file(label, base)
-            load(plugin, active=True)
-            records.append({"file": plugin.label, "sha256": plugin.sha256})
-            sources.append(plugin)
-        else:
-            records.append(load_module(label))
+    try:
+        for label in listed:
+            if label.endswith(".py") or "/" in label or "\\" in label:
+                plugin = read_file(label, base)
+                load(plugin, active=True)
+                records.append({"file": plugin.label, "sha256": plugin.sha256})
+                sources.append(plugin)
+            else:
+                records.append(load_module(label))
+    finally:
+        registry.end_config()  # a later config or results folder in this process may replace them
     return records, tuple(sources)
 
 

@@ -135,6 +135,11 @@ def registering_as(origin: str, owner: str, listed: bool = False, active: bool =
         _loading.pop()
 
 
+def end_config() -> None:
+    """The config's plug-ins are imported: from now on another config's version may replace them."""
+    _active.clear()
+
+
 def begin_config() -> None:
     """A config is about to import its plug-ins: forget the names earlier configs' plug-ins
     registered in this process (a config sees emrun, installed entry points and its own plug-ins)."""

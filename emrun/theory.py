@@ -30,7 +30,7 @@ def one_cluster_gap(data: bernoulli.PatternSet) -> tuple[float, float]:
     return one_cluster - data.entropy, kl
 
 
-def _row(values, spec, quantity, index, closed, engine, **extra) -> dict:
+def check_row(values, spec, quantity, index, closed, engine, **extra) -> dict:
     denominator = max(abs(closed), 1e-300)
     return {"config": values["name"], "batch_id": spec.batch_id, "check": values["check"], "m": spec.cell.m,
             "D": spec.cell.D, "truth_index": spec.truth_index, "quantity": quantity, "index": index,
@@ -50,10 +50,10 @@ def closed_forms(values, spec, rng, options) -> list[dict]:
     new_pi, new_mu, _ = bernoulli.em_step(data, pi, np.stack([mu1, xbar])[None])
     z1_engine = new_pi[0, 0] / _EPSILON
     lam = bmm_lambda(true_mu, xbar, mu1)
-    rows = [_row(values, spec, "bmm_z1_eq_4_11", -1, bmm_z1_products(true_pi, true_mu, xbar, mu1), z1_engine),
-            _row(values, spec, "bmm_z1_eq_4_12", -1, bmm_z1_lambda(true_pi, lam), z1_engine)]
+    rows = [check_row(values, spec, "bmm_z1_eq_4_11", -1, bmm_z1_products(true_pi, true_mu, xbar, mu1), z1_engine),
+            check_row(values, spec, "bmm_z1_eq_4_12", -1, bmm_z1_lambda(true_pi, lam), z1_engine)]
     lam_engine = bmm_lambda(true_mu, xbar, new_mu[0, 0])
-    rows += [_row(values, spec, "bmm_lambda_update_eq_4_14", i, closed, engine)
+    rows += [check_row(values, spec, "bmm_lambda_update_eq_4_14", i, closed, engine)
              for i, (closed, engine) in enumerate(zip(bmm_lambda_update(true_pi, true_mu, xbar, mu1), lam_engine,
                                                       strict=True))]
     # GMM: truth as in Figure 2 (centred), mu_2 at the population mean, b random.
@@ -64,7 +64,7 @@ def closed_forms(values, spec, rng, options) -> list[dict]:
     _, gamma = gaussian.density_ratios(sample, np.array([[_EPSILON, 1 - _EPSILON]]),
                                   np.stack([population_mean + b, population_mean])[None])
     estimate, error = gamma[0, 0].mean(), gamma[0, 0].std() / np.sqrt(len(sample.weights))
-    rows.append(_row(values, spec, "gmm_z1_eq_4_4", -1, escape_factor(b, g_pi, g_mu), estimate,
+    rows.append(check_row(values, spec, "gmm_z1_eq_4_4", -1, escape_factor(b, g_pi, g_mu), estimate,
                      standard_error=float(error)))
     return rows
 
@@ -79,15 +79,15 @@ def gap(values, spec, rng, options) -> list[dict]:
     true_pi, true_mu = bernoulli.random_mixture(2, D, rng)
     data = bernoulli.population_patterns(true_pi, true_mu)
     gap, kl = one_cluster_gap(data)
-    rows = [_row(values, spec, "gap_random_truth", -1, kl, gap)]
+    rows = [check_row(values, spec, "gap_random_truth", -1, kl, gap)]
     independent = bernoulli.population_patterns(true_pi, np.stack([true_mu[0], true_mu[0]]))  # one product law
-    rows.append(_row(values, spec, "gap_independent_truth", -1, 0.0, one_cluster_gap(independent)[0]))
+    rows.append(check_row(values, spec, "gap_independent_truth", -1, 0.0, one_cluster_gap(independent)[0]))
     rows += _local_minimum_rows(values, spec, rng, data, true_pi, true_mu, options["perturbations"])
     if spec.truth_index == 0:
         for delta in options["deltas"]:
             extreme = bernoulli.population_patterns(np.array([0.5, 0.5]), np.array([[1 - delta] * D, [delta] * D]))
             gap, kl = one_cluster_gap(extreme)
-            rows.append(_row(values, spec, "gap_extreme_truth", -1, kl, gap, delta=delta,
+            rows.append(check_row(values, spec, "gap_extreme_truth", -1, kl, gap, delta=delta,
                              limit=(D - 1) * np.log(2)))
     return rows
 
@@ -116,7 +116,7 @@ def _local_minimum_rows(values, spec, rng, data, true_pi, true_mu, count: int) -
         shift[: count // 2, 1] = 0.0
         mu = np.clip(mu0 + shift, 1e-6, 1 - 1e-6)
         change = bernoulli.loss(data, pi, mu) - base
-        rows.append(_row(values, spec, f"local_minimum_{side}", -1, z1, float(change.min()),
+        rows.append(check_row(values, spec, f"local_minimum_{side}", -1, z1, float(change.min()),
                          perturbations=count, rising=int((change > 0).sum())))
     return rows
 
@@ -137,7 +137,7 @@ def rotation(values, spec, rng, options) -> list[dict]:
         pi, mu, _ = gaussian.em_step(data, pi, mu)
         b = mu[0, 0] - mu[0, 1]
         after = abs(b @ mu_star) / (np.linalg.norm(b) * np.linalg.norm(mu_star))
-        rows.append(_row(values, spec, "abs_cosine_b_mu_star", t, before, after, pi1_before=float(pi1), pi1=float(pi[0, 0])))
+        rows.append(check_row(values, spec, "abs_cosine_b_mu_star", t, before, after, pi1_before=float(pi1), pi1=float(pi[0, 0])))
         pi1 = float(pi[0, 0])
     return rows
 
@@ -169,7 +169,7 @@ def gd_trap(values, spec, rng, options) -> list[dict]:
     for k in range(len(mu1)):
         lam = bmm_lambda(true_mu, data.mean, mu1[k])
         z1 = bmm_z1_lambda(true_pi, lam)
-        rows.append(_row(values, spec, "start", k, z1, gd.pi[k, 0], em_pi1=float(em.pi[k, 0]), epsilon=epsilon,
+        rows.append(check_row(values, spec, "start", k, z1, gd.pi[k, 0], em_pi1=float(em.pi[k, 0]), epsilon=epsilon,
                          lambda_1=float(lam[0]), lambda_2=float(lam[1]) if D > 1 else 0.0,
                          in_trap=bool(z1 < 1), positive=bool(np.all(lam > 0) or np.all(lam < 0))))
     # One start in the trap region, traced, for the figure of pi_1 against the iteration.
@@ -179,7 +179,7 @@ def gd_trap(values, spec, rng, options) -> list[dict]:
         for algorithm, iterations in (("gd", options["gd_iterations"]), ("em", options["em_iterations"])):
             traced = run_algorithm(bernoulli, data, pi[k:k + 1], mu[k:k + 1], algorithm, iterations, 1e-300, step=0.02,
                                    record=("pi",), record_every=max(1, iterations // 100))
-            rows += [_row(values, spec, f"pi1_trajectory_{algorithm}", iteration, rows[k]["closed_form"],
+            rows += [check_row(values, spec, f"pi1_trajectory_{algorithm}", iteration, rows[k]["closed_form"],
                           float(recorded["pi"][0, 0])) for iteration, _, recorded in traced.trace]
     return rows
 
@@ -210,8 +210,8 @@ def bmm_escape(values, spec, rng, options) -> list[dict]:
         first[ids[inside]] = iteration
         for position, trial in enumerate(ids):
             if trial in keep:
-                rows.append(_row(values, spec, "b_trajectory", iteration, b[position, 0], b[position, 1], start=int(trial)))
-    rows += [_row(values, spec, "first_positive_iteration", k, iterations, first[k]) for k in range(len(mu1))]
+                rows.append(check_row(values, spec, "b_trajectory", iteration, b[position, 0], b[position, 1], start=int(trial)))
+    rows += [check_row(values, spec, "first_positive_iteration", k, iterations, first[k]) for k in range(len(mu1))]
     for row in rows:
         row.update(xbar_1=float(xbar[0]), xbar_2=float(xbar[1]), sigma=sigma)
     return rows
@@ -227,13 +227,13 @@ def kmeans_vs_em(values, spec, rng, options) -> list[dict]:
         result = lecture.compare(points, int(rng.integers(2**31 - 1)))
         for method in ("full", "unit"):
             difference = float(np.abs(result[method] - result["kmeans"]).max())
-            rows.append(_row(values, spec, f"centre_difference_{method}", index, 0.0, difference, dataset=name))
+            rows.append(check_row(values, spec, f"centre_difference_{method}", index, 0.0, difference, dataset=name))
         for method in ("kmeans", "full", "unit"):
             for c in range(2):
-                rows.append(_row(values, spec, f"centre_{method}", 2 * index + c, result[method][c, 0],
+                rows.append(check_row(values, spec, f"centre_{method}", 2 * index + c, result[method][c, 0],
                                  result[method][c, 1], dataset=name))
         increases = np.diff(result["unit_losses"]) > 1e-12 * np.abs(result["unit_losses"][:-1])
-        rows.append(_row(values, spec, "unit_em_loss_increases", index, 0.0, float(increases.sum()), dataset=name))
-        rows += [_row(values, spec, "point", k, x, y, dataset=name, kmeans_label=int(a), full_label=int(b))
+        rows.append(check_row(values, spec, "unit_em_loss_increases", index, 0.0, float(increases.sum()), dataset=name))
+        rows += [check_row(values, spec, "point", k, x, y, dataset=name, kmeans_label=int(a), full_label=int(b))
                  for k, ((x, y), a, b) in enumerate(zip(points, result["kmeans_labels"], result["full_labels"], strict=True))]
     return rows

@@ -14,10 +14,11 @@ from typing import Any
 import pandas as pd
 
 from emrun import seeds
+from emrun.algorithms import check_pair
 from emrun.batch import BatchResult, BatchSpec
 from emrun.config import Checker
 from emrun.kinds.base import SHARED_KEYS, CellGrid
-from emrun.registry import CHECKS, resolve
+from emrun.registry import ALGORITHMS, CHECKS, FAMILIES, resolve
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Check:
     section: Any
     options: dict
     description: str = ""
+    family: str | None = None  # the model family the check fits: the config must name it, with its algorithms
+    validate: Any = None  # (config values, options, checker) -> None: checks across the options and the grid
 
 
 BUILT_IN = {
@@ -48,6 +51,10 @@ BUILT_IN = {
                         "Theorem 4.5: EM moves lambda into a positive region"),
     "kmeans_vs_em": Check("emrun.theory:kmeans_vs_em", "emrun.report.theory:kmeans_vs_em", {},
                           "the lecture: k-means and EM centres differ on overlapping unequal clusters"),
+    "segmentation": Check("emrun.segmentation:check", "emrun.report.segmentation:section",
+                          {"iterations": 300, "tol": 1e-6, "kmeans_starts": 10, "size": 128},
+                          "the lecture: a full-covariance GMM (EM) and k-means segment RGB images",
+                          family="gaussian_full", validate="emrun.segmentation:validate"),
 }
 
 
@@ -74,6 +81,17 @@ class Theory(CellGrid):
         for key, value in given.items():
             check.typed(value, f"check_options.{key}", defaults[key])
         out["check_options"] = given  # as given (hash-stable); the check fills in its defaults
+        entry = CHECKS.get(out["check"])
+        if entry.family is not None:
+            if out["model"] != entry.family:
+                check.fail("model", f"check '{out['check']}' fits model '{entry.family}'; got {out['model']!r}")
+            for name in out["grid"]["algorithm"]:
+                try:
+                    check_pair(FAMILIES.get(entry.family), ALGORITHMS.get(name))
+                except ValueError as error:
+                    check.fail("grid.algorithm", str(error))
+        if entry.validate is not None:
+            _callable(entry.validate)(out, {**defaults, **given}, check)
 
     def names_used(self, values: dict) -> set[str]:
         return {*super().names_used(values), values["check"]}

@@ -66,7 +66,7 @@ class Family(Protocol):
 def __getattr__(name: str):
     # The built-in families, imported only when the registry first needs them.
     if name == "BUILT_IN":
-        from emrun.models import bernoulli, gaussian
+        from emrun.models import bernoulli, gaussian, gaussian_full
 
-        return {"bernoulli": bernoulli, "gaussian": gaussian}
+        return {"bernoulli": bernoulli, "gaussian": gaussian, "gaussian_full": gaussian_full}
     raise AttributeError(f"module 'emrun.models' has no attribute {name!r}")

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun.registry import CHECKS
 from emrun.report import ReportResult
 from emrun.report.common import provenance_section, save_figure, verdict_section
 from emrun.report.verdicts import Verdict, linear_fit
@@ -269,17 +270,28 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     return save_figure(fig, folder, "kmeans_vs_em", "The lecture: k-means and EM centres on two synthetic sets"), verdicts
 
 
+def _options_line(config: dict) -> str:
+    """The options the check ran with: the config's, and the defaults it left (marked)."""
+    given = config["check_options"]
+    defaults = CHECKS.get(config["check"]).options
+    shown = [f"{key} = {given[key]!r}" for key in given] + [f"{key} = {value!r} (default)"
+                                                           for key, value in defaults.items() if key not in given]
+    return ", ".join(shown) if shown else "none"
+
+
 def write(ctx, section) -> ReportResult:
     """The report of a theory check: ``section`` (rows, folder) -> (lines, verdicts) is the check's."""
     config, rows, folder = ctx.config, ctx.rows, ctx.folder
     lines, verdicts = section(rows, folder)
     out = [f"# {config['name']}: {config['description']}", "",
-           f"Check `{config['check']}` of `emrun/theory.py`; D = {config['grid']['D']}, {config['truths']} random "
-           f"configurations per D (seed {config['seed']}), options {config['check_options']}.", "",
+           f"Check `{config['check']}` ({CHECKS.get(config['check']).description}); grid m = {config['grid']['m']}, "
+           f"D = {config['grid']['D']}, {config['truths']} random configurations (seeds) per cell (seed {config['seed']}), "
+           f"options {_options_line(config)}.", "",
            *verdict_section(verdicts), "## Numbers", "", *lines]
     out += provenance_section(ctx.manifest, [], ctx.command)
-    summary = rows.groupby(["quantity", "D"])["relative_error"].agg(["size", "median", "max"]).reset_index()
-    summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
+    if "relative_error" in rows:  # a check of closed forms against the engine
+        summary = rows.groupby(["quantity", "D"])["relative_error"].agg(["size", "median", "max"]).reset_index()
+        summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
     path.write_text("\n".join(out))
     return ReportResult(path, verdicts)

@@ -1,0 +1,173 @@
+"""The report section of the lecture's image segmentation (``check: segmentation``): verdicts on
+EM's monotone objective and on the two synthetic images (docs/protocols.md, sections 4.3-4.4),
+tables per image and K, and figures drawn from the stored images and label maps of seed 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from emrun.report.common import save_figure
+from emrun.report.verdicts import BOOTSTRAP_RESAMPLES, FAILS, HOLDS, UNTESTABLE, Verdict
+from emrun.segmentation import REGIONS, decode
+
+ACCURACY_THRESHOLD = 0.95  # image (a), every seed
+SHARE_THRESHOLD, MEDIAN_THRESHOLD = 0.8, 0.02  # image (b): seeds where the GMM wins, and the median gain
+TOLERANCE = 1e-10  # a step lowers F when it falls by more than this times |F| (rounding)
+
+
+def _monotone(rows: pd.DataFrame) -> Verdict:
+    runs = rows[rows["quantity"] == "objective_decreases"]
+    claim = "EM's objective never decreases (full-covariance GMM, every image, K and seed)"
+    criterion = f"no EM iteration lowers the penalised log-likelihood F by more than {TOLERANCE:g} x |F|"
+    if runs.empty:
+        return Verdict.untestable(claim, "no EM runs are stored.", criterion)
+    falls = int(runs["value"].sum())
+    largest = runs["largest_rise"].max()  # of -F in one step, relative to |F|
+    fall = f"{largest:.1e}" if largest > 0 else "none (F never fell, even by rounding)"
+    return Verdict.judged(claim, falls == 0,
+                          f"{falls} decreases over {int(runs['steps'].sum()):,} iterations of {len(runs)} runs; the "
+                          f"largest one-step fall of F relative to |F|: {fall}.", criterion)
+
+
+def _accuracies(rows: pd.DataFrame, image: str) -> pd.DataFrame:
+    """Per seed, GMM and k-means accuracy on ``image`` at K = its number of regions."""
+    mine = rows[(rows["image"] == image) & rows["quantity"].isin(["gmm_accuracy", "kmeans_accuracy"])]
+    return mine.pivot_table(index="truth_index", columns="quantity", values="value")
+
+
+def _equal_noise(rows: pd.DataFrame) -> Verdict:
+    K = REGIONS["equal_noise"]
+    claim = f"On image (a), equal noise, the GMM recovers the {K} regions (pixel accuracy >= {ACCURACY_THRESHOLD})"
+    criterion = f"the GMM's pixel accuracy at K = {K} (best label matching) is at least {ACCURACY_THRESHOLD} in every seed"
+    table = _accuracies(rows, "equal_noise")
+    if table.empty:
+        return Verdict.untestable(claim, f"no run at K = {K} is stored.", criterion)
+    gmm = table["gmm_accuracy"]
+    return Verdict.judged(claim, bool((gmm >= ACCURACY_THRESHOLD).all()),
+                          f"GMM accuracy over {len(gmm)} seeds: min {gmm.min():.4f}, median {gmm.median():.4f} "
+                          f"(k-means: min {table['kmeans_accuracy'].min():.4f}).", criterion)
+
+
+def _unequal_noise(rows: pd.DataFrame) -> Verdict:
+    K = REGIONS["unequal_noise"]
+    claim = "On image (b), unequal spreads, the full-covariance GMM segments better than k-means"
+    criterion = (f"paired per seed at K = {K}: GMM minus k-means accuracy above 0 in at least {SHARE_THRESHOLD:.0%} of "
+                 f"seeds, median at least {MEDIAN_THRESHOLD}, and the 95% bootstrap interval over seeds of the mean "
+                 "difference above 0 (a tie does not hold; not testable if only the interval fails)")
+    table = _accuracies(rows, "unequal_noise")
+    if len(table) < 2:
+        return Verdict.untestable(claim, "fewer than 2 seeds at K = 3: no interval over seeds.", criterion)
+    difference = (table["gmm_accuracy"] - table["kmeans_accuracy"]).to_numpy()
+    rng = np.random.default_rng(0)
+    means = difference[rng.integers(0, len(difference), (BOOTSTRAP_RESAMPLES, len(difference)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    share, median = float((difference > 0).mean()), float(np.median(difference))
+    evidence = (f"GMM ahead in {int((difference > 0).sum())} of {len(difference)} seeds; median difference {median:+.4f}, "
+                f"mean {difference.mean():+.4f} [{low:+.4f}, {high:+.4f}] (GMM median accuracy "
+                f"{table['gmm_accuracy'].median():.4f}, k-means {table['kmeans_accuracy'].median():.4f}).")
+    interval = f"percentile bootstrap over seeds ({BOOTSTRAP_RESAMPLES} resamples, seed 0)"
+    if share < SHARE_THRESHOLD or median < MEDIAN_THRESHOLD:
+        return Verdict(claim, FAILS, evidence, criterion, interval)
+    if low <= 0:
+        return Verdict(claim, UNTESTABLE, evidence + " The interval contains 0.", criterion, interval)
+    return Verdict(claim, HOLDS, evidence, criterion, interval)
+
+
+def _stored_map(rows: pd.DataFrame, image: str, quantity: str, K: int | None = None) -> np.ndarray | None:
+    chosen = rows[(rows["image"] == image) & (rows["quantity"] == quantity) & (rows["truth_index"] == 0)]
+    if K is not None:
+        chosen = chosen[chosen["K"] == K]
+    if chosen.empty:
+        return None
+    row = chosen.iloc[0]
+    shape = (int(row["height"]), int(row["width"])) + ((3,) if quantity == "image" else ())
+    return decode(row["encoded"], shape)
+
+
+def _painted(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Each label drawn in the mean colour of its pixels (so two methods' maps compare by eye)."""
+    colours = np.zeros((labels.max() + 1, 3))
+    for label in np.unique(labels):
+        colours[label] = image[labels == label].mean(axis=0)
+    return colours[labels]
+
+
+def _segmentation_figure(rows: pd.DataFrame, folder: Path, chosen: dict[str, int]) -> list[str]:
+    images = [name for name in chosen if _stored_map(rows, name, "image", chosen[name]) is not None]
+    if not images:
+        return []
+    fig, axes = plt.subplots(len(images), 3, figsize=(9, 3 * len(images)), squeeze=False)
+    for row_axes, name in zip(axes, images, strict=True):
+        image = _stored_map(rows, name, "image", chosen[name]) / 255.0
+        panels = [("image", image)] + [(method, _painted(_stored_map(rows, name, f"{method}_labels", chosen[name]), image))
+                                       for method in ("kmeans", "gmm")]
+        for ax, (title, picture) in zip(row_axes, panels, strict=True):
+            ax.imshow(picture)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}: " + {"image": "the image", "kmeans": f"k-means, K = {chosen[name]}",
+                                         "gmm": f"GMM (EM), K = {chosen[name]}"}[title], fontsize=8)
+    return save_figure(fig, folder, "segmentations", "each image (seed 0) beside its k-means and GMM segmentations, "
+                       "each label in the mean colour of its pixels")
+
+
+def _accuracy_figure(rows: pd.DataFrame, folder: Path) -> list[str]:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, name in zip(axes, ("equal_noise", "unequal_noise"), strict=True):
+        table = _accuracies(rows, name)
+        if table.empty:
+            continue
+        for row in table.itertuples():
+            ax.plot([0, 1], [row.kmeans_accuracy, row.gmm_accuracy], "o-", color="0.5", alpha=0.7)
+        ax.set_xticks([0, 1], ["k-means", "GMM (EM)"])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set(ylabel="pixel accuracy (best label matching)",
+               title=f"{name}, K = {REGIONS[name]}: one line per seed")
+        if name == "equal_noise":
+            ax.axhline(ACCURACY_THRESHOLD, color="tab:red", ls="--", lw=0.8, label=f"{ACCURACY_THRESHOLD}")
+            ax.legend(fontsize=7)
+    return save_figure(fig, folder, "accuracies", "pixel accuracy of k-means and the GMM per seed, paired")
+
+
+def _china_figure(rows: pd.DataFrame, folder: Path) -> list[str]:
+    Ks = sorted(rows[(rows["image"] == "china") & (rows["quantity"] == "gmm_labels")]["K"].unique())
+    if not Ks:
+        return []
+    image = _stored_map(rows, "china", "image", Ks[0]) / 255.0
+    fig, axes = plt.subplots(2, len(Ks), figsize=(2.8 * len(Ks), 4.6), squeeze=False)
+    for j, K in enumerate(Ks):
+        for i, method in enumerate(("kmeans", "gmm")):
+            ax = axes[i][j]
+            ax.imshow(_painted(_stored_map(rows, "china", f"{method}_labels", K), image))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{'k-means' if method == 'kmeans' else 'GMM (EM)'}, K = {K}", fontsize=8)
+    return save_figure(fig, folder, "china", "china.jpg segmented by k-means (top) and the GMM (bottom) for every K")
+
+
+def section(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
+    verdicts = [_monotone(rows), _equal_noise(rows), _unequal_noise(rows)]
+    scores = rows[rows["quantity"].isin(["gmm_log_likelihood", "kmeans_inertia"])]
+    wide = scores.pivot_table(index=["image", "K"], columns="quantity", values="value", aggfunc="median")
+    iterations = rows[rows["quantity"] == "objective_decreases"].groupby(["image", "K"]).agg(
+        iterations=("em_iterations", "median"), capped=("em_status", lambda s: int((s == "capped").sum())))
+    wide = wide.join(iterations)
+    lines = ["Per image and K, medians over seeds: the GMM's log-likelihood per pixel (its penalty apart), k-means' "
+             "inertia per pixel, EM's iterations (runs stopped by the cap).", "",
+             "| image | K | GMM log-likelihood | k-means inertia | EM iterations (capped) |", "|---|---|---|---|---|"]
+    lines += [f"| {image} | {K} | {r.gmm_log_likelihood:.4f} | {r.kmeans_inertia:.5f} | {r.iterations:.0f} ({int(r.capped)}) |"
+              for (image, K), r in wide.iterrows()]
+    for name in ("equal_noise", "unequal_noise"):
+        table = _accuracies(rows, name)
+        if not table.empty:
+            lines += ["", f"Pixel accuracy on {name} at K = {REGIONS[name]}, per seed (GMM / k-means): "
+                      + ", ".join(f"{int(seed)}: {r.gmm_accuracy:.4f} / {r.kmeans_accuracy:.4f}"
+                                  for seed, r in table.iterrows()) + "."]
+    lines += [""]
+    chosen = {"equal_noise": REGIONS["equal_noise"], "unequal_noise": REGIONS["unequal_noise"], "china": 3}
+    lines += _segmentation_figure(rows, folder, chosen) + _accuracy_figure(rows, folder) + _china_figure(rows, folder)
+    return lines, verdicts

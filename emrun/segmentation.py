@@ -1,0 +1,171 @@
+"""The lecture's image segmentation: k-means and a full-covariance Gaussian mixture (EM) on the
+pixels of an RGB image as points in [0, 1]^3 (docs/protocols.md, section 4.3, fixes every choice).
+
+Images: two synthetic ones with known regions, (a) ``equal_noise`` (four flat colours, isotropic
+noise) and (b) ``unequal_noise`` (a background with wide anisotropic noise beside a tight disc, so
+k-means splits the background's tail off), whose noise is drawn per seed; and ``china``,
+scikit-learn's bundled photograph, block-averaged down. One batch is one (K, seed): every image
+segmented by k-means and by EM started from the k-means solution. A theory check (``check:
+segmentation``): rows of quantities, the images and label maps of seed 0 stored compactly.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from emrun import seeds
+from emrun.algorithms import run_batch
+from emrun.models import gaussian_full
+from emrun.models.gaussian import SampleSet
+
+SIZE = 128  # the protocol's synthetic images are SIZE x SIZE pixels (check_options.size)
+IMAGES = ("equal_noise", "unequal_noise", "china")
+REGIONS = {"equal_noise": 4, "unequal_noise": 3}  # images with known regions
+EQUAL_COLOURS = np.array([[0.75, 0.25, 0.25], [0.25, 0.75, 0.25], [0.25, 0.25, 0.75], [0.7, 0.7, 0.3]])
+UNEQUAL = ((np.array([0.5, 0.5, 0.5]), np.array([0.15, 0.04, 0.04])),  # background: wide along R
+           (np.array([0.8, 0.5, 0.5]), np.array([0.03, 0.03, 0.03])),  # disc of radius 40, centred
+           (np.array([0.3, 0.3, 0.7]), np.array([0.05, 0.05, 0.05])))  # 32 x 32 square, top left
+
+
+def validate(values: dict, options: dict, check) -> None:
+    """Config checks across the grid and the options: RGB pixels (grid.D: [3]), and no K above the
+    number of pixels of the synthetic images (size x size)."""
+    if values["grid"]["D"] != [3]:
+        check.fail("grid.D", f"image pixels are RGB points: 'grid.D' must be [3], got {values['grid']['D']}")
+    if options["size"] < 4:
+        check.fail("check_options.size", f"'check_options.size' must be at least 4, got {options['size']}")
+    pixels = options["size"] ** 2
+    if max(values["grid"]["m"]) > pixels:
+        check.fail("grid.m", f"'grid.m': K = {max(values['grid']['m'])} clusters is more than the {pixels} pixels of a "
+                             f"{options['size']} x {options['size']} image")
+
+
+def region_map(name: str, size: int = SIZE) -> np.ndarray:
+    """The known region of every pixel [size, size] (images (a) and (b); the protocol's sizes are
+    for size = 128 and scale with it)."""
+    rows, columns = np.mgrid[0:size, 0:size]
+    if name == "equal_noise":
+        return (rows >= size // 2) * 2 + (columns >= size // 2)
+    centre, radius, corner = (size - 1) / 2, 40 * size / SIZE, 32 * size // SIZE
+    regions = np.where((rows - centre) ** 2 + (columns - centre) ** 2 <= radius**2, 1, 0)
+    regions[:corner, :corner] = 2
+    return regions
+
+
+def synthetic(name: str, rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """(image [size, size, 3] in [0, 1], regions [size, size]) with this seed's noise."""
+    regions = region_map(name, size)
+    noise = rng.standard_normal((size, size, 3))
+    if name == "equal_noise":
+        image = EQUAL_COLOURS[regions] + 0.1 * noise
+    else:
+        colours = np.array([colour for colour, _ in UNEQUAL])
+        spreads = np.array([spread for _, spread in UNEQUAL])
+        image = colours[regions] + spreads[regions] * noise
+    return np.clip(image, 0.0, 1.0), regions
+
+
+def china() -> np.ndarray:
+    """scikit-learn's china.jpg (427 x 640), block-averaged by 4 and 5 to 106 x 128, in [0, 1]."""
+    from sklearn.datasets import load_sample_image
+
+    pixels = load_sample_image("china.jpg").astype(float) / 255.0
+    rows, columns = pixels.shape[0] // 4, pixels.shape[1] // 5
+    return pixels[: rows * 4, : columns * 5].reshape(rows, 4, columns, 5, 3).mean(axis=(1, 3))
+
+
+def best_accuracy(labels: np.ndarray, regions: np.ndarray) -> float:
+    """The share of pixels whose label matches their region under the best one-to-one matching of
+    labels to regions (Hungarian algorithm on the confusion matrix)."""
+    from scipy.optimize import linear_sum_assignment
+
+    size = max(labels.max(), regions.max()) + 1
+    confusion = np.zeros((size, size))
+    np.add.at(confusion, (labels.ravel(), regions.ravel()), 1)
+    matched_labels, matched_regions = linear_sum_assignment(-confusion)
+    return float(confusion[matched_labels, matched_regions].sum() / labels.size)
+
+
+def kmeans_start(points: np.ndarray, K: int, seed: int, starts: int):
+    """k-means (scikit-learn, ``starts`` seeded starts): labels, inertia per pixel, and the
+    mixture it implies (each cluster's share, centre and covariance) as the EM start."""
+    from sklearn.cluster import KMeans
+
+    fitted = KMeans(n_clusters=K, n_init=starts, random_state=seed).fit(points)
+    labels = fitted.labels_
+    share = np.bincount(labels, minlength=K) / len(points)
+    cov = np.stack([np.cov(points[labels == c].T, bias=True) if (labels == c).sum() > 1 else np.eye(3) * 1e-2
+                    for c in range(K)]) + gaussian_full.EPSILON * np.eye(3)
+    packed = gaussian_full.pack(fitted.cluster_centers_, cov)
+    return labels, float(fitted.inertia_ / len(points)), share, packed
+
+
+def _encode(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=np.uint8).tobytes()).decode()
+
+
+def decode(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A stored image or label map back as uint8 [shape]."""
+    return np.frombuffer(base64.b64decode(text), dtype=np.uint8).reshape(shape)
+
+
+def segment(image: np.ndarray, K: int, seed: int, options: dict) -> dict:
+    """k-means, then EM from its solution: both label maps, EM's objective at every iteration,
+    the GMM's log-likelihood and k-means' inertia (per pixel)."""
+    points = image.reshape(-1, 3)
+    data = SampleSet(points, np.full(len(points), 1.0 / len(points)))
+    kmeans_labels, inertia, share, packed = kmeans_start(points, K, seed, options["kmeans_starts"])
+    traced = run_batch(gaussian_full, data, share[None], packed[None], "em", options["iterations"],
+                       options["tol"], record=("loss",), record_every=1)
+    losses = np.array([recorded["loss"][0] for _, _, recorded in traced.trace])  # -F at every iterate
+    responsibilities = gaussian_full.responsibilities(data, traced.pi, traced.mu)[0]
+    means, cov = gaussian_full.unpack(traced.mu[0])
+    _, log_p, _ = gaussian_full._log_terms(data, traced.pi, traced.mu)
+    return {"kmeans": kmeans_labels.reshape(image.shape[:2]),
+            "gmm": responsibilities.argmax(axis=0).reshape(image.shape[:2]),
+            "losses": losses, "iterations": int(traced.iterations[0]), "status": str(traced.status[0]),
+            "log_likelihood": float(log_p[0] @ data.weights), "inertia": inertia}
+
+
+def check(values, spec, rng, options) -> list[dict]:
+    """One (K, seed): every image segmented by k-means and by EM; rows of accuracies (images with
+    known regions, at their number of regions), EM's objective decreases, likelihood and inertia;
+    for seed 0 the images and label maps."""
+    K, t = spec.cell.m, spec.truth_index
+    # The noise depends on the seed only (m = 0 in its key), so every K segments the same images.
+    size = options["size"]
+    noise = seeds.generator(values["seed"], seeds.data_key(0, 3, t, size * size))
+    images = {name: synthetic(name, noise, size) for name in IMAGES[:2]}
+    images["china"] = (china(), None)
+    rows = []
+    for index, (name, (image, regions)) in enumerate(images.items()):
+        result = segment(image, K, int(rng.integers(2**31 - 1)), options)
+        steps = np.diff(result["losses"])
+        rises = int((steps > 1e-10 * np.abs(result["losses"][:-1])).sum())  # -F rising = F falling
+        common = {"image": name, "K": K, "regions": REGIONS.get(name, 0), "em_iterations": result["iterations"],
+                  "em_status": result["status"]}
+        rows.append(_row(values, spec, "objective_decreases", index, rises, steps=len(steps),
+                         largest_rise=float(max(steps.max(), 0.0) / abs(result["losses"][0])) if len(steps) else 0.0,
+                         **common))
+        rows.append(_row(values, spec, "gmm_log_likelihood", index, result["log_likelihood"], **common))
+        rows.append(_row(values, spec, "kmeans_inertia", index, result["inertia"], **common))
+        if regions is not None and K == REGIONS[name]:
+            for method in ("gmm", "kmeans"):
+                rows.append(_row(values, spec, f"{method}_accuracy", index, best_accuracy(result[method], regions),
+                                 **common))
+        if t == 0:
+            shape = image.shape
+            rows.append(_row(values, spec, "image", index, 0.0, height=shape[0], width=shape[1],
+                             encoded=_encode(np.round(image * 255)), **common))
+            for method in ("gmm", "kmeans"):
+                rows.append(_row(values, spec, f"{method}_labels", index, 0.0, height=shape[0], width=shape[1],
+                                 encoded=_encode(result[method]), **common))
+    return rows
+
+
+def _row(values, spec, quantity: str, index: int, value: float, **extra) -> dict:
+    return {"config": values["name"], "batch_id": spec.batch_id, "check": values["check"], "m": spec.cell.m,
+            "D": spec.cell.D, "truth_index": spec.truth_index, "quantity": quantity, "index": index,
+            "value": float(value), **extra}
