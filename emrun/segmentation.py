@@ -21,6 +21,7 @@ from emrun.models import gaussian_full
 from emrun.models.gaussian import SampleSet
 
 SIZE = 128  # the protocol's synthetic images are SIZE x SIZE pixels (check_options.size)
+DECREASE_TOLERANCE = 1e-10  # a step lowers F when F falls by more than this times |F| (rounding)
 IMAGES = ("equal_noise", "unequal_noise", "china")
 REGIONS = {"equal_noise": 4, "unequal_noise": 3}  # images with known regions
 EQUAL_COLOURS = np.array([[0.75, 0.25, 0.25], [0.25, 0.75, 0.25], [0.25, 0.25, 0.75], [0.7, 0.7, 0.3]])
@@ -121,12 +122,23 @@ def segment(image: np.ndarray, K: int, seed: int, options: dict) -> dict:
                        options["tol"], record=("loss",), record_every=1)
     losses = np.array([recorded["loss"][0] for _, _, recorded in traced.trace])  # -F at every iterate
     responsibilities = gaussian_full.responsibilities(data, traced.pi, traced.mu)[0]
-    means, cov = gaussian_full.unpack(traced.mu[0])
-    _, log_p, _ = gaussian_full._log_terms(data, traced.pi, traced.mu)
     return {"kmeans": kmeans_labels.reshape(image.shape[:2]),
             "gmm": responsibilities.argmax(axis=0).reshape(image.shape[:2]),
             "losses": losses, "iterations": int(traced.iterations[0]), "status": str(traced.status[0]),
-            "log_likelihood": float(log_p[0] @ data.weights), "inertia": inertia}
+            "components": int((traced.pi[0] > 0).sum()),  # a component can be dropped (gaussian_full.DEAD_SHARE)
+            "log_likelihood": float(gaussian_full.log_likelihood(data, traced.pi, traced.mu)[0]), "inertia": inertia}
+
+
+def objective_decreases(losses: np.ndarray) -> tuple[int, float]:
+    """Of EM's -F at successive iterates: (the steps where F falls by more than DECREASE_TOLERANCE
+    x |F| or becomes non-finite, the largest one-step fall of F relative to |F|; inf if non-finite)."""
+    before, after = losses[:-1], losses[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = (after - before) / np.abs(before)  # -F rising = F falling
+    broken = ~np.isfinite(relative)
+    falls = int((broken | (relative > DECREASE_TOLERANCE)).sum())
+    largest = np.inf if broken.any() else float(max(relative.max(initial=0.0), 0.0))
+    return falls, largest
 
 
 def check(values, spec, rng, options) -> list[dict]:
@@ -142,13 +154,11 @@ def check(values, spec, rng, options) -> list[dict]:
     rows = []
     for index, (name, (image, regions)) in enumerate(images.items()):
         result = segment(image, K, int(rng.integers(2**31 - 1)), options)
-        steps = np.diff(result["losses"])
-        rises = int((steps > 1e-10 * np.abs(result["losses"][:-1])).sum())  # -F rising = F falling
+        falls, largest = objective_decreases(result["losses"])
         common = {"image": name, "K": K, "regions": REGIONS.get(name, 0), "em_iterations": result["iterations"],
-                  "em_status": result["status"]}
-        rows.append(_row(values, spec, "objective_decreases", index, rises, steps=len(steps),
-                         largest_rise=float(max(steps.max(), 0.0) / abs(result["losses"][0])) if len(steps) else 0.0,
-                         **common))
+                  "em_status": result["status"], "gmm_components": result["components"]}
+        rows.append(_row(values, spec, "objective_decreases", index, falls, steps=len(result["losses"]) - 1,
+                         largest_rise=largest, **common))
         rows.append(_row(values, spec, "gmm_log_likelihood", index, result["log_likelihood"], **common))
         rows.append(_row(values, spec, "kmeans_inertia", index, result["inertia"], **common))
         if regions is not None and K == REGIONS[name]:

@@ -46,15 +46,45 @@ def test_em_never_lowers_the_penalised_objective(m, D, seed):
 
 
 def test_the_m_step_is_the_penalised_one():
-    # At a fixed point of EM the covariance is the weighted scatter plus EPSILON / N_c on the diagonal.
+    # Two components with unequal shares, so the floor's division by N_c is what is checked: the
+    # new covariance is the weighted scatter about the new mean plus (EPSILON / N_c) I.
     rng = np.random.default_rng(3)
-    data = g.sample(*g.random_mixture(1, 2, rng), 500, rng)
-    pi, mu = np.ones((1, 1)), g.random_init(1, 2, rng)[1][None]
-    _, packed, _ = g.em_step(data, pi, mu)
-    means, cov = g.unpack(packed[0, 0])
-    scatter = np.cov(data.points.T, bias=True)
-    np.testing.assert_allclose(means, data.points.mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(cov, scatter + g.EPSILON * np.eye(2), rtol=1e-10)
+    data = g.sample(*g.random_mixture(2, 2, rng), 400, rng)
+    pi, mu = np.array([[0.8, 0.2]]), g.random_init(2, 2, rng)[1][None]
+    r = g.responsibilities(data, pi, mu)[0]  # [2, P]
+    new_pi, packed, _ = g.em_step(data, pi, mu)
+    means, cov = g.unpack(packed[0])
+    for c in range(2):
+        weights = r[c] * data.weights
+        share = weights.sum()
+        assert new_pi[0, c] == pytest.approx(share, rel=1e-12)
+        mean = weights @ data.points / share
+        centred = data.points - mean
+        scatter = (weights[:, None] * centred).T @ centred / share
+        np.testing.assert_allclose(means[c], mean, rtol=1e-12)
+        np.testing.assert_allclose(cov[c], scatter + g.EPSILON / share * np.eye(2), rtol=1e-10)
+    assert abs(new_pi[0, 0] - new_pi[0, 1]) > 0.05  # the shares differ: EPSILON alone would fail above
+
+
+def test_a_component_left_without_data_is_dropped_not_overflowed():
+    # A component far from every point gets a share that underflows: its weight becomes 0 and its
+    # mean and covariance stay, instead of a covariance EPSILON / N_c that overflows.
+    rng = np.random.default_rng(4)
+    data = g.sample(*g.random_mixture(1, 3, rng), 300, rng)
+    means = np.array([[0.5, 0.5, 0.5], [40.0, 40.0, 40.0]])
+    mu = g.pack(means, np.broadcast_to(0.01 * np.eye(3), (2, 3, 3)))[None]
+    with np.errstate(over="raise", invalid="raise"):  # no overflow, no invalid value (underflow is the point)
+        new_pi, packed, loss = g.em_step(data, np.array([[0.5, 0.5]]), mu)
+    assert new_pi[0, 1] == 0.0 and np.array_equal(packed[0, 1], mu[0, 1]) and np.isfinite(loss).all()
+    assert new_pi[0, 0] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_a_non_finite_objective_counts_as_a_decrease():
+    falls, largest = segmentation.objective_decreases(np.array([-1.0, -1.5, -1.5, np.nan, -2.0]))
+    assert falls == 2 and largest == np.inf  # into and out of the NaN
+    falls, largest = segmentation.objective_decreases(np.array([-1.0, -1.5, -1.4, -1.6]))
+    assert falls == 1 and largest == pytest.approx(0.1 / 1.5)
+    assert segmentation.objective_decreases(np.array([-1.0, -1.0 - 1e-12]))[0] == 0
 
 
 def test_accuracy_takes_the_best_matching_of_labels_to_regions():

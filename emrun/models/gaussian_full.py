@@ -6,7 +6,8 @@ parameters are (pi, mu), a component's mean and covariance travel together in ``
 [T, m, D + D * D] for data of dimension D (:func:`pack`, :func:`unpack`).
 
 The M-step sets Sigma_c = S_c + (EPSILON / N_c) I, with S_c the responsibility-weighted
-covariance and N_c the component's share of the data. That is the exact M-step of the penalised
+covariance and N_c the component's share of the data (so the added variance is in the data's
+units: 1e-3 for a component holding a tenth of the pixels). That is the exact M-step of the penalised
 objective F = mean_x log p(x) - (EPSILON / 2) sum_c tr(Sigma_c^-1) (a prior that keeps every
 covariance away from singular), so EM never decreases F; ``loss`` is -F. There is no gradient
 (``capabilities`` is EM only): a config that pairs this family with GD is refused.
@@ -23,7 +24,7 @@ from emrun.models.gaussian import SampleSet
 
 name = "gaussian_full"
 capabilities = frozenset({"em"})
-data_kinds = ("image",)  # read by the segmentation check; the grid kinds refuse this family
+data_kinds = ("image",)  # no population or sampled grid data: the grid kinds refuse this family
 em_updates = ("simultaneous",)
 boundary_rules = ("none",)
 mean_range = None
@@ -95,6 +96,12 @@ def _log_terms(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> tuple[np.ndar
 def _penalty(cov: np.ndarray) -> np.ndarray:
     """(EPSILON / 2) sum_c tr(Sigma_c^-1) per trial [T]."""
     return 0.5 * EPSILON * np.trace(np.linalg.inv(cov), axis1=-2, axis2=-1).sum(axis=1)
+
+
+def log_likelihood(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """The weighted mean log-likelihood per trial [T], without the penalty."""
+    _, log_p, _ = _log_terms(data, pi, mu)
+    return log_p @ data.weights
 
 
 def loss(data: SampleSet, pi: np.ndarray, mu: np.ndarray) -> np.ndarray:

@@ -12,22 +12,23 @@ import pandas as pd
 
 from emrun.report.common import save_figure
 from emrun.report.verdicts import BOOTSTRAP_RESAMPLES, FAILS, HOLDS, UNTESTABLE, Verdict
-from emrun.segmentation import REGIONS, decode
+from emrun.segmentation import DECREASE_TOLERANCE, REGIONS, decode
 
 ACCURACY_THRESHOLD = 0.95  # image (a), every seed
 SHARE_THRESHOLD, MEDIAN_THRESHOLD = 0.8, 0.02  # image (b): seeds where the GMM wins, and the median gain
-TOLERANCE = 1e-10  # a step lowers F when it falls by more than this times |F| (rounding)
 
 
 def _monotone(rows: pd.DataFrame) -> Verdict:
     runs = rows[rows["quantity"] == "objective_decreases"]
     claim = "EM's objective never decreases (full-covariance GMM, every image, K and seed)"
-    criterion = f"no EM iteration lowers the penalised log-likelihood F by more than {TOLERANCE:g} x |F|"
+    criterion = (f"no EM iteration lowers the penalised log-likelihood F by more than {DECREASE_TOLERANCE:g} x |F| "
+                 "or makes it non-finite")
     if runs.empty:
         return Verdict.untestable(claim, "no EM runs are stored.", criterion)
     falls = int(runs["value"].sum())
     largest = runs["largest_rise"].max()  # of -F in one step, relative to |F|
-    fall = f"{largest:.1e}" if largest > 0 else "none (F never fell, even by rounding)"
+    fall = ("non-finite in some run" if not np.isfinite(largest) else
+            f"{largest:.1e}" if largest > 0 else "none (F never fell, even by rounding)")
     return Verdict.judged(claim, falls == 0,
                           f"{falls} decreases over {int(runs['steps'].sum()):,} iterations of {len(runs)} runs; the "
                           f"largest one-step fall of F relative to |F|: {fall}.", criterion)
@@ -149,18 +150,25 @@ def _china_figure(rows: pd.DataFrame, folder: Path) -> list[str]:
     return save_figure(fig, folder, "china", "china.jpg segmented by k-means (top) and the GMM (bottom) for every K")
 
 
+def _span(low: float, high: float) -> str:
+    return f"{int(low)}" if low == high else f"{int(low)}-{int(high)}"
+
+
 def section(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]:
     verdicts = [_monotone(rows), _equal_noise(rows), _unequal_noise(rows)]
     scores = rows[rows["quantity"].isin(["gmm_log_likelihood", "kmeans_inertia"])]
     wide = scores.pivot_table(index=["image", "K"], columns="quantity", values="value", aggfunc="median")
     iterations = rows[rows["quantity"] == "objective_decreases"].groupby(["image", "K"]).agg(
-        iterations=("em_iterations", "median"), capped=("em_status", lambda s: int((s == "capped").sum())))
+        iterations=("em_iterations", "median"), capped=("em_status", lambda s: int((s == "capped").sum())),
+        fewest=("gmm_components", "min"), most=("gmm_components", "max"))
     wide = wide.join(iterations)
     lines = ["Per image and K, medians over seeds: the GMM's log-likelihood per pixel (its penalty apart), k-means' "
-             "inertia per pixel, EM's iterations (runs stopped by the cap).", "",
-             "| image | K | GMM log-likelihood | k-means inertia | EM iterations (capped) |", "|---|---|---|---|---|"]
-    lines += [f"| {image} | {K} | {r.gmm_log_likelihood:.4f} | {r.kmeans_inertia:.5f} | {r.iterations:.0f} ({int(r.capped)}) |"
-              for (image, K), r in wide.iterrows()]
+             "inertia per pixel, EM's iterations (runs stopped by the cap), and the GMM's components left at the "
+             "end over seeds (EM drops a component whose share of the pixels falls below 1e-100).", "",
+             "| image | K | GMM log-likelihood | k-means inertia | EM iterations (capped) | GMM components left |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {image} | {K} | {r.gmm_log_likelihood:.4f} | {r.kmeans_inertia:.5f} | {r.iterations:.0f} "
+              f"({int(r.capped)}) | {_span(r.fewest, r.most)} |" for (image, K), r in wide.iterrows()]
     for name in ("equal_noise", "unequal_noise"):
         table = _accuracies(rows, name)
         if not table.empty:
