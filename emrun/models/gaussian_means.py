@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import roots_hermitenorm
 
 ESTIMATORS = ("quadrature", "whitened_mc", "fresh_mc", "sample")
 MAX_NODES = 2_000_000  # quadrature nodes per evaluation (points^rank); beyond that, memory and time explode
@@ -53,6 +52,8 @@ def gauss_hermite(points: int, dims: int) -> tuple[np.ndarray, np.ndarray]:
     if points**dims > MAX_NODES:
         raise ValueError(f"quadrature with {points} points per axis in {dims} dimensions needs {points**dims:,} "
                          f"nodes (at most {MAX_NODES:,}); lower estimator.size or use a Monte Carlo estimator")
+    from scipy.special import roots_hermitenorm  # here: scipy.special costs every emrun process 0.17 s to import
+
     x, w = roots_hermitenorm(points)  # numpy's hermegauss overflows beyond ~300 points
     w = w / w.sum()
     grids = np.meshgrid(*([x] * dims), indexing="ij")

@@ -191,7 +191,8 @@ def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     axes[1].set_xlabel("iteration")
     axes[1].set_ylabel("pi_1 (0 shown at 1e-12)")
     axes[1].set_title("one start with Z_1 < 1 per D", fontsize=9)
-    axes[1].legend(fontsize=6, ncol=2)
+    if axes[1].get_legend_handles_labels()[0]:  # a folder without trajectories draws an empty panel
+        axes[1].legend(fontsize=6, ncol=2)
     return save_figure(fig, folder, "gd_trap", "Proposition 4.1 and Theorem 4.7: GD trapped where Z_1 < 1, EM "
                        "escaping from the same starts"), verdicts
 
