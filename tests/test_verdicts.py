@@ -134,3 +134,29 @@ def test_rule_comparison_counts_published_cells_in_each_rules_range():
     assert (table["exact"] == 0).all() and (table["as_published"] == 0.45).all()
     assert agree["exact"] == 1  # Table 2's one published 0.000 (m = 2, D = 4) lies in a [0, 0] range
     assert agree["as_published"] == 0  # no published value is exactly 0.45
+
+
+def test_a_paired_cluster_interval_is_narrower_when_the_clusters_move_together():
+    from emrun.report.verdicts import cluster_difference_interval
+
+    rng = np.random.default_rng(1)
+    level = rng.uniform(0, 1, 40)  # each cluster's own level, shared by both sides
+    first, second = (level + 0.1, np.ones(40)), (level + rng.normal(0, 0.01, 40), np.ones(40))
+    paired = cluster_difference_interval(first, second, paired=True)
+    unpaired = cluster_difference_interval(first, second)
+    assert paired[0] > 0 and paired[1] - paired[0] < (unpaired[1] - unpaired[0]) / 5
+    assert np.isnan(cluster_difference_interval(([1.0], [2.0]), ([1.0, 0.0], [2.0, 2.0]))[0])  # one cluster
+
+
+def test_digits_k_cluster_claim_is_not_testable_where_every_run_diverged():
+    from emrun.report.digits import _at_every_m
+
+    def paper(k_cluster, diverged):
+        return pd.DataFrame({"m": [2, 5], "runs": [20, 20], "k_cluster": k_cluster, "diverged": diverged,
+                             "median_k": [2, 2]})
+
+    judge = lambda table: _at_every_m(table, "k_cluster", "claim", "criterion", needs_finished=True).status  # noqa: E731
+    assert judge(paper([0, 0], [20, 20])) == v.UNTESTABLE
+    assert judge(paper([0, 3], [20, 5])) == v.UNTESTABLE  # where none ended at one, none ended at all
+    assert judge(paper([0, 3], [12, 5])) == v.FAILS  # 8 runs ended at m = 2, none at a k-cluster point
+    assert judge(paper([1, 3], [19, 5])) == v.HOLDS

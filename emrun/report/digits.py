@@ -16,7 +16,14 @@ import pandas as pd
 from emrun.report import ReportResult
 from emrun.report.claims import declared_claims, judge
 from emrun.report.common import provenance_section
-from emrun.report.verdicts import Verdict, difference_interval, ended_at_k_cluster, sign_verdict, wilson_interval
+from emrun.report.verdicts import (
+    BOOTSTRAP_RESAMPLES,
+    Verdict,
+    cluster_difference_interval,
+    ended_at_k_cluster,
+    sign_verdict,
+    wilson_interval,
+)
 
 SETTING = ["algorithm", "step", "init", "m"]
 
@@ -39,52 +46,75 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _at_every_m(paper: pd.DataFrame, column: str, claim: str, criterion: str) -> Verdict:
-    return Verdict.judged(claim, bool(len(paper) and (paper[column] > 0).all()),
-                          "per m: " + ", ".join(f"m={r.m}: {getattr(r, column)} of {r.runs} (median k {r.median_k:.0f})"
-                                                for r in paper.itertuples()) + ".", criterion)
+# The runs of one init (m, init scheme, run_index) share it across step sizes, and EM and GD share
+# it too: intervals resample inits with all their runs.
+INIT = ["m", "init", "run_index"]
 
 
-def _kmeans_lowers(gd: pd.DataFrame, column: str, what: str) -> Verdict:
-    uniform, kmeans = gd[gd["init"] == "uniform"], gd[gd["init"] == "kmeans"]
-    k1, n1, k2, n2 = int(kmeans[column].sum()), int(kmeans["runs"].sum()), int(uniform[column].sum()), int(uniform["runs"].sum())
-    if not n1 or not n2:
-        return Verdict.untestable(f"k-means initialisation lowers GD's rate of {what}", "both init schemes must be run.")
-    low, high = difference_interval(k1, n1, k2, n2)
-    return sign_verdict(f"k-means initialisation lowers GD's rate of {what}", k1 / n1 - k2 / n2, low, high,
+def _at_every_m(paper: pd.DataFrame, column: str, claim: str, criterion: str, needs_finished: bool = False) -> Verdict:
+    evidence = "per m: " + ", ".join(f"m={r.m}: {getattr(r, column)} of {r.runs} (median k {r.median_k:.0f}; "
+                                     f"diverged {r.diverged})" for r in paper.itertuples()) + "."
+    if not len(paper):
+        return Verdict.untestable(claim, "no GD runs at this setting are stored.", criterion)
+    missing = paper[paper[column] == 0]
+    if needs_finished and len(missing) and (missing["diverged"] == missing["runs"]).all():
+        # Where it did not happen, no run ended at all: a k-cluster ending could not be seen there.
+        return Verdict.untestable(claim, evidence + " Every run diverged wherever none ended at a k-cluster point.",
+                                  criterion)
+    return Verdict.judged(claim, missing.empty, evidence, criterion)
+
+
+def _kmeans_lowers(gd_rows: pd.DataFrame, column: str, what: str) -> Verdict:
+    claim = f"k-means initialisation lowers GD's rate of {what}"
+    per_init = gd_rows.groupby(INIT).agg(events=(column, "sum"), runs=(column, "size")).reset_index()
+    kmeans, uniform = per_init[per_init["init"] == "kmeans"], per_init[per_init["init"] == "uniform"]
+    if kmeans.empty or uniform.empty:
+        return Verdict.untestable(claim, "both init schemes must be run.")
+    k1, n1, k2, n2 = (int(kmeans["events"].sum()), int(kmeans["runs"].sum()), int(uniform["events"].sum()),
+                      int(uniform["runs"].sum()))
+    low, high = cluster_difference_interval((kmeans["events"], kmeans["runs"]), (uniform["events"], uniform["runs"]))
+    return sign_verdict(claim, k1 / n1 - k2 / n2, low, high,
                         f"GD runs with {what}: k-means inits {k1} of {n1}, uniform inits {k2} of {n2} (pooled over m and "
-                        "steps; the same data set, inits drawn independently).",
+                        f"steps; {len(kmeans)} and {len(uniform)} inits, each run at every step).",
                         "the 95% interval of (k-means rate - uniform rate) lies below 0 (not testable if it contains 0)",
-                        "Newcombe's score interval for a difference of two proportions, within this data set", sign=-1)
+                        f"percentile bootstrap over inits, each with its runs at every step ({BOOTSTRAP_RESAMPLES} "
+                        "resamples, seed 0), within this data set", sign=-1)
 
 
 def _ari(rows: pd.DataFrame) -> Verdict:
     claim = "EM's clusterings agree with the digit labels better than GD's (adjusted Rand index)"
-    em, gd = rows[rows["algorithm"] == "em"]["ari"].dropna(), rows[rows["algorithm"] == "gd"]["ari"].dropna()
+    scored = rows.dropna(subset=["ari"])
+    em, gd = scored[scored["algorithm"] == "em"], scored[scored["algorithm"] == "gd"]
     if em.empty or gd.empty:
         return Verdict.untestable(claim, "both EM and GD runs with an ARI are needed.")
-    rng = np.random.default_rng(0)
-    draws = [rng.choice(em.to_numpy(), len(em)).mean() - rng.choice(gd.to_numpy(), len(gd)).mean() for _ in range(2000)]
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return sign_verdict(claim, em.mean() - gd.mean(), float(low), float(high),
-                        f"mean ARI: EM {em.mean():.3f} over {len(em)} runs, GD {gd.mean():.3f} over {len(gd)} runs.",
+    # EM and GD start from the same inits: resample inits, each with its EM and GD runs.
+    per_init = pd.concat({name: part.groupby(INIT)["ari"].agg(["sum", "size"]) for name, part in
+                          (("em", em), ("gd", gd))}, axis=1).fillna(0.0)
+    low, high = cluster_difference_interval((per_init[("em", "sum")], per_init[("em", "size")]),
+                                            (per_init[("gd", "sum")], per_init[("gd", "size")]), paired=True)
+    return sign_verdict(claim, em["ari"].mean() - gd["ari"].mean(), low, high,
+                        f"mean ARI: EM {em['ari'].mean():.3f} over {len(em)} runs, GD {gd['ari'].mean():.3f} over "
+                        f"{len(gd)} runs, from {len(per_init)} shared inits.",
                         "the 95% bootstrap interval of (mean EM ARI - mean GD ARI) lies above 0",
-                        "percentile bootstrap over runs, within this data set (2000 resamples, seed 0)")
+                        f"percentile bootstrap over inits, each with its EM and GD runs ({BOOTSTRAP_RESAMPLES} "
+                        "resamples, seed 0), within this data set")
 
 
 def verdicts(table: pd.DataFrame, rows: pd.DataFrame) -> list[Verdict]:
     gd, em = table[table["algorithm"] == "gd"], table[table["algorithm"] == "em"]
     paper = gd[(gd["step"] == 0.02) & (gd["init"] == "uniform")]
+    gd_rows = rows[rows["algorithm"] == "gd"].assign(hit=ended_at_k_cluster, diverged=lambda r: r["status"] == "diverged")
     return [
         _at_every_m(paper, "k_cluster", "From the paper's random inits and step 0.02, GD ends at k-cluster points on real "
-                    "data", "at every m, at least one GD run ends (not diverged) with a weight below the threshold"),
+                    "data", "at every m, at least one GD run ends (not diverged) with a weight below the threshold; "
+                    "not testable where every run diverged", needs_finished=True),
         _at_every_m(paper, "diverged", "From the paper's random inits and step 0.02, GD diverges on real data (it clips a "
                     "mean onto 0 or 1, making an image impossible)", "at every m, at least one GD run diverges"),
         Verdict.judged("EM never ends at a k-cluster point on the digits", bool(em["k_cluster"].sum() == 0),
                        f"{int(em['k_cluster'].sum())} of {int(em['runs'].sum())} EM runs do; diverged "
                        f"{int(em['diverged'].sum())}.", "no EM run ends (not diverged) with a weight below the threshold"),
-        _kmeans_lowers(gd, "k_cluster", "k-cluster endings"),
-        _kmeans_lowers(gd, "diverged", "divergence"),
+        _kmeans_lowers(gd_rows, "hit", "k-cluster endings"),
+        _kmeans_lowers(gd_rows, "diverged", "divergence"),
         _ari(rows),
     ]
 

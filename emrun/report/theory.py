@@ -92,6 +92,17 @@ def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[V
                        f"the least-squares slope of the gap against D at the smallest delta is within "
                        f"{GAP_SLOPE_TOLERANCE:.0%} of log 2, with R² > 0.9999"),
     ]
+    # Judged only on the data that can decide them: a gap claim needs both kinds of truth, a slope
+    # and its R² need three or more D (two points fit a line exactly).
+    if random.empty or independent.empty:
+        verdicts[1] = Verdict.untestable(verdicts[1].claim, "random and independent-feature truths are both needed.",
+                                         verdicts[1].criterion)
+    if smallest["D"].nunique() < 3:
+        verdicts[2] = Verdict.untestable(verdicts[2].claim, f"{smallest['D'].nunique()} value(s) of D; a slope and its "
+                                         "R² need 3 or more.", verdicts[2].criterion)
+    if trap.empty or escape.empty:
+        verdicts[0] = Verdict.untestable(verdicts[0].claim, "starts on both sides of Z_1 = 1 are needed.",
+                                         verdicts[0].criterion)
     wide = extreme.pivot_table(index="D", columns="delta", values="engine")
     limits = extreme.groupby("D")["limit"].first()
     lines = ["Gap l_1 - l* for the extreme truths, against (D - 1) log 2:", "",

@@ -212,8 +212,10 @@ def sensitivity_verdicts(rows: pd.DataFrame, paper_step: float = 0.02, paper_cap
     """How far the pooled GD k-cluster rate moves from the paper's (step, cap)."""
     pooled = _pooled(rows)
     lower = pooled["low"].to_numpy()
-    verdicts = [Verdict.judged(
-        "GD ends at k-cluster points at every step size and cap, not only at the paper's", bool(np.all(lower > 0)),
+    everywhere = "GD ends at k-cluster points at every step size and cap, not only at the paper's"
+    verdicts = [Verdict.untestable(everywhere, "an interval over truths needs 2 or more truths per setting.")
+                if np.isnan(lower).any() else Verdict.judged(
+        everywhere, bool(np.all(lower > 0)),
         f"the pooled rate's 95% lower bound (over truths) is above 0 in {int(np.sum(lower > 0))} of {len(pooled)} "
         f"(step, cap) settings (smallest pooled rate {pooled['rate'].min():.3f}).",
         "at every (step, cap), the lower end of the 95% interval over truths of the pooled k-cluster rate is above 0",

@@ -77,16 +77,6 @@ def wilson_interval(successes, trials, z: float = 1.959964) -> tuple[np.ndarray,
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
-def difference_interval(k1, n1, k2, n2) -> tuple[float, float]:
-    """95% interval of p1 - p2 for two independent proportions (Newcombe's hybrid score method,
-    built from the two Wilson intervals): for runs drawn independently on one data set."""
-    p1, p2 = k1 / n1, k2 / n2
-    (l1, u1), (l2, u2) = (tuple(float(v) for v in wilson_interval(k, n)) for k, n in ((k1, n1), (k2, n2)))
-    low = p1 - p2 - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = p1 - p2 + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    return float(low), float(high)
-
-
 def sign_verdict(claim: str, estimate: float, low: float, high: float, evidence: str, criterion: str,
                  interval: str, sign: int = 1) -> Verdict:
     """A claim about the sign of an estimate (sign = 1: above 0): holds when its interval lies on
@@ -141,6 +131,27 @@ def cluster_bootstrap(totals: np.ndarray, counts: np.ndarray, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     picks = rng.multinomial(len(totals), np.full(len(totals), 1 / len(totals)), size=BOOTSTRAP_RESAMPLES)
     estimates = (picks @ totals) / (picks @ counts)
+    return float(np.percentile(estimates, 2.5)), float(np.percentile(estimates, 97.5))
+
+
+def cluster_difference_interval(first: tuple, second: tuple, paired: bool = False,
+                                seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of sum(t1) / sum(c1) - sum(t2) / sum(c2) when whole clusters are
+    resampled. ``first`` and ``second`` are (totals [K], counts [K]) per cluster (an init with
+    all its runs, a truth, ...). ``paired``: the two share their K clusters (the same inits), so
+    one resample draws both; otherwise each side's clusters are resampled on their own."""
+    t1, c1 = (np.asarray(a, float) for a in first)
+    t2, c2 = (np.asarray(a, float) for a in second)
+    if min(len(t1), len(t2)) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    picks1 = rng.multinomial(len(t1), np.full(len(t1), 1 / len(t1)), size=BOOTSTRAP_RESAMPLES)
+    picks2 = picks1 if paired else rng.multinomial(len(t2), np.full(len(t2), 1 / len(t2)), size=BOOTSTRAP_RESAMPLES)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimates = (picks1 @ t1) / (picks1 @ c1) - (picks2 @ t2) / (picks2 @ c2)
+    estimates = estimates[np.isfinite(estimates)]
+    if not len(estimates):
+        return float("nan"), float("nan")
     return float(np.percentile(estimates, 2.5)), float(np.percentile(estimates, 97.5))
 
 
