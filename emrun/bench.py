@@ -136,18 +136,26 @@ def bench_cell(m: int, D: int, samples: int | None, runs: int) -> dict:
             "patterns": int(data.patterns.shape[0]), "algorithms": figures}
 
 
-def _sweep_cpu(config: str, results: str, environment: dict, workers: int = 2) -> dict:
-    """CPU seconds (the command and its workers) and wall seconds of one sweep; peak memory of a worker."""
+def timed_sweep(config: str, results: str, environment: dict, workers: int = 2,
+                cwd: str | None = None) -> tuple[float, float, int]:
+    """Run ``emrun sweep`` in a subprocess (in ``cwd``, with ``environment``): its wall seconds, the
+    CPU seconds of the command and its workers, and the peak memory (MiB) of any process so far."""
     import subprocess
     import sys
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "emrun.cli", "sweep", config, "--quiet", "--results", results,
-                    "--workers", str(workers)], env=environment, check=True, capture_output=True)
+                    "--workers", str(workers)], cwd=cwd, env=environment, check=True, capture_output=True)
+    wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"cpu_seconds": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
-            "wall_seconds": round(time.perf_counter() - started, 2), "peak_mib_any_process": round(after.ru_maxrss / 1024)}
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, round(after.ru_maxrss / 1024)
+
+
+def _sweep_cpu(config: str, results: str, environment: dict, workers: int = 2) -> dict:
+    wall, cpu, peak = timed_sweep(config, results, environment, workers)
+    return {"cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2), "peak_mib_any_process": peak}
 
 
 def cold_and_warm_sweeps(config: str = "configs/bmm_table1.yaml") -> dict:

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,14 +42,10 @@ stopping: {{em: {{max_iter: {cap}, tol: 1.0e-5}}}}
 def _sweep(tree: Path, config: Path, results: Path, workers: int = 2) -> dict:
     """Run ``emrun sweep`` of ``tree`` (its own code: the working directory and PYTHONPATH are the
     tree's); wall seconds and the CPU seconds of the command and its workers."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "emrun.cli", "sweep", str(config), "--results", str(results), "--quiet",
-                    "--workers", str(workers)], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                   check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    from emrun.bench import timed_sweep
+
+    wall, cpu, _ = timed_sweep(str(config), str(results), {**os.environ, "PYTHONPATH": str(tree)}, workers,
+                               cwd=str(tree))
     return {"wall": round(wall, 3), "cpu": round(cpu, 3)}
 
 
