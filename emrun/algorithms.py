@@ -211,6 +211,14 @@ def run_batch(
 
 def _numpy_loop(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: np.ndarray, max_iter: int, tol: float,
                 record: tuple[str, ...], record_every: int) -> BatchOutcome:
+    # An update that leaves the family's domain gives NaN or infinite losses: those trials become
+    # failed or diverged rows (emrun.experiments), so numpy's warnings would only be noise.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _iterate(problem, algorithm, params, pi, mu, max_iter, tol, record, record_every)
+
+
+def _iterate(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: np.ndarray, max_iter: int, tol: float,
+             record: tuple[str, ...], record_every: int) -> BatchOutcome:
     def snapshot(iteration, ids, p, u):
         values = {"pi": p, "mu": u, "loss": problem.loss(p, u) if "loss" in record else None}
         trace.append((iteration, ids.copy(), {name: values[name].copy() for name in record}))

@@ -104,9 +104,9 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
     config.kind.prepare(config.values, lambda text: click.echo(f"emrun: {text}", err=True))
     resume = shlex.join(["emrun", *sys.argv[1:]])  # the exact command, quoted for the shell
     recorded = {"config_file": config_path, "overrides": list(overrides), "results_root": results_root}
-    summary, store, failed_trials = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler,
+    summary, store, failed_trials, unstored = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler,
                                                security, recorded)
-    _tell(config, summary, store, failed_trials, resume)
+    _tell(config, summary, store, failed_trials, unstored, resume)
 
 
 def _stored_state(config, results_root: Path) -> tuple[str, int, int, str]:
@@ -131,7 +131,7 @@ def _stored_lines(config, results_root: Path) -> list[str]:
     state, stored, planned, detail = _stored_state(config, results_root)
     folder = results_root / config.name
     if state == "none":
-        return [f"{folder}: nothing stored yet; a sweep would run {planned} batches"]
+        return [f"{folder}: 0 batches stored; a sweep would run {planned}"]
     if state == "damaged":
         return [f"{folder}: {detail}"]
     if state == "other":
@@ -177,17 +177,22 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
                      "failed" if summary.failed else "finished")
             if not summary.write_error:
                 store.finish_sweep(describe(summary), state)
-            failed_trials = {batch: runs for batch, runs in store.stored_batches().items() if runs}
+            stored = store.stored_batches()
+            failed_trials = {batch: runs for batch, runs in stored.items() if runs}
+            # A batch written in this sweep can still be refused when it is read back (its rows
+            # outside the kind's schema): it was set aside, so the folder is not complete.
+            unstored = [] if summary.interrupted or summary.write_error else sorted(
+                {task.task_id for task in tasks_for(config, store)} - set(stored) - set(summary.failed))
     except StoreWriteError as error:
         _fail(str(error), code=1)
     except StoreError as error:
         _fail(str(error))
-    return summary, store, failed_trials
+    return summary, store, failed_trials, unstored
 
 
-def _tell(config, summary, store, failed_trials: dict, resume: str) -> None:
+def _tell(config, summary, store, failed_trials: dict, unstored: list[str], resume: str) -> None:
     """What the sweep did, and what to run next."""
-    done = summary.skipped + summary.completed
+    done = summary.skipped + summary.completed - len(unstored)
     click.echo(f"{config.name}: {done} of {summary.total} batches stored in {store.folder} "
                f"({summary.completed} run now in {summary.seconds:.1f} s, {summary.skipped} already there)")
     if summary.lost_workers:
@@ -202,6 +207,10 @@ def _tell(config, summary, store, failed_trials: dict, resume: str) -> None:
         click.echo(f"  failed batch: {task_id}: {error}", err=True)
     if failed_trials:
         _print_failed_trials(store.folder)
+    if unstored:
+        _fail(f"{len(unstored)} batches were written but refused when read back (set aside, see above), e.g. "
+              f"{unstored[0]}; this is a fault in emrun or a plug-in, not in the config: running again repeats it",
+              code=1)
     if summary.failed or failed_trials:
         _fail(f"{len(summary.failed)} batches and {sum(map(len, failed_trials.values()))} trials failed; "
               f"run the same command again to retry only those: {resume}", code=1)
@@ -259,18 +268,25 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
 
 
 @main.command()
-@click.argument("results_root", metavar="[RESULTS]", default="results", type=click.Path(file_okay=False))
+@click.argument("paths", nargs=-1, metavar="[FOLDERS]", type=click.Path(file_okay=False))
+@click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Root folder of results; without FOLDERS every experiment under it is shown.")
 @click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
               help="Where to look for each folder's config file (CONFIGS/<name>.yaml).")
-def status(results_root: str, configs_dir: str) -> None:
+def status(paths: tuple[str, ...], results_root: str, configs_dir: str) -> None:
     """Per results folder: batches stored and pending, rows by status, files left out, and whether
-    the folder matches its config file."""
-    from emrun.store import StoreError, result_folders
+    the folder matches its config file. FOLDERS are results folders (results/bmm_table1) or roots
+    holding them (results)."""
+    from emrun.store import MANIFEST, StoreError, result_folders
 
-    root = Path(results_root)
-    folders = result_folders(root)
+    folders = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            _fail(f"{path} does not exist")
+        folders += [path] if (path / MANIFEST).exists() else result_folders(path)
+    folders = folders if paths else result_folders(Path(results_root))
     if not folders:
-        _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
+        _fail(f"no results under {'/, '.join(paths or (results_root,))}/ (run 'emrun sweep CONFIG' first)")
     damaged = 0
     for folder in folders:
         try:

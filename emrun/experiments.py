@@ -137,6 +137,16 @@ def _truth_and_data(values: dict, cell: Cell, t: int):
     return truth_seed, true_pi, true_mu, make_data(values, cell.m, cell.D, t, true_pi, true_mu), None
 
 
+def outside_domain(model: str, pi: np.ndarray, mu: np.ndarray) -> str | None:
+    """What lies outside the model's domain (weights in [0, 1], means in the family's
+    ``mean_range``), the bounds the store checks every row against; None if nothing does."""
+    mean_range = getattr(FAMILIES.get(model), "mean_range", None)
+    for name, values, (low, high) in (("pi", pi, (0.0, 1.0)), ("mu", mu, mean_range or (None, None))):
+        if low is not None and values.size and (values.min() < low or values.max() > high):
+            return f"'{name}' outside [{low:g}, {high:g}] ({values.min():.4g}..{values.max():.4g})"
+    return None
+
+
 def _solve_in_chunks(values: dict, spec: BatchSpec, data, start_pi, mu0, runs: list[int]):
     """Run the trials in memory-bounded chunks; if a chunk raises, run its trials alone so that only
     the trials that fail are recorded as failed. Returns ([(runs, outcome)], {run: error})."""
@@ -177,6 +187,8 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
     cell, t = spec.cell, spec.truth_index
     truth_seed, true_pi, true_mu, data, labelled = _truth_and_data(values, cell, t)
     pi0, mu0, init_seeds = initial_points(values, cell, t, data)
+    if (outside := outside_domain(values["model"], pi0, mu0)) is not None:
+        raise ValueError(f"init scheme '{cell.init}' gave {outside}")
     runs = list(range(len(pi0))) if only_runs is None else sorted(only_runs)
     start_pi = pi0.copy()
     for r in runs:
@@ -221,6 +233,10 @@ def _row(values, common, cell, labelled, data, r, pi0, mu0, init_seeds, outcome=
         finite = np.isfinite(outcome.pi[i]).all() and np.isfinite(outcome.mu[i]).all() and not np.isnan(outcome.loss[i])
         if not finite:
             error = f"NaN state: non-finite parameters or loss after {int(outcome.iterations[i])} iterations"
+        elif (outside := outside_domain(values["model"], outcome.pi[i], outcome.mu[i])) is not None:
+            # The store refuses such rows: a failed trial says why, where a stored row would be set aside.
+            error = (f"{outside} after {int(outcome.iterations[i])} iterations: the update left the model's "
+                     "domain (an algorithm must project its iterates)")
     if error is not None:
         # No outcome: k = -1 (not a count) keeps the column an integer; every report drops failed rows.
         return {**trial, "status": FAILED, "error": error, "converged": False, "iterations": 0, "loss": None,

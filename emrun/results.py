@@ -47,7 +47,7 @@ def stored(path: str | Path) -> Stored:
     if not found.tables:
         if found.excluded:
             path, why = found.excluded[0]
-            raise StoreError(f"every batch file of {folder} is left out ({len(found.excluded)}); {path.name} is {why}")
+            raise StoreError(f"every batch file of {folder} is left out ({len(found.excluded)}); {path.name}: {why}")
         raise StoreError(f"{folder} holds no rows yet (no batches/*.parquet); run 'emrun sweep' on its config")
     return Stored(kind.postprocess(rows_of(found)), found)
 

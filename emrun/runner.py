@@ -10,6 +10,7 @@ round, for plans that grow with the stored results.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -65,7 +66,10 @@ class Progress:
         self.total = len(tasks)
         self.stored = sum(1 for t in tasks if t.task_id in done)
         self.label = label
-        self.bar = tqdm(total=sum(t.cost for t in tasks), initial=sum(t.cost for t in tasks if t.task_id in done),
+        # In integer units: float costs summed in another order than the total can overshoot it by
+        # a rounding error, and tqdm then warns and shows a negative time left.
+        self.units = {t.task_id: max(1, round(t.cost * 1_000_000)) if math.isfinite(t.cost) else 1 for t in tasks}
+        self.bar = tqdm(total=sum(self.units.values()), initial=sum(self.units[t] for t in self.units if t in done),
                         desc=self._text(), disable=not enabled, file=sys.stderr, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
 
@@ -75,7 +79,7 @@ class Progress:
     def advance(self, task: Task) -> None:
         self.stored += 1
         self.bar.set_description_str(self._text(), refresh=False)
-        self.bar.update(task.cost)
+        self.bar.update(min(self.units.get(task.task_id, 0), self.bar.total - self.bar.n))
 
     def close(self) -> None:
         self.bar.close()

@@ -181,7 +181,7 @@ def set_aside(folder: Path, path: Path, reason: str) -> None:
     aside = Path(folder) / SET_ASIDE
     aside.mkdir(exist_ok=True)
     os.replace(path, aside / path.name)
-    print(f"emrun: {path} is {reason}; moved to {aside}/ and its batch runs again", file=sys.stderr)
+    print(f"emrun: {path}: {reason}; moved to {aside}/ and its batch runs again", file=sys.stderr)
 
 
 def load_traces(path: str | Path) -> pd.DataFrame:
@@ -242,9 +242,12 @@ class ResultStore:
             manifest = self._rebuilt_manifest(damage)
         if manifest is not None and manifest["config_hash"] != self.config_hash:
             if not replace:
+                old, new = manifest.get("config", {}), self.config_values
+                keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                differ = f"; they differ in {', '.join(keys)}" if keys else ""
                 raise StoreError(
                     f"{self.folder} holds results of another version of config '{self.config_values['name']}' "
-                    f"(hash {manifest['config_hash']}, this one is {self.config_hash}). Rows of two configs are "
+                    f"(hash {manifest['config_hash']}, this one is {self.config_hash}{differ}). Rows of two configs are "
                     "never mixed: run with --replace to discard the old rows, or give --results another folder.")
             for old in [*self.batches.glob("*.parquet"), *(self.folder / TRACES).glob("*.parquet")]:
                 old.unlink()

@@ -40,7 +40,7 @@ def test_dry_run_status_and_list_say_what_is_stored_and_the_command_that_was_run
     (tmp_path / "one.yaml").write_text(ONE_TRUTH)
     sweep = ["sweep", "one.yaml", "--quiet", "--workers", "1", "--results", "elsewhere", "--set", "runs=3"]
     before = emrun(*sweep[:2], "--dry-run", *sweep[5:], cwd=tmp_path).stdout
-    assert "elsewhere/one: nothing stored yet; a sweep would run 8 batches" in before
+    assert "elsewhere/one: 0 batches stored; a sweep would run 8" in before
     emrun(*sweep, cwd=tmp_path)
     after = emrun(*sweep[:2], "--dry-run", *sweep[5:], cwd=tmp_path).stdout
     assert "elsewhere/one: 8 batches stored; a sweep would run 0" in after

@@ -141,6 +141,41 @@ def test_an_exception_inside_a_plugin_update_makes_failed_trials_not_a_crash(tmp
     assert (rows[rows["algorithm"] == "gd"]["status"] != "failed").all()
 
 
+def test_a_plugin_update_that_leaves_the_model_domain_makes_failed_trials_and_exit_1(tmp_path):
+    # No projection: heavy-ball steps that overshoot leave the means outside [0, 1]. Such rows
+    # were written, then set aside as unusable by the store, and the sweep said all was stored.
+    unprojected = HEAVY_BALL.replace("new_pi, new_mu = problem.project(", "new_pi, new_mu = (").replace(
+        '"momentum": 0.9', '"momentum": 0.9, "overshoot": 30.0').replace(
+        "mu - step * grad_mu", "mu - params['overshoot'] * step * grad_mu")
+    config = setup(tmp_path, unprojected)
+    for _ in range(2):  # the same command again retries the failed trials, which fail again: no loop
+        result = emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path, check=False, timeout=120)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
+        assert "left the model's domain" in result.stderr and "trials failed" in result.stderr
+        assert not (tmp_path / "results" / "hb" / "set_aside").exists()
+    rows = load_results(tmp_path / "results" / "hb")
+    failed = rows[rows["status"] == "failed"]
+    assert len(failed) > 0 and (failed["algorithm"] == "heavy_ball").all()
+    report = emrun("report", cwd=tmp_path, check=False)
+    assert "Traceback" not in report.stderr
+    assert "failed" in (tmp_path / "results" / "hb" / "report.md").read_text()
+
+
+def test_an_init_scheme_that_gives_means_outside_the_domain_fails_its_batches_in_one_line(tmp_path):
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "far.py").write_text(
+        "import numpy as np\nfrom emrun.plugins import register_init_scheme\n\n\n"
+        "def too_far(ctx):\n    return np.full((ctx.runs, ctx.m), 1.0 / ctx.m), np.full((ctx.runs, ctx.m, ctx.D), 1.5)\n\n\n"
+        "register_init_scheme('too_far', too_far)\n")
+    (tmp_path / "far.yaml").write_text("name: far\nseed: 1\nplugins: [plugin/far.py]\ndata: population\n"
+                                       "grid: {m: [2], D: [2], algorithm: [em], init: [too_far]}\nruns: 3\n")
+    result = emrun("sweep", "far.yaml", "--quiet", "--workers", "1", cwd=tmp_path, check=False, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "init scheme 'too_far'" in result.stderr and "outside [0, 1]" in result.stderr
+    assert not (tmp_path / "results" / "far" / "set_aside").exists()
+
+
 FAMILY_INIT_CLAIM = """\
 import numpy as np
 
@@ -340,6 +375,18 @@ def test_an_experiment_kind_from_a_plugin(tmp_path):
     assert "coin rows: 6" in status and "6 stored, 0 pending of 6 planned" in status
     refused = emrun("replay", "coins/whatever/0", cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "coin rows of experiment coin" in refused.stderr
+
+
+def test_batches_refused_when_read_back_are_not_counted_as_stored_and_the_sweep_exits_1(tmp_path):
+    # A kind whose schema check refuses its own rows: each batch is written, then set aside.
+    refusing = KIND.replace("    def write_report(self, ctx):", "    def batch_check(self, values):\n"
+                            "        return lambda table: 'has rows its kind refuses'\n\n    def write_report(self, ctx):")
+    config = setup(tmp_path, refusing, "name: coins\nseed: 1\nplugins: [plugin/heavy_ball.py]\nexperiment: coin\n"
+                                       "flips: 10\ngrid: {m: [2, 3], D: [1]}\ntruths: 3\n")
+    result = emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "0 of 6 batches stored" in result.stdout
+    assert "6 batches were written but refused when read back" in result.stderr
 
 
 def test_two_folders_run_with_two_versions_of_a_plugin_report_together_but_one_config_cannot_list_both(tmp_path):

@@ -212,7 +212,8 @@ def write_index(root: Path) -> Path:
             continue  # no report yet, or a damaged verdict file: the folder is not indexed
     counts = {status: sum(v["status"] == status for e in entries for v in e["verdicts"]) for status in (HOLDS, FAILS, UNTESTABLE)}
     lines = ["# emrun results", "",
-             f"The verdicts of the {len(entries)} results folders below, read from each folder's `verdicts.json` "
+             f"The verdicts of the {len(entries)} results folder{'' if len(entries) == 1 else 's'} below, read from each "
+             "folder's `verdicts.json` "
              "(`emrun report` rebuilds this index). Each folder's report gives every verdict's criterion and the "
              "commands that produced its rows.", "",
              f"Verdicts: {counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTABLE]} are not testable on "

@@ -46,7 +46,8 @@ class Verdict:
     def markdown(self) -> str:
         criterion = f" Criterion: {self.criterion}." if self.criterion else ""
         where = "" if self.complete is not False else " (from an incomplete folder: not all planned batches are stored)"
-        return f"- **{self.claim}**: {self.status}{where}. {self.evidence}{criterion}"
+        evidence = self.evidence if self.evidence.endswith((".", "!", "?")) or not self.evidence else f"{self.evidence}."
+        return f"- **{self.claim}**: {self.status}{where}. {evidence}{criterion}"
 
     def located(self, folder: str, complete: bool | None) -> Verdict:
         return replace(self, folder=self.folder or folder, complete=complete if self.complete is None else self.complete)
