@@ -1,5 +1,6 @@
 """Tables 3-4 selection: first k-cluster run of a truth, skipped truths, blocks of truths."""
 
+import numpy as np
 import pandas as pd
 
 from emrun.report.table34 import bootstrap_mean_interval
@@ -54,3 +55,14 @@ def test_truths_needed_grows_by_whole_blocks_until_enough_are_found():
 def test_bootstrap_interval_brackets_the_mean():
     low, high = bootstrap_mean_interval(pd.Series([0.9, 0.8, 0.95, 0.7, 0.85]).to_numpy())
     assert low < 0.84 < high and 0.7 <= low and high <= 0.95
+
+
+def test_the_range_of_a_ten_truth_mean_does_not_narrow_as_truths_are_added():
+    # The published mean rests on 10 truths: where 10 truths like ours put their mean does not shrink
+    # with our own number of truths, while the interval of our own mean does.
+    rng = np.random.default_rng(1)
+    few, many = rng.uniform(0.7, 1.0, 10), rng.uniform(0.7, 1.0, 200)
+    ten_few, ten_many = bootstrap_mean_interval(few, size=10), bootstrap_mean_interval(many, size=10)
+    own_many = bootstrap_mean_interval(many)
+    assert ten_many[1] - ten_many[0] > 2 * (own_many[1] - own_many[0])
+    assert 0.5 < (ten_many[1] - ten_many[0]) / (ten_few[1] - ten_few[0]) < 2

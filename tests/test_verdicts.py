@@ -73,6 +73,14 @@ def test_trend_claims_flip_when_the_rate_falls_and_need_two_values_and_three_poi
     assert c.k_cluster_rate_grows_with(flat, CONFIG, "m").status == v.UNTESTABLE  # rho undefined: no variation
 
 
+def test_a_trend_claim_without_a_significant_trend_either_way_is_not_testable():
+    # Absence of evidence is not evidence of absence: a rate that wobbles with no trend in D.
+    wobble = synthetic_rows(lambda m, D: 0.1 * m + (0.05 if D % 2 else 0.0))
+    verdict = c.k_cluster_rate_grows_with(wobble, CONFIG, "D")
+    assert verdict.status == v.UNTESTABLE and "no significant trend" in verdict.evidence, verdict.markdown()
+    assert c.k_cluster_rate_grows_with(wobble, CONFIG, "m").holds
+
+
 def test_gd_versus_em_is_paired_flips_and_is_not_testable_when_its_interval_holds_zero():
     assert c.ends_at_k_cluster_more_often(synthetic_rows(lambda m, D: 0.3), CONFIG).holds
     reversed_rows = synthetic_rows(lambda m, D: 0.0, em_rate=lambda m, D: 0.3)
@@ -124,7 +132,12 @@ def test_interval_over_truths_is_wider_than_wilson_when_truths_differ_and_matche
     alike = cell([0.3] * 20)
     assert abs((alike["high"] - alike["low"]) - wilson_width(alike)) < 0.35 * wilson_width(alike)
     none = cell([0.0] * 20)
-    assert none["low"] == 0 and none["high"] == pytest.approx(1 - 0.025 ** (1 / 20)) and "no event" in none["interval"]
+    assert none["low"] == 0 and none["high"] == pytest.approx(1 - 0.025 ** (1 / 20)) and "fewer than" in none["interval"]
+    # One event in one truth: its interval bounds the same quantity, so it is no narrower than none's.
+    one = c.rate_with_interval(pd.DataFrame(
+        [dict(m=3, D=3, algorithm="gd", truth_index=t, run_index=r, k_cluster=(t, r) == (0, 0), status="capped")
+         for t in range(20) for r in range(60)])).iloc[0]
+    assert one["k_cluster"] == 1 and one["high"] > none["high"] and one["low"] == 0
 
 
 def test_rule_comparison_counts_published_cells_in_each_rules_range():
@@ -160,3 +173,22 @@ def test_digits_k_cluster_claim_is_not_testable_where_every_run_diverged():
     assert judge(paper([0, 3], [20, 5])) == v.UNTESTABLE  # where none ended at one, none ended at all
     assert judge(paper([0, 3], [12, 5])) == v.FAILS  # 8 runs ended at m = 2, none at a k-cluster point
     assert judge(paper([1, 3], [19, 5])) == v.HOLDS
+
+
+def test_the_index_counts_a_companion_verdict_shown_in_two_reports_once(tmp_path):
+    import json
+
+    from emrun.report import write_index
+
+    def folder(name, verdicts):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+        (tmp_path / name / "verdicts.json").write_text(json.dumps({
+            "folder": name, "title": name, "complete": True, "headlines": [],
+            "verdicts": [{"folder": where, "claim": claim, "status": status} for where, claim, status in verdicts]}))
+
+    folder("many", [("many", "EM never ends at k < m", v.FAILS)])
+    folder("one", [("one", "EM never ends at k < m", v.HOLDS), ("many", "EM never ends at k < m", v.FAILS)])
+    index = write_index(tmp_path).read_text()
+    assert "Verdicts: 1 hold, 1 do not hold, 0 are not testable" in index
+    assert "(rows of `many`)" in index

@@ -210,14 +210,18 @@ def write_index(root: Path) -> Path:
             entries.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
             continue  # no report yet, or a damaged verdict file: the folder is not indexed
-    counts = {status: sum(v["status"] == status for e in entries for v in e["verdicts"]) for status in (HOLDS, FAILS, UNTESTABLE)}
+    # A companion's verdicts shown again in another folder's report are counted once: by the folder
+    # whose rows decided them and the claim.
+    distinct = {(v["folder"], v["claim"]): v["status"] for e in entries for v in e["verdicts"]}
+    counts = {status: sum(s == status for s in distinct.values()) for status in (HOLDS, FAILS, UNTESTABLE)}
     lines = ["# emrun results", "",
              f"The verdicts of the {len(entries)} results folder{'' if len(entries) == 1 else 's'} below, read from each "
              "folder's `verdicts.json` "
              "(`emrun report` rebuilds this index). Each folder's report gives every verdict's criterion and the "
              "commands that produced its rows.", "",
              f"Verdicts: {counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTABLE]} are not testable on "
-             "the stored rows.", ""]
+             "the stored rows (each counted once, under the folder whose rows decide it; a comparison of two folders' "
+             "runs is judged, and counted, in each of the two).", ""]
     for entry in entries:
         lines += [f"## [{entry['folder']}]({entry['folder']}/report.md)", "", entry["title"], ""]
         if not entry["complete"]:

@@ -136,9 +136,8 @@ def k_cluster_rate_grows_with(rows: pd.DataFrame, config: dict, factor: str = "m
     runs = _runs_of(rows, algorithm)
     rates = ended_at_k_cluster(runs).groupby([runs[c] for c in TRUTH]).mean().reset_index(name="rate")
     centred = rates["rate"] - rates.groupby(other)["rate"].transform("mean")
-    verdict = spearman_trend(rates[factor], centred, claim, criterion, points="(cell, truth) rates")
-    return Verdict(verdict.claim, verdict.status, verdict.evidence + (f", each centred on the mean rate of its {other}."
-                   if verdict.status != "not testable" else ""), criterion)
+    return spearman_trend(rates[factor], centred, claim, criterion,
+                          points=f"(cell, truth) rates, each centred on the mean rate of its {other}")
 
 
 def _ratio_trend(rows: pd.DataFrame, config: dict, factor: str, sign: int) -> Verdict:
@@ -264,10 +263,18 @@ def judge(rows: pd.DataFrame, config: dict, claims: list[dict]) -> list[Verdict]
     return verdicts
 
 
+FEW_TRUTHS = 5  # fewer truths than this with an event: a bootstrap over truths under-covers
+
+
 def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (m, D, algorithm): k-cluster runs, rate, and its 95% interval with the method named.
-    One truth: Wilson over its runs ("within this truth"). Several truths: bootstrap over truths;
-    if no truth has an event, the exact upper bound with each truth counted once (conservative)."""
+    One truth: Wilson over its runs ("within this truth"). Several truths: bootstrap over truths.
+    When fewer than FEW_TRUTHS truths have an event, resampling truths cannot see how events
+    cluster (one event in 1200 runs gave [0, 0.0025], narrower than no event at all): the upper
+    end is then at least the exact bound on the share of truths with an event, which bounds the
+    rate too (a truth's rate is at most 1), so no event and few events use the same quantity."""
+    from scipy.stats import beta
+
     from emrun.report.verdicts import wilson_interval
 
     hits = rows.assign(hit=ended_at_k_cluster(rows))
@@ -278,8 +285,11 @@ def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
         if truths == 1:
             low, high = (float(v) for v in wilson_interval(events, runs))
             method = "Wilson, within this truth"
-        elif events == 0:
-            low, high, method = 0.0, float(1 - 0.025 ** (1 / truths)), "no event in any truth: exact bound, truths counted once"
+        elif (with_event := int((part["sum"] > 0).sum())) < FEW_TRUTHS:
+            share_bound = float(beta.ppf(0.975, with_event + 1, truths - with_event))
+            low = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy())[0] if events else 0.0
+            high, method = share_bound, (f"fewer than {FEW_TRUTHS} truths with an event: upper end the exact bound on "
+                                         "the share of truths with one, truths counted once")
         else:
             (low, high), method = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()), "bootstrap over truths"
         out.append({"m": m, "D": D, "algorithm": algorithm, "truths": truths, "runs": runs, "k_cluster": events,

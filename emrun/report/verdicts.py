@@ -153,7 +153,26 @@ def cluster_difference_interval(first: tuple, second: tuple, paired: bool = Fals
     estimates = estimates[np.isfinite(estimates)]
     if not len(estimates):
         return float("nan"), float("nan")
+    if np.ptp(estimates) == 0:
+        # Every cluster of each side has the same rate, so resampling clusters cannot show any
+        # uncertainty (a zero-width interval): exact bounds with clusters as the units instead.
+        return _exact_difference(t1.sum() / c1.sum(), len(t1), t2.sum() / c2.sum(), len(t2))
     return float(np.percentile(estimates, 2.5)), float(np.percentile(estimates, 97.5))
+
+
+def _exact_difference(rate1: float, clusters1: int, rate2: float, clusters2: int) -> tuple[float, float]:
+    """A conservative 95% interval of rate1 - rate2: Clopper-Pearson bounds (97.5% each, so that
+    both hold together with 95%) on each side's rate with its clusters counted as the trials."""
+    from scipy.stats import beta
+
+    def bounds(rate: float, n: int) -> tuple[float, float]:
+        x = rate * n
+        low = 0.0 if x <= 0 else float(beta.ppf(0.0125, x, n - x + 1))
+        high = 1.0 if x >= n else float(beta.ppf(0.9875, x + 1, n - x))
+        return low, high
+
+    (low1, high1), (low2, high2) = bounds(rate1, clusters1), bounds(rate2, clusters2)
+    return low1 - high2, high1 - low2
 
 
 def ended_at_k_cluster(rows: pd.DataFrame) -> pd.Series:
@@ -168,8 +187,10 @@ def spearman_rho(x, y) -> float:
 
 
 def spearman_trend(x, y, claim: str, criterion: str, sign: int = 1, points: str = "points") -> Verdict:
-    """Does y grow (``sign`` = 1) or fall (-1) with x? Spearman's rho; holds when sign * rho > 0
-    and p < 0.05; not testable over one value of x, fewer than 3 points or an undefined p."""
+    """Does y grow (``sign`` = 1) or fall (-1) with x? Spearman's rho at p < 0.05: holds with a
+    significant trend the claimed way, does not hold with one the other way; no significant trend
+    (absence of evidence, not evidence of absence), one value of x, fewer than 3 points or an
+    undefined p is not testable."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(np.unique(x)) < 2:
         return Verdict.untestable(claim, "only one value of the factor was run (a trend needs two or more).", criterion)
@@ -180,8 +201,11 @@ def spearman_trend(x, y, claim: str, criterion: str, sign: int = 1, points: str 
     rho, p_value = (float(v) for v in stats.spearmanr(x, y)) if np.ptp(y) > 0 else (float("nan"), float("nan"))
     if np.isnan(p_value):
         return Verdict.untestable(claim, f"the rank correlation is undefined (no variation in the {points}).", criterion)
-    return Verdict.judged(claim, sign * rho > 0 and p_value < 0.05,
-                          f"Spearman rho = {rho:.2f}, p = {p_value:.2g} over {len(x)} {points}", criterion)
+    criterion = f"{criterion} (a significant trend the other way: does not hold; none: not testable)"
+    evidence = f"Spearman rho = {rho:.2f}, p = {p_value:.2g} over {len(x)} {points}"
+    if p_value >= 0.05:
+        return Verdict(claim, UNTESTABLE, f"{evidence}: no significant trend either way", criterion)
+    return Verdict.judged(claim, sign * rho > 0, evidence, criterion)
 
 
 def loglog_slope(x, y) -> tuple[float, float]:
