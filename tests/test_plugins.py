@@ -109,6 +109,7 @@ def test_a_changed_plugin_changes_the_config_hash_so_rows_never_mix(tmp_path):
     setup(tmp_path, HEAVY_BALL + "\n# edited\n")
     refused = emrun("sweep", str(config), "--quiet", cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "another version of config 'hb'" in refused.stderr
+    assert "they differ in plugins" in refused.stderr  # says what changed: the plug-in, not the config file
 
 
 @pytest.mark.parametrize("plugin,words", [
