@@ -181,8 +181,9 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
             failed_trials = {batch: runs for batch, runs in stored.items() if runs}
             # A batch written in this sweep can still be refused when it is read back (its rows
             # outside the kind's schema): it was set aside, so the folder is not complete.
-            unstored = [] if summary.interrupted or summary.write_error else sorted(
-                {task.task_id for task in tasks_for(config, store)} - set(stored) - set(summary.failed))
+            # (After a failed batch an adaptive plan may hold blocks never run: those are not refused.)
+            unstored = [] if summary.interrupted or summary.write_error or summary.failed else sorted(
+                {task.task_id for task in tasks_for(config, store)} - set(stored))
     except StoreWriteError as error:
         _fail(str(error), code=1)
     except StoreError as error:

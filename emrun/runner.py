@@ -205,10 +205,16 @@ def run_until_stable(plan: Callable[[], list[Task]], store: ResultStore, workers
                      **options: Any) -> SweepSummary:
     # options: progress, label, executor, scheduler, security (see run_tasks)
     """Run the tasks ``plan()`` returns; with ``replan``, plan again after each round that stored
-    something, until a round finds nothing new to run (a plan that grows with the stored rows)."""
-    summary = None
+    something, until the plan holds no batch it has not held before (a plan that grows with the
+    stored rows). Only new batches start a round: a trial that fails every time is retried once per
+    sweep, never in a loop."""
+    summary, seen = None, set()
     while True:
-        result = run_tasks(plan(), store, workers, **options)
+        tasks = plan()
+        if summary is not None and {task.task_id for task in tasks} <= seen:
+            return summary
+        seen |= {task.task_id for task in tasks}
+        result = run_tasks(tasks, store, workers, **options)
         summary = result if summary is None else summary.then(result)
         if not replan or result.completed == 0 or result.interrupted or result.failed or result.write_error:
             return summary

@@ -72,11 +72,20 @@ def test_eq_4_4_is_judged_per_truth_so_one_truth_with_many_steps_does_not_decide
 
 
 def test_a_run_that_converged_early_contributes_no_copied_steps():
-    # EM stops at iteration 2; its fixed point is carried to iteration 4 for the figures only.
-    path = pd.DataFrame({"algorithm": "em", "truth_index": 0, "iteration": range(5), "pi1": [1e-4, 2e-4, 3e-4, 3e-4, 3e-4],
-                         "b0": 0.5, "b1": -0.5, "recorded": [True, True, True, False, False],
-                         "truth_pi": [[0.5, 0.5]] * 5, "truth_mu": [[0.9, 0.1, 0.1, 0.9]] * 5})
-    assert list(figure2.em_factors(path)["iteration"]) == [0, 1]
+    # EM (batch "e") stops at iteration 2; GD ("g") runs to 4, so EM's fixed point is carried to 4
+    # for the figures only.
+    traces = pd.DataFrame([{"batch_id": batch, "run_index": 0, "iteration": t, "quantity": quantity, "component": c,
+                            "feature": f, "value": value}
+                           for batch, last in (("e", 2), ("g", 4)) for t in range(last + 1)
+                           for quantity, c, f, value in (("pi", 0, 0, 1e-4 * (1 + t)), ("pi", 1, 0, 1 - 1e-4 * (1 + t)),
+                                                          ("mu", 0, 0, 0.9), ("mu", 0, 1, 0.1), ("mu", 1, 0, 0.2),
+                                                          ("mu", 1, 1, 0.8))])
+    rows = pd.DataFrame({"batch_id": ["e", "g"], "run_index": 0, "algorithm": ["em", "gd"], "truth_index": 0,
+                         "step": [None, 0.01], "truth_pi": [[0.5, 0.5]] * 2, "truth_mu": [[0.9, 0.1, 0.1, 0.9]] * 2})
+    paths = figure2.trajectories(rows, traces)
+    em = paths[paths["algorithm"] == "em"]
+    assert list(em["iteration"]) == [0, 1, 2, 3, 4] and list(em["recorded"]) == [True, True, True, False, False]
+    assert list(figure2.em_factors(paths)["iteration"]) == [0, 1]
 
 
 LOG_2 = float(np.log(2))
@@ -205,3 +214,6 @@ def test_paper_b_rate_criteria_judge_the_claims_as_worded():
     noisy = _rate_fits(_curve(lambda t: 1e-4 / np.sqrt(t) * 100, "fresh_mc", 350_000), 10000)
     assert not noisy["measurable"] and noisy["unresolved"] > 0 and noisy["nonpositive"] == 0
     assert _rate_fits(_curve(lambda t: 1 / np.sqrt(t), "fresh_mc", 350_000), 10000)["measurable"]
+    # Curves that do not converge are not sub-linear convergence, whatever their rate does.
+    for stalls in (lambda t: 0.5 + 0 * t, lambda t: 1e-3 * t ** 0.5, lambda t: 1e-3 + np.exp(-t / 30)):
+        assert not _rate_fits(_curve(stalls), 10000)["sublinear"]

@@ -269,3 +269,25 @@ def test_the_progress_bar_never_passes_its_total_whatever_the_costs_and_order(co
             assert progress.bar.n <= progress.bar.total
         assert progress.bar.n == progress.bar.total
         progress.close()
+
+
+FIRST_K = """\
+name: fk
+seed: 5
+experiment: first_k_cluster
+grid: {m: [3], D: [3, 4], algorithm: [em, gd], step: [0.05]}
+truths: {until_k_cluster: 3, block: 2, max: 12}
+runs: {em: 1, gd: 4}
+stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
+"""
+
+
+@pytest.mark.parametrize("fault", ["nan", "raise"])
+def test_an_adaptive_sweep_with_a_trial_that_always_fails_ends_and_says_so(tmp_path, fault):
+    # Tables 3-4's protocol re-plans after every round; a trial that fails every time used to be
+    # retried round after round without end.
+    (tmp_path / "fk.yaml").write_text(FIRST_K)
+    env = {"EMRUN_TEST_FAULT": f"{fault}:m3-D3-gd-step0.05-uniform-truth0:1"}
+    result = run_emrun("sweep", "fk.yaml", "--quiet", "--workers", "1", cwd=tmp_path, env=env, check=False, timeout=240)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "trials failed" in result.stderr and "refused when read back" not in result.stderr

@@ -138,6 +138,9 @@ def test_interval_over_truths_is_wider_than_wilson_when_truths_differ_and_matche
         [dict(m=3, D=3, algorithm="gd", truth_index=t, run_index=r, k_cluster=(t, r) == (0, 0), status="capped")
          for t in range(20) for r in range(60)])).iloc[0]
     assert one["k_cluster"] == 1 and one["high"] > none["high"] and one["low"] == 0
+    # Few truths, every one with an event: the share of truths with one is 1, a bound of 1 (not NaN).
+    every = cell([0.5] * 3)
+    assert every["interval"].startswith("fewer than") and every["high"] == 1.0 and 0 < every["low"] < 0.5
 
 
 def test_rule_comparison_counts_published_cells_in_each_rules_range():

@@ -286,10 +286,10 @@ def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
             low, high = (float(v) for v in wilson_interval(events, runs))
             method = "Wilson, within this truth"
         elif (with_event := int((part["sum"] > 0).sum())) < FEW_TRUTHS:
-            share_bound = float(beta.ppf(0.975, with_event + 1, truths - with_event))
-            low = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy())[0] if events else 0.0
-            high, method = share_bound, (f"fewer than {FEW_TRUTHS} truths with an event: upper end the exact bound on "
-                                         "the share of truths with one, truths counted once")
+            share_bound = 1.0 if with_event == truths else float(beta.ppf(0.975, with_event + 1, truths - with_event))
+            low, high = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()) if events else (0.0, 0.0)
+            high, method = max(share_bound, high), (f"fewer than {FEW_TRUTHS} truths with an event: upper end at least "
+                                                    "the exact bound on the share of truths with one, truths counted once")
         else:
             (low, high), method = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()), "bootstrap over truths"
         out.append({"m": m, "D": D, "algorithm": algorithm, "truths": truths, "runs": runs, "k_cluster": events,

@@ -49,8 +49,9 @@ def _rate_fits(part: pd.DataFrame, T: int) -> dict:
                  "slope_D": loglog_slope(late["iteration"], late["distance"])[0], "rate_ratio": rate_mid / rate_late})
     # "At least as fast as the bound": no lower limit on the slopes (a faster decay satisfies it).
     fits["bounded"] = bool(slope_L <= -0.5 and fits["slope_D"] <= -0.4 and fits["L_T"] < fits["L0"])
-    # Sub-linear, not exponential: the rate d ln L/dt falls (an exponential keeps it constant).
-    fits["sublinear"] = bool(fits["rate_ratio"] >= 3)
+    # Sub-linear, not exponential: L keeps falling (no plateau or floor: its late log-log slope is
+    # below -0.1) while its rate d ln L/dt falls (an exponential keeps it constant).
+    fits["sublinear"] = bool(rate_mid < 0 and rate_late < 0 and slope_L < -0.1 and fits["rate_ratio"] >= 3)
     return fits
 
 
@@ -126,7 +127,8 @@ def rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], li
                     f"holds for {int(part['sublinear'].sum())} of {draws}; log-log slopes {part['slope_mid'].median():.2f} then "
                     f"{part['slope_L'].median():.2f} (medians); d ln L/dt falls by {part['rate_ratio'].min():.1f}x to "
                     f"{part['rate_ratio'].max():.1f}x (an exponential rate would give 1).",
-                           "for every draw: d ln L/dt is at least 3 times smaller over [T/10, T] than over "
+                           "for every draw: L falls in both windows, with a log-log slope below -0.1 over [T/10, T] "
+                           "(not a plateau), and d ln L/dt is at least 3 times smaller over [T/10, T] than over "
                            "[T/100, T/10] (an exponential rate keeps it constant)"),
         ]
     verdicts += _estimator_verdict(rows)

@@ -153,7 +153,8 @@ def cluster_difference_interval(first: tuple, second: tuple, paired: bool = Fals
     estimates = estimates[np.isfinite(estimates)]
     if not len(estimates):
         return float("nan"), float("nan")
-    if np.ptp(estimates) == 0:
+    proportions = all(((t >= 0) & (t <= c)).all() for t, c in ((t1, c1), (t2, c2)))
+    if proportions and np.ptp(estimates) <= 1e-12:
         # Every cluster of each side has the same rate, so resampling clusters cannot show any
         # uncertainty (a zero-width interval): exact bounds with clusters as the units instead.
         return _exact_difference(t1.sum() / c1.sum(), len(t1), t2.sum() / c2.sum(), len(t2))
