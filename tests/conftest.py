@@ -28,6 +28,17 @@ stopping:
   gd: {max_iter: 300, tol: 1.0e-7}
 """
 
+# Tables 3-4's adaptive protocol, small: truths drawn in blocks of 2 until 3 have a GD k-cluster point.
+FIRST_K = """\
+name: fk
+seed: 5
+experiment: first_k_cluster
+grid: {m: [3], D: [3, 4], algorithm: [em, gd], step: [0.05]}
+truths: {until_k_cluster: 3, block: 2, max: 12}
+runs: {em: 1, gd: 4}
+stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
+"""
+
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:

@@ -13,7 +13,7 @@ from emrun.config import load
 from emrun.results import load_results
 from emrun.selection import first_k_cluster_run, truths_needed
 from emrun.store import TIMING_COLUMNS
-from tests.conftest import emrun
+from tests.conftest import FIRST_K, emrun
 
 
 def rows_of(folder):
@@ -145,16 +145,7 @@ def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
 
 def test_first_k_cluster_sweep_draws_truths_until_enough_and_reports(tmp_path):
     config = tmp_path / "fk.yaml"
-    config.write_text("""\
-name: fk
-seed: 5
-experiment: first_k_cluster
-grid: {m: [3], D: [3, 4], algorithm: [em, gd], step: [0.05]}
-truths: {until_k_cluster: 3, block: 2, max: 12}
-runs: {em: 1, gd: 4}
-claims: [ratio_falls_with_D]
-stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
-""")
+    config.write_text(FIRST_K + "claims: [ratio_falls_with_D]\n")
     emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)
     rows = load_results(tmp_path / "results" / "fk")
     firsts = first_k_cluster_run(rows)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import emrun
 from emrun.cli import main
 from emrun.store import TIMING_COLUMNS
-from tests.conftest import TINY
+from tests.conftest import FIRST_K, TINY
 from tests.conftest import emrun as run_emrun
 
 # 8 cells x 5 truths = 40 small batches, traced, so every kill point below is reached.
@@ -269,17 +269,6 @@ def test_the_progress_bar_never_passes_its_total_whatever_the_costs_and_order(co
             assert progress.bar.n <= progress.bar.total
         assert progress.bar.n == progress.bar.total
         progress.close()
-
-
-FIRST_K = """\
-name: fk
-seed: 5
-experiment: first_k_cluster
-grid: {m: [3], D: [3, 4], algorithm: [em, gd], step: [0.05]}
-truths: {until_k_cluster: 3, block: 2, max: 12}
-runs: {em: 1, gd: 4}
-stopping: {gd: {max_iter: 400, tol: 1.0e-4}, em: {max_iter: 400}}
-"""
 
 
 @pytest.mark.parametrize("fault", ["nan", "raise"])
