@@ -19,6 +19,7 @@ from emrun import seeds
 from emrun.algorithms import run_batch
 from emrun.models import gaussian_full
 from emrun.models.gaussian import SampleSet
+from emrun.theory import row_keys
 
 SIZE = 128  # the protocol's synthetic images are SIZE x SIZE pixels (check_options.size)
 DECREASE_TOLERANCE = 1e-10  # a step lowers F when F falls by more than this times |F| (rounding)
@@ -176,6 +177,4 @@ def check(values, spec, rng, options) -> list[dict]:
 
 
 def _row(values, spec, quantity: str, index: int, value: float, **extra) -> dict:
-    return {"config": values["name"], "batch_id": spec.batch_id, "check": values["check"], "m": spec.cell.m,
-            "D": spec.cell.D, "truth_index": spec.truth_index, "quantity": quantity, "index": index,
-            "value": float(value), **extra}
+    return {**row_keys(values, spec, quantity, index), "value": float(value), **extra}

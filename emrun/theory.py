@@ -30,12 +30,16 @@ def one_cluster_gap(data: bernoulli.PatternSet) -> tuple[float, float]:
     return one_cluster - data.entropy, kl
 
 
+def row_keys(values, spec, quantity: str, index: int) -> dict:
+    """The columns every theory-check row starts with: which config, batch, cell and quantity."""
+    return {"config": values["name"], "batch_id": spec.batch_id, "check": values["check"], "m": spec.cell.m,
+            "D": spec.cell.D, "truth_index": spec.truth_index, "quantity": quantity, "index": index}
+
+
 def check_row(values, spec, quantity, index, closed, engine, **extra) -> dict:
     denominator = max(abs(closed), 1e-300)
-    return {"config": values["name"], "batch_id": spec.batch_id, "check": values["check"], "m": spec.cell.m,
-            "D": spec.cell.D, "truth_index": spec.truth_index, "quantity": quantity, "index": index,
-            "closed_form": float(closed), "engine": float(engine), "relative_error": abs(engine - closed) / denominator,
-            **extra}
+    return {**row_keys(values, spec, quantity, index), "closed_form": float(closed), "engine": float(engine),
+            "relative_error": abs(engine - closed) / denominator, **extra}
 
 
 def closed_forms(values, spec, rng, options) -> list[dict]:
