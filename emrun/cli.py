@@ -163,7 +163,7 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
     sweep = {**provenance(sys.argv), "workers": workers, "executor": executor, "scheduler": scheduler, **recorded}
     try:
         with ResultStore.opened(Path(results_root), config.values, config.hash, sweep, replace,
-                                config.kind.batch_check(config.values)) as store:
+                                config.kind.batch_check(config.values), record_criteria(config)) as store:
             for plugin in config.plugins:  # a copy travels with the results, for report and replay
                 store.keep_file(plugins.copy_name(plugin.label, plugin.sha256), plugin.source)
             try:
@@ -189,6 +189,25 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
     except StoreError as error:
         _fail(str(error))
     return summary, store, failed_trials, unstored
+
+
+def record_criteria(config):
+    """What a sweep records before any row is written: the criterion of every claim the config will
+    be judged on (emrun.criteria.record)."""
+    from emrun.criteria import record
+
+    declared = config.kind.declared_claims(config.values) if hasattr(config.kind, "declared_claims") else []
+
+    def note(manifest: dict, rows_stored: bool) -> None:
+        found = record.of(manifest)
+        # Rows existed if any are stored, or if an earlier sweep stored some (removed since, e.g. by make
+        # clean: the same config gives the same rows).
+        rows_exist = rows_stored or any(sweep.get("batches_completed") for sweep in manifest["sweeps"][:-1])
+        first = len(manifest["sweeps"]) == 1 and not rows_exist
+        if record.note_declared(found, declared, record.now(), rows_exist, first):
+            manifest["criteria"] = found
+
+    return note
 
 
 def _tell(config, summary, store, failed_trials: dict, unstored: list[str], resume: str) -> None:

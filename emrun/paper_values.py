@@ -30,3 +30,9 @@ def grid(artefact: str) -> pd.DataFrame:
 def value(artefact: str, key: str) -> float:
     """A single published number, e.g. value('uai2019_figure2', 'gd_pi1_after_100')."""
     return float(_all()[artefact][key])
+
+
+def rounding(artefact: str) -> float:
+    """Half the last printed digit of an artefact's values: a published value stands for every
+    number within it of what is printed."""
+    return float(_all()[artefact]["rounding"])

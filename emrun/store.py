@@ -62,6 +62,11 @@ def _write_json(path: Path, value: Any) -> None:
         raise StoreWriteError(f"cannot write {path} ({error.strerror or error}); {WRITE_ADVICE}") from None
 
 
+def write_manifest(folder: str | Path, manifest: dict) -> None:
+    """Write a folder's manifest whole (atomically); the caller holds the folder's lock."""
+    _write_json(Path(folder) / MANIFEST, manifest)
+
+
 def provenance(command: list[str]) -> dict[str, Any]:
     """Who and what produced a result: versions, commit, machine and command line."""
     packages = {}
@@ -211,8 +216,10 @@ class ResultStore:
     (the kind's schema and value ranges); a file it refuses is set aside and its batch runs again."""
 
     def __init__(self, folder: Path, config_values: dict, config_hash: str,
-                 check: Callable[[pa.Table], str | None] | None = None):
+                 check: Callable[[pa.Table], str | None] | None = None,
+                 before_start: Callable[[dict, bool], None] | None = None):
         self.folder = Path(folder)
+        self.before_start = before_start  # (manifest, rows already stored) -> None: may add to the manifest
         self.batches = self.folder / BATCHES
         self.config_values, self.config_hash, self.check = config_values, config_hash, check
         self.manifest: dict | None = None
@@ -221,11 +228,13 @@ class ResultStore:
     @classmethod
     @contextmanager
     def opened(cls, root: Path, config_values: dict, config_hash: str, sweep: dict, replace: bool = False,
-               check: Callable[[pa.Table], str | None] | None = None):
+               check: Callable[[pa.Table], str | None] | None = None,
+               before_start: Callable[[dict, bool], None] | None = None):
         """The folder of a config, created if needed and locked for this sweep while in use; the
-        sweep is recorded in the manifest as it starts. A folder holding another config is refused
-        (unless ``replace``)."""
-        store = cls(Path(root) / config_values["name"], config_values, config_hash, check)
+        sweep is recorded in the manifest as it starts, after ``before_start`` (manifest, whether
+        rows are stored already) has added what the caller records before any row is written. A
+        folder holding another config is refused (unless ``replace``)."""
+        store = cls(Path(root) / config_values["name"], config_values, config_hash, check, before_start)
         try:
             store.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -280,6 +289,8 @@ class ResultStore:
             if earlier.get("state") == "running":
                 earlier["state"] = "killed"
         self.manifest["sweeps"].append({**sweep, "state": "running"})
+        if self.before_start is not None:
+            self.before_start(self.manifest, has_rows(self.folder))
         _write_json(self.folder / MANIFEST, self.manifest)
 
     def finish_sweep(self, summary: dict, state: str) -> None:

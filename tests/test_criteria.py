@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emrun.criteria import ClaimSpec, check
 from emrun.report import digits, figure2, published
 from emrun.report import theory as theory_report
 from emrun.report.verdicts import FAILS, HOLDS, UNTESTABLE, band_verdict, sign_verdict
@@ -169,13 +170,13 @@ def test_an_interval_over_inits_that_all_agree_is_exact_not_zero_width():
 
 
 def test_a_slope_claim_with_an_interval_over_replicates():
-    claim, band = "slope", (-0.35, -0.15)
-    assert band_verdict(claim, -0.22, -0.30, -0.18, band, "", "", "").status == HOLDS
-    assert band_verdict(claim, -0.60, -0.70, -0.50, band, "", "", "").status == FAILS
-    assert band_verdict(claim, 0.04, -0.47, 2.9, band, "", "", "").status == UNTESTABLE  # paper C's 10 replicates
-    assert band_verdict(claim, -0.22, np.nan, np.nan, band, "", "", "").status == UNTESTABLE
-    assert sign_verdict(claim, -0.3, -0.4, -0.2, "", "", "", sign=-1).status == HOLDS
-    assert sign_verdict(claim, -0.1, -0.4, 0.2, "", "", "", sign=-1).status == UNTESTABLE
+    claim, band = ClaimSpec("slope", "a slope", "in the band", check("a test")), (-0.35, -0.15)
+    assert band_verdict(claim, {}, -0.22, -0.30, -0.18, band, "", "").status == HOLDS
+    assert band_verdict(claim, {}, -0.60, -0.70, -0.50, band, "", "").status == FAILS
+    assert band_verdict(claim, {}, 0.04, -0.47, 2.9, band, "", "").status == UNTESTABLE  # paper C's 10 replicates
+    assert band_verdict(claim, {}, -0.22, np.nan, np.nan, band, "", "").status == UNTESTABLE
+    assert sign_verdict(claim, {}, -0.3, -0.4, -0.2, "", "", sign=-1).status == HOLDS
+    assert sign_verdict(claim, {}, -0.1, -0.4, 0.2, "", "", sign=-1).status == UNTESTABLE
 
 
 def test_chance_misses_leave_each_truth_out():

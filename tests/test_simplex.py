@@ -124,7 +124,7 @@ def test_dynamics_studies_sweep_and_report_through_the_cli(tmp_path):
     monte_carlo = pd.read_parquet(tmp_path / "out" / "b_mc" / "batches")
     assert set(monte_carlo["estimator"]) == {"whitened_mc"} and monte_carlo["kl"].notna().all()
     paired = (tmp_path / "out" / "b_stat_gd" / "report.md").read_text()
-    assert "Gradient EM and EM's M-step stop at the same stationary points (paired with b_stat)**: holds" in paired
+    assert "Gradient EM and EM's M-step stop at the same stationary points**: holds. Paired with `b_stat`" in paired
     simplex = (tmp_path / "out" / "c_rates" / "report.md").read_text()
     assert "pi = (0.5, 0.3, 0.2), ||theta_0|| = 1" in simplex and "holds. slope -0.14" in simplex
     # The same config and seed give the same rows, whatever the number of workers.

@@ -138,9 +138,10 @@ def test_interval_over_truths_is_wider_than_wilson_when_truths_differ_and_matche
         [dict(m=3, D=3, algorithm="gd", truth_index=t, run_index=r, k_cluster=(t, r) == (0, 0), status="capped")
          for t in range(20) for r in range(60)])).iloc[0]
     assert one["k_cluster"] == 1 and one["high"] > none["high"] and one["low"] == 0
-    # Few truths, every one with an event: the share of truths with one is 1, a bound of 1 (not NaN).
+    # Few truths, every one with an event: the share of truths with one is 1, a bound of 1 (not NaN);
+    # fewer than 10 truths give no bootstrap, so no lower bound above 0 either.
     every = cell([0.5] * 3)
-    assert every["interval"].startswith("fewer than") and every["high"] == 1.0 and 0 < every["low"] < 0.5
+    assert every["interval"].startswith("fewer than 10 truths") and every["high"] == 1.0 and every["low"] == 0
 
 
 def test_rule_comparison_counts_published_cells_in_each_rules_range():
@@ -161,7 +162,10 @@ def test_a_paired_cluster_interval_is_narrower_when_the_clusters_move_together()
     paired = cluster_difference_interval(first, second, paired=True)
     unpaired = cluster_difference_interval(first, second)
     assert paired[0] > 0 and paired[1] - paired[0] < (unpaired[1] - unpaired[0]) / 5
-    assert np.isnan(cluster_difference_interval(([1.0], [2.0]), ([1.0, 0.0], [2.0, 2.0]))[0])  # one cluster
+    # Fewer than 10 clusters: no bootstrap; a proportion gets exact bounds over clusters (wide), anything else none.
+    low, high = cluster_difference_interval(([1.0], [2.0]), ([1.0, 0.0], [2.0, 2.0]))
+    assert low < -0.5 and high > 0.5
+    assert np.isnan(cluster_difference_interval(([3.0], [2.0]), ([1.0, 0.0], [2.0, 2.0]))[0])  # 1.5 is no proportion
 
 
 def test_digits_k_cluster_claim_is_not_testable_where_every_run_diverged():
@@ -171,27 +175,10 @@ def test_digits_k_cluster_claim_is_not_testable_where_every_run_diverged():
         return pd.DataFrame({"m": [2, 5], "runs": [20, 20], "k_cluster": k_cluster, "diverged": diverged,
                              "median_k": [2, 2]})
 
-    judge = lambda table: _at_every_m(table, "k_cluster", "claim", "criterion", needs_finished=True).status  # noqa: E731
+    from emrun.criteria.lecture import DIGITS_GD_K_CLUSTER
+
+    judge = lambda table: _at_every_m(table, "k_cluster", DIGITS_GD_K_CLUSTER, needs_finished=True).status  # noqa: E731
     assert judge(paper([0, 0], [20, 20])) == v.UNTESTABLE
     assert judge(paper([0, 3], [20, 5])) == v.UNTESTABLE  # where none ended at one, none ended at all
     assert judge(paper([0, 3], [12, 5])) == v.FAILS  # 8 runs ended at m = 2, none at a k-cluster point
     assert judge(paper([1, 3], [19, 5])) == v.HOLDS
-
-
-def test_the_index_counts_a_companion_verdict_shown_in_two_reports_once(tmp_path):
-    import json
-
-    from emrun.report import write_index
-
-    def folder(name, verdicts):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "manifest.json").write_text("{}")
-        (tmp_path / name / "verdicts.json").write_text(json.dumps({
-            "folder": name, "title": name, "complete": True, "headlines": [],
-            "verdicts": [{"folder": where, "claim": claim, "status": status} for where, claim, status in verdicts]}))
-
-    folder("many", [("many", "EM never ends at k < m", v.FAILS)])
-    folder("one", [("one", "EM never ends at k < m", v.HOLDS), ("many", "EM never ends at k < m", v.FAILS)])
-    index = write_index(tmp_path).read_text()
-    assert "Verdicts: 1 hold, 1 do not hold, 0 are not testable" in index
-    assert "(rows of `many`)" in index

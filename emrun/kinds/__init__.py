@@ -66,6 +66,15 @@ class ExperimentKind(Protocol):
     def failed_rows(self, rows: Any) -> Any:
         """A boolean Series: the rows that record a failure (reports count them, never average them)."""
 
+    def declared_claims(self, values: dict) -> list:
+        """The claims (emrun.criteria.Declared) its report will judge, from the config alone: a sweep
+        records their criteria before any row (optional: without it nothing is recorded in advance,
+        and each verdict says its criterion was first recorded after its rows)."""
+
+    def runs_judged(self, values: dict, verdict: Any) -> dict | None:
+        """Which runs decided a verdict (optional: REPORT.md uses it to count a finding judged in two
+        folders on the same runs once)."""
+
 
 def __getattr__(name: str):
     # The built-in kinds, imported only when the registry first needs them.

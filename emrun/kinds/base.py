@@ -51,6 +51,31 @@ def algorithm_columns(values: dict) -> list[str]:
             and not key.endswith("_max_iter")]
 
 
+NOT_RUN_DEFINING = ("name", "description", "claims", "baseline", "compare_to", "record", "truths", "runs", "stopping",
+                    "grid", "plugins", "em_update", "gd_boundary")
+
+
+def run_identity(values: dict, algorithm: str) -> str:
+    """A digest of what makes a config's runs of ``algorithm`` what they are, whatever the folder's
+    name: the shared settings, the algorithm's runs and stopping rule, its own hyperparameters and
+    the family variant it uses (EM's update rule, GD's boundary rule)."""
+    import hashlib
+    import json
+
+    known = ALGORITHMS.get(algorithm) if algorithm in ALGORITHMS else None
+    grid = values.get("grid", {})
+    own = set(known.hyperparameters) if known is not None else set(grid) - {"m", "D", "algorithm", "init"}
+    own.add(f"{algorithm}_max_iter")  # a grid of iteration caps (GD's sensitivity study)
+    per = {key: (value.get(algorithm) if isinstance(value, dict) else value)
+           for key, value in ((k, values.get(k)) for k in ("runs", "stopping"))}
+    variant = {"em": "em_update", "gradient": "gd_boundary"}.get(getattr(known, "requires", None))
+    shared = {k: v for k, v in values.items() if k not in NOT_RUN_DEFINING}
+    text = json.dumps({"algorithm": algorithm, **shared, **per, "init": grid.get("init"),
+                       "hyperparameters": {k: grid[k] for k in sorted(own) if k in grid},
+                       "variant": values.get(variant) if variant else None}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 class CellGrid:
     """A grid of cells crossed with truths; one batch per (cell, truth)."""
 
@@ -60,6 +85,28 @@ class CellGrid:
     adaptive = False  # True if the plan grows with the stored rows
     replayable = False  # True if a stored row can be re-run alone (emrun replay)
     default_algorithms = LEGACY_ALGORITHMS
+
+    def declared_claims(self, values: dict) -> list:
+        """The claims a config of this kind is judged on (emrun.criteria.Declared), known before any row."""
+        from emrun.report.claims import declared
+
+        return declared(values) if "claims" in values or values.get("compare_to") else []
+
+    def runs_judged(self, values: dict, verdict: Any) -> dict:
+        """Which runs decided a verdict, from the config: per algorithm it judges, an identity of
+        everything that makes those runs what they are (model, data, seed, init, the algorithm's own
+        settings), and the cells and truths run. Two verdicts on the same claim whose identities
+        match and whose cells and truths are contained in the other's judge the same runs (or a
+        subset of them): REPORT.md counts that finding once."""
+        algorithms = list(verdict.judges or values["grid"].get("algorithm", []))
+        truths = values.get("truths")
+        count = truths if isinstance(truths, int) else truths.get("max") if isinstance(truths, dict) else None
+        # A comparison of two variants (EM update rules) judges the runs of both, from either side:
+        # its identity leaves the variant out, so that both sides are one finding.
+        identity_of = (lambda a: run_identity({**values, "em_update": None, "gd_boundary": None}, a)) \
+            if getattr(verdict, "symmetric", False) else (lambda a: run_identity(values, a))
+        return {"identity": {a: identity_of(a) for a in algorithms}, "m": list(values["grid"].get("m", [])),
+                "D": list(values["grid"].get("D", [])), "truths": count}
 
     # --- validation ---------------------------------------------------------------------------
 

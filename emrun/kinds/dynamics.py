@@ -36,36 +36,44 @@ class Study:
     samples: bool = False
     description: str = ""
     pairs_updates: bool = False  # its report pairs it with the same study run with the other update
+    claims: Any = None  # config values -> the emrun.criteria.Declared its section judges
 
 
 def _study(run: str, section: str, options: dict, samples: bool = False, description: str = "",
-           pairs_updates: bool = False) -> Study:
-    return Study(f"emrun.dynamics:{run}", section, options, samples, description, pairs_updates)
+           pairs_updates: bool = False, claims: str | None = None) -> Study:
+    return Study(f"emrun.dynamics:{run}", section, options, samples, description, pairs_updates, claims)
 
 
 BUILT_IN = {
     "rates": _study("rates", "emrun.report.gradem:rates", {"iterations": 3000, "weights": "dirichlet", "checkpoints": 80},
-                    description="paper B, Figure 1 (left, middle): sub-linear convergence of L and D"),
+                    description="paper B, Figure 1 (left, middle): sub-linear convergence of L and D",
+                    claims="emrun.criteria.xu2024:rates_claims"),
     "weights": _study("weights", "emrun.report.gradem:weights",
                       {"iterations": 2000, "weights": dynamics.PAPER_B_WEIGHTS, "checkpoints": 80},
-                      description="paper B, Figure 1 (right): more even weights converge faster"),
+                      description="paper B, Figure 1 (right): more even weights converge faster",
+                      claims="emrun.criteria.xu2024:weights_claims"),
     "gradnorm": _study("gradnorm", "emrun.report.gradem:gradnorm", {"scale": 2.0, "trap_max_D": 20, "trap_cap": 200000},
-                       description="paper B, Figure 2 (left): the gradient at Theorem 7's initialisation"),
+                       description="paper B, Figure 2 (left): the gradient at Theorem 7's initialisation",
+                       claims="emrun.criteria.xu2024:gradnorm_claims"),
     "statrate": _study("statrate", "emrun.report.gradem:statrate",
                        {"samples": [1000, 3000, 10000, 30000], "max_iter": 20000, "tol": 1.0e-6}, samples=True,
-                       description="paper B, Figure 2 (right): statistical error of sample EM against N", pairs_updates=True),
+                       description="paper B, Figure 2 (right): statistical error of sample EM against N", pairs_updates=True,
+                       claims="emrun.criteria.xu2024:statrate_claims"),
     "simplex_rates": _study("simplex_population", "emrun.report.simplex:simplex_rates",
                             {"weights": [[0.5, 0.3, 0.2]], "radii": [K], "iterations": 1000, "free_step": 0.7,
-                             "free_means": True}, description="paper C: ln KL linear in t under the DFT condition"),
+                             "free_means": True}, description="paper C: ln KL linear in t under the DFT condition",
+                            claims="emrun.criteria.simplex:rates_claims"),
     "simplex_radius": _study("simplex_population", "emrun.report.simplex:simplex_radius",
                              {"weights": [[0.5, 0.3, 0.2]], "radii": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "iterations": 2000,
-                              "free_step": 0.7, "free_means": False}, description="paper C: the initial radius"),
+                              "free_step": 0.7, "free_means": False}, description="paper C: the initial radius",
+                             claims="emrun.criteria.simplex:radius_claims"),
     "simplex_samples": _study("simplex_samples", "emrun.report.simplex:simplex_samples",
                               {"weights": [[0.5, 0.3, 0.2]], "samples": [1000, 3000, 10000, 30000, 100000], "radius": K,
                                "max_iter": 3000, "tol": 1.0e-10}, samples=True,
-                              description="paper C: sample EM's error against N"),
+                              description="paper C: sample EM's error against N", claims="emrun.criteria.simplex:samples_claims"),
     "lloyd": _study("lloyd", "emrun.report.simplex:lloyd", {"max_iter": 300}, samples=True,
-                    description="paper C: Lloyd's algorithm on N(0, I) ends at a simplex"),
+                    description="paper C: Lloyd's algorithm on N(0, I) ends at a simplex",
+                    claims="emrun.criteria.simplex:lloyd_claims"),
 }
 
 
@@ -152,6 +160,10 @@ class Dynamics(CellGrid):
 
     def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
         return rows.sort_values(["batch_id", "series", "run_index", "iteration"], ignore_index=True)
+
+    def declared_claims(self, values: dict) -> list:
+        study = STUDIES.get(values["study"])
+        return [] if study.claims is None else _callable(study.claims)(values)
 
     def write_report(self, ctx):
         from emrun.report import gradem

@@ -33,28 +33,36 @@ class Check:
     description: str = ""
     family: str | None = None  # the model family the check fits: the config must name it, with its algorithms
     validate: Any = None  # (config values, options, checker) -> None: checks across the options and the grid
+    claims: Any = None  # (config values, options) -> the emrun.criteria.Declared its section judges
 
 
 BUILT_IN = {
     "closed_forms": Check("emrun.theory:closed_forms", "emrun.report.theory:closed_forms", {},
-                          "eqs. 4.4, 4.11, 4.12 and 4.14 against one step of the engine"),
+                          "eqs. 4.4, 4.11, 4.12 and 4.14 against one step of the engine",
+                          claims="emrun.criteria.uai2019:closed_forms_claims"),
     "one_cluster_gap": Check("emrun.theory:gap", "emrun.report.theory:one_cluster_gap",
                              {"deltas": [0.1, 0.01, 0.001], "perturbations": 200},
-                             "Theorems 5.1 and 5.2: one-cluster local minima and their gap"),
+                             "Theorems 5.1 and 5.2: one-cluster local minima and their gap",
+                             claims="emrun.criteria.uai2019:one_cluster_gap_claims"),
     "gmm_rotation": Check("emrun.theory:rotation", "emrun.report.theory:gmm_rotation",
-                          {"steps": 30, "samples": 20_000}, "eq. 4.7: EM rotates b towards mu*"),
+                          {"steps": 30, "samples": 20_000}, "eq. 4.7: EM rotates b towards mu*",
+                          claims="emrun.criteria.uai2019:rotation_claims"),
     "gd_trap": Check("emrun.theory:gd_trap", "emrun.report.theory:gd_trap",
                      {"grid": 40, "starts": 400, "epsilon": 1e-3, "gd_iterations": 3000, "em_iterations": 300},
-                     "Proposition 4.1 / Theorem 4.7: GD trapped where Z_1 < 1, EM escapes"),
+                     "Proposition 4.1 / Theorem 4.7: GD trapped where Z_1 < 1, EM escapes",
+                     claims="emrun.criteria.uai2019:gd_trap_claims"),
     "bmm_escape": Check("emrun.theory:bmm_escape", "emrun.report.theory:bmm_escape",
                         {"starts": 1000, "epsilon": 1e-6, "em_iterations": 500, "trajectories": 8},
-                        "Theorem 4.5: EM moves lambda into a positive region"),
+                        "Theorem 4.5: EM moves lambda into a positive region",
+                        claims="emrun.criteria.uai2019:bmm_escape_claims"),
     "kmeans_vs_em": Check("emrun.theory:kmeans_vs_em", "emrun.report.theory:kmeans_vs_em", {},
-                          "the lecture: k-means and EM centres differ on overlapping unequal clusters"),
+                          "the lecture: k-means and EM centres differ on overlapping unequal clusters",
+                          claims="emrun.criteria.lecture:kmeans_vs_em_claims"),
     "segmentation": Check("emrun.segmentation:check", "emrun.report.segmentation:section",
                           {"iterations": 300, "tol": 1e-6, "kmeans_starts": 10, "size": 128},
                           "the lecture: a full-covariance GMM (EM) and k-means segment RGB images",
-                          family="gaussian_full", validate="emrun.segmentation:validate"),
+                          family="gaussian_full", validate="emrun.segmentation:validate",
+                          claims="emrun.criteria.lecture:segmentation_claims"),
 }
 
 
@@ -109,6 +117,10 @@ class Theory(CellGrid):
 
     def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
         return rows.sort_values(["batch_id", "quantity", "index"], ignore_index=True)
+
+    def declared_claims(self, values: dict) -> list:
+        entry = CHECKS.get(values["check"])
+        return [] if entry.claims is None else _callable(entry.claims)(values, options(values))
 
     def write_report(self, ctx):
         from emrun.report import theory

@@ -89,12 +89,17 @@ def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class ReportLayout:
     """How a grid report is laid out: ``write`` (ctx -> ReportResult, or its import string) for the
-    configs ``applies`` accepts; among those that apply, the highest ``priority`` wins."""
+    configs ``applies`` accepts; among those that apply, the highest ``priority`` wins. ``claims``
+    (config values -> list of :class:`emrun.criteria.Declared`, or its import string) lists what
+    the layout judges beyond the config's declared claims; ``always_claims``: whether it judges the
+    config's (or its artefact's) claims even when the config has no ``claims:`` key."""
 
     applies: Callable[[dict], bool]
     write: Any
     priority: int = 10
     description: str = ""
+    claims: Any = None
+    always_claims: bool = False
 
 
 def _varies_gd_step_or_cap(values: dict) -> bool:
@@ -104,16 +109,27 @@ def _varies_gd_step_or_cap(values: dict) -> bool:
 
 REPORT_LAYOUTS = {
     "digits": ReportLayout(lambda v: v["data"]["kind"] == "dataset", "emrun.report.digits:write",
-                           description="Bernoulli mixtures on a labelled data set"),
+                           description="Bernoulli mixtures on a labelled data set",
+                           claims="emrun.criteria.lecture:digits_claims"),
     "escape": ReportLayout(lambda v: v.get("compare_to") == "uai2019_figure2", "emrun.report.figure2:write",
-                           description="UAI 2019 Figure 2: escape from a one-cluster region"),
+                           description="UAI 2019 Figure 2: escape from a one-cluster region",
+                           claims="emrun.criteria.uai2019:figure2_claims", always_claims=True),
     "em_update": ReportLayout(lambda v: "em_update" in v, "emrun.report.variants:write_em_update",
-                              description="another EM update rule, paired with the standard one"),
+                              description="another EM update rule, paired with the standard one",
+                              claims="emrun.criteria.uai2019:em_update_claims"),
     "sensitivity": ReportLayout(_varies_gd_step_or_cap, "emrun.report.variants:write_sensitivity",
-                                description="GD's k-cluster rate against step size and iteration cap"),
+                                description="GD's k-cluster rate against step size and iteration cap",
+                                claims="emrun.criteria.uai2019:sensitivity_claims"),
     "kcluster": ReportLayout(lambda v: True, "emrun.report.kcluster:write", priority=0,
-                             description="k-cluster rates of every algorithm, comparisons, claims"),
+                             description="k-cluster rates of every algorithm, comparisons, claims", always_claims=True),
 }
+
+
+def layout_of(values: dict) -> ReportLayout:
+    """The registered layout that reports a grid config: the highest priority among those that apply."""
+    layouts = [(entry.value.priority, name) for name, entry in TRIAL_REPORTS.items() if entry.value.applies(values)]
+    _, chosen = max(layouts, key=lambda pair: pair[0])
+    return TRIAL_REPORTS.get(chosen)
 
 
 class TrialGrid(CellGrid):
@@ -183,10 +199,18 @@ class TrialGrid(CellGrid):
         return add_reference_columns(rows.sort_values(["batch_id", "run_index"], ignore_index=True))
 
     def write_report(self, ctx):
-        layouts = [(entry.value.priority, name) for name, entry in TRIAL_REPORTS.items() if entry.value.applies(ctx.config)]
-        _, chosen = max(layouts, key=lambda pair: pair[0])
-        write = TRIAL_REPORTS.get(chosen).write
+        write = layout_of(ctx.config).write
         return (resolve(write) if isinstance(write, str) else write)(ctx)
+
+    def declared_claims(self, values: dict) -> list:
+        """What the report will judge, known from the config alone: the layout's own claims, and the
+        config's declared (or its artefact's) registered claims."""
+        from emrun.report.claims import declared
+
+        layout = layout_of(values)
+        own = [] if layout.claims is None else (resolve(layout.claims) if isinstance(layout.claims, str)
+                                                 else layout.claims)(values)
+        return own + (declared(values) if layout.always_claims or "claims" in values else [])
 
     def status_lines(self, rows) -> list[str]:
         counts = rows["status"].value_counts().to_dict() if rows is not None else {}
@@ -256,6 +280,11 @@ class FirstKCluster(TrialGrid):
         from emrun.report import table34
 
         return table34.write(ctx)
+
+    def declared_claims(self, values: dict) -> list:
+        from emrun.report.claims import declared
+
+        return declared(values)
 
 
 GRID = TrialGrid()

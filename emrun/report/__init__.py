@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
-from emrun.report.verdicts import FAILS, HOLDS, UNTESTABLE, Verdict
+from emrun.report.verdicts import Verdict
 from emrun.store import StoreError, has_rows, load_traces, read_manifest, result_folders
 from emrun.summaries import read_summary, write_summary
 
@@ -58,6 +58,7 @@ class ReportContext:
         self.rows, self.completeness = self.rows_and_completeness(self.folder)
         self.notices: list[str] = []  # printed by the command: a companion summary that could not be used
         self.companion_complete: dict[str, bool] = {}  # companion name -> were its rows complete
+        self.judged: list[Verdict] = []  # the verdicts judged on this folder's own rows (recorded at the end)
 
     def summary_of(self, folder: Path, name: str, summarise: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame | None:
         """``summarise(rows)`` of a companion folder. From its rows when they are stored, and then
@@ -80,6 +81,29 @@ class ReportContext:
     @property
     def config(self) -> dict:
         return self.manifest["config"]
+
+    @property
+    def record(self) -> dict:
+        """The folder's criterion record (emrun.criteria.record)."""
+        from emrun.criteria import record
+
+        return record.of(self.manifest)
+
+    def audit(self, verdicts: list[Verdict]) -> list[Verdict]:
+        """Verdicts as a report shows them: each with the folder whose rows decided it, whether that
+        folder was complete, its criterion record (recorded when, changed after the rows or not, the
+        verdict under the recorded criterion) and the runs that decided it. Call it before rendering."""
+        from emrun.criteria import record as criteria
+
+        out = []
+        for verdict in verdicts:
+            located = verdict.located(self.folder.name, _complete(self, verdict.folder))
+            manifest = self.manifest if located.folder == self.folder.name else _manifest_of(self.root / located.folder)
+            audited = criteria.audit(located, criteria.of(manifest or {}))
+            out.append(replace(audited, runs=_runs_of(manifest, audited)))
+            if located.folder == self.folder.name:
+                self.judged.append(audited)
+        return out
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -128,7 +152,8 @@ def write_reports(folders: list[Path], root: Path, command: str) -> tuple[list[P
             problems.append((Path(folder), str(error)))
             continue
         notices += [f"{path} is left out of the report: {why}" for path, why in ctx.completeness.excluded] + ctx.notices
-        verdicts = [v.located(Path(folder).name, _complete(ctx, v.folder)) for v in result.verdicts]
+        verdicts = [v if v.record is not None else ctx.audit([v])[0] for v in result.verdicts]
+        notices += _record_judged(ctx)
         _finish_report(result, ctx, verdicts)
         _write_verdicts(Path(folder), ctx, verdicts, result.headlines, result.path)
         written.append(result.path)
@@ -140,14 +165,57 @@ def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verd
     """Completeness at the end; an incomplete folder says so under its title and in every verdict."""
     text = result.path.read_text()
     state = ctx.completeness
-    if not state.complete:
-        for before, after in zip(result.verdicts, verdicts, strict=True):
+    for before, after in zip(result.verdicts, verdicts, strict=True):
+        if before is not after:
             text = text.replace(before.markdown(), after.markdown())
+    if not state.complete:
         lines = text.splitlines()
         lines[1:1] = ["", f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
                       "and verdict below uses the stored batches only (see Completeness at the end)."]
         text = "\n".join(lines) + "\n"
     result.path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(completeness_lines(state)))
+
+
+def _manifest_of(folder: Path) -> dict | None:
+    try:
+        return read_manifest(folder)
+    except StoreError:
+        return None
+
+
+def _runs_of(manifest: dict | None, verdict: Verdict) -> dict | None:
+    """Which runs decided a verdict, from the deciding folder's config (not its name or bytes): the
+    kind's identity of the runs of each algorithm the claim judges, and the cells and truths."""
+    if manifest is None:
+        return None
+    from emrun.registry import KINDS
+
+    values = manifest["config"]
+    kind = KINDS.get(values.get("experiment", "grid")) if values.get("experiment", "grid") in KINDS else None
+    describe = getattr(kind, "runs_judged", None)
+    return describe(values, verdict) if describe is not None else None
+
+
+def _record_judged(ctx: ReportContext) -> list[str]:
+    """Record in the folder's manifest the criterion of every verdict judged on its rows that has
+    no record yet, and every change since the last record (dated today). A sweep holding the folder
+    keeps the record as it is; the report says so."""
+    from emrun.criteria import record as criteria
+    from emrun.locking import locked
+    from emrun.store import write_manifest
+
+    if not len(ctx.rows):
+        return []
+    try:
+        with locked(ctx.folder, ctx.command):
+            manifest = read_manifest(ctx.folder)
+            record = criteria.of(manifest)
+            if criteria.note_judged(record, ctx.judged, criteria.now()):
+                manifest["criteria"] = record
+                write_manifest(ctx.folder, manifest)
+    except StoreError as error:
+        return [f"{ctx.folder.name}: the criterion record is not updated ({error})"]
+    return []
 
 
 def _nothing_to_report(ctx: ReportContext) -> ReportResult:
@@ -202,7 +270,11 @@ def completeness_lines(state: Completeness) -> list[str]:
 
 
 def write_index(root: Path) -> Path:
-    """``root/REPORT.md``: every folder's verdicts and headlines, read from its verdicts.json."""
+    """``root/REPORT.md``: every folder's verdicts and headlines, read from its verdicts.json, and
+    the counts by source (paper claims, extensions, checks), each finding once."""
+    from emrun.criteria import KIND_NAMES
+    from emrun.report.counting import count_findings, multiplicity_lines
+
     entries = []
     for folder in result_folders(root):
         path = folder / VERDICTS
@@ -210,25 +282,24 @@ def write_index(root: Path) -> Path:
             entries.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
             continue  # no report yet, or a damaged verdict file: the folder is not indexed
-    # A companion's verdicts shown again in another folder's report are counted once: by the folder
-    # whose rows decided them and the claim.
-    distinct = {(v["folder"], v["claim"]): v["status"] for e in entries for v in e["verdicts"]}
-    counts = {status: sum(s == status for s in distinct.values()) for status in (HOLDS, FAILS, UNTESTABLE)}
+    counted = count_findings(entries)
     lines = ["# emrun results", "",
              f"The verdicts of the {len(entries)} results folder{'' if len(entries) == 1 else 's'} below, read from each "
              "folder's `verdicts.json` "
-             "(`emrun report` rebuilds this index). Each folder's report gives every verdict's criterion and the "
-             "commands that produced its rows.", "",
-             f"Verdicts: {counts[HOLDS]} hold, {counts[FAILS]} do not hold, {counts[UNTESTABLE]} are not testable on "
-             "the stored rows (each counted once, under the folder whose rows decide it; a comparison of two folders' "
-             "runs is judged, and counted, in each of the two).", ""]
+             "(`emrun report` rebuilds this index). Each folder's report gives every verdict's criterion, its source and "
+             "its criterion record, and the commands that produced its rows.", ""]
+    lines += counted.summary_lines() + multiplicity_lines(counted) + [""]
     for entry in entries:
         lines += [f"## [{entry['folder']}]({entry['folder']}/report.md)", "", entry["title"], ""]
         if not entry["complete"]:
             lines += [f"**Incomplete: {entry['stored_batches']} of {entry['planned_batches']} planned batches stored.**", ""]
         for verdict in entry["verdicts"]:
             where = "" if verdict["folder"] == entry["folder"] else f" (rows of `{verdict['folder']}`)"
-            lines.append(f"- **{verdict['claim']}**: {verdict['status']}{where}.")
+            kind = KIND_NAMES.get((verdict.get("source") or {}).get("kind"), "source not recorded")
+            changed = " **criterion changed after its rows**" if (verdict.get("record") or {}).get("changed_after_rows") \
+                else ""
+            lines.append(f"- **{verdict['claim']}**: {verdict['status']}{where}; {kind}{changed}"
+                         f"{counted.note_for(entry['folder'], verdict)}.")
         lines += ["", *entry["headlines"]] if entry["headlines"] else []
         lines.append("")
     path = Path(root) / INDEX

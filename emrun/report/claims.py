@@ -12,43 +12,100 @@ resamples truths with all their runs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from emrun.report.verdicts import CLUSTER_BOOTSTRAP, Verdict, cluster_bootstrap, ended_at_k_cluster, spearman_trend
+from emrun.criteria import EXTENSION, Change, ClaimSpec, Declared, Source, algorithm_label
+from emrun.criteria import uai2019 as uai
+from emrun.report.verdicts import (
+    CLUSTER_BOOTSTRAP,
+    MIN_CLUSTERS,
+    Verdict,
+    cluster_bootstrap,
+    ended_at_k_cluster,
+    same_as_before,
+    sign_verdict,
+    spearman_trend,
+)
 
 NEAR_OPTIMAL = 0.999  # the paper's "greater than 0.999 in terms of the likelihood ratio"
 TRUTH = ["m", "D", "truth_index"]  # runs sharing these share a truth
+UNDECLARED = Source(EXTENSION, note="a claim registered by a plug-in that names no source")
 
 
 @dataclass(frozen=True)
 class Claim:
     """A registered claim: ``judge(rows, config, **params) -> Verdict``; ``params`` maps each
     parameter to its default (None: the config must give it); ``kinds`` the experiment kinds whose
-    rows it judges."""
+    rows it judges. ``spec`` declares its wording, criterion, source and criterion version; a
+    claim registered without one is recorded under its name, with ``version`` (bump it when the
+    decision rule changes), ``identity`` (the params that say which claim it is: the others are
+    criterion params) and ``source``."""
 
     name: str
     judge: Callable[..., Verdict]
     params: dict = field(default_factory=dict)
     kinds: tuple[str, ...] = ("grid",)
     description: str = ""
+    spec: ClaimSpec | None = None
+    version: int = 1
+    identity: tuple[str, ...] = ()
+    source: Source | None = None
+    criterion: str = ""
+
+    def declared_spec(self) -> ClaimSpec:
+        """Its spec; for a claim registered without one, a spec made of its name and fields (its
+        wording and criterion then come from its verdict)."""
+        if self.spec is not None:
+            return self.spec
+        return ClaimSpec(self.name, self.name, self.criterion or self.description or "stated by the claim's verdict",
+                         self.source or UNDECLARED, self.version, identity=self.identity)
+
+    def source_for(self, params: dict, values: dict) -> Source:
+        """Its source in a config: the paper's claim in the paper's setting, else an extension."""
+        spec = self.declared_spec()
+        return uai.kcluster_source(self.name, params, values, spec.source)
 
 
 def _label(algorithm: str) -> str:
-    return algorithm.upper() if algorithm in ("em", "gd") else algorithm
+    return algorithm_label(algorithm)
 
 
 def _runs_of(rows: pd.DataFrame, algorithm: str) -> pd.DataFrame:
     return rows[rows["algorithm"] == algorithm]
 
 
+NEVER = ClaimSpec("never_ends_at_k_cluster", "{algorithm_label} never ends at a k-cluster point (k < m)",
+                  "no run of {algorithm} ends (not diverged) with a weight below the k-cluster threshold", uai.EM_NEVER,
+                  identity=("algorithm",), algorithms=("algorithm",))
+NEAR = ClaimSpec("always_near_optimal", "Every {algorithm_label} run is near-optimal (likelihood ratio >= {threshold})",
+                 "the smallest likelihood ratio exp(l* - l) over the {algorithm} runs is at least {threshold}",
+                 uai.EM_NEAR_OPTIMAL, identity=("algorithm",), algorithms=("algorithm",))
+MORE_OFTEN = ClaimSpec(
+    "ends_at_k_cluster_more_often", "{algorithm_label} ends at a k-cluster point more often than {than_label} from the "
+    "same inits", "the 95% interval over truths (10 or more) of the mean paired difference ({algorithm} minus {than}) in "
+    "k-cluster rate lies above 0 (not testable if it contains 0)", uai.GD_MORE_OFTEN, identity=("algorithm", "than"),
+    algorithms=("algorithm", "than"), version=3,
+    changes=(Change(2, uai.AM_5554730, "from McNemar's exact test over paired runs (runs sharing a truth treated as "
+                    "independent) to the bootstrap interval over truths of the mean paired difference"),
+             replace(uai.TEN_CLUSTERS, version=3)))
+LESS_OFTEN = ClaimSpec(
+    "ends_at_k_cluster_less_often", "{algorithm_label} ends at a k-cluster point less often than {than_label} from the "
+    "same inits", "the 95% interval over truths (10 or more) of the mean paired difference ({algorithm} minus {than}) in "
+    "k-cluster rate lies below 0 (not testable if it contains 0)",
+    uai.GD_MORE_OFTEN.beyond("a comparison the paper does not make (the paper compares GD with EM)"),
+    identity=("algorithm", "than"), algorithms=("algorithm", "than"), version=2, changes=(uai.TEN_CLUSTERS,))
+GROWS = ClaimSpec("k_cluster_rate_grows_with", "{algorithm_label}'s k-cluster rate grows with {factor}",
+                  "Spearman rho > 0 with p < 0.05 between {factor} and the per-truth rate centred on the mean of its "
+                  "{other} (a significant trend the other way: does not hold; none: not testable)", uai.GROWS,
+                  identity=("factor", "algorithm"), algorithms=("algorithm",), version=2, changes=(uai.NOT_SIGNIFICANT,))
+
+
 def never_ends_at_k_cluster(rows: pd.DataFrame, config: dict, algorithm: str = "em") -> Verdict:
-    claim = f"{_label(algorithm)} never ends at a k-cluster point (k < m)"
-    criterion = f"no run of {algorithm} ends (not diverged) with a weight below the k-cluster threshold"
     runs = _runs_of(rows, algorithm)
     if runs.empty:
-        return Verdict.untestable(claim, f"no {algorithm} runs are stored.", criterion)
+        return NEVER.untestable(f"no {algorithm} runs are stored.", algorithm=algorithm)
     hits = ended_at_k_cluster(runs)
     per_cell = hits.groupby([runs["m"], runs["D"]]).sum()
     evidence = (f"no {algorithm} run does in {int((per_cell == 0).sum())} of {len(per_cell)} cells; {int(hits.sum())} of "
@@ -56,21 +113,19 @@ def never_ends_at_k_cluster(rows: pd.DataFrame, config: dict, algorithm: str = "
     if hits.any():
         worst = per_cell.idxmax()
         evidence += f" (most at m={worst[0]}, D={worst[1]}: {int(per_cell.max())})"
-    return Verdict.judged(claim, not hits.any(), evidence + ".", criterion)
+    return NEVER.judged(not hits.any(), evidence + ".", algorithm=algorithm)
 
 
 def always_near_optimal(rows: pd.DataFrame, config: dict, algorithm: str = "em", threshold: float = NEAR_OPTIMAL) -> Verdict:
-    claim = f"Every {_label(algorithm)} run is near-optimal (likelihood ratio >= {threshold})"
-    criterion = f"the smallest likelihood ratio exp(l* - l) over the {algorithm} runs is at least {threshold}"
     runs = _runs_of(rows, algorithm)
     if runs.empty:
-        return Verdict.untestable(claim, f"no {algorithm} runs are stored.", criterion)
+        return NEAR.untestable(f"no {algorithm} runs are stored.", algorithm=algorithm, threshold=threshold)
     ratios = runs["likelihood_ratio"]
     worst = runs.loc[ratios.idxmin()]
     evidence = (f"{int((ratios < threshold).sum())} of {len(runs)} runs have likelihood ratio below {threshold}; minimum "
                 f"{worst['likelihood_ratio']:.4f} at m={int(worst['m'])}, D={int(worst['D'])}, "
                 f"truth {int(worst['truth_index'])}.")
-    return Verdict.judged(claim, bool((ratios >= threshold).all()), evidence, criterion)
+    return NEAR.judged(bool((ratios >= threshold).all()), evidence, algorithm=algorithm, threshold=threshold)
 
 
 def paired_k_cluster(rows: pd.DataFrame, algorithm: str, than: str) -> dict | None:
@@ -90,30 +145,28 @@ def paired_k_cluster(rows: pd.DataFrame, algorithm: str, than: str) -> dict | No
         return None
     pairs["difference"] = pairs["hit_a"].astype(float) - pairs["hit_b"].astype(float)
     per_truth = pairs.groupby(TRUTH)["difference"].agg(["sum", "size"])
-    low, high = cluster_bootstrap(per_truth["sum"].to_numpy(), per_truth["size"].to_numpy())
+    sums, sizes = per_truth["sum"].to_numpy(), per_truth["size"].to_numpy()
+    low, high = cluster_bootstrap(sums, sizes)
     return {"pairs": len(pairs), "truths": len(per_truth), "a_hits": int(pairs["hit_a"].sum()),
             "b_hits": int(pairs["hit_b"].sum()), "a_only": int((pairs["hit_a"] & ~pairs["hit_b"]).sum()),
             "b_only": int((~pairs["hit_a"] & pairs["hit_b"]).sum()), "difference": float(pairs["difference"].mean()),
-            "low": low, "high": high}
+            "low": low, "high": high, "strict": cluster_bootstrap(sums, sizes, level=0.99)}
 
 
 def _compare(rows: pd.DataFrame, algorithm: str, than: str, sign: int) -> Verdict:
-    word = "more" if sign > 0 else "less"
-    claim = f"{_label(algorithm)} ends at a k-cluster point {word} often than {_label(than)} from the same inits"
-    criterion = (f"the 95% interval over truths of the mean paired difference ({algorithm} minus {than}) in k-cluster "
-                 f"rate lies {'above' if sign > 0 else 'below'} 0 (not testable if it contains 0)")
+    spec, params = (MORE_OFTEN if sign > 0 else LESS_OFTEN), {"algorithm": algorithm, "than": than}
     paired = paired_k_cluster(rows, algorithm, than)
     if paired is None:
-        return Verdict.untestable(claim, f"no {algorithm} run pairs with a {than} run from the same init.", criterion)
+        return spec.untestable(f"no {algorithm} run pairs with a {than} run from the same init.", **params)
     evidence = (f"{algorithm} {paired['a_hits']} and {than} {paired['b_hits']} of {paired['pairs']} paired runs; only "
-                f"{algorithm}: {paired['a_only']}, only {than}: {paired['b_only']}; mean difference "
-                f"{paired['difference']:+.3f} [{paired['low']:+.3f}, {paired['high']:+.3f}] over {paired['truths']} truths.")
-    if paired["truths"] < 2:
-        return Verdict.untestable(claim, evidence + " One truth: no interval over truths.", criterion)
-    if paired["low"] <= 0 <= paired["high"]:
-        return Verdict(claim, "not testable", evidence + " The interval contains 0.", criterion, CLUSTER_BOOTSTRAP)
-    holds = paired["low"] > 0 if sign > 0 else paired["high"] < 0
-    return Verdict.judged(claim, bool(holds), evidence, criterion, CLUSTER_BOOTSTRAP)
+                f"{algorithm}: {paired['a_only']}, only {than}: {paired['b_only']}; over {paired['truths']} truths, the "
+                "mean paired difference:")
+    if paired["truths"] < MIN_CLUSTERS:
+        # Version 2 (1 for the less-often claim) bootstrapped over as few as 2 truths.
+        return spec.untestable(evidence + f" Fewer than {MIN_CLUSTERS} truths: no interval over truths.", **params)
+    verdict = sign_verdict(spec, params, paired["difference"], paired["low"], paired["high"], evidence,
+                           CLUSTER_BOOTSTRAP, sign, strict=paired["strict"])
+    return same_as_before(verdict, spec.version - 1)  # with 10 or more truths the earlier rule is this one
 
 
 def ends_at_k_cluster_more_often(rows: pd.DataFrame, config: dict, algorithm: str = "gd", than: str = "em") -> Verdict:
@@ -129,28 +182,32 @@ def k_cluster_rate_grows_with(rows: pd.DataFrame, config: dict, factor: str = "m
     each rate centred on the mean rate of its value of the other factor (a pooled correlation would
     let a strong trend in m hide a trend in D). One truth is one point: runs sharing it are not
     independent."""
-    claim = f"{_label(algorithm)}'s k-cluster rate grows with {factor}"
     other = "D" if factor == "m" else "m"
-    criterion = (f"Spearman rho > 0 with p < 0.05 between {factor} and the per-truth rate centred on the mean of its "
-                 f"{other}")
     runs = _runs_of(rows, algorithm)
     rates = ended_at_k_cluster(runs).groupby([runs[c] for c in TRUTH]).mean().reset_index(name="rate")
     centred = rates["rate"] - rates.groupby(other)["rate"].transform("mean")
-    return spearman_trend(rates[factor], centred, claim, criterion,
-                          points=f"(cell, truth) rates, each centred on the mean rate of its {other}")
+    return spearman_trend(rates[factor], centred, GROWS, {"factor": factor, "algorithm": algorithm, "other": other},
+                          points=f"(cell, truth) rates, each centred on the mean rate of its {other}", absence_failed_until=1)
+
+
+RATIO_TREND = ClaimSpec(
+    "ratio_trend", "GD's k-cluster points get {word} as {factor} grows (at fixed {other})",
+    "Spearman rho {sign} 0 with p < 0.05 between {factor} and the kept truths' ratios, each centred on the mean of its "
+    "{other} (a significant trend the other way: does not hold; none: not testable)", uai.WORSE_WITH_D,
+    identity=("factor",), version=2, changes=(uai.NOT_SIGNIFICANT,))
+RATIO_FALLS = replace(RATIO_TREND, id="ratio_falls_with_D")
+RATIO_RISES = replace(RATIO_TREND, id="ratio_rises_with_m", source=uai.BETTER_WITH_M)
 
 
 def _ratio_trend(rows: pd.DataFrame, config: dict, factor: str, sign: int) -> Verdict:
     from emrun.selection import truth_ratios
 
-    word = "worse" if sign < 0 else "better"
     other = "D" if factor == "m" else "m"
-    claim = f"GD's k-cluster points get {word} as {factor} grows (at fixed {other})"
-    criterion = (f"Spearman rho {'<' if sign < 0 else '>'} 0 with p < 0.05 between {factor} and the kept truths' ratios, "
-                 f"each centred on the mean of its {other}")
+    spec = RATIO_FALLS if factor == "D" else RATIO_RISES
+    params = {"factor": factor, "other": other, "word": "worse" if sign < 0 else "better", "sign": "<" if sign < 0 else ">"}
     per_truth, _ = truth_ratios(rows, config["truths"]["until_k_cluster"])
     centred = per_truth["gd_ratio"] - per_truth.groupby(other)["gd_ratio"].transform("mean")
-    return spearman_trend(per_truth[factor], centred, claim, criterion, sign, points="kept truths")
+    return spearman_trend(per_truth[factor], centred, spec, params, sign, points="kept truths", absence_failed_until=1)
 
 
 def ratio_falls_with_D(rows: pd.DataFrame, config: dict) -> Verdict:
@@ -161,42 +218,48 @@ def ratio_rises_with_m(rows: pd.DataFrame, config: dict) -> Verdict:
     return _ratio_trend(rows, config, "m", +1)
 
 
+EM_ABOVE = ClaimSpec("em_above_on_kept_truths", "EM's likelihood ratio is above {threshold} for every truth",
+                     "every EM run, on the kept truths and on every truth run, has likelihood ratio above {threshold}",
+                     uai.EM_NEAR_OPTIMAL)
+
+
 def em_above_on_kept_truths(rows: pd.DataFrame, config: dict, threshold: float = NEAR_OPTIMAL) -> Verdict:
     from emrun.selection import truth_ratios
 
-    claim = f"EM's likelihood ratio is above {threshold} for every truth"
-    criterion = f"every EM run, on the kept truths and on every truth run, has likelihood ratio above {threshold}"
     per_truth, _ = truth_ratios(rows, config["truths"]["until_k_cluster"])
     em_all = _runs_of(rows, "em")
     if em_all.empty:
-        return Verdict.untestable(claim, "no EM runs are stored.", criterion)
+        return EM_ABOVE.untestable("no EM runs are stored.", threshold=threshold)
     below = em_all[em_all["likelihood_ratio"] <= threshold]
     worst = em_all.loc[em_all["likelihood_ratio"].idxmin()]
     kept = per_truth["em_ratio"]
-    return Verdict.judged(
-        claim, bool((kept > threshold).all() and below.empty),
+    return EM_ABOVE.judged(
+        bool((kept > threshold).all() and below.empty),
         f"{int((kept <= threshold).sum())} of {len(kept)} kept truths and {len(below)} of {len(em_all)} truths run are at "
         f"or below it; minimum {worst['likelihood_ratio']:.4f} at m={int(worst['m'])}, D={int(worst['D'])}, "
-        f"truth {int(worst['truth_index'])}.", criterion)
+        f"truth {int(worst['truth_index'])}.", threshold=threshold)
 
 
 BUILT_IN = {
     "never_ends_at_k_cluster": Claim("never_ends_at_k_cluster", never_ends_at_k_cluster, {"algorithm": "em"},
-                                     ("grid", "first_k_cluster"), "an algorithm never ends at k < m"),
+                                     ("grid", "first_k_cluster"), "an algorithm never ends at k < m", NEVER),
     "always_near_optimal": Claim("always_near_optimal", always_near_optimal, {"algorithm": "em", "threshold": NEAR_OPTIMAL},
-                                 ("grid", "first_k_cluster"), "every run of an algorithm reaches a likelihood ratio"),
+                                 ("grid", "first_k_cluster"), "every run of an algorithm reaches a likelihood ratio", NEAR),
     "ends_at_k_cluster_more_often": Claim("ends_at_k_cluster_more_often", ends_at_k_cluster_more_often,
-                                          {"algorithm": "gd", "than": "em"}, description="paired, from the same inits"),
+                                          {"algorithm": "gd", "than": "em"}, description="paired, from the same inits",
+                                          spec=MORE_OFTEN),
     "ends_at_k_cluster_less_often": Claim("ends_at_k_cluster_less_often", ends_at_k_cluster_less_often,
-                                          {"algorithm": None, "than": None}, description="paired, from the same inits"),
+                                          {"algorithm": None, "than": None}, description="paired, from the same inits",
+                                          spec=LESS_OFTEN),
     "k_cluster_rate_grows_with": Claim("k_cluster_rate_grows_with", k_cluster_rate_grows_with,
-                                       {"factor": "m", "algorithm": "gd"}, description="a trend in m or D at fixed other"),
+                                       {"factor": "m", "algorithm": "gd"}, description="a trend in m or D at fixed other",
+                                       spec=GROWS),
     "ratio_falls_with_D": Claim("ratio_falls_with_D", ratio_falls_with_D, {}, ("first_k_cluster",),
-                                "Tables 3-4: GD's k-cluster points get worse with D"),
+                                "Tables 3-4: GD's k-cluster points get worse with D", RATIO_FALLS),
     "ratio_rises_with_m": Claim("ratio_rises_with_m", ratio_rises_with_m, {}, ("first_k_cluster",),
-                                "Tables 3-4: GD's k-cluster points get better with m"),
+                                "Tables 3-4: GD's k-cluster points get better with m", RATIO_RISES),
     "em_above_on_kept_truths": Claim("em_above_on_kept_truths", em_above_on_kept_truths, {"threshold": NEAR_OPTIMAL},
-                                     ("first_k_cluster",), "Tables 3-4: EM's ratio above 0.999"),
+                                     ("first_k_cluster",), "Tables 3-4: EM's ratio above 0.999", EM_ABOVE),
 }
 
 
@@ -248,19 +311,70 @@ def baseline_of(config: dict) -> str | None:
     return chosen if chosen in config["grid"]["algorithm"] else None
 
 
-def judge(rows: pd.DataFrame, config: dict, claims: list[dict]) -> list[Verdict]:
-    """The verdict of each declared claim on the rows."""
+def _spec_params(claim: Claim, spec: dict) -> dict:
+    """The params a declared claim is judged with: the config's, with the claim's defaults."""
+    return {**{k: v for k, v in claim.params.items() if v is not None}, **{k: v for k, v in spec.items() if k != "claim"}}
+
+
+def declared(config: dict) -> list[Declared]:
+    """The registered claims a config is judged on, as the criterion record keeps them."""
+    from emrun.registry import CLAIMS
+
+    out = []
+    for spec in declared_claims(config):
+        claim = CLAIMS.get(spec["claim"])
+        params = _spec_params(claim, spec)
+        out.append(Declared(claim.declared_spec(), _with_derived(claim, params), claim.source_for(params, config)))
+    return out
+
+
+def _with_derived(claim: Claim, params: dict) -> dict:
+    """Params as the claim's spec words them (a trend's other factor, its direction)."""
+    if claim.name == "k_cluster_rate_grows_with":
+        return {**params, "other": "D" if params["factor"] == "m" else "m"}
+    if claim.name in ("ratio_falls_with_D", "ratio_rises_with_m"):
+        falls = claim.name == "ratio_falls_with_D"
+        return {"factor": "D" if falls else "m", "other": "m" if falls else "D", "word": "worse" if falls else "better",
+                "sign": "<" if falls else ">"}
+    return params
+
+
+def judge(rows: pd.DataFrame, config: dict, claims: list[dict], recorded: dict | None = None) -> list[Verdict]:
+    """The verdict of each declared claim on the rows (of the folder whose ``config`` is given: the
+    source depends on its setting). With ``recorded`` (that folder's criterion record), a claim
+    whose recorded params differ from the ones given is judged under the recorded params too (the
+    verdict's alternatives)."""
     from emrun.registry import CLAIMS
 
     verdicts = []
     for spec in claims:
-        params = {k: v for k, v in spec.items() if k != "claim"}
         claim = CLAIMS.get(spec["claim"])
-        try:
-            verdicts.append(claim.judge(rows, config, **params))
-        except Exception as error:  # a plug-in claim that breaks is reported, not fatal to the report
-            verdicts.append(Verdict.untestable(spec["claim"], f"the claim raised {type(error).__name__}: {error}."))
+        params = _spec_params(claim, spec)
+        verdict = _judged(claim, rows, config, params)
+        first = (recorded or {}).get("recorded", {}).get(verdict.key) if recorded else None
+        if first is not None and first.get("params") != verdict.params and first.get("version") == verdict.version:
+            identity = {k: v for k, v in params.items() if k in claim.declared_spec().identity}
+            earlier = _judged(claim, rows, config, {**params, **first["params"], **identity})
+            verdict = replace(verdict, alternatives=(*verdict.alternatives, earlier))
+        verdicts.append(verdict)
     return verdicts
+
+
+def _judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict) -> Verdict:
+    """One claim judged, with its record key, criterion params, version and source filled in for a
+    plug-in claim registered without a spec."""
+    derived = _with_derived(claim, params)
+    spec = claim.declared_spec()
+    try:
+        verdict = claim.judge(rows, config, **params)
+    except Exception as error:  # a plug-in claim that breaks is reported, not fatal to the report
+        return spec.untestable(f"the claim raised {type(error).__name__}: {error}.", **derived)
+    from emrun.criteria import _plain
+
+    return replace(verdict, id=verdict.id or spec.id, key=verdict.key or spec.key(derived),
+                   params=verdict.params if verdict.params is not None else _plain(spec.criterion_params(derived)),
+                   version=verdict.version or spec.version, finding=verdict.finding or spec.finding(derived),
+                   source=claim.source_for(params, config).as_dict())
 
 
 FEW_TRUTHS = 5  # fewer truths than this with an event: a bootstrap over truths under-covers
@@ -268,7 +382,8 @@ FEW_TRUTHS = 5  # fewer truths than this with an event: a bootstrap over truths 
 
 def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (m, D, algorithm): k-cluster runs, rate, and its 95% interval with the method named.
-    One truth: Wilson over its runs ("within this truth"). Several truths: bootstrap over truths.
+    One truth: Wilson over its runs ("within this truth"). Ten or more truths: bootstrap over truths;
+    2 to 9: no bootstrap, and the upper end is the exact bound on the share of truths with an event.
     When fewer than FEW_TRUTHS truths have an event, resampling truths cannot see how events
     cluster (one event in 1200 runs gave [0, 0.0025], narrower than no event at all): the upper
     end is then at least the exact bound on the share of truths with an event, which bounds the
@@ -282,11 +397,17 @@ def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (m, D, algorithm), part in per_truth.groupby(["m", "D", "algorithm"]):
         events, runs, truths = int(part["sum"].sum()), int(part["size"].sum()), len(part)
+        with_event = int((part["sum"] > 0).sum())
+        share_bound = 1.0 if with_event == truths else float(beta.ppf(0.975, with_event + 1, truths - with_event))
         if truths == 1:
             low, high = (float(v) for v in wilson_interval(events, runs))
             method = "Wilson, within this truth"
-        elif (with_event := int((part["sum"] > 0).sum())) < FEW_TRUTHS:
-            share_bound = 1.0 if with_event == truths else float(beta.ppf(0.975, with_event + 1, truths - with_event))
+        elif truths < MIN_CLUSTERS:
+            # Too few truths for a bootstrap: the rate lies below the share of truths with an event.
+            low, high = 0.0, share_bound
+            method = (f"fewer than {MIN_CLUSTERS} truths: no bootstrap; the upper end is the exact bound on the share of "
+                      "truths with an event, truths counted once")
+        elif with_event < FEW_TRUTHS:
             low, high = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()) if events else (0.0, 0.0)
             high, method = max(share_bound, high), (f"fewer than {FEW_TRUTHS} truths with an event: upper end at least "
                                                     "the exact bound on the share of truths with one, truths counted once")

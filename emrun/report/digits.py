@@ -13,14 +13,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun.criteria import lecture
 from emrun.report import ReportResult
 from emrun.report.claims import declared_claims, judge
 from emrun.report.common import provenance_section
 from emrun.report.verdicts import (
     BOOTSTRAP_RESAMPLES,
+    MIN_CLUSTERS,
     Verdict,
     cluster_difference_interval,
     ended_at_k_cluster,
+    same_as_before,
     sign_verdict,
     wilson_interval,
 )
@@ -51,17 +54,20 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 INIT = ["m", "init", "run_index"]
 
 
-def _at_every_m(paper: pd.DataFrame, column: str, claim: str, criterion: str, needs_finished: bool = False) -> Verdict:
+def _at_every_m(paper: pd.DataFrame, column: str, spec, needs_finished: bool = False) -> Verdict:
     evidence = "per m: " + ", ".join(f"m={r.m}: {getattr(r, column)} of {r.runs} (median k {r.median_k:.0f}; "
                                      f"diverged {r.diverged})" for r in paper.itertuples()) + "."
     if not len(paper):
-        return Verdict.untestable(claim, "no GD runs at this setting are stored.", criterion)
+        return spec.untestable("no GD runs at this setting are stored.")
     missing = paper[paper[column] == 0]
     if needs_finished and len(missing) and (missing["diverged"] == missing["runs"]).all():
         # Where it did not happen, no run ended at all: a k-cluster ending could not be seen there.
-        return Verdict.untestable(claim, evidence + " Every run diverged wherever none ended at a k-cluster point.",
-                                  criterion)
-    return Verdict.judged(claim, missing.empty, evidence, criterion)
+        # Version 1 of the criterion said "does not hold" here (kept for its record).
+        return spec.untestable(evidence + " Every run diverged wherever none ended at a k-cluster point.",
+                               alternatives=(spec.judged(False, evidence, version=1),))
+    if needs_finished:
+        return spec.judged(missing.empty, evidence, alternatives=(spec.judged(missing.empty, evidence, version=1),))
+    return spec.judged(missing.empty, evidence)
 
 
 def _kmeans_lowers(gd_rows: pd.DataFrame, column: str, what: str) -> list[Verdict]:
@@ -70,41 +76,44 @@ def _kmeans_lowers(gd_rows: pd.DataFrame, column: str, what: str) -> list[Verdic
 
 
 def _kmeans_lowers_at(gd_rows: pd.DataFrame, column: str, what: str, step: float) -> Verdict:
-    claim = f"k-means initialisation lowers GD's rate of {what} (step {step:g})"
+    params = {"what": what, "step": float(step)}
     per_init = gd_rows.groupby(INIT).agg(events=(column, "sum"), runs=(column, "size")).reset_index()
     kmeans, uniform = per_init[per_init["init"] == "kmeans"], per_init[per_init["init"] == "uniform"]
     if kmeans.empty or uniform.empty:
-        return Verdict.untestable(claim, "both init schemes must be run.")
+        return lecture.DIGITS_KMEANS_LOWERS.untestable("both init schemes must be run.", **params)
     k1, n1, k2, n2 = (int(kmeans["events"].sum()), int(kmeans["runs"].sum()), int(uniform["events"].sum()),
                       int(uniform["runs"].sum()))
-    low, high = cluster_difference_interval((kmeans["events"], kmeans["runs"]), (uniform["events"], uniform["runs"]))
+    sides = (kmeans["events"], kmeans["runs"]), (uniform["events"], uniform["runs"])
+    low, high = cluster_difference_interval(*sides)
     diverged = int(gd_rows[gd_rows["init"] == "uniform"]["diverged"].sum())
     note = f"; {diverged} of the uniform inits' runs diverged" if column != "diverged" and diverged else ""
-    return sign_verdict(claim, k1 / n1 - k2 / n2, low, high,
-                        f"GD runs with {what}: k-means inits {k1} of {n1}, uniform inits {k2} of {n2} (pooled over m; "
-                        f"{len(kmeans)} and {len(uniform)} inits{note}).",
-                        "the 95% interval of (k-means rate - uniform rate) lies below 0 (not testable if it contains 0)",
-                        f"percentile bootstrap over inits ({BOOTSTRAP_RESAMPLES} resamples, seed 0), within this data set; "
-                        "where every init of each side has the same outcome, Clopper-Pearson bounds over inits", sign=-1)
+    verdict = sign_verdict(lecture.DIGITS_KMEANS_LOWERS, params, k1 / n1 - k2 / n2, low, high,
+                           f"GD runs with {what}: k-means inits {k1} of {n1}, uniform inits {k2} of {n2} (pooled over m; "
+                           f"{len(kmeans)} and {len(uniform)} inits{note}).",
+                           f"percentile bootstrap over inits ({BOOTSTRAP_RESAMPLES} resamples, seed 0), within this data "
+                           "set; where every init of each side has the same outcome, or fewer than 10 inits, "
+                           "Clopper-Pearson bounds over inits", sign=-1,
+                           strict=cluster_difference_interval(*sides, level=0.99))
+    return same_as_before(verdict, 1) if min(len(kmeans), len(uniform)) >= MIN_CLUSTERS else verdict
 
 
 def _ari(rows: pd.DataFrame) -> Verdict:
-    claim = "EM's clusterings agree with the digit labels better than GD's (adjusted Rand index)"
     scored = rows.dropna(subset=["ari"])
     em, gd = scored[scored["algorithm"] == "em"], scored[scored["algorithm"] == "gd"]
     if em.empty or gd.empty:
-        return Verdict.untestable(claim, "both EM and GD runs with an ARI are needed.")
+        return lecture.DIGITS_ARI.untestable("both EM and GD runs with an ARI are needed.")
     # EM and GD start from the same inits: resample inits, each with its EM and GD runs.
     per_init = pd.concat({name: part.groupby(INIT)["ari"].agg(["sum", "size"]) for name, part in
                           (("em", em), ("gd", gd))}, axis=1).fillna(0.0)
-    low, high = cluster_difference_interval((per_init[("em", "sum")], per_init[("em", "size")]),
-                                            (per_init[("gd", "sum")], per_init[("gd", "size")]), paired=True)
-    return sign_verdict(claim, em["ari"].mean() - gd["ari"].mean(), low, high,
-                        f"mean ARI: EM {em['ari'].mean():.3f} over {len(em)} runs, GD {gd['ari'].mean():.3f} over "
-                        f"{len(gd)} runs, from {len(per_init)} shared inits.",
-                        "the 95% bootstrap interval of (mean EM ARI - mean GD ARI) lies above 0",
-                        f"percentile bootstrap over inits, each with its EM and GD runs ({BOOTSTRAP_RESAMPLES} "
-                        "resamples, seed 0), within this data set")
+    sides = (per_init[("em", "sum")], per_init[("em", "size")]), (per_init[("gd", "sum")], per_init[("gd", "size")])
+    low, high = cluster_difference_interval(*sides, paired=True)
+    verdict = sign_verdict(lecture.DIGITS_ARI, {}, em["ari"].mean() - gd["ari"].mean(), low, high,
+                           f"mean ARI: EM {em['ari'].mean():.3f} over {len(em)} runs, GD {gd['ari'].mean():.3f} over "
+                           f"{len(gd)} runs, from {len(per_init)} shared inits.",
+                           f"percentile bootstrap over inits, each with its EM and GD runs ({BOOTSTRAP_RESAMPLES} "
+                           "resamples, seed 0), within this data set",
+                           strict=cluster_difference_interval(*sides, paired=True, level=0.99))
+    return same_as_before(verdict, 3) if len(per_init) >= MIN_CLUSTERS else verdict
 
 
 def verdicts(table: pd.DataFrame, rows: pd.DataFrame) -> list[Verdict]:
@@ -112,14 +121,11 @@ def verdicts(table: pd.DataFrame, rows: pd.DataFrame) -> list[Verdict]:
     paper = gd[(gd["step"] == 0.02) & (gd["init"] == "uniform")]
     gd_rows = rows[rows["algorithm"] == "gd"].assign(hit=ended_at_k_cluster, diverged=lambda r: r["status"] == "diverged")
     return [
-        _at_every_m(paper, "k_cluster", "From the paper's random inits and step 0.02, GD ends at k-cluster points on real "
-                    "data", "at every m, at least one GD run ends (not diverged) with a weight below the threshold; "
-                    "not testable where every run diverged", needs_finished=True),
-        _at_every_m(paper, "diverged", "From the paper's random inits and step 0.02, GD diverges on real data (it clips a "
-                    "mean onto 0 or 1, making an image impossible)", "at every m, at least one GD run diverges"),
-        Verdict.judged("EM never ends at a k-cluster point on the digits", bool(em["k_cluster"].sum() == 0),
-                       f"{int(em['k_cluster'].sum())} of {int(em['runs'].sum())} EM runs do; diverged "
-                       f"{int(em['diverged'].sum())}.", "no EM run ends (not diverged) with a weight below the threshold"),
+        _at_every_m(paper, "k_cluster", lecture.DIGITS_GD_K_CLUSTER, needs_finished=True),
+        _at_every_m(paper, "diverged", lecture.DIGITS_GD_DIVERGES),
+        lecture.DIGITS_EM_NEVER.judged(bool(em["k_cluster"].sum() == 0),
+                                       f"{int(em['k_cluster'].sum())} of {int(em['runs'].sum())} EM runs do; diverged "
+                                       f"{int(em['diverged'].sum())}."),
         *_kmeans_lowers(gd_rows, "hit", "k-cluster endings"),
         *_kmeans_lowers(gd_rows, "diverged", "divergence"),
         _ari(rows),
@@ -159,7 +165,7 @@ def _loglik(r) -> str:
 def write(ctx) -> ReportResult:
     config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     table = summary(rows)
-    found = verdicts(table, rows) + (judge(rows, config, declared_claims(config)) if "claims" in config else [])
+    found = verdicts(table, rows) + (judge(rows, config, declared_claims(config), ctx.record) if "claims" in config else [])
     prototypes(rows, folder / "prototypes.png", config["name"])
     out = [f"# {config['name']}: {config['description']}", "",
            f"Data: scikit-learn's digits, {rows['n_patterns'].iloc[0]} distinct binary images (of 1797) at threshold "

@@ -18,6 +18,7 @@ import pandas as pd
 
 from emrun import paper_values
 from emrun.closed_forms import escape_factor
+from emrun.criteria import uai2019 as uai
 from emrun.report import ReportResult
 from emrun.report.claims import declared_claims, judge
 from emrun.report.common import provenance_section, save_figure
@@ -119,6 +120,7 @@ def _not_escaped(stuck: pd.Series, factors: pd.DataFrame, separations: pd.Series
 
 def escape_verdicts(paths: pd.DataFrame, factors: pd.DataFrame, slopes: pd.DataFrame, published: float,
                     separations: pd.Series, epsilon: float) -> list[Verdict]:
+    half = paper_values.rounding("uai2019_figure2")
     em_final = paths[paths["algorithm"] == "em"].groupby("truth_index")["pi1"].last()
     gd_final = slopes.set_index("truth_index")["final_pi1"]
     escaped, stuck = em_final[em_final >= SMALL], em_final[em_final < SMALL]
@@ -132,49 +134,60 @@ def escape_verdicts(paths: pd.DataFrame, factors: pd.DataFrame, slopes: pd.DataF
     below = int((gd_final < published).sum())
     em_ahead = em_final.reindex(gd_final.index) > gd_final
     ratio = slopes["slope"] / slopes["predicted_slope"]
+    # Earlier versions of three criteria, kept so that their records show the verdict under each.
+    earlier = {
+        "every_step": (uai.FIGURE2_EM_EVERY_STEP.judged(
+            bool(len(growing) and (growing["observed"] > 1).mean() >= 0.9),
+            f"{(growing['observed'] > 1).mean():.1%} of the steps grow pi_1 (at least 90% of them must).", version=1,
+            small=SMALL),),
+        "eq_4_4": (uai.FIGURE2_EQ_4_4.judged(
+            bool(len(near_zero) and near_zero["relative_error"].median() < 0.05),
+            f"median relative error over all {len(near_zero)} such steps, pooled: "
+            f"{near_zero['relative_error'].median():.2%}.", version=1),),
+        "gd_value": (uai.FIGURE2_GD_VALUE.judged(
+            bool(gd_final.min() <= published <= gd_final.max()),
+            f"range {gd_final.min():.3g}-{gd_final.max():.3g} over {len(gd_final)} truths.", version=1,
+            published=published),
+            uai.FIGURE2_GD_VALUE.judged(bool(low <= published <= high), f"5-95% range {low:.3g}-{high:.3g}.", version=2,
+                                        published=published)),
+    }
     return [
-        Verdict.judged("EM escapes the one-cluster region", len(stuck) == 0,
-                       f"{len(escaped)} of {len(em_final)} truths, in a median of {steps_to_escape.median():.0f} steps; "
-                       f"median pi_1 after the last step {em_final.median():.3g}"
-                       + (_not_escaped(stuck, factors, separations, epsilon) if len(stuck) else "") + ".",
-                       f"in every truth, pi_1 grows from {epsilon:g} past {SMALL} within the 100 steps"),
-        Verdict.judged("EM grows pi_1 multiplicatively at every step while it is small (eq. 2.9)",
-                       bool(len(growing) and (growing["observed"] > 1).all()),
-                       f"{int((growing['observed'] > 1).sum())} of {len(growing)} such steps grow pi_1; median factor "
-                       f"{growing['observed'].median():.3g} (5-95%: {growing['observed'].quantile(0.05):.3g}-"
-                       f"{growing['observed'].quantile(0.95):.3g}).",
-                       f"every EM step taken while pi_1 < {SMALL}, in the truths that escape, multiplies pi_1 by a factor "
-                       "above 1"),
-        Verdict.judged("Eq. 4.4's Z_1 gives EM's per-step factor near the one-cluster region",
-                       bool(len(near_zero) and per_truth_error.median() < 0.05),
-                       f"median over {len(per_truth_error)} truths of each truth's median relative error "
-                       f"{per_truth_error.median():.2%} (5-95%: {per_truth_error.quantile(0.05):.2%}-"
-                       f"{per_truth_error.quantile(0.95):.2%}); pooled, "
-                       f"{near_zero['relative_error'].median():.2%} over {len(near_zero)} steps with "
-                       f"pi_1 < 1e-3 (t >= 1), {near_zero_escaping['relative_error'].median():.2%} over the "
-                       f"{len(near_zero_escaping)} of those in truths that escape; it does not hold farther out, as the "
-                       f"formula assumes pi_1 -> 0: {farther['relative_error'].median():.0%} for 1e-3 <= pi_1 < 0.01; and "
-                       f"at the first step, where mu_2 is still as drawn rather than at the mean, "
-                       f"{factors.loc[factors['iteration'] == 0, 'relative_error'].median():.0%}.",
-                       "the median over truths (one vote each) of each truth's median relative error of eq. 4.4 "
-                       "against the observed factor, over its steps t >= 1 with pi_1 < 1e-3, is below 5%"),
-        Verdict.judged("GD grows pi_1 linearly while it is small", bool((slopes["r2"] >= 0.99).mean() >= 0.9),
-                       f"R^2 >= 0.99 in {int((slopes['r2'] >= 0.99).sum())} of {len(slopes)} runs (median "
-                       f"{slopes['r2'].median():.4f}; a straight line through log pi_1 fits with median R^2 "
-                       f"{slopes['log_r2'].median():.3f}); fitted slope / eq. 4.8's (alpha/2)(Z_1 - 1) at the initial b: "
-                       f"median {ratio.median():.2f} (5-95%: {ratio.quantile(0.05):.2f}-{ratio.quantile(0.95):.2f}).",
-                       "a straight line fits pi_1(t) with R^2 >= 0.99 in at least 90% of the GD runs"),
-        Verdict.judged(f"GD reaches about {published} after 100 steps", bool(low <= published <= high),
-                       f"ours over {len(gd_final)} truths: median {gd_final.median():.3g}, 5-95% range {low:.3g}-{high:.3g}; "
-                       f"the published value ranks {below + 1} of {len(gd_final) + 1} among them ({below} of our "
-                       f"{len(gd_final)} truths end below it).",
-                       "the published value lies in the 5-95% range of pi_1 after 100 GD steps over our truths (the "
-                       "paper shows one random truth)"),
-        Verdict.judged("EM escapes faster than GD", bool(em_ahead.all()),
-                       f"in {int(em_ahead.sum())} of {len(gd_final)} truths"
-                       + (f"; not in truth(s) {', '.join(map(str, em_ahead.index[~em_ahead]))}" if not em_ahead.all()
-                          else "") + ".",
-                       "EM's pi_1 after 100 steps is above GD's in every truth (the same truth and first mean)"),
+        uai.FIGURE2_EM_ESCAPES.judged(
+            len(stuck) == 0, f"{len(escaped)} of {len(em_final)} truths, in a median of {steps_to_escape.median():.0f} "
+            f"steps; median pi_1 after the last step {em_final.median():.3g}"
+            + (_not_escaped(stuck, factors, separations, epsilon) if len(stuck) else "") + ".",
+            epsilon=epsilon, small=SMALL),
+        uai.FIGURE2_EM_EVERY_STEP.judged(
+            bool(len(growing) and (growing["observed"] > 1).all()),
+            f"{int((growing['observed'] > 1).sum())} of {len(growing)} such steps grow pi_1; median factor "
+            f"{growing['observed'].median():.3g} (5-95%: {growing['observed'].quantile(0.05):.3g}-"
+            f"{growing['observed'].quantile(0.95):.3g}).", small=SMALL, alternatives=earlier["every_step"]),
+        uai.FIGURE2_EQ_4_4.judged(
+            bool(len(near_zero) and per_truth_error.median() < 0.05),
+            f"median over {len(per_truth_error)} truths of each truth's median relative error "
+            f"{per_truth_error.median():.2%} (5-95%: {per_truth_error.quantile(0.05):.2%}-"
+            f"{per_truth_error.quantile(0.95):.2%}); pooled, "
+            f"{near_zero['relative_error'].median():.2%} over {len(near_zero)} steps with "
+            f"pi_1 < 1e-3 (t >= 1), {near_zero_escaping['relative_error'].median():.2%} over the "
+            f"{len(near_zero_escaping)} of those in truths that escape; it does not hold farther out, as the "
+            f"formula assumes pi_1 -> 0: {farther['relative_error'].median():.0%} for 1e-3 <= pi_1 < 0.01; and "
+            f"at the first step, where mu_2 is still as drawn rather than at the mean, "
+            f"{factors.loc[factors['iteration'] == 0, 'relative_error'].median():.0%}.", alternatives=earlier["eq_4_4"]),
+        uai.FIGURE2_GD_LINEAR.judged(
+            bool((slopes["r2"] >= 0.99).mean() >= 0.9),
+            f"R^2 >= 0.99 in {int((slopes['r2'] >= 0.99).sum())} of {len(slopes)} runs (median "
+            f"{slopes['r2'].median():.4f}; a straight line through log pi_1 fits with median R^2 "
+            f"{slopes['log_r2'].median():.3f}); fitted slope / eq. 4.8's (alpha/2)(Z_1 - 1) at the initial b: "
+            f"median {ratio.median():.2f} (5-95%: {ratio.quantile(0.05):.2f}-{ratio.quantile(0.95):.2f})."),
+        uai.FIGURE2_GD_VALUE.judged(
+            bool(low <= published + half and published - half <= high),
+            f"ours over {len(gd_final)} truths: median {gd_final.median():.3g}, 5-95% range {low:.3g}-{high:.3g}; "
+            f"the published value ranks {below + 1} of {len(gd_final) + 1} among them ({below} of our "
+            f"{len(gd_final)} truths end below it).", published=published, rounding=half,
+            alternatives=earlier["gd_value"]),
+        uai.FIGURE2_EM_FASTER.judged(
+            bool(em_ahead.all()), f"in {int(em_ahead.sum())} of {len(gd_final)} truths"
+            + (f"; not in truth(s) {', '.join(map(str, em_ahead.index[~em_ahead]))}" if not em_ahead.all() else "") + "."),
     ]
 
 
@@ -208,7 +221,7 @@ def write(ctx) -> ReportResult:
     paths = trajectories(rows, ctx.traces())
     factors, slopes = em_factors(paths), gd_slopes(paths)
     verdicts = escape_verdicts(paths, factors, slopes, published, separation(rows), config["init_options"]["epsilon"])
-    verdicts += judge(rows, config, declared_claims(config))
+    verdicts += judge(rows, config, declared_claims(config), ctx.record)
     figure = plot(paths, folder, config['name'], published)
     truth0 = rows[(rows["truth_index"] == 0) & (rows["run_index"] == 0)].iloc[0]
     out = [f"# {config['name']}: {config['description']}", "",

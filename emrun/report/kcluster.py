@@ -173,7 +173,7 @@ def write(ctx) -> ReportResult:
     """Write report.md, cells.csv and the heatmaps of one grid of trials into ``ctx.folder``."""
     config, rows, folder = ctx.config, ctx.rows, ctx.folder
     summary = cell_summary(rows)
-    verdicts = judge(rows, config, declared_claims(config))
+    verdicts = judge(rows, config, declared_claims(config), ctx.record)
     paper = published.PaperSections(ctx, summary) if config.get("compare_to") else None
     out = header(config) + [setup_text(config, int(summary["truths"].max())), ""]
     out += verdict_section(verdicts, "Verdicts on the paper's claims" if paper else "Verdicts on the config's claims")

@@ -21,6 +21,7 @@ from emrun.report import companions
 from emrun.report.claims import declared_claims, judge
 from emrun.report.common import grid_table, save_figure
 from emrun.report.verdicts import ended_at_k_cluster, verdict_table, verdicts_from_table
+from emrun.store import read_manifest
 
 TRUTH_KEYS = ["m", "D", "algorithm", "truth_index"]
 
@@ -49,12 +50,13 @@ def agreement(summary: pd.DataFrame, artefact: str, algorithm: str, spread: pd.D
     """The compared algorithm's cells beside the published value; 'agrees' uses the many-truths
     5-95% range if given, else our interval."""
     ours = summary[summary["setting"] == algorithm].merge(paper_values.grid(artefact), on=["m", "D"], how="left")
+    half = paper_values.rounding(artefact)  # a printed 0.217 stands for [0.2165, 0.2175]
     if spread is not None:
         ours = ours.merge(spread[spread["algorithm"] == algorithm].drop(columns="algorithm"), on=["m", "D"], how="left",
                           suffixes=("", "_spread"))
-        ours["agrees"] = (ours["published"] >= ours["low_spread"]) & (ours["published"] <= ours["high_spread"])
+        ours["agrees"] = (ours["published"] + half >= ours["low_spread"]) & (ours["published"] - half <= ours["high_spread"])
     else:
-        ours["agrees"] = (ours["published"] >= ours["low"]) & (ours["published"] <= ours["high"])
+        ours["agrees"] = (ours["published"] + half >= ours["low"]) & (ours["published"] - half <= ours["high"])
     return ours
 
 
@@ -143,8 +145,13 @@ class PaperSections:
         if self.many is None or self.many[0] == self.config["name"]:
             return []
         claims = declared_claims(self.config)
-        table = self.ctx.summary_of(self.ctx.root / self.many[0], f"verdicts_for_{self.config['name']}",
-                                    lambda rows: verdict_table(judge(rows, self.config, claims)))
+        from emrun.criteria import record
+
+        companion = self.ctx.root / self.many[0]
+        manifest = read_manifest(companion)  # the companion's rows are judged in its own setting
+        table = self.ctx.summary_of(companion, f"verdicts_for_{self.config['name']}",
+                                    lambda rows: verdict_table(judge(rows, manifest["config"], claims,
+                                                                     record.of(manifest))))
         if table is None:
             return []
         verdicts = [v.located(self.many[0], None) for v in verdicts_from_table(table)]
@@ -168,18 +175,24 @@ class PaperSections:
         if self.agreed is None:
             return [], []
         spread, agreed, algorithm = self.spread, self.agreed, self.algorithm
-        basis = (f"the published value lies in the 5-95% range of single-truth {algorithm} rates over the "
-                 f"{int(spread['truths'].max())} truths of `{self.many[0]}`" if spread is not None else
-                 "the published value lies in our 95% interval (binomial noise only: no many-truths results were "
-                 "found, so truth-to-truth variation is not covered and misses are expected)")
+        basis = (f"the published value, within half its last printed digit, lies in the 5-95% range of single-truth "
+                 f"{algorithm} rates over the {int(spread['truths'].max())} truths of `{self.many[0]}`" if spread is not None
+                 else "the published value, within half its last printed digit, lies in our 95% interval (binomial noise "
+                 "only: no many-truths results were found, so truth-to-truth variation is not covered and misses are "
+                 "expected)")
         n_agree, n_cells = int(agreed["agrees"].sum()), len(agreed)
         chance = ""
         if spread is not None:
             expected = expected_misses(self.many[1], algorithm)
             chance = (f" Chance alone predicts about {expected:.1f} misses (each truth of `{self.many[0]}` left out in "
                       "turn: how often its own rate falls outside the range of the others).")
+        capped = self.summary[self.summary["setting"] == algorithm]
+        capped_share = capped["capped"].sum() / capped["runs"].sum()
         headline = (f"**{n_agree} of {n_cells} published cells agree** (published {algorithm} rates of the paper's "
-                    f"table, checked for `{self.config['name']}`; criterion: {basis}).{chance}")
+                    f"table, checked for `{self.config['name']}`; criterion: {basis}).{chance} {capped_share:.0%} of "
+                    f"`{self.config['name']}`'s {algorithm} runs stopped at the iteration cap "
+                    f"({self.config['stopping'][algorithm]['max_iter']} steps) rather than by the tolerance: their "
+                    "endings are where the cap left them.")
         out = [f"## {algorithm.upper()}: fraction of runs ending at a k-cluster point, against the published table", "",
                f"Ours ({self.own_truths} truth(s) per cell) / published; ✓ = agrees: {basis}.", "",
                grid_table(agreed, lambda r: f"{r.rate:.3f} [{r.low:.2f}, {r.high:.2f}] / {r.published:.3f} "

@@ -10,28 +10,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun.criteria import lecture
+from emrun.criteria.lecture import ACCURACY_THRESHOLD, EQUAL_PARAMS, MEDIAN_THRESHOLD, SHARE_THRESHOLD, UNEQUAL_PARAMS
 from emrun.report.common import save_figure
-from emrun.report.verdicts import BOOTSTRAP_RESAMPLES, FAILS, HOLDS, UNTESTABLE, Verdict
+from emrun.report.verdicts import (
+    BOOTSTRAP_RESAMPLES,
+    FAILS,
+    HOLDS,
+    MIN_CLUSTERS,
+    UNTESTABLE,
+    Verdict,
+    same_as_before,
+    with_multiplicity,
+)
 from emrun.segmentation import DECREASE_TOLERANCE, REGIONS, decode
-
-ACCURACY_THRESHOLD = 0.95  # image (a), every seed
-SHARE_THRESHOLD, MEDIAN_THRESHOLD = 0.8, 0.02  # image (b): seeds where the GMM wins, and the median gain
 
 
 def _monotone(rows: pd.DataFrame) -> Verdict:
     runs = rows[rows["quantity"] == "objective_decreases"]
-    claim = "EM's objective never decreases (full-covariance GMM, every image, K and seed)"
-    criterion = (f"no EM iteration lowers the penalised log-likelihood F by more than {DECREASE_TOLERANCE:g} x |F| "
-                 "or makes it non-finite")
+    spec, params = lecture.SEGMENTATION_MONOTONE, {"tolerance": DECREASE_TOLERANCE}
     if runs.empty:
-        return Verdict.untestable(claim, "no EM runs are stored.", criterion)
+        return spec.untestable("no EM runs are stored.", **params)
     falls = int(runs["value"].sum())
     largest = runs["largest_rise"].max()  # of -F in one step, relative to |F|
     fall = ("non-finite in some run" if not np.isfinite(largest) else
             f"{largest:.1e}" if largest > 0 else "none (F never fell, even by rounding)")
-    return Verdict.judged(claim, falls == 0,
-                          f"{falls} decreases over {int(runs['steps'].sum()):,} iterations of {len(runs)} runs; the "
-                          f"largest one-step fall of F relative to |F|: {fall}.", criterion)
+    return spec.judged(falls == 0, f"{falls} decreases over {int(runs['steps'].sum()):,} iterations of {len(runs)} runs; "
+                       f"the largest one-step fall of F relative to |F|: {fall}.", **params)
 
 
 def _accuracies(rows: pd.DataFrame, image: str) -> pd.DataFrame:
@@ -41,41 +46,38 @@ def _accuracies(rows: pd.DataFrame, image: str) -> pd.DataFrame:
 
 
 def _equal_noise(rows: pd.DataFrame) -> Verdict:
-    K = REGIONS["equal_noise"]
-    claim = f"On image (a), equal noise, the GMM recovers the {K} regions (pixel accuracy >= {ACCURACY_THRESHOLD})"
-    criterion = f"the GMM's pixel accuracy at K = {K} (best label matching) is at least {ACCURACY_THRESHOLD} in every seed"
+    spec, params = lecture.SEGMENTATION_EQUAL, EQUAL_PARAMS
     table = _accuracies(rows, "equal_noise")
     if table.empty:
-        return Verdict.untestable(claim, f"no run at K = {K} is stored.", criterion)
+        return spec.untestable(f"no run at K = {params['K']} is stored.", **params)
     gmm = table["gmm_accuracy"]
-    return Verdict.judged(claim, bool((gmm >= ACCURACY_THRESHOLD).all()),
-                          f"GMM accuracy over {len(gmm)} seeds: min {gmm.min():.4f}, median {gmm.median():.4f} "
-                          f"(k-means: min {table['kmeans_accuracy'].min():.4f}).", criterion)
+    return spec.judged(bool((gmm >= ACCURACY_THRESHOLD).all()),
+                       f"GMM accuracy over {len(gmm)} seeds: min {gmm.min():.4f}, median {gmm.median():.4f} "
+                       f"(k-means: min {table['kmeans_accuracy'].min():.4f}).", **params)
 
 
 def _unequal_noise(rows: pd.DataFrame) -> Verdict:
-    K = REGIONS["unequal_noise"]
-    claim = "On image (b), unequal spreads, the full-covariance GMM segments better than k-means"
-    criterion = (f"paired per seed at K = {K}: GMM minus k-means accuracy above 0 in at least {SHARE_THRESHOLD:.0%} of "
-                 f"seeds, median at least {MEDIAN_THRESHOLD}, and the 95% bootstrap interval over seeds of the mean "
-                 "difference above 0 (a tie does not hold; not testable if only the interval fails)")
+    spec, params = lecture.SEGMENTATION_UNEQUAL, UNEQUAL_PARAMS
     table = _accuracies(rows, "unequal_noise")
-    if len(table) < 2:
-        return Verdict.untestable(claim, "fewer than 2 seeds at K = 3: no interval over seeds.", criterion)
+    if len(table) < MIN_CLUSTERS:
+        # Version 1 bootstrapped over as few as 2 seeds.
+        return spec.untestable(f"fewer than {MIN_CLUSTERS} seeds at K = 3: no interval over seeds.", **params)
     difference = (table["gmm_accuracy"] - table["kmeans_accuracy"]).to_numpy()
     rng = np.random.default_rng(0)
     means = difference[rng.integers(0, len(difference), (BOOTSTRAP_RESAMPLES, len(difference)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
+    strict_low = np.percentile(means, 0.5)
     share, median = float((difference > 0).mean()), float(np.median(difference))
     evidence = (f"GMM ahead in {int((difference > 0).sum())} of {len(difference)} seeds; median difference {median:+.4f}, "
                 f"mean {difference.mean():+.4f} [{low:+.4f}, {high:+.4f}] (GMM median accuracy "
                 f"{table['gmm_accuracy'].median():.4f}, k-means {table['kmeans_accuracy'].median():.4f}).")
     interval = f"percentile bootstrap over seeds ({BOOTSTRAP_RESAMPLES} resamples, seed 0)"
-    if share < SHARE_THRESHOLD or median < MEDIAN_THRESHOLD:
-        return Verdict(claim, FAILS, evidence, criterion, interval)
-    if low <= 0:
-        return Verdict(claim, UNTESTABLE, evidence + " The interval contains 0.", criterion, interval)
-    return Verdict(claim, HOLDS, evidence, criterion, interval)
+    def status(lower: float) -> str:
+        return FAILS if share < SHARE_THRESHOLD or median < MEDIAN_THRESHOLD else UNTESTABLE if lower <= 0 else HOLDS
+
+    note = " The interval contains 0." if status(low) == UNTESTABLE else ""
+    verdict = spec.verdict(status(low), evidence + note, params, interval=interval)
+    return same_as_before(with_multiplicity(verdict, "interval", status(strict_low)), 1)
 
 
 def _stored_map(rows: pd.DataFrame, image: str, quantity: str, K: int | None = None) -> np.ndarray | None:

@@ -10,15 +10,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun.criteria import simplex as paper
 from emrun.report.common import save_figure
-from emrun.report.verdicts import REPLICATE_BOOTSTRAP, Verdict, band_verdict, linear_fit, loglog_slope, replicate_slope_interval
+from emrun.report.verdicts import (
+    REPLICATE_BOOTSTRAP,
+    Verdict,
+    band_status,
+    band_verdict,
+    linear_fit,
+    loglog_slope,
+    replicate_slope_interval,
+)
 
 KL_FLOOR = 1e-12  # below this, quadrature rounding (~1e-16) is a visible fraction of KL: no fits there
-UNIFORM = 1e-12  # min |DFT(pi)|^2 below this: the DFT condition fails
+UNIFORM = paper.UNIFORM  # min |DFT(pi)|^2 below this: the DFT condition fails
 
 
 def _weights_label(weights) -> str:
-    return "(" + ", ".join(f"{w:.2g}" for w in weights) + ")"
+    return paper.weights_label(weights)
 
 
 def exponential_fit(part: pd.DataFrame) -> tuple[float, float, float]:
@@ -46,12 +55,9 @@ def simplex_rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[
             predicted = 2 * np.log(1 - dft)
             slope, r2, decades = exponential_fit(part)
             holds = r2 > 0.99 and decades >= 6 and abs(slope / predicted - 1) <= 0.05 and monotone
-            verdicts.append(Verdict.judged(
-                f"pi = {label}, ||theta_0|| = {radius:g}: EM converges exponentially, at the predicted rate", bool(holds),
-                f"slope {slope:.4f} ({slope / predicted - 1:+.2%}), R² {r2:.5f} over {decades:.1f} decades; "
-                f"monotone: {monotone}.",
-                f"ln KL is linear in t (R² > 0.99 over >= 6 decades, t >= 10, KL > 1e-12) with slope within 5% of "
-                f"2 ln(1 - min|DFT(pi)|²) = {predicted:.4f}, and KL never increases (by more than 1e-15)"))
+            verdicts.append(paper.EXPONENTIAL_RATE.judged(
+                bool(holds), f"slope {slope:.4f} ({slope / predicted - 1:+.2%}), R² {r2:.5f} over {decades:.1f} decades; "
+                f"monotone: {monotone}.", weights=label, radius=float(radius), predicted=paper.predicted_slope(dft)))
             table.append(f"| {label} | {radius:g} | {dft:.3f} | {predicted:.4f} | {slope:.4f} | {r2:.5f} | {decades:.1f} | "
                          f"{part[part['iteration'] == 100]['kl'].iloc[0]:.3g} |")
         else:
@@ -60,12 +66,10 @@ def simplex_rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[
             _, r2_linear = linear_fit(window["iteration"], np.log(window["kl"]))
             others = at_100.drop(list(uniform_labels), errors="ignore")
             ratio = float(part[part["iteration"] == 100]["kl"].iloc[0] / others.max()) if len(others) else float("nan")
-            verdicts.append(Verdict.judged(
-                f"pi = {label} (DFT condition fails), ||theta_0|| = {radius:g}: EM converges sub-linearly, far slower",
+            verdicts.append(paper.SUBLINEAR_UNIFORM.judged(
                 bool(-2.3 <= loglog <= -1.5 and r2_linear < 0.99 and ratio >= 1e3),
                 f"log-log slope {loglog:.3f}; R² of ln KL vs t {r2_linear:.4f}; KL(100) ratio {ratio:.2e}.",
-                "over t in [100, 1000] the log-log slope of KL is in [-2.3, -1.5] and ln KL against t is not a line "
-                "(R² < 0.99); KL(100) is at least 1e3 times that of every weight vector meeting the DFT condition"))
+                weights=label, radius=float(radius)))
             table.append(f"| {label} | {radius:g} | {dft:.1e} | - | log-log {loglog:.3f} | - | - | "
                          f"{part[part['iteration'] == 100]['kl'].iloc[0]:.3g} |")
     free = rows[rows["series"] != "simplex EM"]
@@ -76,14 +80,10 @@ def simplex_rates(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[
             slopes.append(loglog_slope(window["iteration"], window["kl"])[0])
         nondegenerate = free[(free["dft_min"] >= UNIFORM) & (free["iteration"] == 100)]["kl"]
         tied = simplex[(simplex["dft_min"] >= UNIFORM) & (simplex["iteration"] == 100)]["kl"]
-        verdicts.append(Verdict.judged(
-            "Free-means gradient EM (paper B's setting) from the same simplex is sub-linear, so the simplex constraint is "
-            "a dramatic acceleration",
+        verdicts.append(paper.FREE_MEANS.judged(
             bool(all(-2.5 <= s <= -1 for s in slopes) and nondegenerate.min() >= 1e3 * tied.max()),
             f"free log-log slopes {min(slopes):.2f} to {max(slopes):.2f} over t in [100, 1000]; KL(100): free >= "
-            f"{nondegenerate.min():.2e}, simplex EM <= {tied.max():.2e}.",
-            "every free-means curve has a log-log slope in [-2.5, -1] over t in [100, 1000], and at t = 100 its KL is at "
-            "least 1e3 times the simplex EM's, under the DFT condition"))
+            f"{nondegenerate.min():.2e}, simplex EM <= {tied.max():.2e}."))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = dict(zip(sorted(rows["label"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
     styles = dict(zip(sorted(rows["radius"].unique()), ("-", "--", ":", "-."), strict=False))
@@ -120,13 +120,12 @@ def simplex_radius(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list
         table.append(f"| {radius:g} | {part['kl'].iloc[0]:.3g} | {reach[-1][1] if len(hit) else 'not reached'} | "
                      f"{slope:.4f} (R² {r2:.4f}) |")
     predicted = 2 * np.log(1 - rows["dft_min"].iloc[0])
-    verdicts = [Verdict.judged("Every start converges, with the same asymptotic rate",
-                               bool(all(r[1] is not None for r in reach) and max(abs(s / predicted - 1) for s in slopes) <= 0.05),
+    converged = all(r[1] is not None for r in reach) and max(abs(s / predicted - 1) for s in slopes) <= 0.05
+    verdicts = [paper.SAME_RATE.judged(bool(converged),
                                "iterations to KL < 1e-8: " + ", ".join(f"{r:g} -> {n}" for r, n in reach) + "; slopes "
                                + ", ".join(f"{s:.4f}" for s in slopes) + " (the paper gives no radius gamma to test, so the "
                                "iteration counts are reported only).",
-                               f"every start reaches KL < 1e-8, and the slope of ln KL over KL < 1e-4 is within 5% of "
-                               f"{predicted:.4f} for every start")]
+                               predicted=paper.predicted_slope(rows["dft_min"].iloc[0]))]
     fig, ax = plt.subplots(figsize=(5, 4))
     reached = [(r, n) for r, n in reach if n is not None]
     ax.semilogx([r for r, _ in reached], [n for _, n in reached], "o-")
@@ -147,21 +146,24 @@ def simplex_samples(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[lis
         converged = part[part["status"] == "converged"]
         mean = converged.groupby("n_samples")["theta_norm"].mean()
         slope, r2 = loglog_slope(mean.index, mean)
-        uniform = part["dft_min"].iloc[0] < UNIFORM
-        low, high = (-0.35, -0.15) if uniform else (-0.65, -0.40)
+        band = paper.sample_band(part["weights"].iloc[0])
+        low, high = band["low"], band["high"]
         # A sample EM run may stop at theta = 0, the truth itself: with uniform weights the mixture mean is 0
         # for every theta, and 0 is a local maximum of the sample likelihood when the sample is under-dispersed.
         at_truth = converged["theta_norm"] < 1e-4
         away = converged[~at_truth].groupby("n_samples")["theta_norm"].mean()
         away_slope = loglog_slope(away.index, away)[0] if len(away) >= 2 else float("nan")
         interval = replicate_slope_interval(converged, "n_samples", "theta_norm")
+        strict = replicate_slope_interval(converged, "n_samples", "theta_norm", level=0.99)
         verdicts.append(band_verdict(
-            f"pi = {label}: mean ||theta_hat|| falls as N^({'-1/4' if uniform else '-1/2'})", slope, *interval, (low, high),
+            paper.SAMPLE_RATE, band, slope, *interval, (low, high),
             f"R² {r2:.3f} over N = {mean.index.min()}..{mean.index.max()}; {len(converged)} of {len(part)} runs converged "
             f"(the others are not in the fit); {int(at_truth.sum())} converged runs stopped at theta = 0 (the truth)"
             + (f"; the mean over the others has slope {away_slope:.3f}." if at_truth.any() and len(away) >= 2 else "."),
-            f"the log-log slope of the mean ||theta_hat|| against N lies in [{low}, {high}], its whole 95% interval over "
-            "replicates inside that band", REPLICATE_BOOTSTRAP))
+            REPLICATE_BOOTSTRAP, strict=strict,
+            earlier=(paper.SAMPLE_RATE.judged(bool(low <= slope <= high), f"point slope {slope:.3f}.", version=1, **band),
+                     paper.SAMPLE_RATE.verdict(band_status(*interval, (low, high)), "the interval rule over 2 or more "
+                                               "replicates.", band, version=2))))
         for N, at_n in part.groupby("n_samples"):
             done = at_n[at_n["status"] == "converged"]
             lines.append(f"| {label} | {N} | {len(done)} of {len(at_n)} | {done['theta_norm'].mean():.4g} | "
@@ -191,12 +193,9 @@ def lloyd(rows: pd.DataFrame, folder: Path, config: dict) -> tuple[list[str], li
         lines.append(f"| {k} | {d} | {len(part)} | {part['norm_mean'].mean():.4f} | "
                      f"{'-' if pd.isna(radius) else f'{radius:.4f}'} | {'-' if pd.isna(gap) else f'{gap:+.2%}'} | "
                      f"{part['pair_distance_cv'].max():.2%} | {part['centroid_mean_norm'].max():.4f} |")
-    verdicts = [Verdict.judged("Lloyd's algorithm on N(0, I) data ends at a regular simplex of radius R_0",
-                               worst_norm <= 0.02 and worst_cv < 0.02 and worst_mean < 0.02,
+    verdicts = [paper.LLOYD_SIMPLEX.judged(worst_norm <= 0.02 and worst_cv < 0.02 and worst_mean < 0.02,
                                f"largest norm deviation {worst_norm:.2%}, largest CV {worst_cv:.2%}, largest ||mean|| "
-                               f"{worst_mean:.4f} over {len(rows)} runs.",
-                               "every centroid norm within 2% of the closed form where there is one (k = 2, 3), the "
-                               "pairwise distances' coefficient of variation below 2%, and ||mean of centroids|| < 0.02")]
+                               f"{worst_mean:.4f} over {len(rows)} runs.")]
     fig, ax = plt.subplots(figsize=(5, 4))
     for k, part in rows.groupby("m"):
         ax.plot(part["D"] + 0.05 * (k - 3), part["norm_mean"], "o", label=f"k = {k}")

@@ -91,15 +91,16 @@ def write(ctx) -> ReportResult:
     target = config["truths"]["until_k_cluster"]
     per_truth, counts = truth_ratios(rows, target)
     cells = cell_table(per_truth, counts)
-    verdicts = judge(rows, config, declared_claims(config))
+    verdicts = judge(rows, config, declared_claims(config), ctx.record)
     short = cells[cells["found"] < target]
-    inside = (cells["published_mean"] >= cells["ten_low"]) & (cells["published_mean"] <= cells["ten_high"])
+    half = paper_values.rounding("uai2019_table3")  # a printed 0.959 stands for [0.9585, 0.9595]
+    inside = (cells["published_mean"] + half >= cells["ten_low"]) & (cells["published_mean"] - half <= cells["ten_high"])
     figure = ratio_plot(cells, folder, config["name"])
 
     def mean_cell(r) -> str:
         if r.found == 0:
             return f"none in {r.tried} truths / {r.published_mean:.3f}"
-        agrees = "✓" if r.ten_low <= r.published_mean <= r.ten_high else "✗"
+        agrees = "✓" if r.ten_low <= r.published_mean + half and r.published_mean - half <= r.ten_high else "✗"
         return f"{r.mean_ratio:.3f} [{r.ten_low:.3f}, {r.ten_high:.3f}] / {r.published_mean:.3f} {agrees}"
 
     out = [f"# {config['name']}: {config['description']}", "",
@@ -116,8 +117,9 @@ def write(ctx) -> ReportResult:
                 + ", ".join(f"m={r.m}, D={r.D} ({r.found} of {r.tried} tried)" for r in short.itertuples()) + ".", ""]
     out += ["## Table 3: mean likelihood ratio of GD's k-cluster points", "",
             f"Ours: mean over our {target} kept truths [95% range of the mean of {PAPER_TRUTHS} truths drawn from "
-            f"ours] / published (a mean over {PAPER_TRUTHS} truths); ✓ = the published mean lies in that range. "
-            "cells.csv also gives the 95% bootstrap interval of our own mean (boot_low, boot_high).", "",
+            f"ours] / published (a mean over {PAPER_TRUTHS} truths); ✓ = the published mean, within half its last printed "
+            f"digit ({half:g}), lies in that range. cells.csv also gives the 95% bootstrap interval of our own mean "
+            "(boot_low, boot_high).", "",
             grid_table(cells, mean_cell), "",
             f"**The published mean lies in the range of a {PAPER_TRUTHS}-truth mean in {int(inside.sum())} of "
             f"{len(cells)} cells.**", "",
@@ -136,8 +138,10 @@ def write(ctx) -> ReportResult:
             "- Every one of a truth's GD inits is run (so the batches are fixed by the config) and the first run, in "
             "init order, that ends at a k-cluster point is kept: the same choice as the paper's run-until-found loop.",
             "- Truths are drawn in blocks, so a few truths past the last one kept are run and not used.",
-            "- l* is the entropy of the truth; the authors' code used the loss EM reached (docs/protocols.md), which agrees "
-            "to about 1e-6.",
+            f"- l* is the entropy of the truth (the exact optimum). The authors' code used the loss EM reached instead: "
+            f"EM's likelihood ratio on our kept truths goes down to {cells['em_min_ratio'].min():.4f} (below 0.999 on "
+            f"{int((per_truth['em_ratio'] < 0.999).sum())} of {len(per_truth)} kept truths), so that reference would "
+            "raise GD's ratio on those truths by the same factor.",
             f"- GD's boundary rule (a mean at exactly 0 or 1): `{config.get('gd_boundary', 'exact')}` (docs/protocols.md "
             "describes the authors' variant).",
             *[f"- Claim not reproduced: {v.claim}. {v.evidence}" for v in verdicts if not v.holds], ""]
@@ -147,7 +151,8 @@ def write(ctx) -> ReportResult:
     path = folder / "report.md"
     path.write_text("\n".join(out))
     headline = (f"**The published mean lies in the range of a {PAPER_TRUTHS}-truth mean in {int(inside.sum())} of "
-                f"{len(cells)} cells** (`{config['name']}`; criterion: Table 3's value inside the 95% range of the mean "
-                f"of {PAPER_TRUTHS} truths drawn from our {target} kept truths, as the paper's mean rests on "
+                f"{len(cells)} cells** (`{config['name']}`; criterion: Table 3's value, within half its last printed "
+                f"digit, inside the 95% range of the mean of {PAPER_TRUTHS} truths drawn from our {target} kept truths, as "
+                "the paper's mean rests on "
                 f"{PAPER_TRUTHS}).")
     return ReportResult(path, verdicts, [headline])

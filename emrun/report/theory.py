@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun.criteria import lecture
+from emrun.criteria import uai2019 as uai
 from emrun.registry import CHECKS
 from emrun.report import ReportResult
 from emrun.report.common import provenance_section, save_figure, verdict_section
@@ -28,20 +30,14 @@ def closed_forms(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     sampled["z_score"] = (sampled["engine"] - sampled["closed_form"]).abs() / sampled["standard_error"]
     within = float((sampled["z_score"] <= 4).mean())
     verdicts = [
-        Verdict.judged("Eqs. 4.11 and 4.12 give Z_1 and eq. 4.14 gives EM's lambda update (two Bernoullis, pi_1 -> 0, "
-                "mu_2 at the mean; max relative error below 1e-6)", bool(exact["relative_error"].max() < 1e-6),
+        uai.CLOSED_FORMS_BMM.judged(bool(exact["relative_error"].max() < 1e-6),
                 f"max relative error {exact['relative_error'].max():.1e} over {exact['truth_index'].nunique()} random "
                 f"configurations x D = {sorted(int(D) for D in exact['D'].unique())} "
                 f"(median {exact['relative_error'].median():.1e}); "
-                "the residue is rounding of pi_1 = 1e-12.",
-                "the largest relative difference between each closed form and the engine's value, over every random "
-                "configuration and D, is below 1e-6"),
-        Verdict.judged("Eq. 4.4 gives Z_1 for two Gaussians (within 4 Monte Carlo standard errors of a 200,000-point "
-                "estimate in 99% of configurations)", within >= 0.99,
+                "the residue is rounding of pi_1 = 1e-12."),
+        uai.CLOSED_FORM_GMM.judged(within >= 0.99,
                 f"{within:.1%} of {len(sampled)} configurations; median relative error "
-                f"{sampled['relative_error'].median():.1e}, max {sampled['relative_error'].max():.1e}.",
-                "|estimate - closed form| <= 4 Monte Carlo standard errors of the estimate in at least 99% of "
-                "configurations (at 4 standard errors a correct formula fails about 1 configuration in 16,000)"),
+                f"{sampled['relative_error'].median():.1e}, max {sampled['relative_error'].max():.1e}."),
     ]
     fig, ax = plt.subplots(figsize=(5, 4))
     for quantity, part in rows[rows["quantity"].str.contains("z1")].groupby("quantity"):
@@ -66,43 +62,33 @@ def one_cluster_gap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[V
     slope, r2 = linear_fit(smallest["D"], smallest["engine"])
     trap = rows[rows["quantity"] == "local_minimum_trap"]
     escape = rows[rows["quantity"] == "local_minimum_escape"]
+    perturbations = int(trap["perturbations"].max()) if len(trap) else 0
     verdicts = [
-        Verdict.judged("One-cluster points where Z_1 < 1 are local minima, and those where Z_1 > 1 are not (Theorem 5.1)",
-                       bool(len(trap) and len(escape) and (trap["engine"] > 0).all() and (escape["engine"] < 0).all()),
+        uai.LOCAL_MINIMA.judged(bool(len(trap) and len(escape) and (trap["engine"] > 0).all() and (escape["engine"] < 0).all()),
                        f"every one of its {int(trap['perturbations'].max())} perturbations raised the loss at "
                        f"{int((trap['engine'] > 0).sum())} of {len(trap)} trap points (Z_1 from {trap['closed_form'].min():.2f} "
                        f"to {trap['closed_form'].max():.2f}); some perturbation lowered it at "
                        f"{int((escape['engine'] < 0).sum())} of {len(escape)} points with Z_1 > 1.",
-                       "at each start with Z_1 < 0.95 (eq. 4.12) the smallest loss change over 200 random perturbations "
-                       "(up to 1e-4 in pi_1 and 1e-3 in the means; half of them leave mu_2 at the mean) is positive, and at each "
-                       "start with Z_1 > 1.05 it is negative"),
-        Verdict.judged("The one-cluster gap is positive when the features are dependent and zero when they are independent "
-                       "(Theorem 5.2: one-cluster local minima are not global)",
-                       bool((random["engine"] > 0).all() and (independent["engine"].abs() < 1e-10).all()),
+                       perturbations=perturbations),
+        uai.GAP_SIGN.judged(bool((random["engine"] > 0).all() and (independent["engine"].abs() < 1e-10).all()),
                        f"gap above 0 for {int((random['engine'] > 0).sum())} of {len(random)} random truths (smallest "
                        f"{random['engine'].min():.2e}); largest |gap| over {len(independent)} truths with independent "
-                       f"features {independent['engine'].abs().max():.1e}.",
-                       "the engine's l_1 - l* is > 0 for every random truth, and below 1e-10 in size for every truth "
-                       "whose two components coincide (a product law)"),
-        Verdict.judged("The gap grows like (D - 1) log 2 along the paper's extreme truths (Theorem 5.2: Theta(D))",
-                       bool(abs(slope / np.log(2) - 1) <= GAP_SLOPE_TOLERANCE and r2 > 0.9999),
+                       f"features {independent['engine'].abs().max():.1e}."),
+        uai.GAP_SLOPE.judged(bool(abs(slope / np.log(2) - 1) <= GAP_SLOPE_TOLERANCE and r2 > 0.9999),
                        f"fitted slope {slope:.5f} per feature against log 2 = {np.log(2):.5f} ({slope / np.log(2) - 1:+.3%}), "
                        f"R² {r2:.6f}, at delta = {smallest['delta'].min():g} over D = {smallest['D'].min()}.."
-                       f"{smallest['D'].max()}.",
-                       f"the least-squares slope of the gap against D at the smallest delta is within "
-                       f"{GAP_SLOPE_TOLERANCE:.0%} of log 2, with R² > 0.9999"),
+                       f"{smallest['D'].max()}.", tolerance=GAP_SLOPE_TOLERANCE),
     ]
     # Judged only on the data that can decide them: a gap claim needs both kinds of truth, a slope
     # and its R² need three or more D (two points fit a line exactly).
     if random.empty or independent.empty:
-        verdicts[1] = Verdict.untestable(verdicts[1].claim, "random and independent-feature truths are both needed.",
-                                         verdicts[1].criterion)
+        verdicts[1] = uai.GAP_SIGN.untestable("random and independent-feature truths are both needed.")
     if smallest["D"].nunique() < 3:
-        verdicts[2] = Verdict.untestable(verdicts[2].claim, f"{smallest['D'].nunique()} value(s) of D; a slope and its "
-                                         "R² need 3 or more.", verdicts[2].criterion)
+        verdicts[2] = uai.GAP_SLOPE.untestable(f"{smallest['D'].nunique()} value(s) of D; a slope and its R² need 3 or "
+                                               "more.", tolerance=GAP_SLOPE_TOLERANCE)
     if trap.empty or escape.empty:
-        verdicts[0] = Verdict.untestable(verdicts[0].claim, "starts on both sides of Z_1 = 1 are needed.",
-                                         verdicts[0].criterion)
+        verdicts[0] = uai.LOCAL_MINIMA.untestable("starts on both sides of Z_1 = 1 are needed.",
+                                                  perturbations=perturbations)
     wide = extreme.pivot_table(index="D", columns="delta", values="engine")
     limits = extreme.groupby("D")["limit"].first()
     lines = ["Gap l_1 - l* for the extreme truths, against (D - 1) log 2:", "",
@@ -128,16 +114,14 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     near = rows[(rows["pi1_before"] < 0.01) & (rows["closed_form"] < 0.99)]
     per_D = near.groupby("D")["up"].agg(["mean", "size"])
     wrong = near[~near["up"]]
-    verdicts = [Verdict.judged(
-        "EM rotates b = mu_1 - mu_2 towards the axis of mu* at every step near the one-cluster region "
-        "(|cos(b, mu*)| increases while pi_1 < 0.01 and |cos| < 0.99; eq. 4.7)", bool(near["up"].all()),
+    verdicts = [uai.ROTATION.judged(
+        bool(near["up"].all()),
         "fraction of such steps where it increases: " + ", ".join(f"D={D}: {r['mean']:.1%} of {int(r['size'])}"
                                                                    for D, r in per_D.iterrows())
         + f"; over every step of the 30, {rows['up'].mean():.1%}. Of the {len(wrong)} near steps that go the other way, "
           f"{int((wrong['index'] == 0).sum())} are first steps, the median |cos| before them is "
           f"{wrong['closed_form'].median():.2f} and the median decrease {(wrong['closed_form'] - wrong['engine']).median():.3f}; "
-          "the paper's argument is for the population, these runs are on 20,000-point samples.",
-        "every EM step taken while pi_1 < 0.01 and |cos(b, mu*)| < 0.99 leaves |cos| no smaller (up to 1e-12)")]
+          "the paper's argument is for the population, these runs are on 20,000-point samples.")]
     fig, ax = plt.subplots(figsize=(5, 4))
     for D, part in rows.groupby("D"):
         median = part.groupby("index")["engine"].median()
@@ -161,24 +145,17 @@ def gd_trap(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     for D, r in per_D.iterrows():  # judged per D: a pooled fraction would hide one D's shortfall
         both = int((trap[trap["D"] == D]["gd_trapped"] & trap[trap["D"] == D]["em_escaped"]).sum())
         verdicts += [
-            Verdict.judged(f"D = {D}: GD is trapped where Z_1 < 1 (Proposition 4.1)", bool(r.gd_trapped >= 0.99),
-                           f"{r.gd_trapped:.1%} of {int(r.starts)} starts with Z_1 < 1 ({r.gd_at_zero:.1%} at exactly 0).",
-                           "at least 99% of the starts with Z_1 < 1 end (3000 GD steps) with pi_1 below its start"),
-            Verdict.judged(f"D = {D}: there are one-cluster regions that trap GD and that EM escapes (Theorem 4.7)",
-                           both > 0,
+            uai.GD_TRAPPED.judged(bool(r.gd_trapped >= 0.99),
+                                  f"{r.gd_trapped:.1%} of {int(r.starts)} starts with Z_1 < 1 ({r.gd_at_zero:.1%} at "
+                                  "exactly 0).", D=int(D)),
+            uai.TRAP_EM_ESCAPES.judged(both > 0,
                            f"{both} of {int(r.starts)} starts with Z_1 < 1 ({both / r.starts:.1%}): EM escapes from "
                            f"{r.em_escaped:.1%} of them; where Z_1 >= 1 GD escapes too "
-                           f"({1 - outside[outside['D'] == D]['gd_trapped'].mean():.1%} of those starts).",
-                           "at least one start with Z_1 < 1 where GD ends (3000 steps) with pi_1 below its start and EM "
-                           "(300 steps) above it; the theorem asserts existence, so the fraction is reported, not judged"),
+                           f"({1 - outside[outside['D'] == D]['gd_trapped'].mean():.1%} of those starts).", D=int(D)),
         ]
         if D == 2:
-            verdicts.append(Verdict.judged(
-                "D = 2: EM escapes from every start with Z_1 < 1 (Theorem 4.5 takes lambda into a positive region, "
-                "where Z_1 > 1)", bool(r.em_escaped >= 0.99),
-                f"{r.em_escaped:.1%} of {int(r.starts)} starts.",
-                "at least 99% of the starts with Z_1 < 1 end (300 EM steps) with pi_1 above its start (the 1% "
-                "allows for starts so close to Z_1 = 1 that 300 steps are too few)"))
+            verdicts.append(uai.EM_ESCAPES_D2.judged(bool(r.em_escaped >= 0.99), f"{r.em_escaped:.1%} of {int(r.starts)} "
+                                                     "starts."))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     two = starts[(starts["D"] == 2) & (starts["truth_index"] == starts["truth_index"].min())]
     outcome = two["gd_trapped"].astype(int) * 2 + two["em_escaped"].astype(int)
@@ -214,13 +191,12 @@ def bmm_escape(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdic
     iterations = int(first["closed_form"].iloc[0])
     per_truth = first.groupby("truth_index")["engine"].agg(
         reached=lambda v: (v >= 0).mean(), median=lambda v: v[v >= 0].median(), slowest="max")
-    verdicts = [Verdict.judged(
-        "EM moves lambda into a positive region from starts in the second and fourth quadrants (Theorem 4.5)",
+    verdicts = [uai.POSITIVE_REGION.judged(
         bool(reached.all()),
         f"{reached.mean():.1%} of {len(first)} starts ({first['truth_index'].nunique()} truths) within {iterations} "
         "iterations; per truth, median iterations to get there: "
         + ", ".join(f"{r['median']:.0f} (slowest {r.slowest:.0f})" for _, r in per_truth.iterrows()) + ".",
-        f"every start in the second or fourth quadrant reaches lambda_1 lambda_2 > 0 within {iterations} EM iterations")]
+        iterations=iterations)]
     truth = rows["truth_index"].min()
     paths = rows[(rows["quantity"] == "b_trajectory") & (rows["truth_index"] == truth)]
     first_row = rows[rows["truth_index"] == truth].iloc[0]
@@ -253,21 +229,15 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     difference = rows[rows["quantity"].str.startswith("centre_difference")].set_index(["dataset", "quantity"])["engine"]
     increases = rows[rows["quantity"] == "unit_em_loss_increases"]["engine"]
     verdicts = [
-        Verdict.judged("k-means and EM (full covariances) give different centres on overlapping clusters of unequal size "
-                "and spread (largest coordinate difference above 0.2)",
+        lecture.CENTRES_DIFFER.judged(
                 bool(difference[("overlapping", "centre_difference_full")] > 0.2),
                 f"{difference[('overlapping', 'centre_difference_full')]:.3f} (emrun's unit-covariance EM: "
-                f"{difference[('overlapping', 'centre_difference_unit')]:.3f}).",
-                "on the overlapping set, the largest coordinate difference between the k-means centres and the "
-                "full-covariance EM centres started from them is above 0.2"),
-        Verdict.judged("They agree on well-separated equal clusters (difference below 0.01)",
+                f"{difference[('overlapping', 'centre_difference_unit')]:.3f})."),
+        lecture.CENTRES_AGREE.judged(
                 bool(difference[("separated", "centre_difference_full")] < 0.01),
                 f"{difference[('separated', 'centre_difference_full')]:.1e} (unit-covariance EM "
-                f"{difference[('separated', 'centre_difference_unit')]:.1e}).",
-                "on the separated set, that largest difference is below 0.01"),
-        Verdict.judged("EM's likelihood never decreases (unit-covariance EM, both sets)", bool((increases == 0).all()),
-                f"loss increases: {int(increases.sum())} over both runs.",
-                "no EM step raises the loss by more than 1e-12 of its size, on either set"),
+                f"{difference[('separated', 'centre_difference_unit')]:.1e})."),
+        lecture.UNIT_EM_MONOTONE.judged(bool((increases == 0).all()), f"loss increases: {int(increases.sum())} over both runs."),
     ]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, (name, part) in zip(axes, rows[rows["quantity"] == "point"].groupby("dataset", sort=False), strict=True):

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun.criteria import uai2019 as uai
 from emrun.report import ReportResult, companions
 from emrun.report.claims import NEAR_OPTIMAL, declared_claims, judge, rate_with_interval
 from emrun.report.common import grid_table, provenance_section, verdict_section
@@ -21,11 +22,15 @@ from emrun.report.verdicts import (
     CLUSTER_BOOTSTRAP,
     FAILS,
     HOLDS,
+    MIN_CLUSTERS,
     UNTESTABLE,
     Verdict,
+    band_status,
     cluster_bootstrap,
     ended_at_k_cluster,
+    same_as_before,
     spearman_rho,
+    with_multiplicity,
 )
 
 PAIR = ["m", "D", "truth_seed", "init_seed"]
@@ -82,13 +87,12 @@ def _paired_section(rule: str, name: str, rows: pd.DataFrame, other_rows: pd.Dat
     summary = em_update_summary(paired)
     changed = int(summary["changed"].sum())
     difference = paired["loss_difference"].abs()
-    verdict = Verdict.judged(
-        f"The `{rule}` update changes no k-cluster outcome of the `{other_rule}` update, run for run", changed == 0,
-        f"{changed} of {len(paired)} paired runs change outcome (k-cluster runs: `{rule}` {int(paired['hit_this'].sum())}, "
-        f"`{other_rule}` {int(paired['hit_other'].sum())}); final losses differ by at most {difference.max():.2g} (median "
+    verdict = uai.EM_RULE_UNCHANGED.judged(
+        changed == 0, f"Paired with `{name}`: {changed} of {len(paired)} paired runs change outcome (k-cluster runs: "
+        f"`{rule}` {int(paired['hit_this'].sum())}, `{other_rule}` {int(paired['hit_other'].sum())}); final losses "
+        f"differ by at most {difference.max():.2g} (median "
         f"{difference.median():.2g}; {int((difference > 1e-3).sum())} runs above 1e-3); "
-        f"{int(summary['status_changed'].sum())} runs change status.",
-        "no paired run (same truth and init) ends at a k-cluster point under one rule and not under the other")
+        f"{int(summary['status_changed'].sum())} runs change status.", rule=rule, other=other_rule)
     figure = _loss_difference_plot(paired, folder / f"em_update_vs_{other_rule}.png", f"{rule} against {other_rule}")
     lines = [f"## Paired with `{other_rule}` ({RULES.get(other_rule, other_rule)})", "",
              f"Every run paired with the same truth and init in `{name}`.", "", verdict.markdown(), "",
@@ -105,7 +109,7 @@ def write_em_update(ctx) -> ReportResult:
     """report.md of an EM config under another update rule, paired with each other rule stored."""
     config, rows, folder = ctx.config, ctx.rows, ctx.folder
     rule = config.get("em_update", "simultaneous")
-    verdicts = judge(rows, config, declared_claims(config)) if "claims" in config else []
+    verdicts = judge(rows, config, declared_claims(config), ctx.record) if "claims" in config else []
     em = rows[rows["algorithm"] == "em"]
     out = [f"# {config['name']}: {config['description']}", "",
            f"EM under the update rule `{rule}`: {RULES.get(rule, rule)}. Grid m = {config['grid']['m']}, D = "
@@ -116,11 +120,16 @@ def write_em_update(ctx) -> ReportResult:
     if not others:
         out += ["No results of the same protocol under another EM update were found, so no run is paired. Run "
                 "configs/bmm_table1_many_truths.yaml (eq. 2.7) to compare.", ""]
+    paired = set()
     for other in others:
         other_rule = companions._config(other).get("em_update", "simultaneous")
         lines, verdict = _paired_section(rule, other.name, rows, ctx.rows_of(other), other_rule, folder)
         out += lines
         verdicts.append(verdict)
+        paired.add(other_rule)
+    verdicts += [uai.EM_RULE_UNCHANGED.untestable(f"no results folder of the same protocol under `{other_rule}` holds "
+                                                  "rows to pair with.", rule=rule, other=other_rule)
+                 for other_rule in uai.other_em_rules(config) if other_rule not in paired]
     out += provenance_section(ctx.manifest, [], ctx.command)
     path = folder / "report.md"
     path.write_text("\n".join(out))
@@ -163,9 +172,11 @@ def _pooled(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (step, cap), part in gd.groupby(["step", "max_iter"]):
         per_truth = part.groupby(["m", "D", "truth_index"])["hit"].agg(["sum", "size"])
-        low, high = cluster_bootstrap(per_truth["sum"].to_numpy(), per_truth["size"].to_numpy())
+        sums, sizes = per_truth["sum"].to_numpy(), per_truth["size"].to_numpy()
+        low, high = cluster_bootstrap(sums, sizes)
         out.append({"step": step, "max_iter": int(cap), "k_cluster": int(per_truth["sum"].sum()),
-                    "runs": int(per_truth["size"].sum()), "low": low, "high": high})
+                    "runs": int(per_truth["size"].sum()), "low": low, "high": high,
+                    "low99": cluster_bootstrap(sums, sizes, level=0.99)[0]})
     pooled = pd.DataFrame(out).set_index(["step", "max_iter"])
     pooled["rate"] = pooled["k_cluster"] / pooled["runs"]
     return pooled
@@ -190,36 +201,39 @@ def _representative(rows: pd.DataFrame, pooled: pd.DataFrame, paper: tuple[float
         ratios = rates / rates[:, [settings.index(paper)]]
     low, high = np.nanpercentile(ratios, 2.5, axis=0), np.nanpercentile(ratios, 97.5, axis=0)
     band = (1 / REPRESENTATIVE_FACTOR, REPRESENTATIVE_FACTOR)
-    inside, outside = (low >= band[0]) & (high <= band[1]), (high < band[0]) | (low > band[1])
-    claim = (f"The paper's setting (step {paper[0]}, cap {paper[1]}) is representative: GD's overall k-cluster rate "
-             f"stays within a factor {REPRESENTATIVE_FACTOR} of it across steps and caps")
+    statuses = [band_status(lo, hi, band) for lo, hi in zip(low, high, strict=True)]
+    strict = [band_status(lo, hi, band) for lo, hi in zip(np.nanpercentile(ratios, 0.5, axis=0),
+                                                          np.nanpercentile(ratios, 99.5, axis=0), strict=True)]
+    params = {"step": paper[0], "cap": paper[1], "factor": REPRESENTATIVE_FACTOR}
     reference = pooled.loc[paper, "rate"]
     evidence = (f"pooled over cells, {reference:.3f} at the paper's setting; ratio to it per (step, cap): "
                 + ", ".join(f"{step:g}/{cap}: {pooled.loc[(step, cap), 'rate'] / reference:.2f} [{lo:.2f}, {hi:.2f}]"
                             for (step, cap), lo, hi in zip(settings, low, high, strict=True) if (step, cap) != paper) + ".")
-    criterion = (f"every setting's 95% interval of rate / paper-setting rate lies in [1/{REPRESENTATIVE_FACTOR}, "
-                 f"{REPRESENTATIVE_FACTOR}] (holds); some setting's lies wholly outside (does not hold); otherwise not "
-                 "testable")
     interval = CLUSTER_BOOTSTRAP + ", the settings resampled together"
-    if inside.all():
-        return Verdict(claim, HOLDS, evidence, criterion, interval)
-    if outside.any():
-        return Verdict(claim, FAILS, evidence, criterion, interval)
-    return Verdict(claim, UNTESTABLE, evidence + " Some interval crosses an edge of the band.", criterion, interval)
+    if len(sums) < MIN_CLUSTERS:  # version 2 bootstrapped over any number of truths
+        return uai.GD_REPRESENTATIVE.untestable(f"fewer than {MIN_CLUSTERS} truths: no interval over truths.", **params)
+    note = " Some interval crosses an edge of the band." if _all_of(statuses) == UNTESTABLE else ""
+    verdict = uai.GD_REPRESENTATIVE.verdict(_all_of(statuses), evidence + note, params, interval=interval)
+    return same_as_before(with_multiplicity(verdict, "interval", _all_of(strict)), 2)
+
+
+def _all_of(statuses: list[str]) -> str:
+    """Every setting inside holds; any wholly outside does not hold; else not testable."""
+    return HOLDS if all(s == HOLDS for s in statuses) else FAILS if FAILS in statuses else UNTESTABLE
 
 
 def sensitivity_verdicts(rows: pd.DataFrame, paper_step: float = 0.02, paper_cap: int = 10000) -> list[Verdict]:
     """How far the pooled GD k-cluster rate moves from the paper's (step, cap)."""
     pooled = _pooled(rows)
     lower = pooled["low"].to_numpy()
-    everywhere = "GD ends at k-cluster points at every step size and cap, not only at the paper's"
-    verdicts = [Verdict.untestable(everywhere, "an interval over truths needs 2 or more truths per setting.")
-                if np.isnan(lower).any() else Verdict.judged(
-        everywhere, bool(np.all(lower > 0)),
+    every = (uai.GD_EVERY_SETTING.untestable(f"an interval over truths needs {MIN_CLUSTERS} or more truths per setting.")
+             if np.isnan(lower).any() else uai.GD_EVERY_SETTING.judged(
+        bool(np.all(lower > 0)),
         f"the pooled rate's 95% lower bound (over truths) is above 0 in {int(np.sum(lower > 0))} of {len(pooled)} "
-        f"(step, cap) settings (smallest pooled rate {pooled['rate'].min():.3f}).",
-        "at every (step, cap), the lower end of the 95% interval over truths of the pooled k-cluster rate is above 0",
-        CLUSTER_BOOTSTRAP)]
+        f"(step, cap) settings (smallest pooled rate {pooled['rate'].min():.3f}).", interval=CLUSTER_BOOTSTRAP))
+    if not np.isnan(lower).any():  # with 10 or more truths, version 3's rule is this one
+        every = same_as_before(with_multiplicity(every, "interval", HOLDS if (pooled["low99"] > 0).all() else FAILS), 3)
+    verdicts = [every]
     if (paper_step, paper_cap) in pooled.index:
         verdicts.append(_representative(rows, pooled, (paper_step, paper_cap)))
     caps = sorted(int(c) for c in rows["max_iter"].unique())
@@ -231,13 +245,11 @@ def sensitivity_verdicts(rows: pd.DataFrame, paper_step: float = 0.02, paper_cap
                            + f" (rho {rho:+.2f})")
         rising = all(np.all(np.diff(part.sort_values("max_iter")["rate"].to_numpy()) >= 0)
                      for _, part in pooled.reset_index().groupby("step"))
-        verdicts.append(Verdict.judged(
-            "GD's k-cluster endings are final: a higher cap never lowers the rate (at every step)", rising,
+        verdicts.append(uai.GD_FINAL.judged(
+            rising,
             f"pooled rate against caps {caps}: " + "; ".join(by_step) + "." + ("" if rising else
             " Where the rate falls, some runs counted as k-cluster at the smaller cap had a weight still below the "
-            "threshold but growing, and left it later (GD's escape is slow near pi = 0, Theorem 4.2)."),
-            "at every step, the pooled rate at each cap is at least the rate at the next smaller cap (the runs at "
-            "every cap start from the same inits, so this compares the same trajectories: no interval is needed)"))
+            "threshold but growing, and left it later (GD's escape is slow near pi = 0, Theorem 4.2).")))
     return verdicts
 
 
@@ -245,7 +257,8 @@ def write_sensitivity(ctx) -> ReportResult:
     """report.md, sensitivity.csv and a figure of GD's k-cluster rate against step size and cap."""
     config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     summary = sensitivity_summary(rows)
-    verdicts = sensitivity_verdicts(rows) + (judge(rows, config, declared_claims(config)) if "claims" in config else [])
+    declared = judge(rows, config, declared_claims(config), ctx.record) if "claims" in config else []
+    verdicts = sensitivity_verdicts(rows) + declared
     out = [f"# {config['name']}: {config['description']}", "",
            f"GD on population Bernoulli mixtures, grid m = {config['grid']['m']}, D = {config['grid']['D']}, "
            f"steps {config['grid']['step']}, iteration caps {config['grid']['gd_max_iter']}, "
