@@ -132,7 +132,7 @@ def test_rates_report_counts_a_noisy_curve_as_not_measurable_and_writes_no_nan(t
     from emrun.report.gradem import rates
 
     t = np.unique(np.round(np.logspace(0, 3, 40)).astype(int))
-    smooth = pd.DataFrame({"m": 2, "truth_index": 0, "iteration": t, "kl": 1.0 / (1.0 + t) ** 2,
+    smooth = pd.DataFrame({"m": 2, "D": 5, "step": 0.7, "truth_index": 0, "iteration": t, "kl": 1.0 / (1.0 + t) ** 2,
                            "distance": 1.0 / (1.0 + t), "estimator": "fresh_mc", "estimator_size": 10**9})
     noisy = smooth.assign(m=3, kl=smooth["kl"] - 2e-6)  # crosses 0 late
     rows = pd.concat([smooth, noisy], ignore_index=True)
@@ -143,6 +143,13 @@ def test_rates_report_counts_a_noisy_curve_as_not_measurable_and_writes_no_nan(t
     by_claim = {v.claim.split(":")[0]: v.holds for v in verdicts if v.claim.startswith("n = ")}
     assert by_claim["n = 3"] is False
     assert any(v.holds for v in verdicts if v.claim.startswith("n = 2: the convergence is sub-linear"))
+    # Theorem 2's bound needs a step size far below 0.7: not testable, naming the hypothesis; under the
+    # earlier criterion (slopes alone) it held.
+    bound = next(v for v in verdicts if v.claim.startswith("n = 2: L and D decrease"))
+    assert bound.status == "not testable" and "Theorem 2 assumes a step size" in bound.evidence
+    assert [alt.status for alt in bound.alternatives] == ["holds"]
+    small = rates(rows.assign(step=1e-6), tmp_path, {"options": {"iterations": 1000}})[1]
+    assert next(v for v in small if v.claim.startswith("n = 2: L and D decrease")).status == "holds"
     # The same smooth curve from a 1000-point sample: its standard error is above 10% of L late on.
     small = rows.assign(estimator_size=1000)
     _, verdicts = rates(small, tmp_path, {"options": {"iterations": 1000}})
