@@ -185,9 +185,9 @@ def test_the_index_counts_a_companion_verdict_shown_in_two_reports_once(tmp_path
 
     def folder(name, verdicts):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "manifest.json").write_text("{}")
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"config_hash": "h", "config": {"name": name}}))
         (tmp_path / name / "verdicts.json").write_text(json.dumps({
-            "folder": name, "title": name, "complete": True, "headlines": [],
+            "folder": name, "title": name, "config_hash": "h", "complete": True, "headlines": [],
             "verdicts": [{"folder": where, "claim": claim, "status": status} for where, claim, status in verdicts]}))
 
     folder("many", [("many", "EM never ends at k < m", v.FAILS)])
