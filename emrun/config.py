@@ -207,11 +207,13 @@ class Checker:
 
 
 def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = None,
-             run_plugins: bool = True) -> tuple[dict[str, Any], tuple]:
+             run_plugins: bool = True, kept: tuple | None = None) -> tuple[dict[str, Any], tuple]:
     """Check a plain config dict; return its canonical form (defaults filled in) and the sources of
     its file plug-ins. ``base`` is the folder plug-in paths are relative to. A config is code only
     when it is run: without ``run_plugins``, a config that lists plug-ins raises PluginsNotRun
-    describing them (paths and hashes), and imports none."""
+    describing them (paths and hashes), and imports none; unless ``kept`` (a results folder and its
+    manifest's plug-in records, whose copies the user chose to run) holds the same files with the
+    same hashes, in which case those copies are imported instead: the same code, already allowed."""
     from emrun import plugins
 
     check = Checker(source, marks)
@@ -224,12 +226,16 @@ def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = N
         listed = [v if isinstance(v, str) else check.fail("plugins", f"'plugins' lists files or modules, got {v!r}")
                   for v in check.nonempty_list(raw["plugins"], "plugins")]
         try:
-            if not run_plugins:
+            if run_plugins:
+                out["plugins"], sources = plugins.resolve(listed, base or Path("."))
+            else:
                 records = plugins.describe(listed, base or Path("."))
-                raise plugins.PluginsNotRun(
-                    f"{source} lists plug-ins ({'; '.join(map(plugins.describe_line, records))}); they are not imported "
-                    "here (a config runs code only when swept)", records)
-            out["plugins"], sources = plugins.resolve(listed, base or Path("."))
+                if kept is None or not _same_files(records, kept[1]):
+                    raise plugins.PluginsNotRun(
+                        f"{source} lists plug-ins ({'; '.join(map(plugins.describe_line, records))}); they are not "
+                        "imported here (a config runs code only when swept)", records)
+                sources = plugins.restore(kept[1], kept[0], run=True)
+                out["plugins"] = [{"file": r["file"], "sha256": r["sha256"]} for r in records]
         except plugins.PluginsNotRun as error:
             error.name = raw.get("name")  # what a listing shows for the config
             raise
@@ -254,6 +260,12 @@ def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = N
     if extra:
         out["plugins"] = [*out.get("plugins", []), *extra]
     return out, sources
+
+
+def _same_files(records: list[dict], kept: list[dict]) -> bool:
+    """Whether a config's plug-ins are exactly the files a results folder keeps (labels, hashes, order)."""
+    files = [(r.get("file"), r.get("sha256")) for r in kept if "file" in r or "module" in r]
+    return all("file" in r for r in records) and files == [(r["file"], r["sha256"]) for r in records]
 
 
 def _check_top_level_keys(check: Checker, raw: dict, kind) -> None:
@@ -289,7 +301,8 @@ def _apply_override(raw: dict, assignment: str, marks: dict[str, Any]) -> None:
     marks[path] = "--set"
 
 
-def load(path: str | Path, overrides: tuple[str, ...] | list[str] = (), run_plugins: bool = True) -> Config:
+def load(path: str | Path, overrides: tuple[str, ...] | list[str] = (), run_plugins: bool = True,
+         kept: tuple | None = None) -> Config:
     """Read, override and validate a config file; raise ConfigError with a clear message. Without
     ``run_plugins`` (list, status, a dry run) a config listing plug-ins raises PluginsNotRun."""
     path = Path(path)
@@ -308,7 +321,7 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = (), run_plug
     if isinstance(raw, dict):
         for assignment in overrides:
             _apply_override(raw, assignment, marks)
-    values, plugins = validate(raw, source, marks, path.parent, run_plugins)
+    values, plugins = validate(raw, source, marks, path.parent, run_plugins, kept)
     return Config(values, source, plugins)
 
 

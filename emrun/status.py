@@ -20,8 +20,7 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
 
     manifest = read_manifest(folder)
     values, stored_hash = manifest["config"], manifest["config_hash"]
-    match = match_with_config_file(manifest, Path(folder), configs_dir / f"{values['name']}.yaml", run_plugins)
-    lines = [f"{Path(folder).name} (config hash {stored_hash}; {match})"]
+    lines = [f"{Path(folder).name} (config hash {stored_hash}; MATCH)"]
     try:
         _, config = folder_config(folder, run_plugins, say)
     except plugins.PluginsNotRun as error:
@@ -45,6 +44,11 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
             if found.scan.unverified:
                 lines.append(f"  {found.scan.unverified} file(s) without page checksums (written by an older emrun: "
                              "read, but bit rot inside them would go unnoticed)")
+    # The config file runs no code of its own: with --run-plugins it is compared by way of the
+    # folder's kept copies when it lists the same files (a manifest may point anywhere).
+    kept = (Path(folder), values.get("plugins", [])) if run_plugins and config is not None else None
+    lines[0] = lines[0].replace("MATCH", match_with_config_file(manifest, Path(folder),
+                                                                configs_dir / f"{values['name']}.yaml", kept))
     lock = Path(folder) / LOCK
     aside = list((Path(folder) / SET_ASIDE).glob("*")) if (Path(folder) / SET_ASIDE).is_dir() else []
     lines.append(f"  set aside: {len(aside)} file(s); lock: "
@@ -76,10 +80,12 @@ def sweep_folder(folder: Path, results_root: str | None) -> Path | None:
     return here.parents[len(root.parts)]
 
 
-def match_with_config_file(manifest: dict, folder: Path, fallback: Path, run_plugins: bool = False) -> str:
+def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: tuple | None = None) -> str:
     """Does the folder still match the config it was swept from (with the same --set overrides)?
     If not, the command that re-runs it: the last sweep's own, with --replace, from the folder it
-    ran in. A config that lists plug-ins is compared by its plug-ins' hashes unless ``run_plugins``."""
+    ran in. The config's plug-ins never run here: a config that lists plug-ins is compared by their
+    hashes, and in full only through ``kept`` (the folder and its plug-in records, whose copies the
+    user chose to run; see :func:`emrun.config.validate`)."""
     last = next((s for s in reversed(manifest["sweeps"]) if isinstance(s, dict) and s.get("config_file")), None)
     config_file, base = fallback, None
     if last is not None:
@@ -97,15 +103,15 @@ def match_with_config_file(manifest: dict, folder: Path, fallback: Path, run_plu
     rerun = shlex.join(["emrun", *command, *([] if "--replace" in command else ["--replace"])])
     where = f" (from {base})" if base is not None and base != Path(os.getcwd()) else ""
     try:
-        current = load(config_file, overrides, run_plugins).hash
+        current = load(config_file, overrides, run_plugins=False, kept=kept).hash
     except plugins.PluginsNotRun as error:
         stored = {r.get("file"): r.get("sha256") for r in manifest["config"].get("plugins", []) if "file" in r}
         changed = [r["file"] for r in error.records if "file" in r and stored.get(r["file"]) != r["sha256"]]
         if changed or set(stored) - {r.get("file") for r in error.records}:
             return (f"DIFFERS from {config_file}{with_overrides}: its plug-ins differ ({', '.join(changed) or 'listed'}): "
                     f"'{rerun}'{where} re-runs it")
-        return (f"{config_file}{with_overrides} lists the same plug-ins; the rest is not compared (its plug-ins would "
-                "have to run: 'emrun status --run-plugins' compares all)")
+        return (f"{config_file}{with_overrides} lists the same plug-ins; the rest is not compared (the folder's copies "
+                "of them would have to run: 'emrun status --run-plugins' compares all)")
     except (ConfigError, RegistryError) as error:
         return f"{config_file} does not load: {error}"
     if current == manifest["config_hash"]:

@@ -89,6 +89,22 @@ def test_a_module_a_results_folder_names_is_never_imported(tmp_path):
         assert "Traceback" not in result.stderr
 
 
+def test_status_runs_the_folders_copies_when_asked_but_never_the_config_file_its_manifest_names(tmp_path):
+    folder = sweep_with_plugin(tmp_path)
+    (tmp_path / "evil.py").write_text("import os\nopen(os.environ['EMRUN_TEST_EVIL'], 'w').close()\n")
+    (tmp_path / "evil.yaml").write_text(SMALL.replace("name: tiny", "name: plugged\nplugins: [evil.py]"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sweeps"][-1]["config_file"] = "evil.yaml"  # not hashed: whoever writes the folder chooses it
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    env = {"EMRUN_TEST_MARK": str(tmp_path / "copy.mark"), "EMRUN_TEST_EVIL": str(tmp_path / "evil.mark")}
+    status = emrun("status", "--run-plugins", cwd=tmp_path, env=env)
+    assert (tmp_path / "copy.mark").exists() and not (tmp_path / "evil.mark").exists()
+    assert "DIFFERS from evil.yaml: its plug-ins differ" in status.stdout
+    manifest["sweeps"][-1]["config_file"] = "plugged.yaml"  # the file it was swept from: same plug-in, compared whole
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert "matches plugged.yaml" in emrun("status", "--run-plugins", cwd=tmp_path, env=env).stdout
+
+
 def test_list_status_and_a_dry_run_show_a_configs_plugins_without_importing_them(tmp_path):
     (tmp_path / "helpers").mkdir()
     (tmp_path / "configs").mkdir()
