@@ -83,10 +83,11 @@ simplex: install
 	$(BIN)/emrun report $(addprefix results/,$(SIMPLEX))
 
 # A plug-in example (examples/heavy_ball/): projected heavy-ball GD against GD and EM on Table 1's
-# protocol, with claims fixed in the config before the sweep. About 5 minutes on 2 cores.
+# protocol, with claims fixed in the config before the sweep. About 5 minutes on 2 cores. Its report
+# runs the plug-in kept in results/heavy_ball/plugins/: a report runs a folder's code only when asked.
 heavy-ball: install
 	$(SWEEP) examples/heavy_ball/heavy_ball.yaml
-	$(BIN)/emrun report results/heavy_ball
+	$(BIN)/emrun report --run-plugins results/heavy_ball
 
 report: install
 	$(BIN)/emrun report
@@ -104,6 +105,7 @@ extended: paper
 	$(call sweep_all,$(EXTENDED))
 	$(SWEEP) examples/heavy_ball/heavy_ball.yaml
 	$(BIN)/emrun report
+	$(BIN)/emrun report --run-plugins results/heavy_ball
 
 # The engine against its own numpy loop, the plain implementation and a matmul, three cells, one core,
 # each timing repeated 3 times; cold and warm sweeps; a worker's peak memory (about 3 minutes).

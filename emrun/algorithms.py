@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emrun.batch import CAPPED, CONVERGED, DIVERGED
+from emrun import registry
+from emrun.batch import CAPPED, CONVERGED, DIVERGED, FAILED
 from emrun.registry import ACCELERATORS, ALGORITHMS, FAMILIES
 
 RECORDABLE = ("pi", "mu", "loss")
@@ -158,6 +159,34 @@ class BatchOutcome:
     touched_boundary: np.ndarray
     trace: list = field(default_factory=list)
     loss_increases: np.ndarray | None = None
+    errors: dict = field(default_factory=dict)  # trial -> why it failed (status FAILED): a plug-in's bad output
+
+
+class PluginOutputError(ValueError):
+    """An algorithm's update returned arrays of the wrong shape for its batch: every trial of the
+    computation is failed (the fault is the code's, not one trial's), naming where it came from."""
+
+
+def _check_update(algorithm, problem: Problem, p: np.ndarray, u: np.ndarray, result) -> tuple:
+    """The update's (new pi, new mu, loss, state), checked against the batch it was given: an
+    update returning arrays for fewer trials would otherwise be broadcast into every trial's row."""
+    def refuse(what: str) -> None:
+        raise PluginOutputError(f"algorithm '{algorithm.name}' ({ALGORITHMS.origin(algorithm.name)}): its update() returned "
+                                f"{what} (a batch of {p.shape[0]} trials, m = {p.shape[1]}, D = {u.shape[2]})")
+
+    if not isinstance(result, tuple) or len(result) != 4:
+        refuse(f"{type(result).__name__} {'of length ' + str(len(result)) if isinstance(result, tuple) else ''}, "
+               "not (pi, mu, loss, state)")
+    new_p, new_u, loss, state = (np.asarray(result[0]), np.asarray(result[1]), np.asarray(result[2]), result[3])
+    for name, value, shape in (("pi", new_p, p.shape), ("mu", new_u, u.shape), ("loss", loss, (p.shape[0],))):
+        if value.shape != shape:
+            refuse(f"{name} of shape {value.shape}, expected {shape}")
+    if not isinstance(state, dict):
+        refuse(f"a state of type {type(state).__name__}, not a dict")
+    for key, value in state.items():
+        if np.shape(value)[:1] != (p.shape[0],):
+            refuse(f"state['{key}'] of shape {np.shape(value)}, expected the trials first ({p.shape[0]}, ...)")
+    return new_p, new_u, loss, state
 
 
 def check_pair(family: Any, algorithm: Any) -> None:
@@ -231,13 +260,15 @@ def _iterate(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: np.n
     touched = np.zeros(n_trials, dtype=bool)
     increases, previous = np.zeros(n_trials, dtype=np.int64), np.full(n_trials, np.inf)
     trace: list = []
+    errors: dict[int, str] = {}
     p, u = pi.copy(), mu.copy()
     state = algorithm.start(problem, p, u, params)
     if record:
         snapshot(0, active, p, u)
     for iteration in range(1, max_iter + 1):
         touched[active] |= problem.family.at_boundary(u)
-        new_p, new_u, current_loss, new_state = algorithm.update(problem, p, u, state, params)
+        new_p, new_u, current_loss, new_state = _check_update(algorithm, problem, p, u,
+                                                               algorithm.update(problem, p, u, state, params))
         finite = np.isfinite(current_loss)
         increases[active] += finite & (current_loss > previous + 1e-12 * np.abs(previous))
         previous = current_loss
@@ -254,6 +285,8 @@ def _iterate(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: np.n
             final_mu[ids] = np.where(finite[leaving, None, None], new_u[leaving], u[leaving])
             iterations[ids] = np.where(finite[leaving], iteration, iteration - 1)
             status[ids] = np.where(finite[leaving], CONVERGED, DIVERGED)
+            _check_divergence(problem, algorithm, ids, current_loss[leaving], p[leaving], u[leaving], finite[leaving],
+                              status, errors)
             if record and (stopped := ids[finite[leaving]]).size:  # a converged trial's last iterate
                 snapshot(iteration, stopped, final_pi[stopped], final_mu[stopped])
             stay = ~leaving
@@ -266,12 +299,30 @@ def _iterate(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: np.n
         if active.size == 0:
             break
     final_pi[active], final_mu[active] = p, u
-    return _finish(problem, final_pi, final_mu, iterations, status, touched, trace, increases)
+    return _finish(problem, final_pi, final_mu, iterations, status, touched, trace, increases, errors)
 
 
-def _finish(problem: Problem, pi, mu, iterations, status, touched, trace=None, increases=None) -> BatchOutcome:
+def _check_divergence(problem: Problem, algorithm, ids: np.ndarray, reported: np.ndarray, p: np.ndarray, u: np.ndarray,
+                      finite: np.ndarray, status: np.ndarray, errors: dict) -> None:
+    """A trial leaves as diverged when its update reports a non-finite loss. The family's own loss
+    at the same parameters must agree: a built-in update's loss is the family's, so when it is
+    finite there, the update (a plug-in's) reported a wrong loss, and the trial is failed, naming
+    the algorithm, rather than recorded as the algorithm's outcome. (Built-in updates are left
+    alone: their losses are the family's, and their rows must not change.)"""
+    if finite.all() or ALGORITHMS.origin(algorithm.name) == registry.BUILT_IN:
+        return
+    own = problem.loss(p[~finite], u[~finite])
+    for trial, value, loss in zip(ids[~finite], reported[~finite], own, strict=True):
+        if np.isfinite(loss):
+            status[trial] = FAILED
+            errors[int(trial)] = (f"algorithm '{algorithm.name}' ({ALGORITHMS.origin(algorithm.name)}) reported a loss of "
+                                  f"{value} where the model's loss is {loss:.6g}: its update's loss is wrong")
+
+
+def _finish(problem: Problem, pi, mu, iterations, status, touched, trace=None, increases=None,
+            errors: dict | None = None) -> BatchOutcome:
     final_loss = problem.loss(pi, mu)
     # The last step of a capped trial can itself make a pattern impossible.
-    status = np.where(np.isfinite(final_loss), status, DIVERGED).astype(object)
+    status = np.where(np.isfinite(final_loss) | (status == FAILED), status, DIVERGED).astype(object)
     touched = touched | problem.family.at_boundary(mu)
-    return BatchOutcome(pi, mu, iterations, status, final_loss, touched, trace or [], increases)
+    return BatchOutcome(pi, mu, iterations, status, final_loss, touched, trace or [], increases, errors or {})

@@ -21,10 +21,13 @@ from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
 
+from emrun import listing  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
 from emrun.registry import RegistryError  # noqa: E402
 
 LONG_SWEEP_HOURS = 24  # a sweep whose cost model says more CPU-hours than this needs --allow-long
+# Failures that are a plug-in's wrong output (emrun.algorithms, emrun.experiments): deterministic.
+PLUGIN_FAULTS = ("PluginOutputError", "algorithm '")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -32,9 +35,20 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _load(config_path: str, overrides: tuple[str, ...] = ()):
+def _say(text: str) -> None:
+    click.echo(f"emrun: {text}", err=True)
+
+
+# Reading results runs no code of theirs: a results folder is data. Running the plug-ins a folder
+# keeps (plugins/) is the user's explicit choice, and each one is named as it runs.
+_RUN_PLUGINS = click.option("--run-plugins", is_flag=True,
+                            help="Import and run the plug-ins a results folder keeps (plugins/), each named as it runs; "
+                                 "without it a folder run with plug-ins is only listed.")
+
+
+def _load(config_path: str, overrides: tuple[str, ...] = (), run_plugins: bool = True):
     try:
-        return load(config_path, overrides)
+        return load(config_path, overrides, run_plugins)
     except (ConfigError, RegistryError) as error:
         _fail(str(error))
 
@@ -84,18 +98,44 @@ def main() -> None:
               help="With a tls:// scheduler: this client's certificate.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None,
               help="With a tls:// scheduler: this client's private key (if not in --tls-cert).")
+@click.option("--batch-timeout", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS",
+              help="A batch running longer fails (its worker is stopped) [default: 50 times the cost model's "
+                   "estimate of the batch, at least an hour].")
+@click.option("--run-plugins", is_flag=True, help="With --dry-run: import the config's plug-ins to expand its plan "
+              "(a dry run otherwise lists them by path and hash; a sweep always runs them).")
 def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_root: str, dry_run: bool,
           replace: bool, allow_long: bool, quiet: bool, executor: str, scheduler: str | None, tls_ca: str | None,
-          tls_cert: str | None, tls_key: str | None) -> None:
+          tls_cert: str | None, tls_key: str | None, batch_timeout: float | None, run_plugins: bool) -> None:
     """Run every batch of CONFIG that is not stored yet (so a rerun resumes)."""
-    config = _load(config_path, overrides)
+    from emrun import plugins
+    from emrun.config import MAX_BATCHES, planned_bound
+
+    if dry_run and not run_plugins:
+        try:
+            config = load(config_path, overrides, run_plugins=False)
+        except plugins.PluginsNotRun as error:  # a config is code only when swept
+            click.echo(f"config {error.name}: lists plug-ins, not imported by a dry run (a sweep runs them; "
+                       "--dry-run --run-plugins imports them to expand the plan):")
+            for record in error.records:
+                click.echo(f"  plug-in {plugins.describe_line(record)}")
+            return
+        except (ConfigError, RegistryError) as error:
+            _fail(str(error))
+    else:
+        config = _load(config_path, overrides)
     for record in config.values.get("plugins", []):  # a config with plug-ins runs their code: say so
         name = record.get("file") or record.get("module") or f"entry point {record.get('entry_point')}"
         click.echo(f"emrun: plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]})", err=True)
+    batches = planned_bound(config)  # counted, not built: a plan is held in memory
+    too_many = (f"{config.name}: the config plans up to {batches:,} batches, more than the {MAX_BATCHES:,} a sweep "
+                "runs (fewer truths or grid values, or more runs per batch)")
     if dry_run:
-        for line in [*config.kind.describe(config), *_stored_lines(config, Path(results_root))]:
+        lines = [*config.kind.describe(config), *listing.stored_lines(config, Path(results_root))]
+        for line in lines + ([f"a sweep would refuse it: {too_many}"] if batches > MAX_BATCHES else []):
             click.echo(line)
         return
+    if batches > MAX_BATCHES:
+        _fail(too_many)
     hours = config.kind.estimated_seconds(config.values) / 3600
     if hours > LONG_SWEEP_HOURS and not allow_long:
         _fail(f"{config.name}: the cost model estimated up to {hours:,.0f} CPU-hours (every run to its cap; "
@@ -105,40 +145,8 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
     resume = shlex.join(["emrun", *sys.argv[1:]])  # the exact command, quoted for the shell
     recorded = {"config_file": config_path, "overrides": list(overrides), "results_root": results_root}
     summary, store, failed_trials, unstored = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler,
-                                               security, recorded)
+                                                         security, recorded, batch_timeout)
     _tell(config, summary, store, failed_trials, unstored, resume)
-
-
-def _stored_state(config, results_root: Path) -> tuple[str, int, int, str]:
-    """(state, batches stored, batches of the first round, detail): state is 'none', 'this' (rows
-    of this config), 'other' (another version of it) or 'damaged'."""
-    from emrun.store import BATCHES, MANIFEST, StoreError, read_manifest
-
-    folder, planned = results_root / config.name, config.kind.first_round(config)
-    if not (folder / MANIFEST).exists():
-        return "none", 0, planned, ""
-    try:
-        stored_hash = read_manifest(folder)["config_hash"]
-    except StoreError as error:
-        return "damaged", 0, planned, str(error)
-    if stored_hash != config.hash:
-        return "other", 0, planned, stored_hash
-    return "this", sum(1 for _ in (folder / BATCHES).glob("*.parquet")), planned, ""
-
-
-def _stored_lines(config, results_root: Path) -> list[str]:
-    """For a dry run: what is stored for this config already, and how many batches a sweep would run."""
-    state, stored, planned, detail = _stored_state(config, results_root)
-    folder = results_root / config.name
-    if state == "none":
-        return [f"{folder}: 0 batches stored; a sweep would run {planned}"]
-    if state == "damaged":
-        return [f"{folder}: {detail}"]
-    if state == "other":
-        return [f"{folder} holds another version of this config (hash {detail}): a sweep would refuse; with "
-                f"--replace it would discard those rows and run {planned} batches"]
-    later = " (and later rounds, as the plan adapts to the rows)" if config.kind.adaptive else ""
-    return [f"{folder}: {stored} batches stored; a sweep would run {max(planned - stored, 0)}{later}"]
 
 
 def _security(scheduler: str | None, ca: str | None, cert: str | None, key: str | None):
@@ -153,7 +161,7 @@ def _security(scheduler: str | None, ca: str | None, cert: str | None, key: str 
 
 
 def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bool, executor: str,
-               scheduler: str | None, security, recorded: dict):
+               scheduler: str | None, security, recorded: dict, batch_timeout: float | None = None):
     from emrun import plugins
     from emrun.batch import ExecutorError
     from emrun.kinds import tasks_for
@@ -169,7 +177,7 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
             try:
                 summary = run_until_stable(lambda: tasks_for(config, store), store, workers, config.kind.adaptive,
                                            progress=not quiet, label=config.name, executor=executor,
-                                           scheduler=scheduler, security=security)
+                                           scheduler=scheduler, security=security, batch_timeout=batch_timeout)
             except ExecutorError as error:
                 store.finish_sweep({}, "could not start")
                 _fail(str(error))
@@ -225,34 +233,40 @@ def _tell(config, summary, store, failed_trials: dict, unstored: list[str], resu
         sys.exit(130)
     for task_id, error in summary.failed.items():
         click.echo(f"  failed batch: {task_id}: {error}", err=True)
+    errors = list(summary.failed.values())
     if failed_trials:
-        _print_failed_trials(store.folder)
+        errors += _print_failed_trials(store.folder, config)
     if unstored:
         _fail(f"{len(unstored)} batches were written but refused when read back (set aside, see above), e.g. "
               f"{unstored[0]}; this is a fault in emrun or a plug-in, not in the config: running again repeats it",
               code=1)
     if summary.failed or failed_trials:
-        _fail(f"{len(summary.failed)} batches and {sum(map(len, failed_trials.values()))} trials failed; "
-              f"run the same command again to retry only those: {resume}", code=1)
+        counts = f"{len(summary.failed)} batches and {sum(map(len, failed_trials.values()))} trials failed"
+        if errors and all(error.startswith(PLUGIN_FAULTS) for error in errors):  # retrying repeats them
+            _fail(f"{counts}: a plug-in's output is wrong (above), which running again repeats; fix the plug-in", code=1)
+        _fail(f"{counts}; run the same command again to retry only those: {resume}", code=1)
 
 
-def _print_failed_trials(folder: Path) -> None:
+def _print_failed_trials(folder: Path, config) -> list[str]:
+    """Print the failed trials (the first ten); return every one's error."""
     from emrun.batch import FAILED
     from emrun.results import stored
 
-    rows = stored(folder).rows
+    rows = stored(folder, config=config).rows
     failed = rows[rows["status"] == FAILED]
     for row in failed.head(10).itertuples():
         click.echo(f"  failed trial: {row.batch_id}/{row.run_index} (init seed {row.init_seed}): {row.error}", err=True)
     if len(failed) > 10:
         click.echo(f"  ... and {len(failed) - 10} more (emrun status)", err=True)
+    return [str(error) for error in failed["error"]]
 
 
 @main.command()
 @click.argument("folders", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Root folder of results; without FOLDERS every experiment under it is reported.")
-def report(folders: tuple[str, ...], results_root: str) -> None:
+@_RUN_PLUGINS
+def report(folders: tuple[str, ...], results_root: str, run_plugins: bool) -> None:
     """Write the report of each results folder and the index RESULTS/REPORT.md."""
     from emrun.report import write_reports
     from emrun.store import has_rows, result_folders
@@ -268,15 +282,20 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
         # Every folder with rows; a folder whose rows were never generated here (a fresh clone
         # holds only the committed reports) keeps its report as it is.
         for folder in result_folders(root):
-            if has_rows(folder):
-                chosen.append(folder)
-            else:
+            if not has_rows(folder):
                 click.echo(f"{folder}: no trial rows here; its report is left as it is", err=True)
+            elif not run_plugins and listing.folder_plugins(folder):
+                click.echo(f"{folder}: run with plug-ins ({'; '.join(listing.folder_plugins(folder))}), which a report runs only "
+                           f"when asked; its report is left as it is ('emrun report --run-plugins {folder}' runs them "
+                           "and writes it)", err=True)
+            else:
+                chosen.append(folder)
     if not chosen and not result_folders(root):
         _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
     # With no rows anywhere (a fresh clone) only the index is rebuilt, from the verdict files. A
     # folder that cannot be reported is one line; the others are still written.
-    written, problems, notices = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]))
+    written, problems, notices = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]),
+                                               run_plugins=run_plugins, say=_say)
     for path in written:
         click.echo(f"wrote {path}")
     for notice in notices:
@@ -293,10 +312,12 @@ def report(folders: tuple[str, ...], results_root: str) -> None:
               help="Root folder of results; without FOLDERS every experiment under it is shown.")
 @click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
               help="Where to look for each folder's config file (CONFIGS/<name>.yaml).")
-def status(paths: tuple[str, ...], results_root: str, configs_dir: str) -> None:
+@_RUN_PLUGINS
+def status(paths: tuple[str, ...], results_root: str, configs_dir: str, run_plugins: bool) -> None:
     """Per results folder: batches stored and pending, rows by status, files left out, and whether
     the folder matches its config file. FOLDERS are results folders (results/bmm_table1) or roots
     holding them (results)."""
+    from emrun.status import index_lines, status_lines
     from emrun.store import MANIFEST, StoreError, result_folders
 
     folders = []
@@ -310,63 +331,15 @@ def status(paths: tuple[str, ...], results_root: str, configs_dir: str) -> None:
     damaged = 0
     for folder in folders:
         try:
-            for line in _status_lines(folder, Path(configs_dir)):
+            for line in status_lines(folder, Path(configs_dir), run_plugins, _say):
                 click.echo(line)
         except (StoreError, RegistryError, ConfigError) as error:
             click.echo(f"emrun: error: {error}", err=True)
             damaged += 1
+    for line in index_lines(sorted({Path(folder).parent for folder in folders})):
+        click.echo(line)
     if damaged:
         sys.exit(1)
-
-
-def _status_lines(folder: Path, configs_dir: Path) -> list[str]:
-    from emrun.config import from_manifest
-    from emrun.results import stored
-    from emrun.store import LOCK, SET_ASIDE, has_rows, read_manifest
-
-    manifest = read_manifest(folder)
-    values, stored_hash = manifest["config"], manifest["config_hash"]
-    match = _match_with_config_file(manifest, configs_dir / f"{values['name']}.yaml")
-    config = from_manifest(values, folder)
-    kind = config.kind
-    found = stored(folder) if has_rows(folder) else None
-    rows = found.rows if found is not None else None
-    planned = kind.plan(config, rows if kind.adaptive else None)
-    present = set(rows["batch_id"]) if rows is not None else set()
-    pending = [spec.batch_id for spec in planned if spec.batch_id not in present]
-    lock = folder / LOCK
-    lines = [f"{folder.name} (config hash {stored_hash}; {match})",
-             f"  batches: {len(present)} stored, {len(pending)} pending of {len(planned)} planned", *kind.status_lines(rows)]
-    if found is not None:
-        lines += [f"  left out: {path.name}: {why} (the next sweep sets it aside and runs it again)"
-                  for path, why in found.scan.excluded]
-        if found.scan.unverified:
-            lines.append(f"  {found.scan.unverified} file(s) without page checksums (written by an older emrun: read, "
-                         "but bit rot inside them would go unnoticed)")
-    aside = list((folder / SET_ASIDE).glob("*")) if (folder / SET_ASIDE).exists() else []
-    lines.append(f"  set aside: {len(aside)} file(s); lock: "
-                 + (lock.read_text().strip() if lock.exists() else "none (no sweep running)"))
-    return lines
-
-
-def _match_with_config_file(manifest: dict, fallback: Path) -> str:
-    """Does the folder still match the config it was swept from (with the same --set overrides)?
-    If not, the command that re-runs it: the last sweep's own, with --replace."""
-    last = next((s for s in reversed(manifest["sweeps"]) if s.get("config_file")), None)
-    config_file = Path(last["config_file"]) if last and Path(last["config_file"]).exists() else fallback
-    overrides = tuple(last.get("overrides", ())) if last else ()
-    if not config_file.exists():
-        return f"no {config_file} to compare with"
-    try:
-        current = load(config_file, overrides).hash
-    except (ConfigError, RegistryError) as error:
-        return f"{config_file} does not load: {error}"
-    with_overrides = " with " + " ".join(f"--set {o}" for o in overrides) if overrides else ""
-    if current == manifest["config_hash"]:
-        return f"matches {config_file}{with_overrides}"
-    command = shlex.split(last["command"])[1:] if last else ["sweep", str(config_file)]
-    rerun = shlex.join(["emrun", *command, *([] if "--replace" in command else ["--replace"])])
-    return f"DIFFERS from {config_file}{with_overrides} (hash {current}): '{rerun}' re-runs it"
 
 
 @main.command("list")
@@ -386,7 +359,7 @@ def list_command(configs_dir: str, results_root: str) -> None:
     width = min(shutil.get_terminal_size().columns, 120)
     click.echo(f"Configs in {configs_dir}/ (cost: CPU-hours if every run reached its cap, README 'Cost'):")
     for path in files:
-        name, what, cost, description = _config_row(path, Path(results_root))
+        name, what, cost, description = listing.config_row(path, Path(results_root))
         click.echo(f"  {name} ({what}; {cost})")
         click.echo(textwrap.fill(description, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
     click.echo("")
@@ -399,29 +372,13 @@ def list_command(configs_dir: str, results_root: str) -> None:
         click.echo(textwrap.fill(f"{noun}: {text}", width, initial_indent="  ", subsequent_indent=" " * 6))
 
 
-def _config_row(path: Path, results_root: Path) -> tuple[str, str, str, str]:
-    """(name, what it reproduces, cost and stored, description) of one config file."""
-    try:
-        config = load(path)
-    except (ConfigError, RegistryError) as error:
-        return path.stem, "does not load", str(error).split(": ", 1)[-1], ""
-    values = config.values
-    what = values.get("compare_to") or values.get("check") or values.get("study") or values["experiment"]
-    hours = config.kind.estimated_seconds(values) / 3600
-    state, stored, planned, _ = _stored_state(config, results_root)
-    cost = f"<= {hours:.2g} CPU-h; " + {"none": "nothing stored", "damaged": "damaged manifest",
-                                        "other": "another version stored",
-                                        "this": f"{stored} batches stored" if config.kind.adaptive else
-                                        f"{stored} of {planned} batches stored"}[state]
-    return config.name, what, cost, values.get("description") or ""
-
-
 @main.command()
 @click.argument("trial_id", metavar="TRIAL_ID")
 @click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--every", type=click.IntRange(1), default=None, help="Print every K-th iteration of the trace.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Also save the trace as a plot.")
-def replay(trial_id: str, results_root: str, every: int | None, plot_path: str | None) -> None:
+@_RUN_PLUGINS
+def replay(trial_id: str, results_root: str, every: int | None, plot_path: str | None, run_plugins: bool) -> None:
     """Re-run one stored trial from its seeds, check it reproduces its row, and show its trace.
 
     TRIAL_ID is CONFIG/BATCH_ID/RUN, e.g. gmm_figure2/m2-D2-em-near_one_cluster-truth3/0
@@ -431,7 +388,7 @@ def replay(trial_id: str, results_root: str, every: int | None, plot_path: str |
     from emrun.store import StoreError
 
     try:
-        outcome = replaying.replay(Path(results_root), trial_id, every)
+        outcome = replaying.replay(Path(results_root), trial_id, every, run_plugins, _say)
     except (replaying.ReplayError, StoreError, RegistryError) as error:
         _fail(str(error))
     click.echo(outcome.text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,13 @@ from typing import Any
 import yaml
 
 from emrun.batch import Cell
+from emrun.files import read_small_text
 from emrun.registry import KINDS, RegistryError
 
 INT64_MAX = 2**63 - 1  # counts and caps are stored as 64-bit integers
+# The most batches a plan may hold: a plan is built in memory, so 800 million cheap one-iteration
+# batches pass a guard on CPU-hours and then exhaust memory. No config in configs/ comes near.
+MAX_BATCHES = 1_000_000
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map")}
 COMMON_KEYS = {"name": True, "description": False, "experiment": False, "seed": True, "plugins": False}
 REPORT_KEYS = ("description", "claims", "baseline")  # read by the report only: not part of the hash
@@ -64,6 +69,11 @@ class Config:
 
     def trial_count(self) -> int:
         return sum(self.values["runs"][cell.algorithm] for cell in self.cells()) * self.n_truths
+
+
+def planned_bound(config: Config) -> int:
+    """At most how many batches the config plans (cells x truths), counted without building them."""
+    return len(config.cells()) * config.n_truths
 
 
 def config_hash(values: dict[str, Any]) -> str:
@@ -196,9 +206,14 @@ class Checker:
         return value
 
 
-def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = None) -> tuple[dict[str, Any], tuple]:
+def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = None,
+             run_plugins: bool = True, kept: tuple | None = None) -> tuple[dict[str, Any], tuple]:
     """Check a plain config dict; return its canonical form (defaults filled in) and the sources of
-    its file plug-ins. ``base`` is the folder plug-in paths are relative to."""
+    its file plug-ins. ``base`` is the folder plug-in paths are relative to. A config is code only
+    when it is run: without ``run_plugins``, a config that lists plug-ins raises PluginsNotRun
+    describing them (paths and hashes), and imports none; unless ``kept`` (a results folder and its
+    manifest's plug-in records, whose copies the user chose to run) holds the same files with the
+    same hashes, in which case those copies are imported instead: the same code, already allowed."""
     from emrun import plugins
 
     check = Checker(source, marks)
@@ -211,14 +226,29 @@ def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = N
         listed = [v if isinstance(v, str) else check.fail("plugins", f"'plugins' lists files or modules, got {v!r}")
                   for v in check.nonempty_list(raw["plugins"], "plugins")]
         try:
-            out["plugins"], sources = plugins.resolve(listed, base or Path("."))
+            if run_plugins:
+                out["plugins"], sources = plugins.resolve(listed, base or Path("."))
+            else:
+                records = plugins.describe(listed, base or Path("."))
+                if kept is None or not _same_files(records, kept[1]):
+                    raise plugins.PluginsNotRun(
+                        f"{source} lists plug-ins ({'; '.join(map(plugins.describe_line, records))}); they are not "
+                        "imported here (a config runs code only when swept)", records)
+                sources = plugins.restore(kept[1], kept[0], run=True)
+                out["plugins"] = [{"file": r["file"], "sha256": r["sha256"]} for r in records]
+        except plugins.PluginsNotRun as error:
+            error.name = raw.get("name")  # what a listing shows for the config
+            raise
         except RegistryError as error:
             check.fail("plugins", str(error))
     kind = KINDS.get(check.registered(raw.get("experiment", "grid"), "experiment", KINDS))
     _check_top_level_keys(check, raw, kind)
     name = raw["name"]
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
-        check.fail("name", f"'name' must be letters, digits, '_' or '-', got {name!r}")
+    # ASCII only (no look-alike digits), not starting with '-' (it would read as an option), and
+    # short enough for a folder name on any file system.
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
+        check.fail("name", f"'name' must be ASCII letters, digits, '_' or '-', start with a letter or digit and have "
+                           f"at most 100 characters, got {name!r}")
     out.update({"name": name, "description": str(raw.get("description", "")), "experiment": kind.name,
                 "seed": check.integer(raw["seed"], "seed", 0)})
     try:
@@ -230,6 +260,12 @@ def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = N
     if extra:
         out["plugins"] = [*out.get("plugins", []), *extra]
     return out, sources
+
+
+def _same_files(records: list[dict], kept: list[dict]) -> bool:
+    """Whether a config's plug-ins are exactly the files a results folder keeps (labels, hashes, order)."""
+    files = [(r.get("file"), r.get("sha256")) for r in kept if "file" in r or "module" in r]
+    return all("file" in r for r in records) and files == [(r["file"], r["sha256"]) for r in records]
 
 
 def _check_top_level_keys(check: Checker, raw: dict, kind) -> None:
@@ -265,12 +301,14 @@ def _apply_override(raw: dict, assignment: str, marks: dict[str, Any]) -> None:
     marks[path] = "--set"
 
 
-def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
-    """Read, override and validate a config file; raise ConfigError with a clear message."""
+def load(path: str | Path, overrides: tuple[str, ...] | list[str] = (), run_plugins: bool = True,
+         kept: tuple | None = None) -> Config:
+    """Read, override and validate a config file; raise ConfigError with a clear message. Without
+    ``run_plugins`` (list, status, a dry run) a config listing plug-ins raises PluginsNotRun."""
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = read_small_text(path)
     except OSError as error:
         raise ConfigError(f"{source}: cannot read the config ({error.strerror})") from None
     except UnicodeDecodeError:
@@ -283,14 +321,20 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Confi
     if isinstance(raw, dict):
         for assignment in overrides:
             _apply_override(raw, assignment, marks)
-    values, plugins = validate(raw, source, marks, path.parent)
+    values, plugins = validate(raw, source, marks, path.parent, run_plugins, kept)
     return Config(values, source, plugins)
 
 
-def from_manifest(values: dict[str, Any], folder: Path) -> Config:
-    """The config a results folder was run with (its manifest), with its plug-ins imported from
-    the copies the folder keeps."""
+def from_manifest(values: dict[str, Any], folder: Path, run_plugins: bool = False, say=None,
+                  fresh: bool = True) -> Config:
+    """The config a results folder was run with (its manifest). Its plug-ins are imported, from the
+    copies the folder keeps and in a scope of their own, only with ``run_plugins`` (the user's
+    explicit choice; ``say`` tells what runs); otherwise a folder that lists any raises
+    PluginsNotRun (:func:`emrun.plugins.restore`). ``fresh``: forget the plug-ins of whatever was
+    read before (False for a companion read while another folder's report is written)."""
     from emrun import plugins
 
-    sources = plugins.restore(values.get("plugins", []), folder) if values.get("plugins") else ()
+    if fresh:
+        plugins.begin_config()  # this folder sees emrun, installed entry points and its own plug-ins only
+    sources = plugins.restore(values.get("plugins", []), folder, run_plugins, say) if values.get("plugins") else ()
     return Config(values, str(Path(folder) / "manifest.json"), sources)

@@ -19,7 +19,18 @@ Needs the optional dependency: ``pip install emrun[dask]``.
 
 from __future__ import annotations
 
+import logging
+
 from emrun.batch import ExecutorError
+
+
+def _removed_workers(events) -> list[str]:
+    """Every worker the scheduler removed, from its event log: comparing the workers before and
+    after the sweep missed those that a nanny restarted at the same address or that joined and
+    died during it."""
+    removed = [message.get("worker") for _, message in events
+               if isinstance(message, dict) and message.get("action") == "remove-worker"]
+    return sorted({worker for worker in removed if worker})
 
 
 def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | None, security=None) -> None:
@@ -33,8 +44,10 @@ def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | Non
     env.single_threaded()  # inherited by LocalCluster's worker processes
     cluster = None
     if scheduler is None:
+        # Its scheduler runs in this process: its log lines (a lost worker's ERROR) would reach the
+        # user's terminal beside emrun's own account of the same event.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=40)
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
     try:
         client = Client(cluster if cluster is not None else scheduler, timeout="30s", security=security)
     except (OSError, TimeoutError) as error:
@@ -42,7 +55,7 @@ def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | Non
             cluster.close()
         raise ExecutorError(f"cannot reach the Dask scheduler {scheduler}: {error}") from None
     try:
-        initial = set(client.scheduler_info()["workers"])
+        seen = len(client.get_events("all"))  # the scheduler's event log before this sweep
         futures = {client.submit(task.function, *task.args, key=f"emrun-{task.task_id}", pure=False,
                                  priority=task.cost): task for task in pending}
         for future in as_completed(futures):
@@ -54,8 +67,7 @@ def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | Non
                 store.write_batch(task.task_id, future.result())
                 summary.completed += 1
             bar.advance(task)
-        lost = initial - set(client.scheduler_info()["workers"])
-        summary.lost_workers = sorted(lost)
+        summary.lost_workers = _removed_workers(client.get_events("all")[seen:])
     except BaseException:
         client.cancel(list(futures) if "futures" in locals() else [])
         raise

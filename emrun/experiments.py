@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from emrun import datasets, faults, seeds
-from emrun.algorithms import loop_bytes_per_trial
+from emrun.algorithms import PluginOutputError, loop_bytes_per_trial
 from emrun.algorithms import run_batch as run_algorithm
 from emrun.batch import CONVERGED, FAILED, BatchResult, BatchSpec, Cell, worker_description
 from emrun.kinds.base import algorithm_columns
@@ -116,12 +116,27 @@ def initial_points(values: dict, cell: Cell, truth_index: int, data=None) -> tup
     scheme = INIT_SCHEMES.get(cell.init)
     context = InitContext(FAMILIES.get(values["model"]), m, D, runs, data, [seeds.generator(seed, key) for key in keys],
                           values["init_options"])
-    pi, mu = scheme(context)
+    pi, mu = _checked_init(cell.init, scheme(context), runs, m, D)
     if cell.algorithm in values["init_options"].get("at_data_mean", []):
         mu[:, 1:] = data.mean
     names = [seeds.describe(seed, key) for key in keys] if getattr(scheme, "seeded", True) else \
         [f"{cell.init}:{r}" for r in range(runs)]
     return pi, mu, names
+
+
+def _checked_init(name: str, result, runs: int, m: int, D: int) -> tuple[np.ndarray, np.ndarray]:
+    """An init scheme's (pi [R, m], mu [R, m, D]), checked: a scheme returning mu as [R, m] would
+    otherwise pass and fail every trial with numpy's own message."""
+    origin = INIT_SCHEMES.origin(name)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise PluginOutputError(f"init scheme '{name}' ({origin}) returned {type(result).__name__}, not (pi, mu)")
+    pi, mu = np.array(result[0], dtype=float), np.array(result[1], dtype=float)
+    for label, value, shape in (("pi", pi, (runs, m)), ("mu", mu, (runs, m, D))):
+        if value.shape != shape:
+            raise PluginOutputError(f"init scheme '{name}' ({origin}) returned {label} of shape {value.shape}, expected {shape}")
+        if not np.isfinite(value).all():
+            raise PluginOutputError(f"init scheme '{name}' ({origin}) returned non-finite values in {label}")
+    return pi, mu
 
 
 def _truth_and_data(values: dict, cell: Cell, t: int):
@@ -169,11 +184,13 @@ def _solve_in_chunks(values: dict, spec: BatchSpec, data, start_pi, mu0, runs: l
         subset = runs[first:first + chunk]
         try:
             parts.append((subset, solve(subset)))
-        except Exception:
+        except PluginOutputError as error:  # the code's fault, not a trial's: running each alone would hide it
+            errors.update({r: f"{type(error).__name__}: {error}" for r in subset})
+        except (Exception, SystemExit):  # SystemExit: a plug-in may not end the worker as a success
             for r in subset:  # find the trials that fail by running each alone
                 try:
                     parts.append(([r], solve([r])))
-                except Exception as error:  # recorded in the trial's row; the sweep goes on
+                except (Exception, SystemExit) as error:  # recorded in the trial's row; the sweep goes on
                     errors[r] = f"{type(error).__name__}: {error}"
     return parts, errors
 
@@ -229,6 +246,8 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
 def _row(values, common, cell, labelled, data, r, pi0, mu0, init_seeds, outcome=None, i: int = 0,
          error: str | None = None) -> dict:
     trial = {**common, "run_index": r, "init_seed": init_seeds[r], "init_pi": pi0[r].tolist(), "init_mu": mu0[r].ravel().tolist()}
+    if outcome is not None and error is None and i in outcome.errors:
+        error = outcome.errors[i]
     if outcome is not None and error is None:
         finite = np.isfinite(outcome.pi[i]).all() and np.isfinite(outcome.mu[i]).all() and not np.isnan(outcome.loss[i])
         if not finite:

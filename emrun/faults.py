@@ -5,9 +5,11 @@ deterministically, by environment variable, never by timing. Inert unless the va
   SIGKILL (or SIGINT, as Ctrl-C). Points: ``computing`` (a task handed to the pool or started
   inline), ``trace_written`` (a batch's traces written, its rows not yet), ``batch_temp`` (a batch
   file written to its temporary name, not yet renamed), ``batch_written`` (renamed: stored),
-  ``manifest_temp`` (a manifest written to its temporary name, not yet renamed).
+  ``manifest_temp`` (a manifest written to its temporary name, not yet renamed), ``report_written``
+  (a folder's report and verdicts.json written, the index not yet).
 - ``EMRUN_TEST_DISK_FULL=N``: the N-th batch write fails with ENOSPC, as on a full disk.
-- ``EMRUN_TEST_KILL_WORKER=BATCH_ID:MARKER``: a Dask worker dies when it starts that batch (once).
+- ``EMRUN_TEST_KILL_WORKER=BATCH_ID:MARKER[;BATCH_ID:MARKER...]``: a Dask worker dies when it starts that
+  batch (once per marker).
 - ``EMRUN_TEST_FAULT=KIND:BATCH_ID:RUN``: that trial fails: ``raise`` raises in the engine,
   ``nan`` starts it from a NaN weight so that the engine reaches a NaN state.
 - ``EMRUN_TEST_OSERROR=POINT:ERRNO[:N]``: the N-th (default first) write at POINT fails with that
@@ -81,10 +83,11 @@ def worker_checkpoint(task_id: str) -> None:
     hook = os.environ.get("EMRUN_TEST_KILL_WORKER")
     if not hook:
         return
-    batch, marker = hook.split(":", 1)
-    if batch == task_id and not os.path.exists(marker):
-        open(marker, "w").close()
-        os.kill(os.getpid(), signal.SIGKILL)
+    for pair in hook.split(";"):  # several BATCH_ID:MARKER pairs: several workers die
+        batch, marker = pair.split(":", 1)
+        if batch == task_id and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def trial_fault(batch_id: str, run_index: int) -> str | None:

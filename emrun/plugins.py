@@ -23,16 +23,28 @@ import hashlib
 import importlib
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emrun import registry
+from emrun.files import read_small_text
 from emrun.registry import RegistryError, registering_as
 
 
 class PluginError(RegistryError):
     """A plug-in that cannot be used: missing, failing to import, or registering a taken name."""
+
+
+class PluginsNotRun(PluginError):
+    """Code that a read path (report, status, replay, list, a dry run) does not run unless the user
+    asks: the plug-ins a results folder keeps, or those a config lists. ``records`` describe them
+    (label, hash, path) without importing them."""
+
+    def __init__(self, message: str, records: list[dict]):
+        super().__init__(message)
+        self.records = records
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ def read_file(label: str, base: Path) -> PluginSource:
     """The plug-in a config lists as ``label`` (a path relative to the config's folder ``base``)."""
     path = Path(label) if Path(label).is_absolute() else Path(base) / label
     try:
-        text = path.read_text()
+        text = read_small_text(path)
     except OSError as error:
         raise PluginError(f"plug-in {label}: cannot read {path} ({error.strerror or error})") from None
     except UnicodeDecodeError:
@@ -126,7 +138,7 @@ def load(plugin: PluginSource, active: bool = False) -> bool:
             exec(compile(plugin.source, plugin.label, "exec"), module.__dict__)
         except RegistryError:
             raise
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # SystemExit(0) at import must not end emrun as a success
             sys.modules.pop(module.__name__, None)
             line = _line_of(error, plugin.label)
             raise PluginError(f"plug-in {plugin.label} failed to import{line}: {type(error).__name__}: {error}") from None
@@ -174,7 +186,7 @@ def load_module(name: str) -> dict:
             module = importlib.import_module(name)
     except RegistryError:
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise PluginError(f"plug-in module {name} failed to import: {type(error).__name__}: {error}") from None
     file = getattr(module, "__file__", None)
     if file is None:
@@ -201,13 +213,44 @@ def begin_config() -> None:
     _loaded.clear()
 
 
+def _is_file(label: str) -> bool:
+    return label.endswith(".py") or "/" in label or "\\" in label
+
+
+def describe(listed: list[str], base: Path) -> list[dict]:
+    """What a config's plug-ins are, without importing any: a file's label, the path it resolves to
+    and the SHA-256 of its text; a module's name."""
+    out = []
+    for label in listed:
+        if _is_file(label):
+            plugin = read_file(label, base)
+            path = (Path(base) / label).resolve() if not Path(label).is_absolute() else Path(label)
+            outside = not path.is_relative_to(Path(base).resolve())
+            out.append({"file": label, "sha256": plugin.sha256, "path": str(path), "outside": outside})
+        else:
+            out.append({"module": label})
+    return out
+
+
+def describe_line(record: dict) -> str:
+    """One plug-in record as the user reads it (what would run)."""
+    if "copy" in record:  # kept in a results folder
+        return f"{record['copy']} (sha256 {str(record.get('sha256'))[:16]}, from {record['file']})"
+    if "file" in record:
+        where = f" -> {record['path']}, outside the config's folder" if record.get("outside") else ""
+        return f"{record['file']}{where} (sha256 {str(record.get('sha256'))[:16]})"
+    if "module" in record:
+        return f"module {record['module']}"
+    return f"entry point {record.get('entry_point')} ({record.get('distribution')} {record.get('version')})"
+
+
 def resolve(listed: list[str], base: Path) -> tuple[list[dict], tuple[PluginSource, ...]]:
     """Import the plug-ins a config lists: their records for the canonical config (label and hash)
     and the file plug-ins' sources, which travel with the tasks."""
     records, sources = [], []
     try:
         for label in listed:
-            if label.endswith(".py") or "/" in label or "\\" in label:
+            if _is_file(label):
                 plugin = read_file(label, base)
                 load(plugin, active=True)
                 records.append({"file": plugin.label, "sha256": plugin.sha256})
@@ -219,22 +262,47 @@ def resolve(listed: list[str], base: Path) -> tuple[list[dict], tuple[PluginSour
     return records, tuple(sources)
 
 
-def restore(records: list[dict], folder: Path) -> tuple[PluginSource, ...]:
-    """Import the plug-ins a stored config used, from the copies kept in its results folder
-    (``plugins/``); a module plug-in is imported by name. Returns the file plug-ins' sources."""
+def restore(records: list[dict], folder: Path, run: bool = False, say: Callable[[str], Any] | None = None
+            ) -> tuple[PluginSource, ...]:
+    """The plug-ins a stored config used, imported from the copies kept in its results folder
+    (``plugins/``) in a scope of their own (the plug-ins of any folder or config read before are
+    forgotten first), and only when the user asked (``run``): a results folder is data, and the hash
+    beside a copy is written by whoever wrote the folder. A ``module`` record is never imported
+    from a folder (it could name any importable module): only one the caller imported already is
+    used. Without ``run``, PluginsNotRun lists what would run. Returns the file plug-ins' sources."""
+    kept = [r for r in records if "file" in r or "module" in r]
+    if not kept:
+        return ()
+    kept = [{**r, "copy": copy_name(str(r["file"]), str(r.get("sha256")))} if "file" in r else r for r in kept]
+    lines = [describe_line(r) for r in kept]
+    if not run:
+        raise PluginsNotRun(f"{folder} was run with plug-ins ({'; '.join(lines)}); reading it would run their code, and a "
+                            "results folder is data: add --run-plugins to run them (Python: run_plugins=True)", kept)
+    begin_config()
     sources = []
-    for record in records:
-        if "file" in record:
+    try:
+        for record, line in zip(kept, lines, strict=True):
+            if "module" in record:
+                if record["module"] not in sys.modules:
+                    raise PluginError(f"{folder} lists plug-in module {record['module']}: a module a results folder names "
+                                      "is never imported (install it with an 'emrun.plugins' entry point, or import it "
+                                      "yourself before reading the folder in Python)")
+                continue
+            if not isinstance(record.get("sha256"), str) or len(record["sha256"]) != 64 or \
+                    any(c not in "0123456789abcdef" for c in record["sha256"]):
+                raise PluginError(f"{folder}: the manifest's record of plug-in {record['file']} has no valid sha256")
             copy = Path(folder) / copy_name(record["file"], record["sha256"])
-            if not copy.exists():
+            if not copy.is_file():
                 raise PluginError(f"{folder}: the plug-in {record['file']} it was run with is not kept at {copy}")
-            plugin = PluginSource(record["file"], copy.read_text(), record["sha256"])
+            plugin = PluginSource(record["file"], copy.read_text(), str(record.get("sha256")))
             if plugin.sha256 != sha256_text(plugin.source):
                 raise PluginError(f"{copy} does not match the hash recorded for plug-in {record['file']}")
-            load(plugin)
+            if say is not None:
+                say(f"running plug-in {line} of {folder}")
+            load(plugin, active=True)
             sources.append(plugin)
-        elif "module" in record:
-            load_module(record["module"])
+    finally:
+        registry.end_config()
     return tuple(sources)
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emrun.config import Config, from_manifest
-from emrun.results import stored
-from emrun.store import MANIFEST, TIMING_COLUMNS, has_rows, producing_sweeps, read_manifest
+from emrun.config import Config
+from emrun.files import save_figure
+from emrun.results import folder_config, stored
+from emrun.store import MANIFEST, TIMING_COLUMNS, has_rows, producing_sweeps
 
 
 class ReplayError(ValueError):
@@ -32,7 +33,7 @@ class Replay:
     text: str
 
 
-def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series, Config]:
+def _stored_row(root: Path, trial_id: str, run_plugins: bool = False, say=None) -> tuple[dict, pd.Series, Config]:
     parts = trial_id.split("/")
     if len(parts) != 3 or not parts[2].isdigit():
         raise ReplayError(f"trial id {trial_id!r}: expected CONFIG/BATCH_ID/RUN, e.g. "
@@ -42,8 +43,7 @@ def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series, Config]:
     if not (folder / MANIFEST).exists():
         raise ReplayError(f"no results folder {folder} (configs with results: "
                           f"{', '.join(sorted(p.parent.name for p in root.glob('*/' + MANIFEST))) or 'none'})")
-    manifest = read_manifest(folder)
-    config = from_manifest(manifest["config"], folder)
+    manifest, config = folder_config(folder, run_plugins, say)  # its plug-ins run only if the user asked
     if not config.kind.replayable:
         raise ReplayError(f"{folder} holds {config.kind.row_noun} of experiment {config.kind.name}, not trials: there is "
                           "no run to replay (run its sweep again: the rows are deterministic)")
@@ -52,7 +52,7 @@ def _stored_row(root: Path, trial_id: str) -> tuple[dict, pd.Series, Config]:
         raise ReplayError(f"{folder} holds no trial rows on this machine (rows are not committed: a fresh clone has the "
                           f"reports only). Run '{sweeps[0]}' first (or the make target that runs it, README), then "
                           "replay.")
-    rows = stored(folder).rows
+    rows = stored(folder, config=config).rows
     match = rows[(rows["batch_id"] == batch_id) & (rows["run_index"] == run)]
     if match.empty:
         batches = rows["batch_id"].unique()
@@ -69,9 +69,10 @@ def _wide(traces: pd.DataFrame, run: int) -> pd.DataFrame:
     return mine.pivot_table(index="iteration", columns="name", values="value", sort=False).reset_index()
 
 
-def replay(root: Path, trial_id: str, every: int | None = None) -> Replay:
-    """Re-run the trial, compare with its stored row, and return its trace and a text summary."""
-    manifest, stored, config = _stored_row(root, trial_id)
+def replay(root: Path, trial_id: str, every: int | None = None, run_plugins: bool = False, say=None) -> Replay:
+    """Re-run the trial, compare with its stored row, and return its trace and a text summary. A
+    folder run with plug-ins is replayed only with ``run_plugins`` (their code runs)."""
+    manifest, stored, config = _stored_row(root, trial_id, run_plugins, say)
     values, kind = config.values, config.kind
     try:
         spec = kind.find_batch(config, stored["batch_id"])
@@ -147,5 +148,5 @@ def plot(trace: pd.DataFrame, path: Path, title: str) -> None:
     axes[1].set_ylabel("loss (average negative log-likelihood)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

@@ -85,11 +85,55 @@ class Progress:
         self.bar.close()
 
 
-def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress) -> None:
+class BatchTimeout(BaseException):
+    """A batch ran past its timeout (a BaseException: no ``except Exception`` of a kind or plug-in
+    may swallow it)."""
+
+
+MIN_TIMEOUT = 3600.0  # seconds: the shortest default timeout, whatever the cost model says
+TIMEOUT_FACTOR = 50  # the default timeout is this many times the cost model's estimate (every run to its cap)
+
+
+def timeout_of(task: Task, batch_timeout: float | None) -> float:
+    """How long a batch may run: the user's --batch-timeout, or a generous multiple of the cost
+    model's estimate (which already assumes every run reaches its cap)."""
+    if batch_timeout is not None:
+        return batch_timeout
+    return max(MIN_TIMEOUT, TIMEOUT_FACTOR * task.cost) if math.isfinite(task.cost) else MIN_TIMEOUT
+
+
+def _timed_out(seconds: float) -> str:
+    return (f"BatchTimeout: ran longer than {seconds:g} s (--batch-timeout) and was stopped; a plug-in update that "
+            "never returns, or a batch far slower than the cost model says")
+
+
+def _call_with_timeout(task: Task, seconds: float):
+    """Run a task in this process, raising BatchTimeout after ``seconds`` (by SIGALRM: only the main
+    thread can be interrupted; elsewhere the task runs without a timeout)."""
+    if threading.current_thread() is not threading.main_thread():
+        return task.function(*task.args)
+
+    def expire(signum, frame):
+        raise BatchTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return task.function(*task.args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress,
+                batch_timeout: float | None = None) -> None:
     for task in pending:
         faults.checkpoint("computing")
+        seconds = timeout_of(task, batch_timeout)
         try:
-            rows = task.function(*task.args)
+            rows = _call_with_timeout(task, seconds)
+        except BatchTimeout:
+            summary.failed[task.task_id] = _timed_out(seconds)
         except Exception as error:  # a task that raises is reported; the others go on
             summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
         else:
@@ -115,28 +159,46 @@ def _exit_with_parent(parent_pid: int) -> None:
 POOL_RESTARTS = 3  # a pool whose worker died is rebuilt this many times before its batches count as failed
 
 
-def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int) -> None:
+def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int,
+              batch_timeout: float | None = None) -> None:
     """Run the tasks on a pool of spawned processes. A worker that dies (killed, out of memory)
     breaks the pool: its unfinished batches run again on a new pool, as Dask resubmits a lost
-    worker's batches; a batch that keeps killing its worker is reported as failed."""
+    worker's batches; a batch that keeps killing its worker is reported as failed. A batch past
+    its timeout fails and the pool is stopped; the other unfinished batches run on a new one."""
     env.single_threaded()  # spawned workers read these before their first numpy import
     queue = list(pending)
-    for attempt in range(POOL_RESTARTS + 1):
-        queue = _drain_pool(queue, store, summary, bar, workers)
+    attempt = 0
+    while attempt <= POOL_RESTARTS:
+        queue, broken = _drain_pool(queue, store, summary, bar, workers, batch_timeout)
         if not queue:
             return
-        summary.lost_workers.append(f"a local worker process (pool {attempt + 1})")
+        if broken:
+            attempt += 1
+            summary.lost_workers.append(f"a local worker process (pool {attempt})")
     for task in queue:
         summary.failed[task.task_id] = "its worker process died every time it ran"
         bar.advance(task)
 
 
-def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int) -> list[Task]:
-    """Run the queue on one pool; return the tasks left unfinished because the pool broke."""
+def _stop(pool: ProcessPoolExecutor) -> None:
+    workers_alive = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers_alive:
+        process.terminate()
+
+
+POLL_SECONDS = 5.0  # how often a pool's running batches are looked at for their timeouts
+
+
+def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int,
+                batch_timeout: float | None = None) -> tuple[list[Task], bool]:
+    """Run the queue on one pool; return the tasks left unfinished, and whether the pool broke (a
+    worker died) rather than being stopped for a batch past its timeout."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
         running: dict[Future, Task] = {}
+        started: dict[Future, float] = {}  # when a worker took the task (about: the pool's call queue)
         queue = list(queue)
         try:
             # Keep at most two tasks per worker in flight so that an interruption loses little.
@@ -145,26 +207,35 @@ def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, ba
                     task = queue.pop(0)
                     running[pool.submit(task.function, *task.args)] = task
                     faults.checkpoint("computing")
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in finished:
                     task = running.pop(future)
                     error = future.exception()
                     if isinstance(error, BrokenProcessPool):
-                        return [task, *running.values(), *queue]
+                        return [task, *running.values(), *queue], True
                     if error is not None:
                         summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
                     else:
                         store.write_batch(task.task_id, future.result())
                         summary.completed += 1
                     bar.advance(task)
+                now = time.monotonic()
+                for future in running:
+                    if future not in started and future.running():
+                        started[future] = now
+                late = [f for f in running if f in started and now - started[f] > timeout_of(running[f], batch_timeout)]
+                if late:  # a worker cannot be stopped alone: stop the pool, run the others again
+                    for future in late:
+                        task = running.pop(future)
+                        summary.failed[task.task_id] = _timed_out(timeout_of(task, batch_timeout))
+                        bar.advance(task)
+                    _stop(pool)
+                    return [*running.values(), *queue], False
         except (KeyboardInterrupt, StoreWriteError):
             # Stop now: unfinished batches are simply not stored and run again on resume.
-            workers_alive = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in workers_alive:
-                process.terminate()
+            _stop(pool)
             raise
-    return []
+    return [], False
 
 
 EXECUTORS = ("local", "dask")
@@ -172,11 +243,12 @@ EXECUTORS = ("local", "dask")
 
 def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: bool = True,
               label: str = "sweep", executor: str = "local", scheduler: str | None = None,
-              security=None) -> SweepSummary:
+              security=None, batch_timeout: float | None = None) -> SweepSummary:
     """Run the tasks not yet stored; return counts. Ctrl-C stops after saving what finished.
 
     ``executor`` is 'local' (this machine: inline for one worker, else a process pool) or 'dask'
-    (a Dask scheduler at ``scheduler``, or a LocalCluster of ``workers`` processes)."""
+    (a Dask scheduler at ``scheduler``, or a LocalCluster of ``workers`` processes). A batch
+    running past its timeout (:func:`timeout_of`) fails; Dask applies no timeout of emrun's."""
     done = store.finished_batches()
     pending = sorted((t for t in tasks if t.task_id not in done), key=lambda t: -t.cost)
     summary = SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending))
@@ -188,9 +260,9 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
 
             run_on_dask(pending, store, summary, bar, workers, scheduler, security)
         elif workers <= 1 or len(pending) <= 1:
-            _run_inline(pending, store, summary, bar)
+            _run_inline(pending, store, summary, bar, batch_timeout)
         else:
-            _run_pool(pending, store, summary, bar, workers)
+            _run_pool(pending, store, summary, bar, workers, batch_timeout)
     except KeyboardInterrupt:
         summary.interrupted = True
     except StoreWriteError as error:
@@ -203,7 +275,7 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
 
 def run_until_stable(plan: Callable[[], list[Task]], store: ResultStore, workers: int, replan: bool,
                      **options: Any) -> SweepSummary:
-    # options: progress, label, executor, scheduler, security (see run_tasks)
+    # options: progress, label, executor, scheduler, security, batch_timeout (see run_tasks)
     """Run the tasks ``plan()`` returns; with ``replan``, plan again after each round that stored
     something, until the plan holds no batch it has not held before (a plan that grows with the
     stored rows). Only new batches start a round: a trial that fails every time is retried once per

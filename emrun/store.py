@@ -38,7 +38,13 @@ import pyarrow.parquet as pq
 
 from emrun import faults
 from emrun.batch import BatchResult
-from emrun.files import WRITE_ADVICE, StoreError, StoreWriteError, write_atomically  # noqa: F401 (re-exported)
+from emrun.files import (  # noqa: F401 (re-exported)
+    WRITE_ADVICE,
+    StoreError,
+    StoreWriteError,
+    refuse_links,
+    write_atomically,
+)
 from emrun.locking import LOCK, locked  # noqa: F401 (LOCK re-exported)
 
 MANIFEST = "manifest.json"
@@ -156,6 +162,10 @@ def read_batch(path: Path, expected_hash: str | None, check: Callable[[pa.Table]
     stored = (table.schema.metadata or {}).get(HASH_KEY, b"").decode()
     if expected_hash is not None and stored != expected_hash:
         return None, f"written by config hash {stored or 'unknown'}, not this folder's {expected_hash}"
+    if "batch_id" in table.column_names:  # a file stored under another batch's name would count its rows twice
+        others = {str(b) for b in table["batch_id"].to_pylist() if b is not None} - {path.stem}
+        if others:
+            return None, f"holds rows of batch {sorted(others)[0]}, not of its file name {path.stem}"
     problem = check(table) if check is not None else None
     return (None, problem) if problem else (table, None)
 
@@ -235,6 +245,9 @@ class ResultStore:
         rows are stored already) has added what the caller records before any row is written. A
         folder holding another config is refused (unless ``replace``)."""
         store = cls(Path(root) / config_values["name"], config_values, config_hash, check, before_start)
+        folder = store.folder
+        # A results folder may come from someone else: never write or delete through its links.
+        refuse_links(folder, *(folder / sub for sub in (BATCHES, TRACES, SET_ASIDE, "plugins", "summaries")))
         try:
             store.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -4,8 +4,10 @@ Trial rows are not committed, so a report that reads another folder (a companion
 run beside the paper's one-truth protocol) would lose those sections on a fresh clone. Instead, the
 report that reads a companion saves what it derives from the companion's rows (per-truth counts,
 verdicts) in ``<folder>/summaries/<name>.json``, stamped with the folder's config hash and the
-emrun version; where the rows are absent, that file is read instead, and refused when its stamp
-differs (it was written for other rows, or by code that may compute it differently).
+version of the verdict code (:data:`VERDICT_CODE`); where the rows are absent, that file is read
+instead, and refused when its stamp differs (it was written for other rows, or by code that may
+compute it differently). The package version is no such stamp: it stays the same across commits
+that change verdicts.
 """
 
 from __future__ import annotations
@@ -15,15 +17,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from emrun import __version__
-from emrun.files import StoreError, write_atomically
+from emrun.files import StoreError, refuse_links, write_atomically
 from emrun.store import read_manifest
 
 SUMMARIES = "summaries"
 
+# The version of the code that computes what summaries hold (counts per truth, verdicts): bump it
+# whenever a module of VERDICT_MODULES changes what it computes. tests/test_summaries.py ties it
+# to those modules' text, so a change to them fails the tests until the version is bumped (and
+# the hash recorded there); summaries stamped with an older version are then refused.
+VERDICT_CODE = 2
+VERDICT_MODULES = ("report/verdicts.py", "report/claims.py", "report/published.py", "report/gradem.py", "selection.py",
+                   "criteria/__init__.py", "criteria/uai2019.py", "criteria/xu2024.py")
+
 
 class StaleSummary(StoreError):
-    """A summary written for another config or by another emrun version."""
+    """A summary written for another config or by another version of the verdict code."""
 
 
 def summary_path(folder: Path, name: str) -> Path:
@@ -35,7 +44,7 @@ def has_summaries(folder: Path) -> bool:
 
 
 def _stamp(folder: Path) -> dict:
-    return {"config_hash": read_manifest(folder)["config_hash"], "emrun_version": __version__}
+    return {"config_hash": read_manifest(folder)["config_hash"], "verdict_code": VERDICT_CODE}
 
 
 def write_summary(folder: Path, name: str, table: pd.DataFrame, complete: bool) -> None:
@@ -46,6 +55,7 @@ def write_summary(folder: Path, name: str, table: pd.DataFrame, complete: bool) 
     values = table.astype(object).where(table.notna(), None).to_numpy().tolist()
     lines = [json.dumps(header)[:-1] + ', "rows": [', ",\n".join(json.dumps(row) for row in values), "]}", ""]
     path = summary_path(folder, name)
+    refuse_links(Path(folder), path.parent)
     path.parent.mkdir(exist_ok=True)
     write_atomically(path, lambda p: p.write_text("\n".join(lines)))
 
@@ -62,7 +72,8 @@ def read_summary(folder: Path, name: str) -> tuple[pd.DataFrame, bool]:
     expected = _stamp(folder)
     if any(stored.get(key) != value for key, value in expected.items()):
         raise StaleSummary(
-            f"{path} was written for config hash {stored.get('config_hash')} by emrun {stored.get('emrun_version')}, "
-            f"not for {expected['config_hash']} by emrun {expected['emrun_version']}: run "
+            f"{path} was written for config hash {stored.get('config_hash')} by verdict code "
+            f"{stored.get('verdict_code', 'of emrun ' + str(stored.get('emrun_version')))}, not for "
+            f"{expected['config_hash']} by verdict code {expected['verdict_code']}: run "
             f"'emrun sweep configs/{Path(folder).name}.yaml' (or its make target) to rebuild it")
     return pd.DataFrame(rows, columns=columns), bool(stored.get("complete", False))

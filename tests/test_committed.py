@@ -26,12 +26,13 @@ def test_a_report_reads_its_companion_from_the_committed_summary_when_the_rows_a
     emrun("report", cwd=tmp_path)
     assert report.read_text() == with_rows
 
-    # A summary written for other rows (or by another emrun) is refused with one line, not used.
+    # A summary written for other rows (or by other verdict code) is refused with one line, not used.
     path = summaries / "k_cluster_per_truth.json"
-    path.write_text(path.read_text().replace(json.loads(path.read_text())["emrun_version"], "0.0.1", 1))
+    path.write_text(path.read_text().replace(f'"verdict_code": {json.loads(path.read_text())["verdict_code"]}',
+                                             '"verdict_code": 9999', 1))
     refused = emrun("report", cwd=tmp_path)
-    assert "by emrun 0.0.1" in refused.stderr and "emrun sweep configs/many.yaml" in refused.stderr
-    assert len([line for line in refused.stderr.splitlines() if "0.0.1" in line]) == 1
+    assert "by verdict code 9999" in refused.stderr and "emrun sweep configs/many.yaml" in refused.stderr
+    assert len([line for line in refused.stderr.splitlines() if "9999" in line]) == 1
     stale = report.read_text()
     assert "How much one random truth moves a cell" not in stale and "Traceback" not in refused.stderr
 

@@ -37,8 +37,20 @@ def test_a_worker_killed_during_the_sweep_loses_and_duplicates_nothing(tiny_conf
     assert marker.exists()  # the worker that started this batch died
     assert "8 of 8 batches stored" in hit.stdout and "Workers lost during the sweep" in hit.stderr
     dask_rows = rows_of(cwd / "dask" / "tiny")
+    assert "distributed" not in hit.stderr  # Dask's own log lines stay out of the user's terminal
     assert not dask_rows.duplicated(["batch_id", "run_index"]).any()
     pd.testing.assert_frame_equal(rows_of(cwd / "local" / "tiny"), dask_rows)
+
+
+def test_every_lost_worker_is_counted(tiny_config):
+    cwd = tiny_config.parent
+    kills = ";".join(f"m{m}-D3-gd-step0.05-uniform-truth0:{cwd / f'killed-{m}'}" for m in (2, 3))
+    hit = emrun("sweep", str(tiny_config), "--quiet", "--executor", "dask", "--workers", "2", cwd=cwd,
+                env={"EMRUN_TEST_KILL_WORKER": kills}, timeout=180)
+    assert (cwd / "killed-2").exists() and (cwd / "killed-3").exists()
+    lost = hit.stderr.split("Workers lost during the sweep: ")[1].split(";")[0].split(", ")
+    assert len(lost) == 2 and all(name.startswith("tcp://127.0.0.1:") for name in lost), hit.stderr
+    assert "8 of 8 batches stored" in hit.stdout and "distributed" not in hit.stderr
 
 
 def _certificates(folder):

@@ -161,7 +161,7 @@ def test_infinite_or_huge_numbers_are_refused_and_a_folder_where_every_trial_fai
     swept = emrun("sweep", str(failing), "--quiet", cwd=tmp_path, check=False)
     no_traceback(swept)
     assert swept.returncode == 1 and "24 trials failed" in swept.stderr
-    for command in (("status", "--configs", str(tmp_path)), ("report",)):
+    for command in (("status", "--run-plugins", "--configs", str(tmp_path)), ("report", "--run-plugins")):
         result = emrun(*command, cwd=tmp_path)
         no_traceback(result)
     assert "**24 failed trials**" in (tmp_path / "results" / "failing" / "report.md").read_text()

@@ -55,14 +55,14 @@ def setup(tmp_path, plugin=HEAVY_BALL, config=CONFIG):
 
 
 def rows_of(folder):
-    return load_results(folder).drop(columns=list(TIMING_COLUMNS))
+    return load_results(folder, run_plugins=True).drop(columns=list(TIMING_COLUMNS))
 
 
 def test_an_algorithm_plugin_runs_sweep_report_replay_and_status_with_no_edit_to_emrun(tmp_path):
     config = setup(tmp_path)
     swept = emrun("sweep", str(config), "--workers", "2", "--quiet", cwd=tmp_path)
     assert "plug-in plugin/heavy_ball.py imported (sha256" in swept.stderr and "8 of 8 batches stored" in swept.stdout
-    rows = load_results(tmp_path / "results" / "hb")
+    rows = load_results(tmp_path / "results" / "hb", run_plugins=True)
     hb = rows[rows["algorithm"] == "heavy_ball"]
     assert len(hb) == 20 and set(hb["momentum"]) == {0.5} and hb["batch_id"].str.contains("-momentum0.5-").all()
     assert rows[rows["algorithm"] == "gd"]["momentum"].isna().all()
@@ -72,7 +72,7 @@ def test_an_algorithm_plugin_runs_sweep_report_replay_and_status_with_no_edit_to
     copies = list((tmp_path / "results" / "hb" / "plugins").glob("heavy_ball.*.py"))
     assert len(copies) == 1 and copies[0].read_text() == HEAVY_BALL
 
-    emrun("report", cwd=tmp_path)
+    emrun("report", "--run-plugins", cwd=tmp_path)
     report = (tmp_path / "results" / "hb" / "report.md").read_text()
     assert "### heavy_ball" in report and "## Each algorithm against `gd`" in report
     assert "Plug-in `plugin/heavy_ball.py`" in report and "Deviations from the paper" not in report
@@ -82,8 +82,8 @@ def test_an_algorithm_plugin_runs_sweep_report_replay_and_status_with_no_edit_to
     assert claim["folder"] == "hb" and claim["complete"] is True
 
     trial = f"hb/{hb['batch_id'].iloc[0]}/{int(hb['run_index'].iloc[0])}"
-    assert "reproduces the stored row exactly" in emrun("replay", trial, cwd=tmp_path).stdout
-    status = emrun("status", "--configs", str(tmp_path), cwd=tmp_path).stdout
+    assert "reproduces the stored row exactly" in emrun("replay", "--run-plugins", trial, cwd=tmp_path).stdout
+    status = emrun("status", "--run-plugins", "--configs", str(tmp_path), cwd=tmp_path).stdout
     assert "8 stored, 0 pending of 8 planned" in status and "matches" in status
 
 
@@ -95,15 +95,15 @@ def test_an_algorithm_plugin_gives_the_same_rows_on_dask_as_on_the_local_pool(tm
     emrun("sweep", str(config), "--workers", "2", "--quiet", "--results", "dask", "--executor", "dask", cwd=tmp_path,
           timeout=180)
     pd.testing.assert_frame_equal(rows_of(tmp_path / "local" / "hb"), rows_of(tmp_path / "dask" / "hb"))
-    emrun("report", "--results", "dask", cwd=tmp_path)
+    emrun("report", "--run-plugins", "--results", "dask", cwd=tmp_path)
     assert (tmp_path / "dask" / "hb" / "verdicts.json").exists()
 
 
 def test_a_changed_plugin_changes_the_config_hash_so_rows_never_mix(tmp_path):
     config = setup(tmp_path)
-    before = emrun("sweep", str(config), "--dry-run", cwd=tmp_path).stdout
+    before = emrun("sweep", str(config), "--dry-run", "--run-plugins", cwd=tmp_path).stdout
     setup(tmp_path, HEAVY_BALL.replace('"momentum": 0.9', '"momentum": 0.8'))
-    after = emrun("sweep", str(config), "--dry-run", cwd=tmp_path).stdout
+    after = emrun("sweep", str(config), "--dry-run", "--run-plugins", cwd=tmp_path).stdout
     assert before.split("(hash ")[1][:16] != after.split("(hash ")[1][:16]
     emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)
     setup(tmp_path, HEAVY_BALL + "\n# edited\n")
@@ -136,7 +136,7 @@ def test_an_exception_inside_a_plugin_update_makes_failed_trials_not_a_crash(tmp
     result = emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "FloatingPointError: a bad step" in result.stderr and "trials failed" in result.stderr
-    rows = load_results(tmp_path / "results" / "hb")
+    rows = load_results(tmp_path / "results" / "hb", run_plugins=True)
     failed = rows[rows["status"] == "failed"]
     assert len(failed) > 0 and (failed["algorithm"] == "heavy_ball").all()
     assert (rows[rows["algorithm"] == "gd"]["status"] != "failed").all()
@@ -155,10 +155,10 @@ def test_a_plugin_update_that_leaves_the_model_domain_makes_failed_trials_and_ex
         assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
         assert "left the model's domain" in result.stderr and "trials failed" in result.stderr
         assert not (tmp_path / "results" / "hb" / "set_aside").exists()
-    rows = load_results(tmp_path / "results" / "hb")
+    rows = load_results(tmp_path / "results" / "hb", run_plugins=True)
     failed = rows[rows["status"] == "failed"]
     assert len(failed) > 0 and (failed["algorithm"] == "heavy_ball").all()
-    report = emrun("report", cwd=tmp_path, check=False)
+    report = emrun("report", "--run-plugins", cwd=tmp_path, check=False)
     assert "Traceback" not in report.stderr
     assert "failed" in (tmp_path / "results" / "hb" / "report.md").read_text()
 
@@ -231,10 +231,10 @@ def test_a_family_an_init_scheme_and_a_claim_from_a_plugin(tmp_path):
     assert refused.returncode == 2 and "algorithm 'gd' needs a family with 'gradient' steps" in refused.stderr
     assert "model 'gaussian_em_only' offers em" in refused.stderr and not (tmp_path / "results").exists()
     emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)
-    rows = load_results(tmp_path / "results" / "fam")
+    rows = load_results(tmp_path / "results" / "fam", run_plugins=True)
     assert set(rows["model"]) == {"gaussian_em_only"} and set(rows["init"]) == {"spread_out"}
     assert all(list(p) == [0.5, 0.5] for p in rows["init_pi"])
-    emrun("report", cwd=tmp_path)
+    emrun("report", "--run-plugins", cwd=tmp_path)
     assert "**every em run converges**" in (tmp_path / "results" / "fam" / "report.md").read_text()
 
 
@@ -369,12 +369,12 @@ def test_an_experiment_kind_from_a_plugin(tmp_path):
     config = setup(tmp_path, KIND, "name: coins\nseed: 1\nplugins: [plugin/heavy_ball.py]\nexperiment: coin\n"
                                    "flips: 1000\ngrid: {m: [2, 3], D: [1]}\ntruths: 3\n")
     emrun("sweep", str(config), "--quiet", "--workers", "2", cwd=tmp_path)
-    assert len(load_results(tmp_path / "results" / "coins")) == 6
-    emrun("report", cwd=tmp_path)
+    assert len(load_results(tmp_path / "results" / "coins", run_plugins=True)) == 6
+    emrun("report", "--run-plugins", cwd=tmp_path)
     assert "**the coin is fair**: holds" in (tmp_path / "results" / "coins" / "report.md").read_text()
-    status = emrun("status", "--configs", str(tmp_path), cwd=tmp_path).stdout
+    status = emrun("status", "--run-plugins", "--configs", str(tmp_path), cwd=tmp_path).stdout
     assert "coin rows: 6" in status and "6 stored, 0 pending of 6 planned" in status
-    refused = emrun("replay", "coins/whatever/0", cwd=tmp_path, check=False)
+    refused = emrun("replay", "--run-plugins", "coins/whatever/0", cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "coin rows of experiment coin" in refused.stderr
 
 
@@ -396,7 +396,7 @@ def test_two_folders_run_with_two_versions_of_a_plugin_report_together_but_one_c
     (tmp_path / "plugin" / "other.py").write_text(HEAVY_BALL.replace('"momentum": 0.9', '"momentum": 0.7'))
     (tmp_path / "hb2.yaml").write_text(CONFIG.replace("name: hb", "name: hb2").replace("heavy_ball.py]", "other.py]"))
     emrun("sweep", "hb2.yaml", "--quiet", "--workers", "1", "--set", "runs=2", cwd=tmp_path)
-    reported = emrun("report", cwd=tmp_path)
+    reported = emrun("report", "--run-plugins", cwd=tmp_path)
     assert "results/hb/report.md" in reported.stdout and "results/hb2/report.md" in reported.stdout
     (tmp_path / "both.yaml").write_text(CONFIG.replace("heavy_ball.py]", "heavy_ball.py, plugin/other.py]"))
     refused = emrun("sweep", "both.yaml", cwd=tmp_path, check=False)

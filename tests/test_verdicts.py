@@ -46,7 +46,19 @@ def test_em_at_k_cluster_flips_the_em_claim():
     rows = synthetic_rows(lambda m, D: 0.05 * m, em_rate=lambda m, D: 0.1 if (m, D) == (4, 3) else 0.0)
     verdict = c.never_ends_at_k_cluster(rows, CONFIG, "em")
     assert verdict.status == v.FAILS
-    assert "no em run does in 24 of 25 cells" in verdict.evidence and "4 of 1000" in verdict.evidence
+    assert "4 of the 1000 runs that started outside the k-cluster region end at k < m (in 1 of 25 cells)" in verdict.evidence
+
+
+def test_em_claim_judges_runs_that_started_outside_the_region_and_reports_the_others_apart():
+    # Every k-cluster ending of EM comes from a run that started with a weight already below the threshold.
+    rows = synthetic_rows(lambda m, D: 0.05 * m, em_rate=lambda m, D: 0.1 if (m, D) == (4, 3) else 0.0)
+    em = rows["algorithm"] == "em"
+    rows["init_pi"] = [[0.5, 0.5]] * len(rows)
+    rows.loc[em & rows["k_cluster"], "init_pi"] = pd.Series([[1e-5, 1 - 1e-5]] * int((em & rows["k_cluster"]).sum()),
+                                                            index=rows.index[em & rows["k_cluster"]])
+    verdict = c.never_ends_at_k_cluster(rows, CONFIG, "em")
+    assert verdict.status == v.HOLDS and "Apart: 4 runs started with a weight below the threshold, 4 of them" in verdict.evidence
+    assert [alt.status for alt in verdict.alternatives] == [v.FAILS]  # version 1 counted them
 
 
 def test_em_below_the_threshold_flips_near_optimal():

@@ -113,7 +113,7 @@ def tasks_for(config, store) -> list:
 
     kind = config.kind
     failed_runs = store.stored_batches()  # first: damaged files are set aside before the rows are read
-    stored = stored_rows(store.folder).rows if kind.adaptive and has_rows(store.folder) else None
+    stored = stored_rows(store.folder, config=config).rows if kind.adaptive and has_rows(store.folder) else None
     tasks = []
     for spec in kind.plan(config, stored):
         retry = failed_runs.get(spec.batch_id) or None

@@ -17,6 +17,8 @@ from emrun.config import Checker, Config
 from emrun.registry import ALGORITHMS, ARTEFACTS, FAMILIES, INIT_SCHEMES
 
 MAX_D = 1000  # the largest dimension any built-in family handles
+SAMPLE_BYTES = 4 << 30  # the most memory one batch's sample may take (8 bytes per value)
+SAMPLE_SECONDS = 2e-8  # drawing one value of a sample (uniform draw, comparison, np.unique), from make bench's machine
 LEGACY_ALGORITHMS = ("em", "gd")  # always in the canonical runs and stopping (configs before plug-ins kept their hash)
 SHARED_KEYS = {"model": False, "gd_boundary": False, "em_update": False, "compare_to": False, "grid": True,
                "data": False, "truths": False, "runs": False, "stopping": False, "k_cluster_threshold": False,
@@ -190,6 +192,11 @@ class CellGrid:
         elif isinstance(data, dict):
             check.mapping(data, "data", {"samples": True})
             out["data"] = {"kind": "samples", "n": check.integer(data["samples"], "data.samples", 1)}
+            need = 8 * out["data"]["n"] * max(out["grid"]["D"])  # a batch draws its sample whole, as float64
+            if need > SAMPLE_BYTES:
+                check.fail("data.samples", f"'data.samples' = {out['data']['n']:,}: drawing it at D = {max(out['grid']['D'])} "
+                                           f"needs about {need / 2**30:,.0f} GiB in each worker (at most "
+                                           f"{SAMPLE_BYTES >> 30} GiB)")
         else:
             check.fail("data", f"'data' must be 'population', {{samples: N}} or {{dataset: digits}}, got {data!r}")
 
@@ -336,7 +343,14 @@ class CellGrid:
         for cell in self.cells(values):
             cap = cell.max_iter or values["stopping"][cell.algorithm]["max_iter"]
             total += values["runs"][cell.algorithm] * truths * cap * self.seconds_per_trial_iteration(values, cell)
+            total += truths * self.drawing_seconds(values, cell)
         return total
+
+    def drawing_seconds(self, values: dict, cell: Cell) -> float:
+        """Drawing a batch's sample, once per batch: a large sample costs time even when every run
+        stops at once (it was priced at nothing)."""
+        data = values.get("data")
+        return SAMPLE_SECONDS * data["n"] * cell.D if isinstance(data, dict) and data.get("kind") == "samples" else 0.0
 
     def describe(self, config: Config) -> list[str]:
         """What a dry run prints: the grid, the truths and runs, the cells, the cost at most."""
@@ -362,7 +376,8 @@ class CellGrid:
         :meth:`estimated_seconds`): long batches start first, and the progress bar weighs by it."""
         cell = spec.cell
         cap = cell.max_iter or values["stopping"][cell.algorithm]["max_iter"]
-        return values["runs"][cell.algorithm] * cap * self.seconds_per_trial_iteration(values, cell)
+        return (values["runs"][cell.algorithm] * cap * self.seconds_per_trial_iteration(values, cell)
+                + self.drawing_seconds(values, cell))
 
     def bytes_per_trial(self, values: dict, cell: Cell) -> int:
         """Memory one trial of a batch needs (0: not estimated)."""

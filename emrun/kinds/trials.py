@@ -43,8 +43,9 @@ def _bounds(table, column: str):
     return extremes["min"].as_py(), extremes["max"].as_py(), nan
 
 
-def check_trial_batch(table, mean_range) -> str | None:
-    """Why a batch file's trial rows are unusable (a column missing, a value out of range), or None."""
+def check_trial_batch(table, mean_range, threshold: float | None = None) -> str | None:
+    """Why a batch file's trial rows are unusable (a column missing, a value out of range, a k or
+    k_cluster that its own weights contradict), or None."""
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
         return (f"lacks the columns {', '.join(missing)}: written by an older emrun (run 'emrun sweep CONFIG' to run "
@@ -64,6 +65,19 @@ def check_trial_batch(table, mean_range) -> str | None:
         bound = ranges.get(column)
         if bound is not None and low is not None and (low < bound[0] or (bound[1] is not None and high > bound[1])):
             return f"has '{column}' values outside [{bound[0]}, {bound[1] if bound[1] is not None else 'inf'}] ({low}..{high})"
+    return _check_k(table, threshold) if threshold is not None else None
+
+
+def _check_k(table, threshold: float) -> str | None:
+    """Rows re-written with valid checksums can still be caught: k is the number of final weights at
+    or above the config's threshold, and k_cluster is k < m (what every rate is counted from)."""
+    for row in table.select(["status", "pi", "k", "k_cluster", "m", "batch_id", "run_index"]).to_pylist():
+        if row["status"] == FAILED or row["pi"] is None:
+            continue
+        k = sum(p >= threshold for p in row["pi"])
+        if row["k"] != k or row["k_cluster"] != (k < row["m"]):
+            return (f"has a row ({row['batch_id']}/{row['run_index']}) whose k = {row['k']}, k_cluster = "
+                    f"{row['k_cluster']} contradict its weights (k = {k} at threshold {threshold:g})")
     return None
 
 
@@ -192,7 +206,7 @@ class TrialGrid(CellGrid):
 
     def batch_check(self, values: dict):
         mean_range = FAMILIES.get(values["model"]).mean_range if values["model"] in FAMILIES else None
-        return lambda table: check_trial_batch(table, mean_range)
+        return lambda table: check_trial_batch(table, mean_range, values.get("k_cluster_threshold"))
 
     def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.assign(loss=rows["loss"].astype(float))  # null (failed) as NaN, never an object column

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from emrun import faults
+from emrun.files import write_text
 from emrun.report.verdicts import Verdict
 from emrun.store import StoreError, has_rows, load_traces, read_manifest, result_folders
 from emrun.summaries import read_summary, write_summary
@@ -51,14 +53,26 @@ class ReportContext:
     """What a report writer may read: its folder's manifest and rows (failed trials apart), its
     traces, what it derives from other folders under the same root (companions), and the command."""
 
-    def __init__(self, folder: Path, root: Path, command: str, loaded: dict):
+    def __init__(self, folder: Path, root: Path, command: str, loaded: dict, config=None):
+        from emrun.results import folder_config
+
         self.folder, self.root, self.command = Path(folder), Path(root), command
         self._loaded = loaded  # folder -> (rows without failed, completeness): shared by all reports of a run
-        self.manifest = read_manifest(folder)
+        if config is None:
+            self.manifest, config = folder_config(folder)
+        else:
+            self.manifest = read_manifest(folder)
+        self._config = config  # the folder's Config, its plug-ins (if the user let them run) imported
         self.rows, self.completeness = self.rows_and_completeness(self.folder)
         self.notices: list[str] = []  # printed by the command: a companion summary that could not be used
         self.companion_complete: dict[str, bool] = {}  # companion name -> were its rows complete
         self.judged: list[Verdict] = []  # the verdicts judged on this folder's own rows (recorded at the end)
+        self.pending: dict[Path, str] = {}  # report text handed over by the writer, written once, whole, at the end
+
+    def write_report(self, path: Path, text: str) -> None:
+        """Hand over the report's text: it is written once, complete (banner, verdicts and
+        Completeness in place) and atomically, after the writer returns."""
+        self.pending[Path(path)] = text
 
     def summary_of(self, folder: Path, name: str, summarise: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame | None:
         """``summarise(rows)`` of a companion folder. From its rows when they are stored, and then
@@ -119,12 +133,16 @@ class ReportContext:
 
     def rows_and_completeness(self, folder: Path) -> tuple[pd.DataFrame, Completeness]:
         if folder not in self._loaded:
-            from emrun.config import from_manifest
+            from emrun.registry import RegistryError
+            from emrun.results import folder_config
             from emrun.results import stored as stored_rows
 
-            config = from_manifest(read_manifest(folder)["config"], folder)
+            try:  # a companion is read as data, in this folder's plug-in scope: its own plug-ins never run
+                config = self._config if folder == self.folder else folder_config(folder, fresh=False)[1]
+            except RegistryError as error:
+                raise StoreError(f"companion {folder.name} cannot be read: {error}") from None
             kind = config.kind
-            found = stored_rows(folder)
+            found = stored_rows(folder, config=config)
             rows = found.rows
             failed = kind.failed_rows(rows)
             planned = {spec.batch_id for spec in kind.plan(config, rows if kind.adaptive else None)}
@@ -134,36 +152,46 @@ class ReportContext:
         return self._loaded[folder]
 
 
-def write_reports(folders: list[Path], root: Path, command: str) -> tuple[list[Path], list[tuple[Path, str]], list[str]]:
-    """Write each folder's report and verdicts, then the index ``root/REPORT.md``. Returns the paths
-    written, the folders that could not be reported with why (the others are written anyway), and
-    notices (batch files left out of a report)."""
+def write_reports(folders: list[Path], root: Path, command: str, run_plugins: bool = False,
+                  say: Callable[[str], object] | None = None) -> tuple[list[Path], list[tuple[Path, str]], list[str]]:
+    """Write each folder's report and verdicts, then the index ``root/REPORT.md``. Each folder is
+    reported in a plug-in scope of its own: the plug-ins of the folders before it are forgotten,
+    and its own run only with ``run_plugins`` (``say`` tells which). Returns the paths written, the
+    folders that could not be reported with why (the others are written anyway), and notices
+    (batch files left out of a report)."""
+    from emrun.files import refuse_links
     from emrun.registry import RegistryError
-    from emrun.results import kind_of
+    from emrun.results import folder_config
     from emrun.store import StoreError
 
     loaded: dict = {}
     written, problems, notices = [], [], []
     for folder in folders:
         try:
-            ctx = ReportContext(folder, root, command, loaded)
-            result = kind_of(folder).write_report(ctx) if len(ctx.rows) else _nothing_to_report(ctx)
+            refuse_links(Path(folder), Path(folder) / "summaries")
+            _, config = folder_config(folder, run_plugins, say)  # forgets the previous folder's plug-ins
+            loaded.pop(Path(folder), None)  # read as a companion before, in another folder's scope
+            ctx = ReportContext(folder, root, command, loaded, config)
+            result = config.kind.write_report(ctx) if len(ctx.rows) else _nothing_to_report(ctx)
         except (StoreError, RegistryError) as error:
             problems.append((Path(folder), str(error)))
             continue
         notices += [f"{path} is left out of the report: {why}" for path, why in ctx.completeness.excluded] + ctx.notices
         verdicts = [v if v.record is not None else ctx.audit([v])[0] for v in result.verdicts]
         notices += _record_judged(ctx)
-        _finish_report(result, ctx, verdicts)
-        _write_verdicts(Path(folder), ctx, verdicts, result.headlines, result.path)
+        title = _finish_report(result, ctx, verdicts)
+        _write_verdicts(Path(folder), ctx, verdicts, result.headlines, title)
+        faults.checkpoint("report_written")
         written.append(result.path)
     written.append(write_index(root))
     return written, problems, notices
 
 
-def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verdict]) -> None:
-    """Completeness at the end; an incomplete folder says so under its title and in every verdict."""
-    text = result.path.read_text()
+def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verdict]) -> str:
+    """Completeness at the end; an incomplete folder says so under its title and in every verdict.
+    The report is written here, once and whole; returns its title."""
+    # A plug-in kind may have written its report itself (an older plug-in): read it back.
+    text = ctx.pending.pop(result.path, None) or result.path.read_text()
     state = ctx.completeness
     for before, after in zip(result.verdicts, verdicts, strict=True):
         if before is not after:
@@ -173,7 +201,8 @@ def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verd
         lines[1:1] = ["", f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
                       "and verdict below uses the stored batches only (see Completeness at the end)."]
         text = "\n".join(lines) + "\n"
-    result.path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(completeness_lines(state)))
+    write_text(result.path, text.rstrip("\n") + "\n\n" + "\n".join(completeness_lines(state)))
+    return text.splitlines()[0].lstrip("# ")
 
 
 def _manifest_of(folder: Path) -> dict | None:
@@ -227,7 +256,7 @@ def _nothing_to_report(ctx: ReportContext) -> ReportResult:
     lines = header(ctx.config) + ["Every stored row records a failure, so there is nothing to tabulate yet; the failed "
                                   "trials are listed below.", "", *[v.markdown() for v in verdicts], ""]
     path = ctx.folder / "report.md"
-    path.write_text("\n".join(lines + provenance_section(ctx.manifest, [], ctx.command)))
+    ctx.write_report(path, "\n".join(lines + provenance_section(ctx.manifest, [], ctx.command)))
     return ReportResult(path, verdicts)
 
 
@@ -240,13 +269,12 @@ def _complete(ctx: ReportContext, name: str | None) -> bool:
     return ctx.rows_and_completeness(folder)[1].complete if has_rows(folder) else False
 
 
-def _write_verdicts(folder: Path, ctx: ReportContext, verdicts: list[Verdict], headlines: list[str], report: Path) -> None:
-    title = report.read_text().splitlines()[0].lstrip("# ")
+def _write_verdicts(folder: Path, ctx: ReportContext, verdicts: list[Verdict], headlines: list[str], title: str) -> None:
     payload = {"folder": folder.name, "title": title, "config_hash": ctx.manifest["config_hash"],
                "complete": ctx.completeness.complete, "stored_batches": ctx.completeness.stored,
                "planned_batches": ctx.completeness.planned, "failed_trials": len(ctx.failed),
                "headlines": headlines, "verdicts": [v.as_dict() for v in verdicts]}
-    (folder / VERDICTS).write_text(json.dumps(payload, indent=1) + "\n")
+    write_text(folder / VERDICTS, json.dumps(payload, indent=1) + "\n")
 
 
 def completeness_lines(state: Completeness) -> list[str]:
@@ -269,19 +297,47 @@ def completeness_lines(state: Completeness) -> list[str]:
     return lines + [""]
 
 
+def _judges_current_config(folder: Path, entry: object) -> bool:
+    """Whether a verdicts.json was written for the config the folder holds now (a sweep --replace
+    that stopped before its first batch leaves the replaced config's verdicts beside the new manifest)."""
+    try:
+        return isinstance(entry, dict) and entry.get("config_hash") == read_manifest(folder)["config_hash"]
+    except StoreError:
+        return False
+
+
+def index_is_current(root: Path) -> bool:
+    """Whether ``root/REPORT.md`` says what the folders' verdicts.json files say now (a report
+    stopped after writing a folder's files, before the index, leaves it behind them)."""
+    path = Path(root) / INDEX
+    return not path.is_file() or path.read_text() == index_text(root)
+
+
 def write_index(root: Path) -> Path:
+    """Write ``root/REPORT.md`` (:func:`index_text`), atomically."""
+    path = Path(root) / INDEX
+    write_text(path, index_text(root))
+    return path
+
+
+def index_text(root: Path) -> str:
     """``root/REPORT.md``: every folder's verdicts and headlines, read from its verdicts.json, and
     the counts by source (paper claims, extensions, checks), each finding once."""
     from emrun.criteria import KIND_NAMES
     from emrun.report.counting import count_findings, multiplicity_lines
 
-    entries = []
+    entries, stale = [], []
     for folder in result_folders(root):
         path = folder / VERDICTS
         try:
-            entries.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError):
             continue  # no report yet, or a damaged verdict file: the folder is not indexed
+        if not _judges_current_config(folder, entry):
+            stale.append(f"- `{folder.name}`: its `verdicts.json` judges config hash {entry.get('config_hash')}, not the "
+                         "config its manifest now holds; 'emrun report' rewrites it once the sweep has stored rows.")
+            continue
+        entries.append(entry)
     counted = count_findings(entries)
     lines = ["# emrun results", "",
              f"The verdicts of the {len(entries)} results folder{'' if len(entries) == 1 else 's'} below, read from each "
@@ -302,6 +358,6 @@ def write_index(root: Path) -> Path:
                          f"{counted.note_for(entry['folder'], verdict)}.")
         lines += ["", *entry["headlines"]] if entry["headlines"] else []
         lines.append("")
-    path = Path(root) / INDEX
-    path.write_text("\n".join(lines))
-    return path
+    if stale:
+        lines += ["## Not indexed: verdicts of another config", "", *stale, ""]
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # no screen: figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from emrun import paper_values  # noqa: E402
+from emrun import files, paper_values  # noqa: E402
 from emrun.store import producing_sweeps  # noqa: E402
 
 
@@ -33,9 +33,9 @@ def save_figure(fig, folder: Path, name: str, title: str, pdf: bool = False) -> 
         fig.suptitle(title, fontsize=10)
     if fig.get_layout_engine() is None:
         fig.tight_layout()
-    fig.savefig(Path(folder) / f"{name}.png", dpi=120)
+    files.save_figure(fig, Path(folder) / f"{name}.png", dpi=120)
     if pdf:
-        fig.savefig(Path(folder) / f"{name}.pdf", metadata={"CreationDate": None})
+        files.save_figure(fig, Path(folder) / f"{name}.pdf", metadata={"CreationDate": None})
     plt.close(fig)
     return [f"![{title}]({name}.png)", ""]
 

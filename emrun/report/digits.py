@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun import files
 from emrun.criteria import lecture
 from emrun.report import ReportResult
 from emrun.report.claims import declared_claims, judge
@@ -152,7 +153,7 @@ def prototypes(rows: pd.DataFrame, path: Path, title: str) -> None:
                                else f"EM ({run['init']})", fontsize=6)
     fig.suptitle(f"{title}: means of the best run at m = {m}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    files.save_figure(fig, path, dpi=130)
     plt.close(fig)
 
 
@@ -185,7 +186,7 @@ def write(ctx) -> ReportResult:
     out += ["", "Log-likelihoods are per image (nats); runs that diverged have none and are left out of the means.", "",
             "![prototypes](prototypes.png)", ""]
     out += provenance_section(manifest, [], command)
-    table.to_csv(folder / "settings.csv", index=False, float_format="%.6g")
+    files.write_csv(table, folder / "settings.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     return ReportResult(path, found)

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from emrun import paper_values
+from emrun import files, paper_values
 from emrun.closed_forms import escape_factor
 from emrun.criteria import uai2019 as uai
 from emrun.report import ReportResult
@@ -279,8 +279,8 @@ def write(ctx) -> ReportResult:
             "- Eq. 4.4 is evaluated at the truth's mu* with the origin at the midpoint of the true means, as the paper "
             "does; on a finite sample the mean differs from (pi*_1 - pi*_2) mu* by O(1/sqrt(N)).", ""]
     out += provenance_section(manifest, ["uai2019_figure2"], command)
-    factors.to_csv(folder / "em_factors.csv", index=False, float_format="%.6g")
-    slopes.to_csv(folder / "gd_slopes.csv", index=False, float_format="%.6g")
+    files.write_csv(factors, folder / "em_factors.csv", index=False, float_format="%.6g")
+    files.write_csv(slopes, folder / "gd_slopes.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     return ReportResult(path, verdicts)

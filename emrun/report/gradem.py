@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun import files
 from emrun.criteria import xu2024 as xu
 from emrun.report import ReportResult, companions
 from emrun.report.common import provenance_section, save_figure, verdict_section
@@ -351,7 +352,7 @@ def write(ctx, section, pair_updates: bool = False) -> ReportResult:
     out += provenance_section(ctx.manifest, [], ctx.command)
     numeric = rows.select_dtypes("number").columns.difference(["config_hash"])
     keys = [c for c in ("series", "m", "D", "n_samples") if c in rows]
-    rows.groupby(keys)[list(numeric.difference(keys))].median().to_csv(folder / "summary.csv", float_format="%.6g")
+    files.write_csv(rows.groupby(keys)[list(numeric.difference(keys))].median(), folder / "summary.csv", float_format="%.6g")
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     return ReportResult(path, verdicts)

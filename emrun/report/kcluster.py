@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun import files
 from emrun.report import ReportResult, published
 from emrun.report.claims import NEAR_OPTIMAL, baseline_of, declared_claims, judge, paired_k_cluster, rate_with_interval
 from emrun.report.common import grid_table, header, provenance_section, save_figure, verdict_section
@@ -192,7 +193,7 @@ def write(ctx) -> ReportResult:
     if paper is not None:
         out += paper.deviations(verdicts)
     out += provenance_section(ctx.manifest, list(paper.artefact.published) if paper else [], ctx.command)
-    summary.to_csv(folder / "cells.csv", index=False, float_format="%.6g")
+    files.write_csv(summary, folder / "cells.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     return ReportResult(path, verdicts + (paper.extra_verdicts if paper else []), headlines)

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from emrun import paper_values
+from emrun import files, paper_values
 from emrun.registry import ARTEFACTS
 from emrun.report import companions
 from emrun.report.claims import declared_claims, judge
@@ -206,7 +206,7 @@ class PaperSections:
                     *spread_plot(agreed, self.many[1], algorithm, self.ctx.folder,
                                  f"{self.config['name']}: {algorithm.upper()} rate per truth", ours)]
         out += self._rule_section()
-        agreed.to_csv(self.ctx.folder / "gd_vs_published.csv", index=False, float_format="%.6g")
+        files.write_csv(agreed, self.ctx.folder / "gd_vs_published.csv", index=False, float_format="%.6g")
         return out, [headline]
 
     def _rule_section(self) -> list[str]:

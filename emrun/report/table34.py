@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from emrun import paper_values
+from emrun import files, paper_values
 from emrun.report import ReportResult
 from emrun.report.claims import declared_claims, judge
 from emrun.report.common import grid_table, provenance_section, save_figure, verdict_section
@@ -146,10 +146,10 @@ def write(ctx) -> ReportResult:
             "describes the authors' variant).",
             *[f"- Claim not reproduced: {v.claim}. {v.evidence}" for v in verdicts if not v.holds], ""]
     out += provenance_section(manifest, ["uai2019_table3", "uai2019_table4"], command)
-    cells.to_csv(folder / "cells.csv", index=False, float_format="%.6g")
-    per_truth.to_csv(folder / "truths.csv", index=False, float_format="%.6g")
+    files.write_csv(cells, folder / "cells.csv", index=False, float_format="%.6g")
+    files.write_csv(per_truth, folder / "truths.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     headline = (f"**The published mean lies in the range of a {PAPER_TRUTHS}-truth mean in {int(inside.sum())} of "
                 f"{len(cells)} cells** (`{config['name']}`; criterion: Table 3's value, within half its last printed "
                 f"digit, inside the 95% range of the mean of {PAPER_TRUTHS} truths drawn from our {target} kept truths, as "

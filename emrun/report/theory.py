@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun import files
 from emrun.criteria import lecture
 from emrun.criteria import uai2019 as uai
 from emrun.registry import CHECKS
@@ -273,7 +274,7 @@ def write(ctx, section) -> ReportResult:
     out += provenance_section(ctx.manifest, [], ctx.command)
     if "relative_error" in rows:  # a check of closed forms against the engine
         summary = rows.groupby(["quantity", "D"])["relative_error"].agg(["size", "median", "max"]).reset_index()
-        summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
+        files.write_csv(summary, folder / "summary.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     return ReportResult(path, verdicts)

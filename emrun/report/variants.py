@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from emrun import files
 from emrun.criteria import uai2019 as uai
 from emrun.report import ReportResult, companions
 from emrun.report.claims import NEAR_OPTIMAL, declared_claims, judge, rate_with_interval
@@ -101,7 +102,7 @@ def _paired_section(rule: str, name: str, rows: pd.DataFrame, other_rows: pd.Dat
              grid_table(summary, lambda r: f"{r.k_cluster_this} / {r.k_cluster_other}; {r.changed}; "
                                            f"{r.max_loss_difference:.1g}; {r.iterations_this:.0f} / {r.iterations_other:.0f}"),
              "", figure, ""]
-    summary.to_csv(folder / f"em_update_vs_{other_rule}.csv", index=False, float_format="%.6g")
+    files.write_csv(summary, folder / f"em_update_vs_{other_rule}.csv", index=False, float_format="%.6g")
     return lines, verdict
 
 
@@ -132,7 +133,7 @@ def write_em_update(ctx) -> ReportResult:
                  for other_rule in uai.other_em_rules(config) if other_rule not in paired]
     out += provenance_section(ctx.manifest, [], ctx.command)
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     return ReportResult(path, verdicts)
 
 
@@ -145,7 +146,7 @@ def _loss_difference_plot(paired: pd.DataFrame, path: Path, title: str) -> str:
     ax.set_ylabel("EM runs")
     ax.set_title(f"Final losses, {title}: {len(paired)} paired runs", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    files.save_figure(fig, path, dpi=120)
     plt.close(fig)
     return f"![loss differences]({path.name})"
 
@@ -277,9 +278,9 @@ def write_sensitivity(ctx) -> ReportResult:
     out += _later_escapes(rows) + ["![sensitivity](sensitivity.png)", ""]
     _sensitivity_plot(summary, folder / "sensitivity.png", config["name"])
     out += provenance_section(manifest, [], command)
-    summary.to_csv(folder / "sensitivity.csv", index=False, float_format="%.6g")
+    files.write_csv(summary, folder / "sensitivity.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    path.write_text("\n".join(out))
+    ctx.write_report(path, "\n".join(out))
     return ReportResult(path, verdicts)
 
 
@@ -324,5 +325,5 @@ def _sensitivity_plot(summary: pd.DataFrame, path: Path, title: str) -> None:
     fig.suptitle(f"{title}: GD's k-cluster rate per cell against the iteration cap (95% interval over truths)",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    files.save_figure(fig, path, dpi=120)
     plt.close(fig)

@@ -1,0 +1,119 @@
+"""``emrun status``: per results folder, what is stored and pending, and whether the folder still
+matches the config file it was swept from. Status reads; it runs no code of a results folder or a
+config unless the user asks (``--run-plugins``): without it, plug-ins are shown by path and hash."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from emrun import plugins
+from emrun.config import ConfigError, load
+from emrun.registry import RegistryError
+
+
+def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say=None) -> list[str]:
+    """What ``emrun status`` prints about one results folder."""
+    from emrun.results import folder_config, stored
+    from emrun.store import BATCHES, LOCK, SET_ASIDE, has_rows, read_manifest
+
+    manifest = read_manifest(folder)
+    values, stored_hash = manifest["config"], manifest["config_hash"]
+    lines = [f"{Path(folder).name} (config hash {stored_hash}; MATCH)"]
+    try:
+        _, config = folder_config(folder, run_plugins, say)
+    except plugins.PluginsNotRun as error:
+        files = sum(1 for _ in (Path(folder) / BATCHES).glob("*.parquet"))
+        lines += [f"  run with plug-ins, not run by status: {'; '.join(map(plugins.describe_line, error.records))}",
+                  f"  batches: {files} file(s) stored (not read: 'emrun status --run-plugins' runs the plug-ins to "
+                  "check them and count what is pending)"]
+        config = None
+    if config is not None:
+        kind = config.kind
+        found = stored(folder, config=config) if has_rows(folder) else None
+        rows = found.rows if found is not None else None
+        planned = kind.plan(config, rows if kind.adaptive else None)
+        present = set(rows["batch_id"]) if rows is not None else set()
+        pending = [spec.batch_id for spec in planned if spec.batch_id not in present]
+        lines += [f"  batches: {len(present)} stored, {len(pending)} pending of {len(planned)} planned",
+                  *kind.status_lines(rows)]
+        if found is not None:
+            lines += [f"  left out: {path.name}: {why} (the next sweep sets it aside and runs it again)"
+                      for path, why in found.scan.excluded]
+            if found.scan.unverified:
+                lines.append(f"  {found.scan.unverified} file(s) without page checksums (written by an older emrun: "
+                             "read, but bit rot inside them would go unnoticed)")
+    # The config file runs no code of its own: with --run-plugins it is compared by way of the
+    # folder's kept copies when it lists the same files (a manifest may point anywhere).
+    kept = (Path(folder), values.get("plugins", [])) if run_plugins and config is not None else None
+    lines[0] = lines[0].replace("MATCH", match_with_config_file(manifest, Path(folder),
+                                                                configs_dir / f"{values['name']}.yaml", kept))
+    lock = Path(folder) / LOCK
+    aside = list((Path(folder) / SET_ASIDE).glob("*")) if (Path(folder) / SET_ASIDE).is_dir() else []
+    lines.append(f"  set aside: {len(aside)} file(s); lock: "
+                 + (lock.read_text().strip() if lock.is_file() else "none (no sweep running)"))
+    return lines
+
+
+def index_lines(roots: list[Path]) -> list[str]:
+    """A line for each root whose REPORT.md no longer says what its folders' verdicts.json say."""
+    from emrun.report import INDEX, index_is_current
+
+    return [f"{Path(root) / INDEX} is behind the folders' verdicts.json (a report stopped before it rebuilt the "
+            f"index): 'emrun report --results {root}' rebuilds it" for root in roots if not index_is_current(root)]
+
+
+def sweep_folder(folder: Path, results_root: str | None) -> Path | None:
+    """The folder a sweep ran in, from the results folder and the ``--results`` it was given: a
+    relative config path in the manifest is relative to it, wherever status runs from."""
+    if results_root is None:
+        return None
+    root = Path(results_root)
+    if root.is_absolute():
+        return None  # the sweep's own folder is not recorded: only an absolute config path is known
+    if ".." in root.parts:
+        return None
+    here = Path(os.path.abspath(folder))
+    if here.parent.parts[len(here.parent.parts) - len(root.parts):] != root.parts:
+        return None
+    return here.parents[len(root.parts)]
+
+
+def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: tuple | None = None) -> str:
+    """Does the folder still match the config it was swept from (with the same --set overrides)?
+    If not, the command that re-runs it: the last sweep's own, with --replace, from the folder it
+    ran in. The config's plug-ins never run here: a config that lists plug-ins is compared by their
+    hashes, and in full only through ``kept`` (the folder and its plug-in records, whose copies the
+    user chose to run; see :func:`emrun.config.validate`)."""
+    last = next((s for s in reversed(manifest["sweeps"]) if isinstance(s, dict) and s.get("config_file")), None)
+    config_file, base = fallback, None
+    if last is not None:
+        recorded = Path(str(last["config_file"]))
+        base = sweep_folder(folder, last.get("results_root"))
+        candidate = recorded if recorded.is_absolute() else base / recorded if base is not None else None
+        if candidate is not None and candidate.is_file():
+            # Shown as the sweep was given it when status runs where the sweep ran.
+            config_file = recorded if base is not None and base == Path(os.getcwd()) else candidate
+    overrides = tuple(last.get("overrides", ())) if last else ()
+    if not config_file.is_file():
+        return f"no {config_file} to compare with"
+    with_overrides = " with " + " ".join(f"--set {o}" for o in overrides) if overrides else ""
+    command = shlex.split(str(last["command"]))[1:] if last else ["sweep", str(config_file)]
+    rerun = shlex.join(["emrun", *command, *([] if "--replace" in command else ["--replace"])])
+    where = f" (from {base})" if base is not None and base != Path(os.getcwd()) else ""
+    try:
+        current = load(config_file, overrides, run_plugins=False, kept=kept).hash
+    except plugins.PluginsNotRun as error:
+        stored = {r.get("file"): r.get("sha256") for r in manifest["config"].get("plugins", []) if "file" in r}
+        changed = [r["file"] for r in error.records if "file" in r and stored.get(r["file"]) != r["sha256"]]
+        if changed or set(stored) - {r.get("file") for r in error.records}:
+            return (f"DIFFERS from {config_file}{with_overrides}: its plug-ins differ ({', '.join(changed) or 'listed'}): "
+                    f"'{rerun}'{where} re-runs it")
+        return (f"{config_file}{with_overrides} lists the same plug-ins; the rest is not compared (the folder's copies "
+                "of them would have to run: 'emrun status --run-plugins' compares all)")
+    except (ConfigError, RegistryError) as error:
+        return f"{config_file} does not load: {error}"
+    if current == manifest["config_hash"]:
+        return f"matches {config_file}{with_overrides}"
+    return f"DIFFERS from {config_file}{with_overrides} (hash {current}): '{rerun}'{where} re-runs it"

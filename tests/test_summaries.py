@@ -1,0 +1,71 @@
+"""Companion summaries are used only for the config and the verdict code that wrote them."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import emrun
+from emrun.summaries import VERDICT_CODE, VERDICT_MODULES, StaleSummary, read_summary, write_summary
+
+# The texts of the verdict modules that each version of the verdict code stands for. A change to
+# any of them fails this test: bump emrun.summaries.VERDICT_CODE and add the new hash under it
+# (summaries of the old version are then refused, and re-written by the next report with rows).
+# Only a change that provably computes nothing differently (an import, a comment) may add its hash
+# under the current version instead, saying so in its commit.
+VERDICT_CODE_HASHES = {
+    1: {"fb5d91222d833f53d18b7b233be05142670f12cb9b40b58fd5985750980aefa0",  # 54b4b8a
+        # CSVs and report text handed to the atomic writers (files.write_csv, ctx.write_report): same values
+        "fca0677794daf8a7644663acb8ac19d5490bc4e5ca30243c6d8214c38f234c09"},
+    # The criterion record: claims declared with sources and versions, verdicts as JSON, the interval rules
+    2: {"ba48238b36948ae16464b0fec92a11f2565b9e640ee2e931197c1ed14b87da97"},
+}
+
+
+def verdict_modules_hash() -> str:
+    root = Path(emrun.__file__).parent
+    digest = hashlib.sha256()
+    for module in VERDICT_MODULES:
+        digest.update(module.encode())
+        digest.update((root / module).read_bytes())
+    return digest.hexdigest()
+
+
+def test_the_verdict_code_version_is_tied_to_the_verdict_modules():
+    assert verdict_modules_hash() in VERDICT_CODE_HASHES.get(VERDICT_CODE, set()), (
+        "a verdict module changed: bump emrun.summaries.VERDICT_CODE and record the new hash in VERDICT_CODE_HASHES")
+
+
+def folder_with_manifest(tmp_path: Path) -> Path:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"config_hash": "0123456789abcdef", "config": {"name": "many"},
+                                                      "sweeps": []}))
+    return folder
+
+
+def test_a_summary_written_by_older_verdict_code_is_refused_though_the_package_version_is_the_same(tmp_path):
+    folder = folder_with_manifest(tmp_path)
+    write_summary(folder, "counts", pd.DataFrame({"m": [2], "k_cluster": [1]}), complete=True)
+    table, complete = read_summary(folder, "counts")
+    assert table.to_dict("records") == [{"m": 2, "k_cluster": 1}] and complete
+    # As written before verdict code had a version of its own: stamped with the package version only.
+    path = folder / "summaries" / "counts.json"
+    stamped = json.loads(path.read_text())
+    old = {"config_hash": stamped["config_hash"], "emrun_version": emrun.__version__,
+           **{k: v for k, v in stamped.items() if k not in ("config_hash", "verdict_code")}}
+    path.write_text(json.dumps(old))
+    with pytest.raises(StaleSummary, match="by verdict code of emrun"):
+        read_summary(folder, "counts")
+    path.write_text(json.dumps({**stamped, "verdict_code": VERDICT_CODE - 1}))
+    with pytest.raises(StaleSummary, match=f"by verdict code {VERDICT_CODE - 1}, not for 0123456789abcdef by verdict code"):
+        read_summary(folder, "counts")
+
+
+def test_the_committed_summaries_carry_the_verdict_code_stamp():
+    committed = list((Path(__file__).parent.parent / "results").glob("*/summaries/*.json"))
+    assert committed
+    for path in committed:
+        assert json.loads(path.read_text()).get("verdict_code") == VERDICT_CODE, path
