@@ -193,7 +193,7 @@ def test_an_index_entry_is_used_only_for_the_config_that_wrote_it(tmp_path):
     emrun("report", cwd=tmp_path)
     text = index.read_text()
     assert "## [tiny]" not in text and "`tiny`: its `verdicts.json` judges config hash" in text
-    assert "Verdicts: 0 hold, 0 do not hold, 0 are not testable" in text
+    assert "The verdicts of the 0 results folders below" in text and "- none: no folder has a report" in text
 
 
 def test_a_symlinked_batches_folder_is_refused_and_nothing_in_its_target_is_deleted(tmp_path):

@@ -55,6 +55,8 @@ class Counted:
             if found:
                 lines.append(f"- {sum(found.values())} {plural[kind]}: {found['holds']} hold, {found['does not hold']} "
                              f"do not hold, {found['not testable']} not testable.")
+        if not any(counts[kind] for kind in (PAPER, EXTENSION, CHECK, None)):
+            lines.append("- none: no folder has a report for the config its manifest holds.")
         changed = sum(1 for v in self.findings.values() if (v.get("record") or {}).get("changed_after_rows"))
         late = sum(1 for v in self.findings.values() if (v.get("record") or {}).get("rows_before")
                    and not (v.get("record") or {}).get("changed_after_rows"))
