@@ -5,7 +5,13 @@ need), then compares every file under results/ with its committed version, allow
 differences listed in .ci/may_differ.txt. A file the targets write that is not committed is a
 difference too. Exit status 0 when everything matches, 1 otherwise (with what differs).
 
-    python3 .ci/check_committed.py table1 figure2 theory
+    python3 .ci/check_committed.py table1 table3 figure2 theory
+    python3 .ci/check_committed.py --numpy-baseline table1 table3 figure2 theory
+    python3 .ci/check_committed.py --env OPENBLAS_CORETYPE=Haswell --env OPENBLAS_L2_SIZE=512 table1 theory
+
+--numpy-baseline runs the targets with numpy's dispatch limited to its compiled baseline
+(NPY_DISABLE_CPU_FEATURES set to every dispatched instruction set this CPU has), as on an older
+x86-64 machine; --env sets other variables for the targets, e.g. another machine's OpenBLAS core.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import difflib
 import fnmatch
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,6 +31,9 @@ import tempfile
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+# The instruction sets numpy dispatches to on this CPU beyond its compiled baseline.
+DISPATCHED = ("from numpy._core._multiarray_umath import __cpu_dispatch__ as d, __cpu_features__ as f; "
+              "print(' '.join(name for name in d if f.get(name)))")
 
 
 def rules(path: Path) -> list[tuple[str, str, str]]:
@@ -87,13 +97,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="+", help="make targets to run in the clone (e.g. table1 figure2 theory)")
     parser.add_argument("--keep", action="store_true", help="keep the clone (its path is printed)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a variable for the make targets (repeatable)")
+    parser.add_argument("--numpy-baseline", action="store_true",
+                        help="limit numpy to its compiled baseline instruction set (NPY_DISABLE_CPU_FEATURES)")
     arguments = parser.parse_args()
+    environment = dict(os.environ)
+    for setting in arguments.env:
+        name, _, value = setting.partition("=")
+        environment[name] = value
     workspace = Path(tempfile.mkdtemp(prefix="emrun-check-"))
     clone = workspace / "clone"
     try:
         subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPOSITORY), str(clone)], check=True)
-        print(f"check-committed: running 'make {' '.join(arguments.targets)}' in a clone of HEAD", flush=True)
-        subprocess.run(["make", "--no-print-directory", *arguments.targets], cwd=clone, check=True)
+        if arguments.numpy_baseline:
+            subprocess.run(["make", "--no-print-directory", "install"], cwd=clone, check=True)
+            environment["NPY_DISABLE_CPU_FEATURES"] = subprocess.run(
+                [str(clone / ".venv" / "bin" / "python"), "-c", DISPATCHED], capture_output=True, text=True,
+                check=True).stdout.strip()
+        changed = {name: value for name, value in environment.items() if os.environ.get(name) != value}
+        print(f"check-committed: running 'make {' '.join(arguments.targets)}' in a clone of HEAD"
+              + "".join(f", {name}={value}" for name, value in changed.items()), flush=True)
+        subprocess.run(["make", "--no-print-directory", *arguments.targets], cwd=clone, check=True, env=environment)
         found = differences(clone, rules(clone / ".ci" / "may_differ.txt"))
     except subprocess.CalledProcessError as error:
         print(f"check-committed: {' '.join(map(str, error.cmd))} failed with status {error.returncode}", file=sys.stderr)

@@ -8,7 +8,15 @@ Every trial stops on its own: after each iteration the trials whose parameter ch
 tolerance (both ||delta pi||_2 and ||delta mu||_F, the paper's rule) leave the batch with the
 parameters of that iteration. Trials whose loss becomes infinite (projected GD can clip a mean
 onto 0 or 1 so that a pattern of the data becomes impossible) leave the batch as ``diverged``
-with the last parameters they had. The rest are ``capped`` at ``max_iter``.
+with the last parameters they had. The rest are ``capped`` at ``max_iter``, or ``cycling``: projected
+GD can end in a cycle (a weight alternating between 0 and a small value, say), where the iterate at
+the cap, and so whether the run ends at a k-cluster point, depends on the parity of the cap. A
+capped trial of a stateless algorithm is continued for CYCLE_WINDOW iterations; if every one of
+them still moves by the tolerance or more, while each iterate returns to within CYCLE_RETURN times
+the largest step of the one p iterations before (p from 2 to CYCLE_PERIODS; distances are the
+Euclidean norm over pi and mu together), the trial is ``cycling`` (the cycle may drift slowly), and
+its final parameters are those of the last cycle's iterate with the smallest weight: the same
+decision at cap N and N + 1.
 
 A compiled loop for some (family, algorithm) pairs is an accelerator (:class:`Accelerator`,
 registered under "family/algorithm"); it must give the same results (tests hold the Bernoulli
@@ -23,10 +31,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from emrun import registry
-from emrun.batch import CAPPED, CONVERGED, DIVERGED, FAILED
+from emrun.batch import CAPPED, CONVERGED, CYCLING, DIVERGED, FAILED
 from emrun.registry import ACCELERATORS, ALGORITHMS, FAMILIES
 
 RECORDABLE = ("pi", "mu", "loss")
+CYCLE_PERIODS = 8  # the longest cycle looked for at the cap
+CYCLE_WINDOW = 3 * CYCLE_PERIODS  # iterations past the cap in which a cycle must repeat
+CYCLE_RETURN = 0.1  # a cycle returns within a tenth of its largest step (a slow drift is allowed)
 
 
 @dataclass(frozen=True)
@@ -234,8 +245,50 @@ def run_batch(
     if accelerator is not None:
         final_pi, final_mu, iterations, status, touched, *increases = accelerator.run(
             problem, pi, mu, algorithm.name, params, max_iter, tol)
-        return _finish(problem, final_pi, final_mu, iterations, status, touched, None, *increases)
-    return _numpy_loop(problem, algorithm, params, pi, mu, max_iter, tol, tuple(record), record_every)
+        outcome = _finish(problem, final_pi, final_mu, iterations, status, touched, None, *increases)
+    else:
+        outcome = _numpy_loop(problem, algorithm, params, pi, mu, max_iter, tol, tuple(record), record_every)
+    return _settle_cycles(problem, algorithm, params, outcome, tol)
+
+
+def _settle_cycles(problem: Problem, algorithm, params: dict, outcome: BatchOutcome, tol: float) -> BatchOutcome:
+    """Capped trials that cycle (see the module's docstring) become ``cycling``, with the parameters
+    and loss of the cycle's iterate whose smallest weight is smallest. Stateful algorithms (momentum,
+    say) are left alone: a continuation from (pi, mu) alone would not be their dynamics."""
+    capped = np.flatnonzero(outcome.status == CAPPED)
+    if capped.size == 0 or tol <= 0 or algorithm.start(problem, outcome.pi[capped], outcome.mu[capped], params):
+        return outcome
+    continued = _numpy_loop(problem, algorithm, params, outcome.pi[capped], outcome.mu[capped], CYCLE_WINDOW, 0.0,
+                            ("pi", "mu"), 1)
+    # Iterates 0..CYCLE_WINDOW of the trials that stayed finite throughout: pi [W + 1, k, m], mu [W + 1, k, m, D].
+    kept = np.flatnonzero(continued.status == CAPPED)
+    if kept.size == 0:
+        return outcome
+    pis = np.stack([values["pi"][np.isin(ids, kept)] for _, ids, values in continued.trace])
+    mus = np.stack([values["mu"][np.isin(ids, kept)] for _, ids, values in continued.trace])
+
+    def distance(lag: int) -> np.ndarray:
+        """||theta_t - theta_{t - lag}|| over the window, theta = (pi, mu) [W + 1 - lag, k]."""
+        return np.sqrt(np.sum((pis[lag:] - pis[:-lag]) ** 2, axis=2) + np.sum((mus[lag:] - mus[:-lag]) ** 2, axis=(2, 3)))
+
+    step = distance(1)
+    moving = (step >= tol).all(axis=0)
+    period = np.zeros(kept.size, dtype=int)
+    for lag in range(CYCLE_PERIODS, 1, -1):  # the shortest period that repeats wins
+        period[moving & (distance(lag).max(axis=0) <= CYCLE_RETURN * step.max(axis=0))] = lag
+    cycling = np.flatnonzero(period > 0)
+    if cycling.size == 0:
+        return outcome
+    pi, mu, status, loss = outcome.pi.copy(), outcome.mu.copy(), outcome.status.copy(), outcome.loss.copy()
+    for k in cycling:
+        last = np.arange(CYCLE_WINDOW + 1 - period[k], CYCLE_WINDOW + 1)  # one full cycle
+        chosen = last[np.argmin(pis[last, k].min(axis=1))]
+        trial = capped[kept[k]]
+        pi[trial], mu[trial], status[trial] = pis[chosen, k], mus[chosen, k], CYCLING
+    trials = capped[kept[cycling]]
+    loss[trials] = problem.loss(pi[trials], mu[trials])
+    return BatchOutcome(pi, mu, outcome.iterations, status, loss, outcome.touched_boundary, outcome.trace,
+                        outcome.loss_increases, outcome.errors)
 
 
 def _numpy_loop(problem: Problem, algorithm, params: dict, pi: np.ndarray, mu: np.ndarray, max_iter: int, tol: float,

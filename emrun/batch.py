@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The statuses a trial row can have. A failed trial raised or reached a NaN state: it is stored,
-# retried by the next sweep, counted in reports and never averaged.
-CONVERGED, CAPPED, DIVERGED, FAILED = "converged", "capped", "diverged", "failed"
-STATUSES = (CONVERGED, CAPPED, DIVERGED, FAILED)
+# retried by the next sweep, counted in reports and never averaged. A cycling trial reached the
+# cap repeating a cycle of period 2 or more (emrun.algorithms): a capped trial of its own kind.
+CONVERGED, CAPPED, CYCLING, DIVERGED, FAILED = "converged", "capped", "cycling", "diverged", "failed"
+STATUSES = (CONVERGED, CAPPED, CYCLING, DIVERGED, FAILED)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from emrun.files import (  # noqa: F401 (re-exported)
     write_atomically,
 )
 from emrun.locking import LOCK, locked  # noqa: F401 (LOCK re-exported)
+from emrun.machine import compute_environment
 
 MANIFEST = "manifest.json"
 BATCHES = "batches"
@@ -76,7 +77,7 @@ def write_manifest(folder: str | Path, manifest: dict) -> None:
 def provenance(command: list[str]) -> dict[str, Any]:
     """Who and what produced a result: versions, commit, machine and command line."""
     packages = {}
-    for name in ("emrun", "numpy", "scipy", "pandas", "pyarrow", "pyyaml", "click", "matplotlib"):
+    for name in ("emrun", "numpy", "scipy", "pandas", "pyarrow", "pyyaml", "click", "matplotlib", "numba", "llvmlite"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -97,6 +98,7 @@ def provenance(command: list[str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "compute": compute_environment(),
         "packages": packages,
     }
 

@@ -50,14 +50,17 @@ def cell_summary(rows: pd.DataFrame) -> pd.DataFrame:
     convergence and cost."""
     touched = rows["touched_boundary"].fillna(False).astype(bool) if "touched_boundary" in rows else False
     rows = rows.assign(hit=ended_at_k_cluster(rows), diverged=rows["status"] == "diverged", touched=touched,
-                       capped=rows["status"] == "capped", setting=settings(rows),
+                       # A cycling run is capped too: it reached the cap repeating a cycle (emrun.algorithms).
+                       capped=rows["status"].isin(["capped", "cycling"]), cycling=rows["status"] == "cycling",
+                       setting=settings(rows),
                        hit_near_optimal=ended_at_k_cluster(rows) & (rows["likelihood_ratio"] >= NEAR_OPTIMAL),
                        finished_ratio=rows["likelihood_ratio"].where(rows["status"] != "diverged"),
                        run_seconds=rows["batch_seconds"] / rows.groupby("batch_id")["run_index"].transform("size"))
     table = rows.groupby(["m", "D", "setting"]).agg(
         algorithm=("algorithm", "first"), truths=("truth_index", "nunique"), runs=("run_index", "size"),
         k_cluster=("hit", "sum"), k_cluster_near_optimal=("hit_near_optimal", "sum"), diverged=("diverged", "sum"),
-        capped=("capped", "sum"), min_ratio=("finished_ratio", "min"), median_iterations=("iterations", "median"),
+        capped=("capped", "sum"), cycling=("cycling", "sum"), min_ratio=("finished_ratio", "min"),
+        median_iterations=("iterations", "median"),
         touched=("touched", "sum"), seconds=("run_seconds", "sum"),
     ).reset_index()
     intervals = rows.assign(algorithm=rows["setting"]).pipe(rate_with_interval).rename(columns={"algorithm": "setting"})
@@ -150,7 +153,10 @@ def quality_and_convergence(rows: pd.DataFrame, summary: pd.DataFrame) -> list[s
             "denominator and never averaged.", "",
             grid_table(cells, lambda r: r.text), "",
             "Diverged runs: " + ", ".join(f"{s} {int(p['diverged'].sum())}" for s, p in summary.groupby("setting", sort=False))
-            + ".", ""]
+            + ". Capped runs that cycle (period 2 to 8 at the cap; their ending is taken at the cycle's iterate with the "
+              "smallest weight, so a cap one step longer decides the same): "
+            + ", ".join(f"{s} {int(p['cycling'].sum())} of {int(p['capped'].sum())}"
+                        for s, p in summary.groupby("setting", sort=False)) + ".", ""]
     if "touched_boundary" in rows:
         touched = summary[summary["touched"] > 0]
         out += ["Runs whose means ever sat where the family's boundary rule matters (a Bernoulli mean at exactly 0 or 1): "

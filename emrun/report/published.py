@@ -192,7 +192,8 @@ class PaperSections:
                     f"table, checked for `{self.config['name']}`; criterion: {basis}).{chance} {capped_share:.0%} of "
                     f"`{self.config['name']}`'s {algorithm} runs stopped at the iteration cap "
                     f"({self.config['stopping'][algorithm]['max_iter']} steps) rather than by the tolerance: their "
-                    "endings are where the cap left them.")
+                    f"endings are where the cap left them ({int(capped['cycling'].sum())} of them in a cycle, "
+                    "taken at its iterate with the smallest weight).")
         out = [f"## {algorithm.upper()}: fraction of runs ending at a k-cluster point, against the published table", "",
                f"Ours ({self.own_truths} truth(s) per cell) / published; ✓ = agrees: {basis}.", "",
                grid_table(agreed, lambda r: f"{r.rate:.3f} [{r.low:.2f}, {r.high:.2f}] / {r.published:.3f} "
