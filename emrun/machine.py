@@ -1,7 +1,7 @@
 """What computed a result, below the Python packages: the CPU, numpy's SIMD level, the BLAS core
 and numba's code-generation target. Recorded with every sweep (``compute`` in the manifest's
 sweep entry), because a row can depend on them: which OpenBLAS kernel computed a matrix product
-changes its last bits, and an EM trajectory near a saddle can amplify them (docs/reproducibility.md).
+changes its last bits, and an EM trajectory near a saddle can amplify them (README, "The same results on another machine").
 """
 
 from __future__ import annotations

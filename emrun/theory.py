@@ -243,3 +243,59 @@ def kmeans_vs_em(values, spec, rng, options) -> list[dict]:
         rows += [check_row(values, spec, "point", k, x, y, dataset=name, kmeans_label=int(a), full_label=int(b))
                  for k, ((x, y), a, b) in enumerate(zip(points, result["kmeans_labels"], result["full_labels"], strict=True))]
     return rows
+
+
+# --- The same claims on the population of a Gaussian mixture (Gauss-Hermite rules) ------------------
+
+def _two_rules(true_pi: np.ndarray, true_mu: np.ndarray, options: dict, basis: np.ndarray | None = None) -> tuple:
+    """The population as two Gauss-Hermite rules, ``points`` and ``coarse_points`` per axis: the
+    difference of what they give estimates the finer rule's error."""
+    return tuple(gaussian.population(true_pi, true_mu, options[key], basis) for key in ("points", "coarse_points"))
+
+
+def escape_population(values, spec, rng, options) -> list[dict]:
+    """Result 3.1 and eqs. 2.9, 4.4 and 4.8 on the population: from pi_1 = epsilon, mu_2 at the
+    mean (the paper's condition, from the first step) and mu_1 ~ U(-1,1)^D, EM and GD (step) for
+    their numbers of steps. Rows: pi_1 at every iteration under the finer rule (``engine``) and the
+    coarser (``pi1_coarse``), with eq. 4.4's Z_1 at b(t) (``closed_form``)."""
+    D, epsilon = spec.cell.D, options["epsilon"]
+    true_pi, true_mu = gaussian.random_mixture(2, D, rng)
+    mu1 = rng.uniform(-1.0, 1.0, size=D)
+    rows = []
+    for algorithm, steps in (("em", options["em_steps"]), ("gd", options["gd_steps"])):
+        traces = []
+        for data in _two_rules(true_pi, true_mu, options):
+            pi, mu = np.array([[epsilon, 1.0 - epsilon]]), np.stack([mu1, data.mean])[None]
+            traces.append(run_algorithm(gaussian, data, pi, mu, algorithm, steps, 0.0,
+                                        step=options["step"] if algorithm == "gd" else None, record=("pi", "mu")).trace)
+        for (t, _, fine), (_, _, coarse) in zip(*traces, strict=True):
+            b = fine["mu"][0, 0] - fine["mu"][0, 1]
+            rows.append(check_row(values, spec, f"pi1_{algorithm}", t, escape_factor(b, true_pi, true_mu),
+                                  fine["pi"][0, 0], pi1_coarse=float(coarse["pi"][0, 0]), step=options["step"],
+                                  separation=float(np.linalg.norm(0.5 * (true_mu[0] - true_mu[1]))),
+                                  points=options["points"], coarse_points=options["coarse_points"]))
+    return rows
+
+
+def rotation_population(values, spec, rng, options) -> list[dict]:
+    """Eq. 4.7 on the population: EM from pi_1 = 1e-4, mu_1 ~ U(-1,1)^D, mu_2 at the mean, under
+    two Gauss-Hermite rules laid in the span of mu* and mu_1 (EM's means stay there). Rows: |cos(b,
+    mu*)| before and after each step under the finer rule, and the change under the coarser."""
+    D = spec.cell.D
+    true_pi, true_mu = gaussian.random_mixture(2, D, rng)
+    mu_star = 0.5 * (true_mu[0] - true_mu[1])
+    mu1 = rng.uniform(-1.0, 1.0, size=D)
+    basis = np.linalg.qr(np.stack([mu_star, mu1]).T)[0].T[: min(2, D)]
+
+    def cosines(data) -> tuple[np.ndarray, np.ndarray]:
+        pi, mu = np.array([[1e-4, 1 - 1e-4]]), np.stack([mu1, data.mean])[None]
+        trace = run_algorithm(gaussian, data, pi, mu, "em", options["steps"], 0.0, record=("pi", "mu")).trace
+        b = np.array([recorded["mu"][0, 0] - recorded["mu"][0, 1] for _, _, recorded in trace])
+        pi1 = np.array([recorded["pi"][0, 0] for _, _, recorded in trace])
+        return np.abs(b @ mu_star) / (np.linalg.norm(b, axis=1) * np.linalg.norm(mu_star)), pi1
+
+    (fine, pi1), (coarse, _) = (cosines(data) for data in _two_rules(true_pi, true_mu, options, basis))
+    return [check_row(values, spec, "abs_cosine_b_mu_star", t, fine[t], fine[t + 1], pi1_before=float(pi1[t]),
+                      pi1=float(pi1[t + 1]), change_coarse=float(coarse[t + 1] - coarse[t]),
+                      points=options["points"], coarse_points=options["coarse_points"])
+            for t in range(options["steps"])]

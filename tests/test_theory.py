@@ -108,3 +108,53 @@ def test_kmeans_and_em_centres_differ_on_overlapping_clusters_only():
     assert np.abs(separated["full"] - separated["kmeans"]).max() < 0.01
     for result in (overlapping, separated):  # EM's loss never goes up
         assert np.all(np.diff(result["unit_losses"]) <= 1e-12 * np.abs(result["unit_losses"][:-1]))
+
+
+@pytest.mark.parametrize("D", [2, 3])
+def test_the_gaussian_population_rule_has_the_mixtures_mean_and_covariance(D):
+    from emrun.models import gaussian
+
+    rng = np.random.default_rng(D)
+    pi, mu = gaussian.random_mixture(2, D, rng)
+    data = gaussian.population(pi, mu, 12)
+    centred = data.points - pi @ mu
+    covariance = (data.weights[:, None] * centred).T @ centred
+    spread = mu - pi @ mu
+    np.testing.assert_allclose(data.mean, pi @ mu, atol=1e-13)
+    np.testing.assert_allclose(covariance, np.eye(D) + (pi[:, None] * spread).T @ spread, atol=1e-12)
+
+
+def test_population_em_in_the_span_of_the_means_is_the_full_rule_s():
+    """EM on a rule laid in span(mu*, mu_1) gives the iterates of the rule over all of R^D (D = 3)."""
+    from emrun.algorithms import run_batch
+    from emrun.models import gaussian
+
+    rng = np.random.default_rng(5)
+    pi, mu = gaussian.random_mixture(2, 3, rng)
+    mu1 = rng.uniform(-1, 1, size=3)
+    basis = np.linalg.qr(np.stack([mu[0], mu1]).T)[0].T
+    ends = []
+    for data in (gaussian.population(pi, mu, 40), gaussian.population(pi, mu, 40, basis)):
+        start = np.stack([mu1, data.mean])[None]
+        ends.append(run_batch(gaussian, data, np.array([[0.01, 0.99]]), start, "em", 20, 0.0).mu[0])
+    np.testing.assert_allclose(ends[0], ends[1], atol=1e-8)  # two quadratures of one integral
+
+
+def test_the_population_checks_run_and_judge_with_the_estimators_error(tmp_path):
+    for name, check, options in (
+            ("escape", "escape_population", "{em_steps: 40, gd_steps: 30, points: 24, coarse_points: 16}"),
+            ("rotation", "gmm_rotation_population", "{steps: 10, points: 24, coarse_points: 16}")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: {name}\nmodel: gaussian\nexperiment: theory\ncheck: {check}\ncheck_options: {options}\nseed: 4\n"
+            "grid: {m: [2], D: [2], algorithm: [em]}\ntruths: 3\n")
+        emrun("sweep", str(tmp_path / f"{name}.yaml"), "--quiet", cwd=tmp_path)
+    emrun("report", cwd=tmp_path)
+    escape = json.loads((tmp_path / "results" / "escape" / "verdicts.json").read_text())["verdicts"]
+    assert [v["id"] for v in escape] == ["figure2.population.em_multiplicative", "figure2.population.eq_4_4",
+                                         "figure2.population.gd_linear"]
+    assert escape[0]["source"]["kind"] == "paper" and escape[1]["source"]["kind"] == "extension"
+    assert "Gauss-Hermite rules of 24 and 16 points per axis" in escape[0]["criterion"]
+    rotation = json.loads((tmp_path / "results" / "rotation" / "verdicts.json").read_text())["verdicts"]
+    assert rotation[0]["id"] == "theory.rotation_population" and rotation[0]["status"] in ("holds", "does not hold")
+    rows = load_results(tmp_path / "results" / "escape")
+    assert (rows["pi1_coarse"] != rows["engine"]).any(), "the coarse rule is a different estimate"

@@ -285,6 +285,40 @@ def rotation_claims(values: dict, options: dict) -> list[Declared]:
     return [Declared(ROTATION)]
 
 
+# --- The same claims on the population (Gauss-Hermite rules; emrun.theory, *_population) -------------------
+
+QUADRATURE_ERROR = ("beyond the estimator's error: the difference between what Gauss-Hermite rules of {points} and "
+                    "{coarse} points per axis give")
+ROTATION_POPULATION = ClaimSpec(
+    "theory.rotation_population", "EM rotates b = mu_1 - mu_2 towards the axis of mu* at every step near the "
+    "one-cluster region, on the population (eq. 4.7)",
+    "every EM step taken while pi_1 < 0.01 and |cos(b, mu*)| < 0.99 leaves |cos| no smaller, " + QUADRATURE_ERROR,
+    UAI.says("Section 4.1.1 (Rotation), eq. 4.7", "The proof of Theorem 4.1 also shows an interesting phenomenon: "
+             "mu_1 rotates towards mu* or -mu*", POPULATION))
+POPULATION_EM_EVERY_STEP = ClaimSpec(
+    "figure2.population.em_multiplicative", "EM grows pi_1 multiplicatively at every step while it is small, on the "
+    "population (eq. 2.9)",
+    "every EM step taken while pi_1 < 0.01 multiplies pi_1 by a factor above 1 " + QUADRATURE_ERROR, EQ_2_9)
+POPULATION_EQ_4_4 = ClaimSpec(
+    "figure2.population.eq_4_4", "Eq. 4.4's Z_1 gives EM's per-step factor near the one-cluster region, on the population",
+    "the median over truths of each truth's median relative error of eq. 4.4 against the observed factor, over its "
+    "steps with pi_1 < 1e-3, is below 5%", EQ_4_4.beyond("a 5% tolerance, which the paper does not state (eq. 4.4 is "
+                                                         "the limit pi_1 -> 0)"))
+POPULATION_GD_LINEAR = ClaimSpec(
+    "figure2.population.gd_linear", "GD grows pi_1 linearly while it is small, on the population",
+    "a straight line fits pi_1(t) over GD's steps while pi_1 < 0.01 with R^2 >= 0.99 in at least 90% of the truths",
+    RESULT_3_1.beyond("R^2 >= 0.99 in 90% of truths: thresholds the paper does not state"))
+
+
+def rotation_population_claims(values: dict, options: dict) -> list[Declared]:
+    return [Declared(ROTATION_POPULATION, {"points": options["points"], "coarse": options["coarse_points"]})]
+
+
+def escape_population_claims(values: dict, options: dict) -> list[Declared]:
+    rules = {"points": options["points"], "coarse": options["coarse_points"]}
+    return [Declared(POPULATION_EM_EVERY_STEP, rules), Declared(POPULATION_EQ_4_4), Declared(POPULATION_GD_LINEAR)]
+
+
 def gd_trap_claims(values: dict, options: dict) -> list[Declared]:
     per_D = [d for D in values["grid"]["D"] for d in (Declared(GD_TRAPPED, {"D": D}), Declared(TRAP_EM_ESCAPES, {"D": D}))]
     return per_D + ([Declared(EM_ESCAPES_D2)] if 2 in values["grid"]["D"] else [])

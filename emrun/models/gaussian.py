@@ -76,6 +76,30 @@ def sample(pi: np.ndarray, mu: np.ndarray, n: int, rng: np.random.Generator) -> 
     return SampleSet(points, np.full(n, 1.0 / n))
 
 
+def population(pi: np.ndarray, mu: np.ndarray, points_per_axis: int, basis: np.ndarray | None = None) -> SampleSet:
+    """The mixture itself (pi [m], mu [m, D]) as weighted points: a tensor Gauss-Hermite rule of
+    ``points_per_axis`` nodes per axis around each component, weighted by pi_c (expectations under
+    the mixture of polynomials up to degree 2 * points_per_axis - 1 in each axis are exact).
+
+    With ``basis`` (orthonormal rows [r, D] whose span holds the means), the rule is laid in that
+    span only: EM and GD from means in the span stay there (the orthogonal part of x is noise
+    independent of every responsibility), so their iterates are those of the population, while the
+    loss misses the constant (D - r) (1 + log 2 pi) / 2 of the orthogonal directions."""
+    D = mu.shape[1]
+    basis = np.eye(D) if basis is None else np.asarray(basis, dtype=float)
+    coordinates = mu @ basis.T  # [m, r]
+    if np.abs(coordinates @ basis - mu).max() > 1e-9 * max(1.0, np.abs(mu).max()):
+        raise ValueError("the means do not lie in the span of the basis")
+    nodes, weights = np.polynomial.hermite.hermgauss(points_per_axis)
+    r = basis.shape[0]
+    grid = np.stack(np.meshgrid(*[np.sqrt(2.0) * nodes] * r, indexing="ij"), axis=-1).reshape(-1, r)
+    grid_weights = np.prod(np.stack(np.meshgrid(*[weights / np.sqrt(np.pi)] * r, indexing="ij"), axis=-1).reshape(-1, r),
+                           axis=1)
+    points = np.concatenate([(c + grid) @ basis for c in coordinates])
+    point_weights = np.concatenate([p * grid_weights for p in pi])
+    return SampleSet(points, point_weights / point_weights.sum())
+
+
 def _log_densities(data: SampleSet, mu: np.ndarray) -> np.ndarray:
     """log N(x_n | mu_c, I) for every trial, component and point: [T, m, N]."""
     D = mu.shape[-1]
