@@ -85,7 +85,8 @@ def deferred() -> Iterator[None]:
     finally:
         _depth -= 1
         if not _depth and _pending:
-            error = _pending[0]
+            # A stop signal outranks a batch's timeout that expired at the same time.
+            error = next((e for e in _pending if isinstance(e, KeyboardInterrupt)), _pending[0])
             _pending.clear()
             raise error
 

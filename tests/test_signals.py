@@ -3,10 +3,19 @@ SIGTERM and SIGHUP like Ctrl-C, exit status 128 + the signal everywhere, and the
 chunks that change no result. The sweeps drive the real CLI, signalled from outside as a terminal
 or a scheduler would."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from emrun.models import bernoulli as b
+from tests.conftest import TINY, emrun
 from tests.test_bernoulli import random_problem
 
 
@@ -53,3 +62,88 @@ def test_the_default_chunk_is_bounded_work_and_at_least_one_iteration():
 
     assert chunk_iterations(1, 4, 2, 2, 1) == CHUNK_WORK // 16
     assert chunk_iterations(10_000, 65_536, 5, 16, 6) == 1
+
+
+# A sweep whose compiled kernel has far more work than the time it is given: two batches of four
+# EM trials, each running until it converges or reaches 2 million iterations (some do reach it).
+LONG_KERNEL = """\
+name: long
+seed: 3
+grid: {m: [3], D: [6], algorithm: [em]}
+data: population
+runs: 4
+truths: 2
+stopping:
+  em: {max_iter: 2000000, tol: 1.0e-300}
+"""
+
+
+def _sweep_until(tmp_path: Path, signum: int, workers: str = "1", env: dict | None = None):
+    """Start a real sweep of LONG_KERNEL, wait until its kernel has been called three times (it is
+    then inside its chunk loop, almost always inside a call), signal it as a terminal or a
+    scheduler would, and return (exit status, stderr, the results folder)."""
+    (tmp_path / "long.yaml").write_text(LONG_KERNEL)
+    marker = tmp_path / "kernel_running"
+    command = [sys.executable, "-m", "emrun.cli", "sweep", "long.yaml", "--workers", workers, "--quiet"]
+    full_env = {**os.environ, "EMRUN_TEST_MARK_AT": f"kernel_call:3:{marker}", **(env or {})}
+    process = subprocess.Popen(command, cwd=tmp_path, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True,  # its own group: a group signal spares pytest
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while not marker.exists() and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=600)
+    return process.returncode, stderr, tmp_path / "results" / "long"
+
+
+def _stopped_cleanly(folder: Path, stderr: str) -> None:
+    """Nothing stored of the kernel's unfinished work, the manifest not left running, no lock."""
+    assert "Traceback" not in stderr, stderr
+    assert not list((folder / "batches").glob("*.parquet")), "the kernel ran to its end"
+    assert json.loads((folder / "manifest.json").read_text())["sweeps"][-1]["state"] == "interrupted"
+    assert not (folder / ".lock").exists()
+
+
+def test_ctrl_c_inside_the_compiled_kernel_stops_a_one_worker_sweep(tmp_path):
+    # Before chunking, the KeyboardInterrupt was raised inside numba's kernel and lost: the sweep
+    # ran both batches (16 million trial-iterations at most) to the end and exited 0.
+    status, stderr, folder = _sweep_until(tmp_path, signal.SIGINT)
+    assert status == 130, stderr
+    assert "Interrupted: 2 batches left. Resume with the same command:" in stderr
+    _stopped_cleanly(folder, stderr)
+
+
+@pytest.mark.parametrize("signum,workers", [(signal.SIGTERM, "1"), (signal.SIGTERM, "2"), (signal.SIGHUP, "1")])
+def test_sigterm_and_sighup_stop_a_sweep_as_ctrl_c_does(tmp_path, signum, workers):
+    status, stderr, folder = _sweep_until(tmp_path, signum, workers)
+    assert status == 128 + signum, stderr
+    assert f"Interrupted by {signal.Signals(signum).name}: 2 batches left. Resume with the same command:" in stderr
+    assert "leaked semaphore" not in stderr
+    _stopped_cleanly(folder, stderr)
+
+
+def test_a_terminal_ctrl_c_while_pool_workers_start_prints_no_worker_traceback(tmp_path):
+    # A worker still starting (importing emrun, before its initializer can ignore SIGINT) sends SIGINT
+    # to the whole process group, as a terminal's Ctrl-C would reach it and the sweep process.
+    result = emrun("sweep", "tiny.yaml", "--workers", "2", "--quiet", cwd=_tiny(tmp_path), check=False,
+                   env={"EMRUN_TEST_KILL_AT": "worker_starting:1:INT:GROUP"}, restore_sigint=True, new_session=True)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr, result.stderr
+    assert "Resume with the same command" in result.stderr
+
+
+@pytest.mark.parametrize("point,command", [("starting", "sweep"), ("report_written", "report")])
+def test_ctrl_c_during_start_up_or_a_report_exits_130_not_aborted(tmp_path, point, command):
+    cwd = _tiny(tmp_path)
+    if command == "report":
+        emrun("sweep", "tiny.yaml", "--quiet", "--workers", "1", cwd=cwd)
+    args = ["sweep", "tiny.yaml", "--quiet"] if command == "sweep" else ["report"]
+    result = emrun(*args, cwd=cwd, check=False, env={"EMRUN_TEST_KILL_AT": f"{point}:1:INT"}, restore_sigint=True)
+    assert result.returncode == 130, result.stderr
+    assert "Aborted" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "interrupted" in result.stderr.lower()
+
+
+def _tiny(tmp_path: Path) -> Path:
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    return tmp_path

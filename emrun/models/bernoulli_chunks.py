@@ -17,7 +17,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from emrun import interrupts
+from emrun import faults, interrupts
 from emrun.models import bernoulli_fused as kernel
 
 # Work per call, in updates of one (trial, pattern, component, feature) per iteration: about 0.1 s
@@ -51,6 +51,7 @@ def run_in_chunks(bits: np.ndarray, codes: np.ndarray, values: np.ndarray, weigh
     done = 0
     while active.size and done < max_iter:
         length = min(chunk or chunk_iterations(active.size, bits.shape[0], m, mu.shape[2], passes), max_iter - done)
+        faults.mark("kernel_call")
         with interrupts.deferred() if defer else nullcontext():
             outcome = kernel.fused_run(bits, codes, values, weights, np.ascontiguousarray(pi_out[active]),
                                        np.ascontiguousarray(mu_out[active]), gd, step, length, tol, as_published,
