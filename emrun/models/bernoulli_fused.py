@@ -24,13 +24,15 @@ CAPPED, CONVERGED, DIVERGED = 0, 1, 2
 
 
 def cached() -> bool:
-    """Whether a compiled version of the kernel is in the cache (NUMBA_CACHE_DIR, set by
-    emrun.env.kernel_cache); numba still compiles again if this source changed since."""
-    import os
-    from pathlib import Path
-
-    folder = os.environ.get("NUMBA_CACHE_DIR")
-    return bool(folder) and any(Path(folder).rglob("bernoulli_fused.fused_run-*.nbi"))
+    """Whether numba's cache (NUMBA_CACHE_DIR, set by emrun.env.kernel_cache) holds a compiled
+    kernel that numba will load for THIS source file. Numba keeps one index per source path and
+    stamps it with the source's contents, so another checkout's kernel, or one compiled from an
+    older version of this file, does not count: numba would compile again. Asked of numba's own
+    index reader, which applies exactly that test (a private API: if it moves, say not cached)."""
+    try:
+        return bool(fused_run._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 (a changed numba or an unreadable index: the kernel compiles, as said)
+        return False
 
 
 @njit(cache=True)
