@@ -14,7 +14,6 @@ from emrun import env
 env.single_threaded()  # before anything imports numpy, on every path (--workers 1 included)
 
 import os  # noqa: E402
-import shlex  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -25,6 +24,7 @@ import click  # noqa: E402
 
 from emrun import faults, interrupts, listing  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
+from emrun.invocation import command, program  # noqa: E402
 from emrun.registry import RegistryError  # noqa: E402
 
 LONG_SWEEP_HOURS = 24  # a sweep whose cost model says more CPU-hours than this needs --allow-long
@@ -153,7 +153,7 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
               f"README, 'Cost'); check the config, or run it anyway with --allow-long")
     security = _security(scheduler, tls_ca, tls_cert, tls_key)
     config.kind.prepare(config.values, lambda text: click.echo(f"emrun: {text}", err=True))
-    resume = shlex.join(["emrun", *sys.argv[1:]])  # the exact command, quoted for the shell
+    resume = command(*sys.argv[1:])  # the exact command, as it was run, quoted for the shell
     recorded = {"config_file": config_path, "overrides": list(overrides), "results_root": results_root}
     try:
         summary, store, failed_trials, unstored = _run_sweep(config, results_root, workers, replace, quiet, executor,
@@ -277,7 +277,7 @@ def _print_failed_trials(folder: Path, config) -> list[str]:
     for row in failed.head(10).itertuples():
         click.echo(f"  failed trial: {row.batch_id}/{row.run_index} (init seed {row.init_seed}): {row.error}", err=True)
     if len(failed) > 10:
-        click.echo(f"  ... and {len(failed) - 10} more (emrun status)", err=True)
+        click.echo(f"  ... and {len(failed) - 10} more ({program()} status)", err=True)
     return [str(error) for error in failed["error"]]
 
 
@@ -296,7 +296,7 @@ def report(folders: tuple[str, ...], results_root: str, run_plugins: bool) -> No
         if not Path(folder).is_dir():
             _fail(f"{folder} does not exist")
         if not (Path(folder) / "manifest.json").exists():
-            _fail(f"{folder} is not a results folder (no manifest.json; run 'emrun sweep CONFIG' first)")
+            _fail(f"{folder} is not a results folder (no manifest.json; run '{program()} sweep CONFIG' first)")
     chosen = [Path(f) for f in folders]
     if not chosen:
         # Every folder with rows; a folder whose rows were never generated here (a fresh clone
@@ -306,12 +306,12 @@ def report(folders: tuple[str, ...], results_root: str, run_plugins: bool) -> No
                 click.echo(f"{folder}: no trial rows here; its report is left as it is", err=True)
             elif not run_plugins and listing.folder_plugins(folder):
                 click.echo(f"{folder}: run with plug-ins ({'; '.join(listing.folder_plugins(folder))}), which a report runs only "
-                           f"when asked; its report is left as it is ('emrun report --run-plugins {folder}' runs them "
-                           "and writes it)", err=True)
+                           "when asked; its report is left as it is "
+                           f"('{command('report', '--run-plugins', str(folder))}' runs them and writes it)", err=True)
             else:
                 chosen.append(folder)
     if not chosen and not result_folders(root):
-        _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
+        _fail(f"no results under {root}/ (run '{program()} sweep CONFIG' first)")
     # With no rows anywhere (a fresh clone) only the index is rebuilt, from the verdict files. A
     # folder that cannot be reported is one line; the others are still written.
     written, problems, notices = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]),
@@ -347,7 +347,7 @@ def status(paths: tuple[str, ...], results_root: str, configs_dir: str, run_plug
         folders += [path] if (path / MANIFEST).exists() else result_folders(path)
     folders = folders if paths else result_folders(Path(results_root))
     if not folders:
-        _fail(f"no results under {'/, '.join(paths or (results_root,))}/ (run 'emrun sweep CONFIG' first)")
+        _fail(f"no results under {'/, '.join(paths or (results_root,))}/ (run '{program()} sweep CONFIG' first)")
     damaged = 0
     for folder in folders:
         try:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from emrun import plugins
 from emrun.config import ConfigError, load
+from emrun.invocation import command as printed
+from emrun.invocation import program
 from emrun.registry import RegistryError
 
 
@@ -26,7 +28,7 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
     except plugins.PluginsNotRun as error:
         files = sum(1 for _ in (Path(folder) / BATCHES).glob("*.parquet"))
         lines += [f"  run with plug-ins, not run by status: {'; '.join(map(plugins.describe_line, error.records))}",
-                  f"  batches: {files} file(s) stored (not read: 'emrun status --run-plugins' runs the plug-ins to "
+                  f"  batches: {files} file(s) stored (not read: '{program()} status --run-plugins' runs the plug-ins to "
                   "check them and count what is pending)"]
         config = None
     if config is not None:
@@ -61,7 +63,7 @@ def index_lines(roots: list[Path]) -> list[str]:
     from emrun.report import INDEX, index_is_current
 
     return [f"{Path(root) / INDEX} is behind the folders' verdicts.json (a report stopped before it rebuilt the "
-            f"index): 'emrun report --results {root}' rebuilds it" for root in roots if not index_is_current(root)]
+            f"index): '{printed('report', '--results', str(root))}' rebuilds it" for root in roots if not index_is_current(root)]
 
 
 def sweep_folder(folder: Path, results_root: str | None) -> Path | None:
@@ -100,7 +102,7 @@ def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: t
         return f"no {config_file} to compare with"
     with_overrides = " with " + " ".join(f"--set {o}" for o in overrides) if overrides else ""
     command = shlex.split(str(last["command"]))[1:] if last else ["sweep", str(config_file)]
-    rerun = shlex.join(["emrun", *command, *([] if "--replace" in command else ["--replace"])])
+    rerun = printed(*command, *([] if "--replace" in command else ["--replace"]))
     where = f" (from {base})" if base is not None and base != Path(os.getcwd()) else ""
     try:
         current = load(config_file, overrides, run_plugins=False, kept=kept).hash
@@ -111,7 +113,7 @@ def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: t
             return (f"DIFFERS from {config_file}{with_overrides}: its plug-ins differ ({', '.join(changed) or 'listed'}): "
                     f"'{rerun}'{where} re-runs it")
         return (f"{config_file}{with_overrides} lists the same plug-ins; the rest is not compared (the folder's copies "
-                "of them would have to run: 'emrun status --run-plugins' compares all)")
+                f"of them would have to run: '{program()} status --run-plugins' compares all)")
     except (ConfigError, RegistryError) as error:
         return f"{config_file} does not load: {error}"
     if current == manifest["config_hash"]:

@@ -5,6 +5,7 @@ or a scheduler would."""
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -147,3 +148,22 @@ def test_ctrl_c_during_start_up_or_a_report_exits_130_not_aborted(tmp_path, poin
 def _tiny(tmp_path: Path) -> Path:
     (tmp_path / "tiny.yaml").write_text(TINY)
     return tmp_path
+
+
+@pytest.mark.parametrize("how", ["path", "on PATH", "module"])
+def test_the_resume_hint_repeats_the_program_as_it_was_run_and_works_pasted(tmp_path, how):
+    cwd = _tiny(tmp_path)
+    bin_dir = Path(sys.executable).parent
+    program = {"path": [str(bin_dir / "emrun")], "on PATH": ["emrun"], "module": [sys.executable, "-m", "emrun.cli"]}[how]
+    env = {**os.environ, "EMRUN_TEST_KILL_AT": "batch_written:2:INT"}
+    if how == "on PATH":
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    command = [*program, "sweep", "tiny.yaml", "--workers", "1", "--quiet"]
+    stopped = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert stopped.returncode == 130, stopped.stderr
+    printed = stopped.stderr.split("Resume with the same command: ")[1].splitlines()[0]
+    assert printed == shlex.join(command)
+    del env["EMRUN_TEST_KILL_AT"]
+    resumed = subprocess.run(printed, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0 and "8 of 8 batches stored" in resumed.stdout, resumed.stderr
