@@ -17,8 +17,9 @@ from emrun.registry import RegistryError
 
 def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say=None) -> list[str]:
     """What ``emrun status`` prints about one results folder."""
+    from emrun.locking import describe as lock_state
     from emrun.results import folder_config, stored
-    from emrun.store import BATCHES, LOCK, SET_ASIDE, has_rows, read_manifest
+    from emrun.store import BATCHES, SET_ASIDE, has_rows, read_manifest
 
     manifest = read_manifest(folder)
     values, stored_hash = manifest["config"], manifest["config_hash"]
@@ -51,10 +52,8 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
     kept = (Path(folder), values.get("plugins", [])) if run_plugins and config is not None else None
     lines[0] = lines[0].replace("MATCH", match_with_config_file(manifest, Path(folder),
                                                                 configs_dir / f"{values['name']}.yaml", kept))
-    lock = Path(folder) / LOCK
     aside = list((Path(folder) / SET_ASIDE).glob("*")) if (Path(folder) / SET_ASIDE).is_dir() else []
-    lines.append(f"  set aside: {len(aside)} file(s); lock: "
-                 + (lock.read_text().strip() if lock.is_file() else "none (no sweep running)"))
+    lines.append(f"  set aside: {len(aside)} file(s); lock: {lock_state(folder)}")
     return lines
 
 

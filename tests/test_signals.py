@@ -5,6 +5,7 @@ or a scheduler would."""
 
 import json
 import os
+import platform
 import shlex
 import signal
 import subprocess
@@ -167,3 +168,26 @@ def test_the_resume_hint_repeats_the_program_as_it_was_run_and_works_pasted(tmp_
     del env["EMRUN_TEST_KILL_AT"]
     resumed = subprocess.run(printed, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0 and "8 of 8 batches stored" in resumed.stdout, resumed.stderr
+
+
+def test_status_says_in_words_whether_a_locks_process_runs(tmp_path):
+    cwd = _tiny(tmp_path)
+    emrun("sweep", "tiny.yaml", "--quiet", "--workers", "1", cwd=cwd)
+    lock = cwd / "results" / "tiny" / ".lock"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    recorded = {"pid": gone.pid, "host": platform.node(), "since": "2026-01-02T03:04:05+00:00",
+                "command": shlex.join(["/somewhere/emrun", "sweep", "tiny.yaml", "--workers", "1"])}
+    lock.write_text(json.dumps(recorded))
+    status = emrun("status", cwd=cwd).stdout
+    assert (f"lock: stale: pid {gone.pid} (since 2026-01-02T03:04:05+00:00) is gone; the same command resumes and "
+            f"takes the lock over: {sys.executable} -m emrun.cli sweep tiny.yaml --workers 1") in status
+    assert '{"pid"' not in status
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "emrun", "sweep"])
+    try:
+        lock.write_text(json.dumps({**recorded, "pid": alive.pid}))
+        status = emrun("status", cwd=cwd).stdout
+        assert f"lock: running, pid {alive.pid}, since 2026-01-02T03:04:05+00:00" in status
+    finally:
+        alive.kill()
+        alive.wait()
