@@ -2,7 +2,8 @@
 
 Exit statuses: 0 done; 1 something failed while running or reading (failed trials or batches, a
 full disk, a damaged folder); 2 the command cannot start (a bad config or argument, a locked
-folder, nothing to report); 130 interrupted (Ctrl-C); 141 the output's reader stopped (``| head``).
+folder, nothing to report); 130 interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP: 128 + the signal, which
+stops a command as Ctrl-C does); 141 the output's reader stopped (``| head``).
 No input gives a traceback: an unexpected error is one line (``EMRUN_DEBUG=1`` shows where).
 """
 
@@ -13,16 +14,17 @@ from emrun import env
 env.single_threaded()  # before anything imports numpy, on every path (--workers 1 included)
 
 import os  # noqa: E402
-import shlex  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
 
-from emrun import listing  # noqa: E402
+from emrun import faults, interrupts, listing  # noqa: E402
 from emrun.config import ConfigError, load  # noqa: E402
+from emrun.invocation import command, program  # noqa: E402
 from emrun.registry import RegistryError  # noqa: E402
 
 LONG_SWEEP_HOURS = 24  # a sweep whose cost model says more CPU-hours than this needs --allow-long
@@ -54,12 +56,20 @@ def _load(config_path: str, overrides: tuple[str, ...] = (), run_plugins: bool =
 
 
 class _Commands(click.Group):
-    """Every command's unexpected error becomes one line and exit status 1."""
+    """Every command's unexpected error becomes one line and exit status 1; a stop signal, one
+    line and 128 + the signal (click's own handling would say "Aborted!" and exit 1)."""
+
+    def main(self, *args, **kwargs):
+        interrupts.install()  # SIGTERM and SIGHUP stop a command as Ctrl-C does
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+        except KeyboardInterrupt as error:
+            click.echo("emrun: interrupted", err=True)
+            sys.exit(interrupts.exit_status(error))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except BrokenPipeError:  # the output went to a reader that stopped (emrun list | head): as a shell tool
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -123,6 +133,7 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
             _fail(str(error))
     else:
         config = _load(config_path, overrides)
+    faults.checkpoint("starting")
     for record in config.values.get("plugins", []):  # a config with plug-ins runs their code: say so
         name = record.get("file") or record.get("module") or f"entry point {record.get('entry_point')}"
         click.echo(f"emrun: plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]})", err=True)
@@ -142,10 +153,14 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
               f"README, 'Cost'); check the config, or run it anyway with --allow-long")
     security = _security(scheduler, tls_ca, tls_cert, tls_key)
     config.kind.prepare(config.values, lambda text: click.echo(f"emrun: {text}", err=True))
-    resume = shlex.join(["emrun", *sys.argv[1:]])  # the exact command, quoted for the shell
+    resume = command(*sys.argv[1:])  # the exact command, as it was run, quoted for the shell
     recorded = {"config_file": config_path, "overrides": list(overrides), "results_root": results_root}
-    summary, store, failed_trials, unstored = _run_sweep(config, results_root, workers, replace, quiet, executor, scheduler,
-                                                         security, recorded, batch_timeout)
+    try:
+        summary, store, failed_trials, unstored = _run_sweep(config, results_root, workers, replace, quiet, executor,
+                                                             scheduler, security, recorded, batch_timeout)
+    except KeyboardInterrupt as error:  # before or between the rounds of batches
+        click.echo(f"Interrupted. Resume with the same command: {resume}", err=True)
+        sys.exit(interrupts.exit_status(error))
     _tell(config, summary, store, failed_trials, unstored, resume)
 
 
@@ -181,6 +196,9 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
             except ExecutorError as error:
                 store.finish_sweep({}, "could not start")
                 _fail(str(error))
+            except KeyboardInterrupt:  # while a round was planned: the manifest must not say running
+                store.finish_sweep({}, "interrupted")
+                raise
             state = ("interrupted" if summary.interrupted else "stopped" if summary.write_error else
                      "failed" if summary.failed else "finished")
             if not summary.write_error:
@@ -229,8 +247,10 @@ def _tell(config, summary, store, failed_trials: dict, unstored: list[str], resu
     if summary.write_error:
         _fail(summary.write_error, code=1)
     if summary.interrupted:
-        click.echo(f"Interrupted: {summary.total - done} batches left. Resume with the same command: {resume}", err=True)
-        sys.exit(130)
+        how = "" if summary.stop_signal == signal.SIGINT else f" by {signal.Signals(summary.stop_signal).name}"
+        click.echo(f"Interrupted{how}: {summary.total - done} batches left. Resume with the same command: {resume}",
+                   err=True)
+        sys.exit(128 + summary.stop_signal)
     for task_id, error in summary.failed.items():
         click.echo(f"  failed batch: {task_id}: {error}", err=True)
     errors = list(summary.failed.values())
@@ -257,7 +277,7 @@ def _print_failed_trials(folder: Path, config) -> list[str]:
     for row in failed.head(10).itertuples():
         click.echo(f"  failed trial: {row.batch_id}/{row.run_index} (init seed {row.init_seed}): {row.error}", err=True)
     if len(failed) > 10:
-        click.echo(f"  ... and {len(failed) - 10} more (emrun status)", err=True)
+        click.echo(f"  ... and {len(failed) - 10} more ({program()} status)", err=True)
     return [str(error) for error in failed["error"]]
 
 
@@ -276,7 +296,7 @@ def report(folders: tuple[str, ...], results_root: str, run_plugins: bool) -> No
         if not Path(folder).is_dir():
             _fail(f"{folder} does not exist")
         if not (Path(folder) / "manifest.json").exists():
-            _fail(f"{folder} is not a results folder (no manifest.json; run 'emrun sweep CONFIG' first)")
+            _fail(f"{folder} is not a results folder (no manifest.json; run '{program()} sweep CONFIG' first)")
     chosen = [Path(f) for f in folders]
     if not chosen:
         # Every folder with rows; a folder whose rows were never generated here (a fresh clone
@@ -286,12 +306,12 @@ def report(folders: tuple[str, ...], results_root: str, run_plugins: bool) -> No
                 click.echo(f"{folder}: no trial rows here; its report is left as it is", err=True)
             elif not run_plugins and listing.folder_plugins(folder):
                 click.echo(f"{folder}: run with plug-ins ({'; '.join(listing.folder_plugins(folder))}), which a report runs only "
-                           f"when asked; its report is left as it is ('emrun report --run-plugins {folder}' runs them "
-                           "and writes it)", err=True)
+                           "when asked; its report is left as it is "
+                           f"('{command('report', '--run-plugins', str(folder))}' runs them and writes it)", err=True)
             else:
                 chosen.append(folder)
     if not chosen and not result_folders(root):
-        _fail(f"no results under {root}/ (run 'emrun sweep CONFIG' first)")
+        _fail(f"no results under {root}/ (run '{program()} sweep CONFIG' first)")
     # With no rows anywhere (a fresh clone) only the index is rebuilt, from the verdict files. A
     # folder that cannot be reported is one line; the others are still written.
     written, problems, notices = write_reports(chosen, root, command=" ".join(["emrun report", *sys.argv[2:]]),
@@ -327,7 +347,7 @@ def status(paths: tuple[str, ...], results_root: str, configs_dir: str, run_plug
         folders += [path] if (path / MANIFEST).exists() else result_folders(path)
     folders = folders if paths else result_folders(Path(results_root))
     if not folders:
-        _fail(f"no results under {'/, '.join(paths or (results_root,))}/ (run 'emrun sweep CONFIG' first)")
+        _fail(f"no results under {'/, '.join(paths or (results_root,))}/ (run '{program()} sweep CONFIG' first)")
     damaged = 0
     for folder in folders:
         try:

@@ -1,10 +1,13 @@
 """Fault injection for the reliability tests: reach a kill point, a full disk or a failing trial
 deterministically, by environment variable, never by timing. Inert unless the variables are set.
 
-- ``EMRUN_TEST_KILL_AT=POINT:N[:INT]``: at the N-th time this process reaches POINT, kill it with
-  SIGKILL (or SIGINT, as Ctrl-C). Points: ``computing`` (a task handed to the pool or started
-  inline), ``trace_written`` (a batch's traces written, its rows not yet), ``batch_temp`` (a batch
-  file written to its temporary name, not yet renamed), ``batch_written`` (renamed: stored),
+- ``EMRUN_TEST_KILL_AT=POINT:N[:INT[:GROUP]]``: at the N-th time this process reaches POINT, kill it
+  with SIGKILL (or SIGINT, as Ctrl-C; with GROUP, to its whole process group, as a terminal's
+  Ctrl-C reaches pool workers too). Points: ``starting`` (a sweep's config is loaded, nothing else
+  done), ``worker_starting`` (a pool worker imports emrun.runner, before its initializer),
+  ``computing`` (a task handed to the pool or started inline), ``trace_written`` (a batch's traces
+  written, its rows not yet), ``batch_temp`` (a batch file written to its temporary name, not yet
+  renamed), ``batch_written`` (renamed: stored),
   ``manifest_temp`` (a manifest written to its temporary name, not yet renamed), ``report_written``
   (a folder's report and verdicts.json written, the index not yet).
 - ``EMRUN_TEST_DISK_FULL=N``: the N-th batch write fails with ENOSPC, as on a full disk.
@@ -16,6 +19,9 @@ deterministically, by environment variable, never by timing. Inert unless the va
   errno (ENOSPC, EROFS, EACCES): ``lock``, ``manifest`` or ``batch``.
 - ``EMRUN_TEST_PAUSE_AT=POINT:SECONDS``: sleep there (``lock_takeover``), so that a second process can
   be started inside the window.
+- ``EMRUN_TEST_MARK_AT=POINT:N:PATH``: at the N-th time this process reaches POINT, create the file
+  PATH, so that a test can signal the process from outside while it is there: ``kernel_call`` (the
+  compiled Bernoulli kernel is called, emrun.models.bernoulli_chunks).
 - ``EMRUN_TEST_DELETE_MANIFEST_AT=POINT:N``: at the N-th time this process reaches POINT, delete the
   folder's manifest.json (as a user might, mid-sweep).
 """
@@ -38,7 +44,9 @@ def checkpoint(point: str, manifest: Path | None = None) -> None:
         name, count, *how = hook.split(":")
         if name == point:
             _reached[point] += 1
-            if _reached[point] == int(count):
+            if _reached[point] == int(count) and how == ["INT", "GROUP"]:
+                os.killpg(os.getpgrp(), signal.SIGINT)
+            elif _reached[point] == int(count):
                 os.kill(os.getpid(), signal.SIGINT if how == ["INT"] else signal.SIGKILL)
     hook = os.environ.get("EMRUN_TEST_DELETE_MANIFEST_AT")
     if hook and manifest is not None:
@@ -47,6 +55,16 @@ def checkpoint(point: str, manifest: Path | None = None) -> None:
             _reached[f"delete:{point}"] += 1
             if _reached[f"delete:{point}"] == int(count):
                 Path(manifest).unlink(missing_ok=True)
+
+
+def mark(point: str) -> None:
+    hook = os.environ.get("EMRUN_TEST_MARK_AT")
+    if hook:
+        name, count, path = hook.split(":", 2)
+        if name == point:
+            _reached[f"mark:{point}"] += 1
+            if _reached[f"mark:{point}"] == int(count):
+                Path(path).touch()
 
 
 def oserror(point: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from emrun import faults
 from emrun.files import WRITE_ADVICE, StoreError, StoreWriteError, write_atomically
+from emrun.invocation import command as printed
 
 LOCK = ".lock"
 
@@ -34,6 +36,28 @@ def locked(folder: Path, command: str):
     finally:
         if _read_lock(path) == owner:
             path.unlink(missing_ok=True)
+
+
+def describe(folder: Path) -> str:
+    """The folder's lock in words, for ``emrun status``: whose it is and whether that sweep still
+    runs, judged as a sweep taking the lock would judge it."""
+    path = Path(folder) / LOCK
+    if not path.is_file():
+        return "none (no sweep running)"
+    holder = _read_lock(path)
+    if holder is None:
+        return f"unreadable ({path}); the next sweep takes it over"
+    pid, since, state = holder.get("pid"), holder.get("since"), _liveness(holder)
+    if state == "alive":
+        elsewhere = holder.get("host") != platform.node()
+        where = f" on {holder.get('host')} (another machine: not checked)" if elsewhere else ""
+        return f"running, pid {pid}{where}, since {since}"
+    try:  # the sweep's command as it was recorded, with the program as this process was run
+        again = printed(*shlex.split(str(holder.get("command")))[1:])
+    except ValueError:
+        again = str(holder.get("command"))
+    gone = "is gone" if state == "dead" else "now belongs to another program"
+    return f"stale: pid {pid} (since {since}) {gone}; the same command resumes and takes the lock over: {again}"
 
 
 def _create(path: Path, content: dict) -> bool:

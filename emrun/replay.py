@@ -9,6 +9,7 @@ compiled kernel to about 1e-10, and the text says so.
 from __future__ import annotations
 
 import copy
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 
 from emrun.config import Config
 from emrun.files import save_figure
+from emrun.invocation import command
 from emrun.results import folder_config, stored
 from emrun.store import MANIFEST, TIMING_COLUMNS, has_rows, producing_sweeps
 
@@ -49,6 +51,7 @@ def _stored_row(root: Path, trial_id: str, run_plugins: bool = False, say=None) 
                           "no run to replay (run its sweep again: the rows are deterministic)")
     if not has_rows(folder):
         sweeps = producing_sweeps(manifest["sweeps"]) or [f"emrun sweep configs/{name}.yaml"]
+        sweeps = [command(*shlex.split(sweep)[1:]) for sweep in sweeps]  # the program as replay was run
         raise ReplayError(f"{folder} holds no trial rows on this machine (rows are not committed: a fresh clone has the "
                           f"reports only). Run '{sweeps[0]}' first (or the make target that runs it, README), then "
                           "replay.")

@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from emrun import env, faults
+from emrun import env, faults, interrupts
 from emrun.batch import BatchResult, ExecutorError  # noqa: F401 (raised by the executors)
 from emrun.store import ResultStore, StoreWriteError
 
@@ -46,6 +46,7 @@ class SweepSummary:
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     interrupted: bool = False
+    stop_signal: int = signal.SIGINT  # what interrupted it: Ctrl-C, or SIGTERM or SIGHUP
     write_error: str | None = None  # the store refused a write (a full disk): the sweep stopped
     lost_workers: list[str] = field(default_factory=list)  # Dask workers gone during the sweep
 
@@ -53,7 +54,7 @@ class SweepSummary:
         """This round followed by a later one over a grown task list."""
         return SweepSummary(total=later.total, skipped=self.skipped, completed=self.completed + later.completed,
                             failed={**self.failed, **later.failed}, seconds=self.seconds + later.seconds,
-                            interrupted=later.interrupted, write_error=later.write_error,
+                            interrupted=later.interrupted, stop_signal=later.stop_signal, write_error=later.write_error,
                             lost_workers=self.lost_workers + later.lost_workers)
 
 
@@ -114,7 +115,7 @@ def _call_with_timeout(task: Task, seconds: float):
         return task.function(*task.args)
 
     def expire(signum, frame):
-        raise BatchTimeout()
+        interrupts.raise_or_defer(BatchTimeout())  # inside compiled code: when it returns
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -144,9 +145,10 @@ def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, 
 
 def _exit_with_parent(parent_pid: int) -> None:
     """Worker initializer: end this worker when the sweep process dies (even by SIGKILL), so that
-    no orphan keeps computing or holds the terminal. Ctrl-C is left to the sweep process, which
-    stops the workers itself (a worker interrupted mid-task would look like a failed task)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    no orphan keeps computing or holds the terminal. Ctrl-C and a hang-up are left to the sweep
+    process, which stops the workers itself (a worker interrupted mid-task would look like a
+    failed task); the pool starts workers with them blocked (emrun.interrupts.blocked_in_children)."""
+    interrupts.ignore_in_worker()
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -205,7 +207,8 @@ def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, ba
             while queue or running:
                 while queue and len(running) < 2 * workers:
                     task = queue.pop(0)
-                    running[pool.submit(task.function, *task.args)] = task
+                    with interrupts.blocked_in_children():  # a submit may start a worker
+                        running[pool.submit(task.function, *task.args)] = task
                     faults.checkpoint("computing")
                 finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -263,8 +266,9 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
             _run_inline(pending, store, summary, bar, batch_timeout)
         else:
             _run_pool(pending, store, summary, bar, workers, batch_timeout)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM or SIGHUP (emrun.interrupts)
         summary.interrupted = True
+        summary.stop_signal = interrupts.exit_status(error) - 128
     except StoreWriteError as error:
         summary.write_error = str(error)
     finally:
@@ -290,6 +294,12 @@ def run_until_stable(plan: Callable[[], list[Task]], store: ResultStore, workers
         summary = result if summary is None else summary.then(result)
         if not replan or result.completed == 0 or result.interrupted or result.failed or result.write_error:
             return summary
+
+
+# A spawned pool worker imports this module while it starts (its main module is then __mp_main__):
+# a test's Ctrl-C may come now, before the worker's initializer.
+if getattr(sys.modules.get("__main__"), "__name__", None) == "__mp_main__":
+    faults.checkpoint("worker_starting")
 
 
 def describe(summary: SweepSummary) -> dict[str, Any]:

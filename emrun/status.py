@@ -10,13 +10,16 @@ from pathlib import Path
 
 from emrun import plugins
 from emrun.config import ConfigError, load
+from emrun.invocation import command as printed
+from emrun.invocation import program
 from emrun.registry import RegistryError
 
 
 def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say=None) -> list[str]:
     """What ``emrun status`` prints about one results folder."""
+    from emrun.locking import describe as lock_state
     from emrun.results import folder_config, stored
-    from emrun.store import BATCHES, LOCK, SET_ASIDE, has_rows, read_manifest
+    from emrun.store import BATCHES, SET_ASIDE, has_rows, read_manifest
 
     manifest = read_manifest(folder)
     values, stored_hash = manifest["config"], manifest["config_hash"]
@@ -26,7 +29,7 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
     except plugins.PluginsNotRun as error:
         files = sum(1 for _ in (Path(folder) / BATCHES).glob("*.parquet"))
         lines += [f"  run with plug-ins, not run by status: {'; '.join(map(plugins.describe_line, error.records))}",
-                  f"  batches: {files} file(s) stored (not read: 'emrun status --run-plugins' runs the plug-ins to "
+                  f"  batches: {files} file(s) stored (not read: '{program()} status --run-plugins' runs the plug-ins to "
                   "check them and count what is pending)"]
         config = None
     if config is not None:
@@ -49,10 +52,8 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
     kept = (Path(folder), values.get("plugins", [])) if run_plugins and config is not None else None
     lines[0] = lines[0].replace("MATCH", match_with_config_file(manifest, Path(folder),
                                                                 configs_dir / f"{values['name']}.yaml", kept))
-    lock = Path(folder) / LOCK
     aside = list((Path(folder) / SET_ASIDE).glob("*")) if (Path(folder) / SET_ASIDE).is_dir() else []
-    lines.append(f"  set aside: {len(aside)} file(s); lock: "
-                 + (lock.read_text().strip() if lock.is_file() else "none (no sweep running)"))
+    lines.append(f"  set aside: {len(aside)} file(s); lock: {lock_state(folder)}")
     return lines
 
 
@@ -61,7 +62,7 @@ def index_lines(roots: list[Path]) -> list[str]:
     from emrun.report import INDEX, index_is_current
 
     return [f"{Path(root) / INDEX} is behind the folders' verdicts.json (a report stopped before it rebuilt the "
-            f"index): 'emrun report --results {root}' rebuilds it" for root in roots if not index_is_current(root)]
+            f"index): '{printed('report', '--results', str(root))}' rebuilds it" for root in roots if not index_is_current(root)]
 
 
 def sweep_folder(folder: Path, results_root: str | None) -> Path | None:
@@ -100,7 +101,7 @@ def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: t
         return f"no {config_file} to compare with"
     with_overrides = " with " + " ".join(f"--set {o}" for o in overrides) if overrides else ""
     command = shlex.split(str(last["command"]))[1:] if last else ["sweep", str(config_file)]
-    rerun = shlex.join(["emrun", *command, *([] if "--replace" in command else ["--replace"])])
+    rerun = printed(*command, *([] if "--replace" in command else ["--replace"]))
     where = f" (from {base})" if base is not None and base != Path(os.getcwd()) else ""
     try:
         current = load(config_file, overrides, run_plugins=False, kept=kept).hash
@@ -111,7 +112,7 @@ def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: t
             return (f"DIFFERS from {config_file}{with_overrides}: its plug-ins differ ({', '.join(changed) or 'listed'}): "
                     f"'{rerun}'{where} re-runs it")
         return (f"{config_file}{with_overrides} lists the same plug-ins; the rest is not compared (the folder's copies "
-                "of them would have to run: 'emrun status --run-plugins' compares all)")
+                f"of them would have to run: '{program()} status --run-plugins' compares all)")
     except (ConfigError, RegistryError) as error:
         return f"{config_file} does not load: {error}"
     if current == manifest["config_hash"]:

@@ -48,15 +48,17 @@ def tiny_config(tmp_path: Path) -> Path:
 
 
 def emrun(*args: str, cwd: Path, env: dict | None = None, check: bool = True,
-          restore_sigint: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess (with SIGINT's default handler if ``restore_sigint``)."""
+          restore_sigint: bool = False, timeout: float = 300, new_session: bool = False) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (with SIGINT's default handler if ``restore_sigint``; in a
+    process group of its own if ``new_session``, so that a signal to its group spares pytest)."""
     full_env = {**os.environ, **(env or {})}
     full_env = {name: value for name, value in full_env.items() if value is not None}  # None: unset it
     if os.environ.get("EMRUN_CLI_PYTHONPATH"):  # drive another checkout's CLI (a test shown failing at a base commit)
         full_env["PYTHONPATH"] = os.environ["EMRUN_CLI_PYTHONPATH"]
     reset = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if restore_sigint else None
     result = subprocess.run([sys.executable, "-m", "emrun.cli", *args], cwd=cwd, env=full_env,
-                            capture_output=True, text=True, timeout=timeout, preexec_fn=reset)
+                            capture_output=True, text=True, timeout=timeout, preexec_fn=reset,
+                            start_new_session=new_session)
     if check and result.returncode != 0:
         raise AssertionError(f"emrun {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result

@@ -2,6 +2,8 @@
 
 import json
 import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -133,12 +135,14 @@ def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
                     restore_sigint=True)
     assert stopped.returncode == 130, stopped.stderr
     assert "Interrupted" in stopped.stderr and "Traceback" not in stopped.stderr
-    # The exact command, quoted for the shell, so that pasting it resumes this folder and no other.
-    assert f"Resume with the same command: emrun {shlex.join(command)}" in stopped.stderr
+    # The exact command as it was run, quoted for the shell, so that pasting it resumes this folder
+    # and no other.
+    program = [sys.executable, "-m", "emrun.cli"]
+    assert f"Resume with the same command: {shlex.join([*program, *command])}" in stopped.stderr
     stored = len(list((cwd / "out" / "tiny" / "batches").glob("*.parquet")))
     assert 2 <= stored < 8
-    printed = stopped.stderr.split("Resume with the same command: emrun ")[1].splitlines()[0]
-    resumed = emrun(*shlex.split(printed), cwd=cwd)
+    printed = stopped.stderr.split("Resume with the same command: ")[1].splitlines()[0]
+    resumed = subprocess.run(printed, shell=True, cwd=cwd, capture_output=True, text=True, check=True)
     assert f"{stored} already there" in resumed.stdout
     assert len(load_results(cwd / "out" / "tiny")) == 8 * 6
 

@@ -1,6 +1,7 @@
 """What a fresh clone gets: reports re-written from committed files equal the committed ones."""
 
 import json
+import sys
 
 from tests.conftest import TINY, emrun
 
@@ -54,7 +55,9 @@ def test_dry_run_status_and_list_say_what_is_stored_and_the_command_that_was_run
     # ... and when the file changes, proposes the command that was run, with --replace.
     (tmp_path / "one.yaml").write_text(ONE_TRUTH.replace("seed: 3", "seed: 4"))
     status = emrun("status", "elsewhere", cwd=tmp_path).stdout
-    assert "'emrun sweep one.yaml --quiet --workers 1 --results elsewhere --set runs=3 --replace' re-runs it" in status
+    # (The program as status was run: emrun when on PATH, here python -m emrun.cli.)
+    assert (f"'{sys.executable} -m emrun.cli sweep one.yaml --quiet --workers 1 --results elsewhere --set runs=3 "
+            "--replace' re-runs it") in status
 
     listed = emrun("list", "--configs", ".", "--results", "elsewhere", cwd=tmp_path).stdout
     assert "one (uai2019_table1; <= " in listed and "another version stored" in listed

@@ -168,7 +168,7 @@ def test_status_and_report_explain_missing_or_old_results(tiny_config):
     cwd = tiny_config.parent
     for command in (("status",), ("report",)):
         empty = run_emrun(*command, cwd=cwd, check=False)
-        assert empty.returncode == 2 and "no results under results/" in empty.stderr and "emrun sweep" in empty.stderr
+        assert empty.returncode == 2 and "no results under results/" in empty.stderr and "emrun.cli sweep CONFIG" in empty.stderr
     run_emrun("sweep", str(tiny_config), "--quiet", "--set", "truths=2", cwd=cwd)
     status = run_emrun("status", "--configs", str(cwd), cwd=cwd)
     # Swept with --set: the folder matches the file and overrides it came from (test_committed has a mismatch).

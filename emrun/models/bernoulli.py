@@ -377,14 +377,24 @@ class CompiledLoop:
 
         data = population_patterns(np.array([0.5, 0.5]), np.array([[0.2, 0.8], [0.7, 0.3]]))
         problem = Problem(sys.modules[__name__], data, "simultaneous", "exact")
-        self.run(problem, np.full((1, 2), 0.5), np.full((1, 2, 2), 0.5), "em", {}, 1, 1e-5)
+        # Not deferred: compiling is Python, which a signal interrupts as it should.
+        self._run(problem, np.full((1, 2), 0.5), np.full((1, 2, 2), 0.5), "em", {}, 1, 1e-5, defer=False)
         self._ready = True
 
-    def run(self, problem, pi: np.ndarray, mu: np.ndarray, algorithm: str, params: dict, max_iter: int, tol: float):
+    def run(self, problem, pi: np.ndarray, mu: np.ndarray, algorithm: str, params: dict, max_iter: int, tol: float,
+            chunk: int | None = None):
         """Returns (pi [T, m], mu [T, m, D], iterations [T], status names [T], touched the boundary [T],
-        loss increases [T] (counted for the authors' EM only))."""
+        loss increases [T] (counted for the authors' EM only)). The kernel runs ``chunk`` iterations
+        per call (emrun.models.bernoulli_chunks: same results, and a signal stops it within a call);
+        the first run in a process compiles or loads it, then runs with signals deferred."""
+        self.prepare()
+        return self._run(problem, pi, mu, algorithm, params, max_iter, tol, chunk)
+
+    def _run(self, problem, pi: np.ndarray, mu: np.ndarray, algorithm: str, params: dict, max_iter: int, tol: float,
+             chunk: int | None = None, defer: bool = True):
         from emrun.batch import CAPPED, CONVERGED, DIVERGED
         from emrun.models import bernoulli_fused as kernel
+        from emrun.models.bernoulli_chunks import run_in_chunks
 
         if algorithm not in self.algorithms:
             raise ValueError(f"the compiled Bernoulli loop runs {' and '.join(self.algorithms)}, not {algorithm!r}")
@@ -398,10 +408,10 @@ class CompiledLoop:
         codes = codes.view(np.int64)
         step = float(params.get("step") or 0.0)
         rule = {"simultaneous": kernel.SIMULTANEOUS, "ecm": kernel.ECM, "authors": kernel.AUTHORS}[problem.em_update]
-        final_pi, final_mu, iterations, status, touched, increases = kernel.fused_run(
+        final_pi, final_mu, iterations, status, touched, increases = run_in_chunks(
             bits, codes, np.ascontiguousarray(data.patterns), data.weights, np.ascontiguousarray(pi, dtype=float),
             np.ascontiguousarray(mu, dtype=float), algorithm == "gd", step, int(max_iter), float(tol),
-            problem.boundary == "as_published", rule)
+            problem.boundary == "as_published", rule, chunk=chunk, defer=defer)
         names = {kernel.CAPPED: CAPPED, kernel.CONVERGED: CONVERGED, kernel.DIVERGED: DIVERGED}
         statuses = np.array([names[code] for code in status], dtype=object)
         return final_pi, final_mu, iterations, statuses, touched, increases

@@ -24,13 +24,15 @@ CAPPED, CONVERGED, DIVERGED = 0, 1, 2
 
 
 def cached() -> bool:
-    """Whether a compiled version of the kernel is in the cache (NUMBA_CACHE_DIR, set by
-    emrun.env.kernel_cache); numba still compiles again if this source changed since."""
-    import os
-    from pathlib import Path
-
-    folder = os.environ.get("NUMBA_CACHE_DIR")
-    return bool(folder) and any(Path(folder).rglob("bernoulli_fused.fused_run-*.nbi"))
+    """Whether numba's cache (NUMBA_CACHE_DIR, set by emrun.env.kernel_cache) holds a compiled
+    kernel that numba will load for THIS source file. Numba keeps one index per source path and
+    stamps it with the source's contents, so another checkout's kernel, or one compiled from an
+    older version of this file, does not count: numba would compile again. Asked of numba's own
+    index reader, which applies exactly that test (a private API: if it moves, say not cached)."""
+    try:
+        return bool(fused_run._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 (a changed numba or an unreadable index: the kernel compiles, as said)
+        return False
 
 
 @njit(cache=True)
@@ -265,7 +267,8 @@ SIMULTANEOUS, ECM, AUTHORS = 0, 1, 2  # the EM rules (emrun.models.bernoulli.em_
 
 
 @njit(cache=True)
-def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol, as_published, em_rule):
+def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, tol, as_published, em_rule,
+              previous_loss0):
     """Run EM (gd=False) or projected GD (gd=True) on every trial of pi0 [T, m], mu0 [T, m, D].
 
     ``as_published`` selects the authors' boundary term for GD instead of the exact limit (see
@@ -275,7 +278,10 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     see :func:`emrun.models.bernoulli.em_step`. AUTHORS also counts, per trial, the iterations at
     whose start the loss (pi renormalised) was above that at the start of the one before.
     Returns final pi, mu, iterations [T], status [T] (CAPPED, CONVERGED or DIVERGED), whether each
-    trial ever had a mean at exactly 0 or 1, and the loss increases counted (zero but for AUTHORS).
+    trial ever had a mean at exactly 0 or 1, the loss increases counted (zero but for AUTHORS), and
+    the last loss AUTHORS compared with (``previous_loss0`` [T] is the one before the first
+    iteration: inf at the start). With these a run can go on where a capped one stopped, bit for
+    bit: a trial's next iteration depends only on its pi, mu and previous loss.
 
     Trials are lanes of arrays whose last axis is the trial, so the loops over patterns,
     components and features run over all active trials at once (which the compiler vectorises).
@@ -306,7 +312,8 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     z, s1, extra = np.empty((m, n_trials)), np.empty((m, D, n_trials)), np.empty((m, D, n_trials))
     start_mu = np.empty((m, D, n_trials) if passes > 1 else (0, 0, 0))
     partial_pi = np.empty((m, n_trials))  # AUTHORS: pi_c from the partial point of component c
-    loss, previous_loss = np.zeros(n_trials), np.full(n_trials, np.inf)
+    loss, previous_loss = np.zeros(n_trials), previous_loss0.copy()
+    previous_out = previous_loss0.copy()
     lane_increases, increases = np.zeros(n_trials, np.int64), np.zeros(n_trials, np.int64)
     log_f = np.empty(m)
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
@@ -401,6 +408,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
             # Store the trial and give its lane to the last active one.
             trial = lane_trial[t]
             increases[trial] = lane_increases[t]
+            previous_out[trial] = previous_loss[t]
             for c in range(m):
                 pi_out[trial, c] = pi[c, t]
                 for j in range(D):
@@ -423,8 +431,9 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     for t in range(n):  # capped trials
         trial = lane_trial[t]
         increases[trial] = lane_increases[t]
+        previous_out[trial] = previous_loss[t]
         for c in range(m):
             pi_out[trial, c] = pi[c, t]
             for j in range(D):
                 mu_out[trial, c, j] = mu[c, j, t]
-    return pi_out, mu_out, iterations, status, touched, increases
+    return pi_out, mu_out, iterations, status, touched, increases, previous_out
