@@ -34,6 +34,8 @@ PINNED_HASHES = {
     "theory_gd_trap": "c17fcf7585324cd7", "theory_gmm_rotation": "11d29d9337df4086",
     "theory_one_cluster_gap": "3b85698578e24fe8",  # issue 17: Theorem 5.1 perturbations added
     "lecture_segmentation": "45f4ec030a693050",  # issue 21
+    # Claims judged in the paper's setting: the population of a Gaussian mixture (added; no other hash moved)
+    "gmm_figure2_population": "65d1b27714fa1a36", "theory_gmm_rotation_population": "269289fcf2789cf1",
 }
 
 

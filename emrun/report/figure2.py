@@ -251,6 +251,9 @@ def write(ctx) -> ReportResult:
            f"{', '.join(a.upper() for a in config['init_options'].get('at_data_mean', []))} the second mean at the "
            f"sample mean (the paper's inits; EM's second mean as drawn). GD step {config['grid']['step']}; "
            f"{config['stopping']['em']['max_iter']} iterations of each.", "",
+           "The paper states Result 3.1 and eqs. 2.9, 4.4 and 4.8 for the population; these verdicts judge them on "
+           "samples, as its figure does (extensions). `gmm_figure2_population` judges them on the population "
+           "(`make figure2` writes both).", "",
            "## Verdicts", "", *[v.markdown() for v in verdicts], "",
            *figure,
            f"Truth 0 (dashed): pi* = {np.round(truth0['truth_pi'], 3).tolist()}, mu*_1 = "

@@ -139,7 +139,8 @@ def gmm_rotation(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
         + f"; over every step of the 30, {rows['up'].mean():.1%}. Of the {len(wrong)} near steps that go the other way, "
           f"{int((wrong['index'] == 0).sum())} are first steps, the median |cos| before them is "
           f"{wrong['closed_form'].median():.2f} and the median decrease {(wrong['closed_form'] - wrong['engine']).median():.3f}; "
-          "the paper's argument is for the population, these runs are on 20,000-point samples.")]
+          "the paper's argument is for the population, these runs are on 20,000-point samples "
+          "(theory_gmm_rotation_population judges it on the population).")]
     fig, ax = plt.subplots(figsize=(5, 4))
     for D, part in rows.groupby("D"):
         median = part.groupby("index")["engine"].median()
