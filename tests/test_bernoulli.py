@@ -37,6 +37,45 @@ def test_population_probabilities_sum_to_one(m, D, seed):
     np.testing.assert_allclose(data.weights, direct, rtol=1e-12)
 
 
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 4), D=st.integers(1, 8), seed=seeds, boundary=st.booleans())
+def test_population_weights_agree_with_the_log_space_probabilities(m, D, seed, boundary):
+    pi, mu = mixture(m, D, seed)
+    if boundary:
+        mu[0, 0], mu[-1, -1] = 0.0, 1.0
+    data = b.population_patterns(pi, mu)
+    log_p = b.log_pattern_probabilities(b.all_patterns(D), pi[None], mu[None])[0]
+    kept = np.isfinite(log_p)
+    np.testing.assert_array_equal(data.patterns, b.all_patterns(D)[kept])
+    np.testing.assert_allclose(data.weights, np.exp(log_p[kept]) / np.exp(log_p[kept]).sum(), rtol=1e-13)
+
+
+def test_population_weights_do_not_depend_on_numpys_instruction_set():
+    """The weights decide every population row, so they must not follow numpy's SIMD dispatch:
+    the same bits with dispatch limited to numpy's compiled baseline (as on an older CPU)."""
+    import os
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    program = ("import hashlib, numpy as np; from emrun.models import bernoulli as b; rng = np.random.default_rng(7); "
+               "h = hashlib.sha256()\n"
+               "for m, D in [(2, 6), (3, 10), (5, 12)]:\n"
+               "    h.update(b.population_patterns(*b.random_mixture(m, D, rng)).weights.tobytes())\n"
+               "print(h.hexdigest())")
+    dispatched = " ".join(name for name in __cpu_dispatch__ if __cpu_features__.get(name))
+    native = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+    limited = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                             env={**os.environ, "NPY_DISABLE_CPU_FEATURES": dispatched}).stdout
+    assert native == limited and len(native.strip()) == 64
+
+
+def test_a_population_whose_probabilities_underflow_is_refused():
+    with pytest.raises(ValueError, match="underflows"):
+        b.population_patterns(np.array([1.0]), np.array([[1e-200, 1e-200]]))
+
+
 def test_sample_patterns_aggregate_counts():
     pi, mu = mixture(3, 4, 0)
     data = b.sample_patterns(pi, mu, 500, np.random.default_rng(1))

@@ -15,6 +15,7 @@ producing NaN.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -89,12 +90,30 @@ def population_patterns(pi: np.ndarray, mu: np.ndarray) -> PatternSet:
 
     Patterns of probability exactly 0 (possible when a mean is 0 or 1) are left out, so every
     weight is positive.
+
+    The weights decide every row judged on the population, so they are computed with operations
+    IEEE 754 rounds exactly (products, sums in a fixed order, one correctly rounded total) and no
+    exp or log, whose last bits follow the instruction set numpy or the C library picks for the CPU.
+    Each component's table is built feature by feature: the table over D features is the table
+    over D - 1 times (1 - mu_D) or mu_D, in the pattern order of ``all_patterns``.
     """
-    patterns = all_patterns(mu.shape[-1])
-    log_p = log_pattern_probabilities(patterns, pi[None], mu[None])[0]
-    keep = np.isfinite(log_p)
-    weights = np.exp(log_p[keep])
-    return PatternSet(patterns[keep], weights / weights.sum())
+    m, n_features = mu.shape
+    table = np.ones((m, 1))
+    has_zero_factor = np.zeros((m, 1), dtype=bool)
+    for j in range(n_features):
+        column = mu[:, j:j + 1]
+        table = np.stack([table * (1.0 - column), table * column], axis=2).reshape(m, -1)
+        has_zero_factor = np.stack([has_zero_factor | (column == 1.0), has_zero_factor | (column == 0.0)],
+                                   axis=2).reshape(m, -1)
+    probability = pi[0] * table[0]
+    for c in range(1, m):
+        probability = probability + pi[c] * table[c]
+    keep = ((pi[:, None] > 0.0) & ~has_zero_factor).any(axis=0)
+    if not (probability[keep] > 0.0).all():
+        raise ValueError(f"a pattern probability of this {m}-component mixture in D = {n_features} underflows "
+                         "double precision; its population cannot be enumerated exactly")
+    weights = probability[keep]
+    return PatternSet(all_patterns(n_features)[keep], weights / math.fsum(weights))
 
 
 def sample_patterns(pi: np.ndarray, mu: np.ndarray, n: int, rng: np.random.Generator) -> PatternSet:
