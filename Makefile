@@ -17,7 +17,7 @@ EXTENDED := bmm_table1_many_truths bmm_table2_many_truths bmm_table1_as_publishe
 	gradem_figure1_rates_many_truths gradem_figure1_rates_paper_mc gradem_figure2_statrate_50_runs \
 	gradem_figure2_statrate_gradient simplex_samples_uniform_50_runs
 
-.PHONY: install test test-slow check-committed check-numpy-baseline check-openblas bench-compare lint heavy-ball segmentation table1 table2 table3 figure2 theory digits gradem simplex report paper extended bench clean
+.PHONY: install test time-test test-slow check-committed check-numpy-baseline check-openblas bench-compare lint heavy-ball segmentation table1 table2 table3 figure2 theory digits gradem simplex report paper extended bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: install
 # The test suite (slow end-to-end checks excluded: make test-slow; CI runs both).
 test: install lint
 	$(BIN)/python -m pytest
+
+# make test, timed (wall and CPU), into results/bench/make_test.json, which README's "Times" shows.
+time-test: install
+	$(PYTHON) .ci/time_tests.py
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
@@ -86,13 +90,13 @@ digits: install
 	$(BIN)/emrun report results/digits_bmm results/lecture_kmeans_vs_em
 
 # The lecture's image segmentation: full-covariance Gaussian mixtures by EM against k-means on RGB pixels
-# (two synthetic images with known regions, 10 seeds each; scikit-learn's china.jpg). About 10 minutes.
+# (two synthetic images with known regions, 10 seeds each; scikit-learn's china.jpg).
 segmentation: install
 	$(SWEEP) configs/lecture_segmentation.yaml
 	$(BIN)/emrun report results/lecture_segmentation
 
 # Paper B (gradient EM on over-parameterised GMMs): Figure 1 (rates; weights) and Figure 2
-# (gradient norm at Theorem 7's initialisation; statistical rate of sample EM). About 6 minutes.
+# (gradient norm at Theorem 7's initialisation; statistical rate of sample EM).
 gradem: install
 	$(call sweep_all,$(GRADEM))
 	$(BIN)/emrun report $(addprefix results/,$(GRADEM))
@@ -103,7 +107,7 @@ simplex: install
 	$(BIN)/emrun report $(addprefix results/,$(SIMPLEX))
 
 # A plug-in example (examples/heavy_ball/): projected heavy-ball GD against GD and EM on Table 1's
-# protocol, with claims fixed in the config before the sweep. About 5 minutes on 2 cores. Its report
+# protocol, with claims fixed in the config before the sweep. Its report
 # runs the plug-in kept in results/heavy_ball/plugins/: a report runs a folder's code only when asked.
 heavy-ball: install
 	$(SWEEP) examples/heavy_ball/heavy_ball.yaml
@@ -128,7 +132,7 @@ extended: paper
 	$(BIN)/emrun report --run-plugins results/heavy_ball
 
 # The engine against its own numpy loop, the plain implementation and a matmul, three cells, one core,
-# each timing repeated 3 times; cold and warm sweeps; a worker's peak memory (about 3 minutes).
+# each timing repeated 3 times; cold and warm sweeps; a worker's peak memory.
 bench: install
 	$(BIN)/python -m emrun.bench --out results/bench/bench.json
 

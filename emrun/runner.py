@@ -63,16 +63,24 @@ class Progress:
     weighs a long batch as such (batches of one sweep can differ a thousandfold), and shows the
     batches stored of the total beside it."""
 
-    def __init__(self, tasks: list[Task], done: set[str], label: str, enabled: bool):
+    def __init__(self, tasks: list[Task], done: set[str], label: str, enabled: bool,
+                 origin: tuple[float, set[str]] | None = None):
+        """``origin`` (when the sweep started, by time.time(), and the batches stored then) keeps
+        one clock over the rounds of an adaptive sweep: its elapsed time and rate count from the
+        sweep's start, and the batches of earlier rounds as work this sweep did."""
         self.total = len(tasks)
         self.stored = sum(1 for t in tasks if t.task_id in done)
         self.label = label
         # In integer units: float costs summed in another order than the total can overshoot it by
         # a rounding error, and tqdm then warns and shows a negative time left.
         self.units = {t.task_id: max(1, round(t.cost * 1_000_000)) if math.isfinite(t.cost) else 1 for t in tasks}
-        self.bar = tqdm(total=sum(self.units.values()), initial=sum(self.units[t] for t in self.units if t in done),
+        before = done if origin is None else origin[1] & done
+        self.bar = tqdm(total=sum(self.units.values()), initial=sum(self.units[t] for t in self.units if t in before),
                         desc=self._text(), disable=not enabled, file=sys.stderr, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+        if origin is not None:
+            self.bar.start_t = origin[0]
+            self.bar.update(sum(self.units[t] for t in self.units if t in done and t not in before))
 
     def _text(self) -> str:
         return f"{self.label} ({self.stored}/{self.total} batches)"
@@ -246,7 +254,8 @@ EXECUTORS = ("local", "dask")
 
 def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: bool = True,
               label: str = "sweep", executor: str = "local", scheduler: str | None = None,
-              security=None, batch_timeout: float | None = None) -> SweepSummary:
+              security=None, batch_timeout: float | None = None,
+              origin: tuple[float, set[str]] | None = None) -> SweepSummary:
     """Run the tasks not yet stored; return counts. Ctrl-C stops after saving what finished.
 
     ``executor`` is 'local' (this machine: inline for one worker, else a process pool) or 'dask'
@@ -256,7 +265,7 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
     pending = sorted((t for t in tasks if t.task_id not in done), key=lambda t: -t.cost)
     summary = SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending))
     started = time.perf_counter()
-    bar = Progress(tasks, done, label, progress)
+    bar = Progress(tasks, done, label, progress, origin)
     try:
         if executor == "dask":
             from emrun.dask_executor import run_on_dask
@@ -285,12 +294,13 @@ def run_until_stable(plan: Callable[[], list[Task]], store: ResultStore, workers
     stored rows). Only new batches start a round: a trial that fails every time is retried once per
     sweep, never in a loop."""
     summary, seen = None, set()
+    origin = (time.time(), store.finished_batches())  # one progress clock for every round
     while True:
         tasks = plan()
         if summary is not None and {task.task_id for task in tasks} <= seen:
             return summary
         seen |= {task.task_id for task in tasks}
-        result = run_tasks(tasks, store, workers, **options)
+        result = run_tasks(tasks, store, workers, origin=origin, **options)
         summary = result if summary is None else summary.then(result)
         if not replan or result.completed == 0 or result.interrupted or result.failed or result.write_error:
             return summary

@@ -41,6 +41,9 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
         pending = [spec.batch_id for spec in planned if spec.batch_id not in present]
         lines += [f"  batches: {len(present)} stored, {len(pending)} pending of {len(planned)} planned",
                   *kind.status_lines(rows)]
+        if rows is None and (Path(folder) / "report.md").is_file():
+            lines.append(f"  report: {Path(folder) / 'report.md'} is there without its rows (rows are not committed: "
+                         "a fresh clone has the reports only); the sweep writes the same rows again")
         if found is not None:
             lines += [f"  left out: {path.name}: {why} (the next sweep sets it aside and runs it again)"
                       for path, why in found.scan.excluded]

@@ -1,8 +1,14 @@
 """Results on disk: one Parquet file per batch, a manifest with the config and its provenance.
 
 Layout of ``<root>/<config name>/``:
-  manifest.json        config as run, its hash, and one entry per sweep, written when the sweep
-                       starts and updated when it ends (committed)
+  manifest.json        what defines the folder: the config as run, its hash and the criterion
+                       record; rewritten only when one of them changes, so a sweep leaves the
+                       committed file as it is (committed)
+  sweeps.json          one entry per sweep on this machine (command, time, commit, machine,
+                       packages, seconds), written when the sweep starts and when it ends
+                       (ignored by git: running a sweep dirties no tracked file)
+  provenance.json      the entries of the sweeps that produced the rows a report judged, written
+                       by the report (committed: a fresh clone knows what produced its reports)
   batches/<id>.parquet the rows of one batch, written atomically (temp file + rename; ignored by
                        git), with page checksums so that bit rot inside a page is caught on read
   traces/<id>.parquet  the recorded iterates of that batch's runs, if the config records any;
@@ -49,6 +55,8 @@ from emrun.locking import LOCK, locked  # noqa: F401 (LOCK re-exported)
 from emrun.machine import compute_environment
 
 MANIFEST = "manifest.json"
+HISTORY = "sweeps.json"
+PROVENANCE = "provenance.json"
 BATCHES = "batches"
 TRACES = "traces"
 SET_ASIDE = "set_aside"
@@ -70,8 +78,27 @@ def _write_json(path: Path, value: Any) -> None:
 
 
 def write_manifest(folder: str | Path, manifest: dict) -> None:
-    """Write a folder's manifest whole (atomically); the caller holds the folder's lock."""
-    _write_json(Path(folder) / MANIFEST, manifest)
+    """Write a folder's manifest (atomically; the caller holds the folder's lock): its sweeps to
+    sweeps.json, the rest to manifest.json, and that only when it changed, so that a tracked
+    manifest stays untouched by a sweep that changes nothing it records."""
+    folder = Path(folder)
+    defining = {key: value for key, value in manifest.items() if key != "sweeps"}
+    if _json_or_none(folder / MANIFEST) != defining:
+        _write_json(folder / MANIFEST, defining)
+    _write_json(folder / HISTORY, {"sweeps": manifest.get("sweeps", [])})
+
+
+def write_provenance(folder: str | Path, manifest: dict, report: dict) -> None:
+    """Write provenance.json: the entries of the sweeps that produced the rows now stored, and the
+    report that judged them (its command and seconds)."""
+    _write_json(Path(folder) / PROVENANCE, {"sweeps": producing_entries(manifest.get("sweeps", [])), "report": report})
+
+
+def _json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def provenance(command: list[str]) -> dict[str, Any]:
@@ -98,6 +125,7 @@ def provenance(command: list[str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 2),  # other work on the machine slows the sweep: its seconds need it
         "compute": compute_environment(),
         "packages": packages,
     }
@@ -107,7 +135,11 @@ def provenance(command: list[str]) -> dict[str, Any]:
 
 def read_manifest(folder: str | Path) -> dict:
     """A folder's manifest, checked: a mapping with the config hash, the config (a mapping with a
-    name) and a list of sweeps. Anything else is a StoreError naming the file."""
+    name) and a list of sweeps. Anything else is a StoreError naming the file.
+
+    The sweeps are this machine's history (sweeps.json); on a fresh clone, which has none, the
+    committed provenance.json's; in a folder written before the history had a file of its own,
+    the manifest's. A damaged history is read as missing (the next sweep rewrites it)."""
     path = Path(folder) / MANIFEST
     try:
         manifest = json.loads(path.read_text())
@@ -126,19 +158,32 @@ def read_manifest(folder: str | Path) -> dict:
         problem = "its sweeps are not a list"
     if problem:
         raise StoreError(f"{path} is damaged ({problem})")
-    manifest.setdefault("sweeps", [])
+    legacy = manifest.pop("sweeps", None)
+    for recorded in (_json_or_none(Path(folder) / HISTORY), {"sweeps": legacy},
+                     _json_or_none(Path(folder) / PROVENANCE)):
+        sweeps = recorded.get("sweeps") if isinstance(recorded, dict) else None
+        if isinstance(sweeps, list) and all(isinstance(sweep, dict) for sweep in sweeps):
+            manifest["sweeps"] = sweeps
+            break
+    else:
+        manifest["sweeps"] = []
     return manifest
 
 
-def producing_sweeps(sweeps: list[dict]) -> list[str]:
-    """The commands of the sweeps that wrote the rows now stored: from the last sweep that found no
-    batch stored (a first run, a --replace, a run after the rows were removed) on, each that ran a
-    batch (or was cut short before it could say), in order, each command once."""
+def producing_entries(sweeps: list[dict]) -> list[dict]:
+    """The sweeps that wrote the rows now stored: from the last sweep that found no batch stored
+    (a first run, a --replace, a run after the rows were removed) on, each that ran a batch (or was
+    cut short before it could say), in order."""
     started = [i for i, s in enumerate(sweeps) if s.get("batches_skipped") == 0 and s.get("batches_completed") != 0]
+    return [sweep for sweep in sweeps[max(started, default=0):] if sweep.get("batches_completed") != 0]
+
+
+def producing_sweeps(sweeps: list[dict]) -> list[str]:
+    """The commands of :func:`producing_entries`, each once, as ``emrun ...``."""
     commands: list[str] = []
-    for sweep in sweeps[max(started, default=0):]:
+    for sweep in producing_entries(sweeps):
         command = shlex.join(["emrun", *shlex.split(sweep["command"])[1:]])
-        if sweep.get("batches_completed") != 0 and command not in commands:
+        if command not in commands:
             commands.append(command)
     return commands
 
@@ -306,13 +351,13 @@ class ResultStore:
         self.manifest["sweeps"].append({**sweep, "state": "running"})
         if self.before_start is not None:
             self.before_start(self.manifest, has_rows(self.folder))
-        _write_json(self.folder / MANIFEST, self.manifest)
+        write_manifest(self.folder, self.manifest)
 
     def finish_sweep(self, summary: dict, state: str) -> None:
-        """Record how the sweep ended; the manifest is rewritten whole from memory, so a manifest
-        deleted during the sweep comes back with every earlier sweep."""
+        """Record how the sweep ended; the manifest and history are rewritten from memory, so either
+        deleted during the sweep comes back whole."""
         self.manifest["sweeps"][-1].update({**summary, "state": state})
-        _write_json(self.folder / MANIFEST, self.manifest)
+        write_manifest(self.folder, self.manifest)
 
     def keep_file(self, relative: str, text: str) -> None:
         """Keep a small text file in the folder (a plug-in's copy), written atomically once."""

@@ -54,8 +54,11 @@ def test_sweep_then_report(tiny_config):
     assert "emrun sweep" in report and "emrun report" in report
     assert "nan" not in (cwd / "results" / "tiny" / "cells.csv").read_text().lower()
     assert "[tiny](tiny/report.md)" in (cwd / "results" / "REPORT.md").read_text()
-    manifest = json.loads((cwd / "results" / "tiny" / "manifest.json").read_text())
-    assert manifest["sweeps"][0]["packages"]["numpy"] and "sweep" in manifest["sweeps"][0]["command"]
+    history = json.loads((cwd / "results" / "tiny" / "sweeps.json").read_text())["sweeps"]
+    assert history[0]["packages"]["numpy"] and "sweep" in history[0]["command"]
+    assert "sweeps" not in json.loads((cwd / "results" / "tiny" / "manifest.json").read_text())
+    produced = json.loads((cwd / "results" / "tiny" / "provenance.json").read_text())["sweeps"]
+    assert produced == history[:1], "the report records the sweep that produced the rows, not the one that found them"
 
 
 def test_rows_do_not_depend_on_the_number_of_workers(tiny_config):
@@ -280,3 +283,50 @@ def test_replay_of_an_untraced_bernoulli_trial_reproduces_its_row(tiny_config):
     assert "reproduces the stored row exactly" in replayed.stdout and "second run with tracing" in replayed.stdout
     final = replayed.stdout.strip().splitlines()[-1].split()
     assert int(final[0]) == row["iterations"] and float(final[1]) == pytest.approx(row["loss"], rel=1e-5)  # printed to 6 digits
+
+
+def _git(*args: str, cwd) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_a_sweep_leaves_the_committed_results_as_they_were(tiny_config):
+    """Sweep history is this machine's (git-ignored sweeps.json); only a report rewrites tracked files."""
+    from pathlib import Path
+
+    cwd = tiny_config.parent
+    (cwd / ".gitignore").write_text((Path(__file__).parents[1] / ".gitignore").read_text())
+    emrun("sweep", str(tiny_config), "--quiet", "--workers", "1", cwd=cwd)
+    emrun("report", cwd=cwd)
+    _git("init", "-q", cwd=cwd)
+    _git("add", "-A", cwd=cwd)
+    _git("commit", "-q", "-m", "results", cwd=cwd)
+    folder = cwd / "results" / "tiny"
+    assert {"manifest.json", "provenance.json", "report.md"} <= set(_git("ls-files", cwd=folder).split())
+    assert "sweeps.json" not in _git("ls-files", cwd=folder)
+
+    emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)  # every batch already stored
+    assert _git("status", "--porcelain", cwd=cwd) == ""
+    for batch in (folder / "batches").glob("*.parquet"):  # as on a fresh clone: no rows, no history
+        batch.unlink()
+    (folder / "sweeps.json").unlink()
+    status = emrun("status", "--configs", str(cwd), cwd=cwd).stdout
+    assert "0 stored, 8 pending" in status and "report.md is there without its rows" in status
+    emrun("sweep", str(tiny_config), "--quiet", "--workers", "2", cwd=cwd)
+    assert _git("status", "--porcelain", cwd=cwd) == ""
+    assert len(json.loads((folder / "sweeps.json").read_text())["sweeps"]) == 2, "the committed provenance, then this"
+
+
+def test_the_index_lists_the_projects_configs_and_names_scratch_studies_apart(tmp_path):
+    from tests.conftest import TINY
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "tiny.yaml").write_text(TINY)
+    (tmp_path / "scratch.yaml").write_text(TINY.replace("name: tiny", "name: scratch"))
+    emrun("sweep", "configs/tiny.yaml", "--quiet", cwd=tmp_path)
+    emrun("sweep", "scratch.yaml", "--quiet", cwd=tmp_path)
+    emrun("report", cwd=tmp_path)
+    index = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "## [tiny](tiny/report.md)" in index and "## [scratch]" not in index
+    assert "`scratch`" in index.split("## Not indexed")[1], "a scratch study is named, outside the project's counts"
+    assert (tmp_path / "results" / "scratch" / "report.md").exists(), "its own report is written as usual"

@@ -62,3 +62,27 @@ def test_dry_run_status_and_list_say_what_is_stored_and_the_command_that_was_run
     listed = emrun("list", "--configs", ".", "--results", "elsewhere", cwd=tmp_path).stdout
     assert "one (uai2019_table1; <= " in listed and "another version stored" in listed
     assert "algorithm: em, gd (built in)" in listed and "experiment kind: grid" in listed
+
+
+def test_the_readmes_times_are_what_the_committed_provenance_says():
+    """One source for the times the README states: the table is written from results/*/provenance.json."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("readme_times", root / ".ci" / "readme_times.py")
+    times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(times)
+    readme = (root / "README.md").read_text()
+    assert times.replaced(readme, times.table(root)) == readme, "re-run: python3 .ci/readme_times.py --write"
+    paper = times.makefile_configs((root / "Makefile").read_text())["paper"]
+    assert "bmm_table1" in paper and "theory_gd_trap" in paper and len(paper) >= 18, "the Makefile is read"
+
+
+def test_the_makefiles_comments_state_no_times():
+    import re
+    from pathlib import Path
+
+    comments = [line for line in (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
+                if line.startswith("#")]
+    assert not [line for line in comments if re.search(r"\b(minutes?|seconds?|hours?)\b", line)]

@@ -81,7 +81,8 @@ def test_bad_config_on_the_command_line_writes_nothing(tmp_path):
 
 def test_dry_run_prints_cells_and_writes_nothing(tiny_config):
     result = emrun("sweep", str(tiny_config), "--dry-run", "--set", "runs=4", cwd=tiny_config.parent)
-    assert "8 cells x 1 truth(s) x 4 EM / 4 GD runs; 8 batches in the first round (at most 32 trials;" in result.stdout
+    assert ("4 cells (m, D) x 2 algorithm settings (8 in all) x 1 truth(s) x 4 EM / 4 GD runs; 8 batches in the first "
+            "round (at most 32 trials;") in result.stdout
     assert "m3-D3-gd-step0.05-uniform" in result.stdout
     assert not (tiny_config.parent / "results").exists()
 

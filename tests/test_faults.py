@@ -329,14 +329,15 @@ def test_two_sweeps_cannot_both_take_over_one_stale_lock(tmp_path):
 
 def test_every_sweep_is_recorded_when_it_starts_even_if_it_is_killed_or_the_manifest_is_deleted(tmp_path):
     config = write(tmp_path, SIXTEEN)
-    manifest = tmp_path / "results" / "tiny" / "manifest.json"
+    history = tmp_path / "results" / "tiny" / "sweeps.json"
     emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path,
           env={"EMRUN_TEST_KILL_AT": "batch_written:3"}, check=False)
-    sweeps = json.loads(manifest.read_text())["sweeps"]
+    sweeps = json.loads(history.read_text())["sweeps"]
     assert len(sweeps) == 1 and sweeps[0]["state"] == "running"
     emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path,
           env={"EMRUN_TEST_DELETE_MANIFEST_AT": "batch_written:2"})
-    sweeps = json.loads(manifest.read_text())["sweeps"]
+    assert (history.parent / "manifest.json").exists()
+    sweeps = json.loads(history.read_text())["sweeps"]
     assert [s["state"] for s in sweeps] == ["killed", "finished"] and sweeps[1]["batches_completed"] == 13
 
 
@@ -348,6 +349,7 @@ def test_a_manifest_written_at_the_base_commit_is_read(tmp_path):
     config = write(tmp_path, TINY)
     swept = emrun("sweep", str(config), "--quiet", cwd=tmp_path)
     assert "8 of 8 batches stored" in swept.stdout
-    assert len(json.loads((folder / "manifest.json").read_text())["sweeps"]) == 2
+    assert len(json.loads((folder / "sweeps.json").read_text())["sweeps"]) == 2
+    assert "sweeps" not in json.loads((folder / "manifest.json").read_text())
     emrun("status", "--configs", str(tmp_path), cwd=tmp_path)
     emrun("report", cwd=tmp_path)

@@ -93,15 +93,15 @@ def test_status_runs_the_folders_copies_when_asked_but_never_the_config_file_its
     folder = sweep_with_plugin(tmp_path)
     (tmp_path / "evil.py").write_text("import os\nopen(os.environ['EMRUN_TEST_EVIL'], 'w').close()\n")
     (tmp_path / "evil.yaml").write_text(SMALL.replace("name: tiny", "name: plugged\nplugins: [evil.py]"))
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["sweeps"][-1]["config_file"] = "evil.yaml"  # not hashed: whoever writes the folder chooses it
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    history = json.loads((folder / "sweeps.json").read_text())
+    history["sweeps"][-1]["config_file"] = "evil.yaml"  # not hashed: whoever writes the folder chooses it
+    (folder / "sweeps.json").write_text(json.dumps(history))
     env = {"EMRUN_TEST_MARK": str(tmp_path / "copy.mark"), "EMRUN_TEST_EVIL": str(tmp_path / "evil.mark")}
     status = emrun("status", "--run-plugins", cwd=tmp_path, env=env)
     assert (tmp_path / "copy.mark").exists() and not (tmp_path / "evil.mark").exists()
     assert "DIFFERS from evil.yaml: its plug-ins differ" in status.stdout
-    manifest["sweeps"][-1]["config_file"] = "plugged.yaml"  # the file it was swept from: same plug-in, compared whole
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    history["sweeps"][-1]["config_file"] = "plugged.yaml"  # the file it was swept from: same plug-in, compared whole
+    (folder / "sweeps.json").write_text(json.dumps(history))
     assert "matches plugged.yaml" in emrun("status", "--run-plugins", cwd=tmp_path, env=env).stdout
 
 

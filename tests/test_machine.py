@@ -11,8 +11,8 @@ from tests.conftest import TINY, emrun
 def test_a_sweep_names_the_cpu_simd_blas_core_and_numba_target(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
     emrun("sweep", "tiny.yaml", "--quiet", "--workers", "1", cwd=tmp_path)
-    manifest = json.loads((tmp_path / "results" / "tiny" / "manifest.json").read_text())
-    compute = manifest["sweeps"][-1]["compute"]
+    history = json.loads((tmp_path / "results" / "tiny" / "sweeps.json").read_text())
+    compute = history["sweeps"][-1]["compute"]
     assert compute["cpu"] and compute["numba_target"]["cpu"]
     assert compute["numpy_simd"]["baseline"], "numpy's compiled baseline is named"
     assert compute["blas"] and all(entry["library"] and entry["core"] for entry in compute["blas"])

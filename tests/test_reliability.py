@@ -64,7 +64,7 @@ def test_sigkill_at_twenty_points_then_resume_gives_the_same_rows_and_traces(tmp
     pd.testing.assert_frame_equal(rows(tmp_path / "whole" / "many"), cut)
     pd.testing.assert_frame_equal(traces(tmp_path / "whole" / "many"), traces(folder))
     assert not list(folder.rglob(".*.tmp")) and not (folder / ".lock").exists()
-    assert json.loads((folder / "manifest.json").read_text())["sweeps"][-1]["batches_completed"] == 0
+    assert json.loads((folder / "sweeps.json").read_text())["sweeps"][-1]["batches_completed"] == 0
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "other_config"])
@@ -280,3 +280,18 @@ def test_an_adaptive_sweep_with_a_trial_that_always_fails_ends_and_says_so(tmp_p
     result = run_emrun("sweep", "fk.yaml", "--quiet", "--workers", "1", cwd=tmp_path, env=env, check=False, timeout=240)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "trials failed" in result.stderr and "refused when read back" not in result.stderr
+
+
+def test_an_adaptive_sweeps_progress_clock_runs_on_over_its_rounds():
+    """Round two of a sweep shows the sweep's elapsed time, and round one's batches as work done."""
+    import time
+
+    from emrun.runner import Progress, Task
+
+    tasks = [Task(f"b{i}", print, (), cost=1.0) for i in range(4)]
+    started = time.time() - 100.0
+    second_round = Progress(tasks, {"b0", "b1", "b2"}, "sweep", enabled=True, origin=(started, {"b0"}))
+    assert second_round.bar.start_t == started
+    assert second_round.bar.initial == 1_000_000 and second_round.bar.n == 3_000_000
+    first_sweep = Progress(tasks, {"b0"}, "sweep", enabled=True)
+    assert first_sweep.bar.initial == first_sweep.bar.n == 1_000_000

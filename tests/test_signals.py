@@ -102,7 +102,7 @@ def _stopped_cleanly(folder: Path, stderr: str) -> None:
     """Nothing stored of the kernel's unfinished work, the manifest not left running, no lock."""
     assert "Traceback" not in stderr, stderr
     assert not list((folder / "batches").glob("*.parquet")), "the kernel ran to its end"
-    assert json.loads((folder / "manifest.json").read_text())["sweeps"][-1]["state"] == "interrupted"
+    assert json.loads((folder / "sweeps.json").read_text())["sweeps"][-1]["state"] == "interrupted"
     assert not (folder / ".lock").exists()
 
 

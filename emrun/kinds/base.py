@@ -359,11 +359,16 @@ class CellGrid:
                                    for a in config.values["grid"]["algorithm"])
         cells = config.cells()
         hours = self.estimated_seconds(config.values) / 3600
-        lines = [f"config {config.name} (hash {config.hash}): {len(cells)} cells x {self.truths_text(config)} x "
+        # A cell is one (m, D), as the reports use the word; each runs every algorithm setting.
+        n_cells = len({(cell.m, cell.D) for cell in cells})
+        per_cell = len(cells) // n_cells if len(cells) % n_cells == 0 else None
+        settings = f"{per_cell} algorithm setting{'' if per_cell == 1 else 's'}" if per_cell else "its algorithm settings"
+        lines = [f"config {config.name} (hash {config.hash}): {n_cells} cells (m, D) x {settings} ({len(cells)} in all) "
+                 f"x {self.truths_text(config)} x "
                  f"{per_algorithm} runs; {self.first_round(config)} batches in the first round (at most "
                  f"{config.trial_count()} trials; at most {hours:.2g} CPU-hours if every run reached its cap)"]
         return lines + [f"  {cell.label}" for cell in cells[:200]] + (
-            [f"  ... and {len(cells) - 200} more cells"] if len(cells) > 200 else [])
+            [f"  ... and {len(cells) - 200} more"] if len(cells) > 200 else [])
 
     def truths_text(self, config: Config) -> str:
         return f"{config.n_truths} truth(s)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -162,11 +163,12 @@ def write_reports(folders: list[Path], root: Path, command: str, run_plugins: bo
     from emrun.files import refuse_links
     from emrun.registry import RegistryError
     from emrun.results import folder_config
-    from emrun.store import StoreError
+    from emrun.store import StoreError, write_provenance
 
     loaded: dict = {}
     written, problems, notices = [], [], []
     for folder in folders:
+        started = time.perf_counter()
         try:
             refuse_links(Path(folder), Path(folder) / "summaries")
             _, config = folder_config(folder, run_plugins, say)  # forgets the previous folder's plug-ins
@@ -181,6 +183,7 @@ def write_reports(folders: list[Path], root: Path, command: str, run_plugins: bo
         notices += _record_judged(ctx)
         title = _finish_report(result, ctx, verdicts)
         _write_verdicts(Path(folder), ctx, verdicts, result.headlines, title)
+        write_provenance(folder, ctx.manifest, {"command": command, "seconds": round(time.perf_counter() - started, 2)})
         faults.checkpoint("report_written")
         written.append(result.path)
     written.append(write_index(root))
@@ -326,8 +329,12 @@ def index_text(root: Path) -> str:
     from emrun.criteria import KIND_NAMES
     from emrun.report.counting import count_findings, multiplicity_lines
 
-    entries, stale = [], []
+    entries, stale, scratch = [], [], []
+    project = project_config_names(Path(root))
     for folder in result_folders(root):
+        if project is not None and folder.name not in project:
+            scratch.append(folder.name)
+            continue
         path = folder / VERDICTS
         try:
             entry = json.loads(path.read_text())
@@ -360,4 +367,19 @@ def index_text(root: Path) -> str:
         lines.append("")
     if stale:
         lines += ["## Not indexed: verdicts of another config", "", *stale, ""]
+    if scratch:
+        lines += ["## Not indexed: studies of configs outside the project", "",
+                  f"These folders hold rows of configs not found under `configs/` or `examples/` (scratch studies); "
+                  "each has its own report, and none is counted above: "
+                  f"{', '.join(f'`{name}`' for name in scratch)}.", ""]
     return "\n".join(lines)
+
+
+def project_config_names(root: Path) -> set[str] | None:
+    """The config names of the project whose results ``root`` holds: the YAML files under
+    ``configs/`` and ``examples/`` beside it. None when there is no ``configs/`` there (a results
+    root of one's own), and every folder is indexed."""
+    project = Path(root).resolve().parent
+    if not (project / "configs").is_dir():
+        return None
+    return {path.stem for folder in ("configs", "examples") for path in (project / folder).rglob("*.yaml")}

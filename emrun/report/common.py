@@ -60,7 +60,8 @@ def provenance_section(manifest: dict, artefacts: list[str], command: str) -> li
         out.append(f"Plug-in `{name}` (sha256 {str(plugin.get('sha256'))[:16]}): its code ran in this experiment; "
                    "a copy of a file plug-in is kept in `plugins/` beside this report.")
     out += ["", f"Config hash `{manifest['config_hash']}`; the config as run is in `manifest.json` beside this file, "
-            "with one entry per sweep (command, git commit, package versions, machine).", "",
+            "and `provenance.json` has one entry per sweep that produced these rows (command, git commit, package "
+            "versions, machine, CPU and its instruction sets, BLAS, seconds).", "",
             "Produced by:", "", "```"]
     out += producing_sweeps(manifest["sweeps"])
     return out + [command, "```", ""]

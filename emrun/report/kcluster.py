@@ -71,7 +71,8 @@ def cell_summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 def heatmaps(panels: list[tuple[str, pd.DataFrame, str]], folder, title: str) -> list[str]:
     """One heatmap per (name, table, column) on the same colour scale, numbers printed in the cells."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels) + 0.9, 3.6), constrained_layout=True,
+                             squeeze=False)
     for ax, (name, table, column) in zip(axes[0], panels, strict=True):
         grid = table.pivot(index="m", columns="D", values=column)
         image = ax.imshow(grid.values, cmap="viridis", vmin=0, vmax=1, origin="upper")
@@ -81,7 +82,8 @@ def heatmaps(panels: list[tuple[str, pd.DataFrame, str]], folder, title: str) ->
         ax.set_title(name, fontsize=10)
         for (i, j), value in np.ndenumerate(grid.values):
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color="white" if value < 0.5 else "black")
-    fig.colorbar(image, ax=axes[0], shrink=0.8, label="fraction of runs ending at k < m")
+    # Beside the last panel, not the whole row: with square panels the row's box is wider than they are.
+    fig.colorbar(image, ax=axes[0][-1], shrink=0.8, pad=0.03, label="fraction of runs ending at k < m")
     fig.suptitle(title)
     return save_figure(fig, folder, "heatmap", "fraction of runs ending at a k-cluster point, per algorithm and cell",
                        pdf=True)
