@@ -66,10 +66,14 @@ CHECKSUM_KEY = b"emrun.page_checksums"  # present on files written with page che
 TIMING_COLUMNS = ("batch_seconds", "worker")  # the only row values that differ between identical runs
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False) + "\n"
+
+
 def _write_json(path: Path, value: Any) -> None:
     def write(target: Path) -> None:
         faults.oserror("manifest")
-        target.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+        target.write_text(_json_text(value))
 
     try:
         write_atomically(path, write, "manifest_temp")
@@ -83,15 +87,13 @@ def write_manifest(folder: str | Path, manifest: dict) -> None:
     manifest stays untouched by a sweep that changes nothing it records."""
     folder = Path(folder)
     defining = {key: value for key, value in manifest.items() if key != "sweeps"}
-    if _json_or_none(folder / MANIFEST) != defining:
+    try:
+        unchanged = (folder / MANIFEST).read_text() == _json_text(defining)
+    except (OSError, UnicodeDecodeError):
+        unchanged = False
+    if not unchanged:
         _write_json(folder / MANIFEST, defining)
     _write_json(folder / HISTORY, {"sweeps": manifest.get("sweeps", [])})
-
-
-def write_provenance(folder: str | Path, manifest: dict, report: dict) -> None:
-    """Write provenance.json: the entries of the sweeps that produced the rows now stored, and the
-    report that judged them (its command and seconds)."""
-    _write_json(Path(folder) / PROVENANCE, {"sweeps": producing_entries(manifest.get("sweeps", [])), "report": report})
 
 
 def _json_or_none(path: Path) -> Any:

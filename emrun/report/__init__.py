@@ -163,7 +163,7 @@ def write_reports(folders: list[Path], root: Path, command: str, run_plugins: bo
     from emrun.files import refuse_links
     from emrun.registry import RegistryError
     from emrun.results import folder_config
-    from emrun.store import StoreError, write_provenance
+    from emrun.store import StoreError
 
     loaded: dict = {}
     written, problems, notices = [], [], []
@@ -183,11 +183,20 @@ def write_reports(folders: list[Path], root: Path, command: str, run_plugins: bo
         notices += _record_judged(ctx)
         title = _finish_report(result, ctx, verdicts)
         _write_verdicts(Path(folder), ctx, verdicts, result.headlines, title)
-        write_provenance(folder, ctx.manifest, {"command": command, "seconds": round(time.perf_counter() - started, 2)})
+        _write_provenance(Path(folder), ctx.manifest, {"command": command,
+                                                      "seconds": round(time.perf_counter() - started, 2)})
         faults.checkpoint("report_written")
         written.append(result.path)
     written.append(write_index(root))
     return written, problems, notices
+
+
+def _write_provenance(folder: Path, manifest: dict, report: dict) -> None:
+    """provenance.json: the entries of the sweeps that produced the rows judged, and this report."""
+    from emrun.store import PROVENANCE, producing_entries
+
+    entries = producing_entries(manifest.get("sweeps", []))
+    write_text(folder / PROVENANCE, json.dumps({"sweeps": entries, "report": report}, indent=2) + "\n")
 
 
 def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verdict]) -> str:
