@@ -141,7 +141,11 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
     too_many = (f"{config.name}: the config plans up to {batches:,} batches, more than the {MAX_BATCHES:,} a sweep "
                 "runs (fewer truths or grid values, or more runs per batch)")
     if dry_run:
-        lines = [*config.kind.describe(config), *listing.stored_lines(config, Path(results_root))]
+        from emrun.estimate import cost_text
+
+        described = config.kind.describe(config)
+        lines = [*described[:1], f"time on {workers} worker{'s' if workers != 1 else ''}: {cost_text(config, workers)}",
+                 *described[1:], *listing.stored_lines(config, Path(results_root))]
         for line in lines + ([f"a sweep would refuse it: {too_many}"] if batches > MAX_BATCHES else []):
             click.echo(line)
         return
@@ -377,9 +381,11 @@ def list_command(configs_dir: str, results_root: str) -> None:
     if not files:
         _fail(f"no config files in {configs_dir}/ (give --configs DIR)")
     width = min(shutil.get_terminal_size().columns, 120)
-    click.echo(f"Configs in {configs_dir}/ (cost: CPU-hours if every run reached its cap, README 'Cost'):")
+    workers = os.cpu_count() or 1
+    click.echo(f"Configs in {configs_dir}/ (time of a sweep on {workers} worker{'s' if workers != 1 else ''}, as "
+               "'emrun sweep' runs it: expected, and at most if every run reached its cap; README 'Cost'):")
     for path in files:
-        name, what, cost, description = listing.config_row(path, Path(results_root))
+        name, what, cost, description = listing.config_row(path, Path(results_root), workers)
         click.echo(f"  {name} ({what}; {cost})")
         click.echo(textwrap.fill(description, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
     click.echo("")

@@ -55,8 +55,8 @@ def stored_lines(config, results_root: Path) -> list[str]:
     return [f"{folder}: {stored} batches stored; a sweep would run {max(planned - stored, 0)}{later}"]
 
 
-def config_row(path: Path, results_root: Path) -> tuple[str, str, str, str]:
-    """(name, what it reproduces, cost and stored, description) of one config file."""
+def config_row(path: Path, results_root: Path, workers: int = 1) -> tuple[str, str, str, str]:
+    """(name, what it reproduces, time on ``workers`` workers and what is stored, description) of one config file."""
     from emrun import plugins
 
     try:
@@ -69,9 +69,10 @@ def config_row(path: Path, results_root: Path) -> tuple[str, str, str, str]:
         return path.stem, "does not load", str(error).split(": ", 1)[-1], ""
     values = config.values
     what = values.get("compare_to") or values.get("check") or values.get("study") or values["experiment"]
-    hours = config.kind.estimated_seconds(values) / 3600
+    from emrun.estimate import cost_text
+
     state, stored, planned, _ = stored_state(config, results_root)
-    cost = f"<= {hours:.2g} CPU-h; " + {"none": "nothing stored", "damaged": "damaged manifest",
+    cost = f"{cost_text(config, workers)}; " + {"none": "nothing stored", "damaged": "damaged manifest",
                                         "other": "another version stored",
                                         "this": f"{stored} batches stored" if config.kind.adaptive else
                                         f"{stored} of {planned} batches stored"}[state]

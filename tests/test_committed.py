@@ -60,7 +60,7 @@ def test_dry_run_status_and_list_say_what_is_stored_and_the_command_that_was_run
             "--replace' re-runs it") in status
 
     listed = emrun("list", "--configs", ".", "--results", "elsewhere", cwd=tmp_path).stdout
-    assert "one (uai2019_table1; <= " in listed and "another version stored" in listed
+    assert "one (uai2019_table1; expected about " in listed and "another version stored" in listed
     assert "algorithm: em, gd (built in)" in listed and "experiment kind: grid" in listed
 
 

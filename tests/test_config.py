@@ -1,5 +1,6 @@
 """Config validation: clear errors with file, line and key; overrides; grid expansion."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,11 @@ def test_bad_config_on_the_command_line_writes_nothing(tmp_path):
 def test_dry_run_prints_cells_and_writes_nothing(tiny_config):
     result = emrun("sweep", str(tiny_config), "--dry-run", "--set", "runs=4", cwd=tiny_config.parent)
     assert ("4 cells (m, D) x 2 algorithm settings (8 in all) x 1 truth(s) x 4 EM / 4 GD runs; 8 batches in the first "
-            "round (at most 32 trials;") in result.stdout
+            "round (at most 32 trials)") in result.stdout
+    # issue 30: the expected time first, the time if every run reached its cap second, small ones in seconds
+    time_line = next(line for line in result.stdout.splitlines() if line.startswith("time on "))
+    assert re.fullmatch(r"time on \d+ workers?: expected about [\d.]+ s \(at most [\d.]+ s if every run reached its cap\)",
+                        time_line), time_line
     assert "m3-D3-gd-step0.05-uniform" in result.stdout
     assert not (tiny_config.parent / "results").exists()
 

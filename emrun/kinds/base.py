@@ -353,12 +353,11 @@ class CellGrid:
         return SAMPLE_SECONDS * data["n"] * cell.D if isinstance(data, dict) and data.get("kind") == "samples" else 0.0
 
     def describe(self, config: Config) -> list[str]:
-        """What a dry run prints: the grid, the truths and runs, the cells, the cost at most."""
+        """What a dry run prints: the grid, the truths and runs, the cells (the sweep adds the time)."""
         runs = config.values["runs"]
         per_algorithm = " / ".join(f"{runs[a]} {a.upper() if a in LEGACY_ALGORITHMS else a}"
                                    for a in config.values["grid"]["algorithm"])
         cells = config.cells()
-        hours = self.estimated_seconds(config.values) / 3600
         # A cell is one (m, D), as the reports use the word; each runs every algorithm setting.
         n_cells = len({(cell.m, cell.D) for cell in cells})
         per_cell = len(cells) // n_cells if len(cells) % n_cells == 0 else None
@@ -366,7 +365,7 @@ class CellGrid:
         lines = [f"config {config.name} (hash {config.hash}): {n_cells} cells (m, D) x {settings} ({len(cells)} in all) "
                  f"x {self.truths_text(config)} x "
                  f"{per_algorithm} runs; {self.first_round(config)} batches in the first round (at most "
-                 f"{config.trial_count()} trials; at most {hours:.2g} CPU-hours if every run reached its cap)"]
+                 f"{config.trial_count()} trials)"]
         return lines + [f"  {cell.label}" for cell in cells[:200]] + (
             [f"  ... and {len(cells) - 200} more"] if len(cells) > 200 else [])
 

@@ -37,11 +37,13 @@ class Study:
     description: str = ""
     pairs_updates: bool = False  # its report pairs it with the same study run with the other update
     claims: Any = None  # config values -> the emrun.criteria.Declared its section judges
+    work: Any = None  # (config values, cell, convergence) -> emrun.work.Work: one batch's work (None: no expected time)
 
 
 def _study(run: str, section: str, options: dict, samples: bool = False, description: str = "",
            pairs_updates: bool = False, claims: str | None = None) -> Study:
-    return Study(f"emrun.dynamics:{run}", section, options, samples, description, pairs_updates, claims)
+    return Study(f"emrun.dynamics:{run}", section, options, samples, description, pairs_updates, claims,
+                 f"emrun.work.studies:{run}")
 
 
 BUILT_IN = {

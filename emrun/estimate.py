@@ -1,0 +1,181 @@
+"""The expected time of a sweep, and the time if every run reached its cap: the work of its
+batches (:mod:`emrun.work`, with iterations from :mod:`emrun.convergence`) at five prices fitted
+on the committed sweeps (``emrun/calibration.json``, written by :mod:`emrun.calibrate`).
+
+The prices, the same for every kind:
+
+- ``sweep``: seconds a sweep spends besides its batches (starting workers, importing, planning);
+- ``batch``: CPU-seconds per batch (sending it to a worker, writing its file);
+- ``step``: CPU-seconds per Python-level step (an iteration of a numpy loop, a row);
+- ``element``: CPU-seconds per numpy element operation;
+- ``compiled``: the factor between the cost model's price of compiled loops and what they took.
+
+A batch costs ``batch + step x steps + element x elements + compiled x compiled seconds``; a sweep
+on W workers takes ``sweep + max(total / W', longest batch)`` with W' = min(W, batches), which is
+what the runner's longest-first pool gives. The prices minimise the squared log-ratio between this
+and the measured wall seconds of the committed sweeps; a measured sweep is its producing sweeps'
+wall seconds (:mod:`emrun.calibrate`), so machine load at the time is part of what is fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from emrun.convergence import Convergence
+from emrun.work import Plan
+
+PRICES = ("sweep", "kernel", "batch", "calls", "values", "flops", "exps", "compiled")
+# Where each price is expected before any sweep is seen, within a factor of ten either way: the fit
+# starts there and pays for moving away (a weak prior, so that a price few sweeps constrain stays
+# physical). A pool's start imports numpy, pandas and pyarrow in each worker; a batch is pickled and
+# written as a Parquet file; a Python-level call costs about a microsecond; an elementwise pass of
+# numpy, nanoseconds; compiled loops cost what the cost model says.
+PRIOR = {"sweep": 2.0, "kernel": 2.0, "batch": 0.02, "calls": 1e-6, "values": 1e-6, "flops": 5e-10, "exps": 5e-9, "compiled": 1.0}
+PRIOR_WIDTH = math.log(10.0)
+
+
+PER_BATCH = ("batch", "calls", "values", "flops", "exps", "compiled")  # the prices of a batch's work
+
+
+def _units(plan: Plan) -> tuple[Any, Any]:
+    """The plan's batch groups as arrays: units [groups, PER_BATCH] (files count as batches) and copies [groups]."""
+    import numpy as np
+
+    kept = [w for w in plan.batches if w.copies > 0]
+    units = np.array([[1 + w.files, *(getattr(w, c) for c in PER_BATCH[1:])] for w in kept], dtype=float)
+    return units.reshape(len(kept), len(PER_BATCH)), np.array([w.copies for w in kept], dtype=float)
+
+
+def _wall(units: Any, copies: Any, prices: Any, start: float, rounds: int, workers: int) -> float:
+    """Wall seconds: ``rounds`` pool starts when there is a pool, then the batches on the workers
+    (each at least as long as the longest batch)."""
+    if not len(copies):
+        return 0.0
+    costs = units @ prices
+    batches = copies.sum()
+    pooled = workers > 1 and batches > 1
+    return rounds * start * pooled + max(float(costs @ copies) / max(1.0, min(workers, batches)), float(costs.max()))
+
+
+def sweep_seconds(plan: Plan, prices: dict[str, float], workers: int) -> float:
+    """Wall seconds of a sweep of this plan on ``workers`` workers at ``prices``: each round on a
+    pool of workers (started at ``sweep`` seconds, and ``kernel`` more when each worker loads a
+    compiled kernel) when it has more than one batch and more than one worker, else in the sweep's
+    own process; the batches spread over the workers, the longest one at least."""
+    import numpy as np
+
+    units, copies = _units(plan)
+    start = prices["sweep"] + prices["kernel"] * plan.kernel
+    return _wall(units, copies, np.array([prices[p] for p in PER_BATCH]), start, plan.rounds, workers)
+
+
+def fit(observed: list[tuple[Plan, int, float]]) -> dict[str, float]:
+    """The prices that best fit (plan, workers, measured seconds on an otherwise idle machine)
+    triples, in log-ratio (soft-l1, so that one odd sweep moves the prices little), with the prior."""
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    start = np.log([PRIOR[p] for p in PRICES])
+    arrays = [(*_units(plan), plan, workers, math.log(seconds)) for plan, workers, seconds in observed]
+    per_batch = [PRICES.index(p) for p in PER_BATCH]
+
+    def residuals(logs: np.ndarray) -> np.ndarray:
+        prices = np.exp(logs)
+        sweep, kernel, vector = prices[PRICES.index("sweep")], prices[PRICES.index("kernel")], prices[per_batch]
+        fitted = [math.log(_wall(units, copies, vector, sweep + kernel * plan.kernel, plan.rounds, workers)) - measured
+                  for units, copies, plan, workers, measured in arrays]
+        return np.concatenate([fitted, (logs - start) / PRIOR_WIDTH])
+
+    found = least_squares(residuals, start, bounds=(start - 12, start + 12), loss="soft_l1", f_scale=0.4, max_nfev=2000)
+    return {p: float(f"{math.exp(v):.3g}") for p, v in zip(PRICES, found.x, strict=True)}
+
+
+@cache
+def load_config(file: str) -> Any:
+    """A measured config, by its path relative to the repository."""
+    from emrun.calibrate import ROOT
+    from emrun.config import load
+
+    return load(ROOT / file, run_plugins=False)
+
+
+def plan_of(config: Any, convergence: Convergence) -> Plan | None:
+    from emrun import work
+
+    return work.plan(config, convergence)
+
+
+def fit_without(records: dict[str, dict], exclude: str | None = None) -> tuple[dict[str, float], Convergence]:
+    """Prices and convergence from every measured config but ``exclude`` (its seconds and rows)."""
+    convergence = Convergence({n: r["rows"] for n, r in records.items() if n != exclude})
+    observed = []
+    for name, record in records.items():
+        plan = plan_of(load_config(record["file"]), convergence) if name != exclude else None
+        if plan is not None:
+            observed.append((plan, record["workers"], record["seconds"] / record.get("contention", 1.0)))
+    return fit(observed), convergence
+
+
+def leave_one_out(records: dict[str, dict], name: str) -> float | None:
+    """Config ``name``'s expected seconds as it was measured (its workers, and the project's other
+    sweeps that ran beside it), fitted without its own seconds and rows."""
+    prices, convergence = fit_without(records, exclude=name)
+    plan = plan_of(load_config(records[name]["file"]), convergence)
+    record = records[name]
+    return None if plan is None else sweep_seconds(plan, prices, record["workers"]) * record.get("contention", 1.0)
+
+
+# --- what --dry-run and emrun list print ------------------------------------------------------------
+
+@cache
+def calibration(path: Path | None = None) -> dict | None:
+    """The committed calibration (None if it is missing or unreadable: the bound is then printed alone)."""
+    from emrun.calibrate import CALIBRATION
+
+    try:
+        return json.loads((path or CALIBRATION).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@cache
+def _committed_convergence() -> Convergence:
+    found = calibration() or {}
+    return Convergence({name: record.get("rows", {}) for name, record in found.get("configs", {}).items()})
+
+
+def expected_seconds(config: Any, workers: int, capped: bool = False) -> float | None:
+    """Expected wall seconds of a sweep of ``config`` on ``workers`` workers (``capped``: every run
+    to its cap and every truth drawn); None when nothing counts its kind's work or nothing is calibrated."""
+    found = calibration()
+    if not found or "prices" not in found:
+        return None
+    plan = plan_of(config, Convergence({}) if capped else _committed_convergence())
+    return None if plan is None else sweep_seconds(plan, found["prices"], workers)
+
+
+def duration(seconds: float) -> str:
+    """A time to plan with: seconds below 2 minutes, minutes below 2 hours, hours above."""
+    if seconds < 120:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def cost_text(config: Any, workers: int) -> str:
+    """'expected about 40 s (at most 12 minutes if every run reached its cap)', for a sweep on
+    ``workers`` workers of an otherwise idle machine like the one calibrated."""
+    expected = expected_seconds(config, workers)
+    at_most = expected_seconds(config, workers, capped=True)
+    if expected is None or at_most is None:
+        bound = getattr(config.kind, "estimated_seconds", None)
+        if bound is None:
+            return "no expected time (nothing counts this kind's work)"
+        return (f"no expected time (nothing counts this kind's work); at most {duration(bound(config.values))} of CPU "
+                "if every run reached its cap, by the cost model")
+    return f"expected about {duration(expected)} (at most {duration(max(at_most, expected))} if every run reached its cap)"

@@ -1,0 +1,121 @@
+"""The expected time of a sweep (issue 30, item 6): calibrated on the committed manifests and rows,
+held leave-one-out against them. Reads committed files only: no sweep runs, nothing is timed."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emrun import calibrate, estimate
+from emrun.batch import Cell
+from emrun.convergence import Convergence, expected_blocks
+from emrun.work import studies
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def paper_configs() -> list[str]:
+    """The configs `make paper` sweeps: the Makefile's PAPER variable, expanded."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    variables = dict(re.findall(r"^([A-Z_]+) := (.*)$", text, flags=re.M))
+    words = variables["PAPER"].split()
+    while any(w.startswith("$(") for w in words):
+        words = [x for w in words for x in (variables[w[2:-1]].split() if w.startswith("$(") else [w])]
+    return words
+
+
+@pytest.fixture(scope="module")
+def records() -> dict:
+    return calibrate.measurements(ROOT / "results", ROOT / "configs")
+
+
+def test_the_committed_calibration_is_what_the_command_writes(records):
+    built = calibrate.build(ROOT / "results", ROOT / "configs")
+    assert calibrate.text(built) == calibrate.CALIBRATION.read_text(), "re-run: python -m emrun.calibrate"
+
+
+@pytest.mark.parametrize("name", paper_configs())
+def test_each_make_paper_config_is_estimated_within_2x_without_its_own_measurements(records, name):
+    assert name in records, f"{name}: no complete producing sweep of this config version is committed"
+    expected, measured = estimate.leave_one_out(records, name), records[name]["seconds"]
+    assert expected is not None and measured / 2 <= expected <= 2 * measured, (name, expected, measured)
+
+
+def test_leave_one_out_reads_neither_the_configs_seconds_nor_its_rows(records):
+    name = "bmm_table3"  # its rows decide how many truths an adaptive plan draws
+    changed = {**records, name: {**records[name], "seconds": records[name]["seconds"] * 100,
+                                 "rows": {"blocks": [{**b, "found": 1} for b in records[name]["rows"]["blocks"]]}}}
+    assert estimate.leave_one_out(changed, name) == pytest.approx(estimate.leave_one_out(records, name), rel=1e-9)
+
+
+def test_durations_print_seconds_below_2_minutes_minutes_below_2_hours():
+    assert [estimate.duration(s) for s in (0.00014, 0.44, 40.2, 119, 600, 5040, 3.5 * 3600)] == [
+        "0.00014 s", "0.44 s", "40 s", "119 s", "10 minutes", "84 minutes", "3.5 hours"]
+
+
+def test_the_expected_time_comes_first_and_the_time_at_the_caps_second():
+    from emrun.config import load
+
+    text = estimate.cost_text(load(ROOT / "configs" / "bmm_table3.yaml", run_plugins=False), 2)
+    found = re.fullmatch(r"expected about (.+) \(at most (.+) if every run reached its cap\)", text)
+    assert found, text
+
+    def seconds(shown: str) -> float:
+        number, unit = shown.split(" ")
+        return float(number) * {"s": 1, "minutes": 60, "hours": 3600}[unit]
+
+    assert seconds(found.group(1)) < seconds(found.group(2))
+
+
+def test_an_adaptive_plan_draws_whole_blocks_until_enough_truths_have_an_event():
+    assert expected_blocks(1.0, 10, 10, 200) == 10  # every truth has one: the first block is enough
+    assert expected_blocks(0.0, 10, 10, 200) == pytest.approx(200)  # none has one: every truth is drawn
+    # one truth in two: the first block (10 truths) is enough with chance 2^-10, two blocks with chance
+    # P(at least 10 of 20), and so on
+    at_least_10 = [sum(math.comb(n, k) for k in range(10, n + 1)) / 2**n for n in (10, 20, 30, 40)]
+    assert expected_blocks(0.5, 10, 10, 200) == pytest.approx(10 + sum(10 * (1 - p) for p in at_least_10), rel=1e-3)
+    assert expected_blocks(0.5, 10, 10, 10**9) < 40  # and a huge cap is never walked block by block
+
+
+def test_concurrent_sweeps_of_the_project_count_as_contention():
+    def entry(start: str, seconds: float, workers: int) -> dict:
+        return {"time": f"2026-12-03T04:{start}+00:00", "seconds": seconds, "workers": workers, "batches_completed": 20,
+                "cpu_count": 2}
+
+    alone, beside = entry("00:00", 60, 1), [entry("00:00", 600, 1), entry("00:30", 30, 1)]
+    assert calibrate.contention([alone], [alone]) == 1.0
+    # half the time with one other process (2 on 2 cores), half with two (3 on 2 cores)
+    assert calibrate.contention([alone], [alone, *beside]) == pytest.approx(0.5 * 1 + 0.5 * 1.5)
+
+
+def test_the_trap_of_theorem_7_lasts_as_long_as_its_gradient_flow_says():
+    """gradnorm's expected steps come from the gradient at its initialisation alone (no stored rows):
+    they match the committed runs' escape steps within 2 % (or two steps)."""
+    from emrun.config import load
+
+    config = load(ROOT / "configs" / "gradem_figure2_gradnorm.yaml", run_plugins=False)
+    stored = pd.read_csv(ROOT / "results" / "gradem_figure2_gradnorm" / "summary.csv").dropna(subset=["trap_steps"])
+    for row in stored.itertuples():
+        cell = Cell(int(row.m), int(row.D), "gd", 0.7, None)
+        assert studies.escape_steps(config.values, cell) == pytest.approx(row.trap_steps, rel=0.02, abs=2), (row.m, row.D)
+
+
+def test_em_on_the_simplex_converges_at_the_rate_of_the_smallest_dft_coefficient():
+    from emrun.dynamics import K_MEANS_RADIUS_3
+
+    # weights (0.5, 0.3, 0.2): the Hessian at the truth has eigenvalue 0.07 = dft_min, so 1 - 0.07 per step
+    steps = studies.linear_iterations([0.5, 0.3, 0.2], 2, K_MEANS_RADIUS_3, 1e-10)
+    assert steps == pytest.approx(math.log(0.335 / 1e-10) / -math.log(0.93), rel=0.02)
+    assert studies.linear_iterations([1 / 3, 1 / 3, 1 / 3], 2, K_MEANS_RADIUS_3, 1e-10) is None  # no linear rate
+
+
+def test_a_question_nothing_stored_answers_is_answered_with_the_cap():
+    from emrun.config import load
+
+    config = load(ROOT / "configs" / "bmm_table1.yaml", run_plugins=False)
+    cell = config.cells()[0]
+    assert Convergence({}).trial_iterations(config.values, cell, 20000) == (20000.0, 1.0)
