@@ -21,8 +21,7 @@ import json
 import shlex
 from pathlib import Path
 
-CALIBRATION = Path(__file__).with_name("calibration.json")
-ROOT = Path(__file__).resolve().parent.parent
+from emrun.estimate import CALIBRATION, ROOT
 
 
 def producing(sweeps: list[dict]) -> list[dict]:
@@ -52,11 +51,12 @@ def measured_sweep(sweeps: list[dict]) -> dict | None:
 
 
 def contention(entries: list[dict], everything: list[dict]) -> float:
-    """How much slower the producing ``entries`` ran for the project's own other sweeps running at
-    the same time (``everything``: every folder's producing sweeps, as recorded): over each entry's
-    interval, its busy workers and the others' share the machine's cores, so the entry's processes
-    get max(1, (own + others) / cores) / max(1, own / cores) times fewer cycles each. Wall-time
-    weighted over the entries; 1 when nothing overlapped."""
+    """How much slower the producing ``entries`` ran for other work on the machine: the project's
+    own other sweeps running at the same time (``everything``: every folder's producing sweeps, as
+    recorded), or the load average an entry recorded when it started, whichever is more. Its busy
+    workers and the others share the machine's cores, so its processes get max(1, (own + others) /
+    cores) / max(1, own / cores) times fewer cycles each. Wall-time weighted over the entries; 1
+    when nothing else ran."""
     total, weighted = 0.0, 0.0
     for entry in entries:
         start, seconds = _interval(entry)
@@ -72,6 +72,8 @@ def contention(entries: list[dict], everything: list[dict]) -> float:
                 continue
             overlap = min(start + seconds, begin + length) - max(start, begin)
             others += max(0.0, overlap) * _busy(other) / seconds
+        if isinstance(entry.get("load_average"), (int, float)):
+            others = max(others, float(entry["load_average"]))
         total += seconds
         weighted += seconds * max(1.0, (own + others) / cores) / max(1.0, own / cores)
     return round(weighted / total, 3) if total else 1.0

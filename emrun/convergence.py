@@ -37,11 +37,11 @@ def rows_of(config: Any, folder: Path) -> dict:
     "blocks": [...], "series": [...]} (see the module docstring)."""
     import pandas as pd
 
-    values, kind = config.values, config.kind.name
+    values = config.values
     found: dict[str, list] = {}
     cells, summary = folder / "cells.csv", folder / "summary.csv"
-    if kind == "grid" and cells.is_file():
-        table = pd.read_csv(cells)
+    table = pd.read_csv(cells) if cells.is_file() else None
+    if table is not None and "stopping" in values and not config.kind.adaptive:  # a grid's cells
         if {"median_iterations", "setting", "algorithm", "capped_fraction"} <= set(table.columns):
             steps = values["grid"]["step"]
             for row in table.itertuples():
@@ -54,12 +54,11 @@ def rows_of(config: Any, folder: Path) -> dict:
                     "step": steps[0] if row.algorithm == "gd" and len(steps) == 1 else None, "m": int(row.m),
                     "D": int(row.D), "iterations": float(row.median_iterations), "capped": float(row.capped_fraction),
                     "rate": float(row.k_cluster / row.runs) if row.runs else 0.0})
-    if kind == "first_k_cluster" and cells.is_file():
-        table = pd.read_csv(cells)
+    if table is not None and config.kind.adaptive:  # an adaptive plan's truths per (m, D)
         if {"tried", "found"} <= set(table.columns):
             found["blocks"] = [{"model": values["model"], "m": int(r.m), "D": int(r.D), "tried": int(r.tried),
                                 "found": int(r.found)} for r in table.itertuples() if r.tried > 0]
-    if kind == "dynamics" and summary.is_file():
+    if "study" in values and summary.is_file():  # a dynamics study's runs
         table = pd.read_csv(summary)
         if "iteration" in table.columns and ("n_samples" in table.columns):
             cap = values["options"].get("max_iter")

@@ -1,20 +1,24 @@
-"""The expected time of a sweep, and the time if every run reached its cap: the work of its
-batches (:mod:`emrun.work`, with iterations from :mod:`emrun.convergence`) at five prices fitted
-on the committed sweeps (``emrun/calibration.json``, written by :mod:`emrun.calibrate`).
+"""The expected time of a sweep, and its time if every run reached its cap: the work of its
+batches (:mod:`emrun.work`, iterations from :mod:`emrun.convergence`) at eight prices fitted on
+the committed sweeps (``emrun/calibration.json``, written by :mod:`emrun.calibrate`).
 
 The prices, the same for every kind:
 
-- ``sweep``: seconds a sweep spends besides its batches (starting workers, importing, planning);
-- ``batch``: CPU-seconds per batch (sending it to a worker, writing its file);
-- ``step``: CPU-seconds per Python-level step (an iteration of a numpy loop, a row);
-- ``element``: CPU-seconds per numpy element operation;
+- ``sweep``: seconds to start a pool of workers (each imports numpy, pandas, pyarrow);
+- ``kernel``: seconds more when each worker first loads a compiled kernel (Bernoulli models);
+- ``batch``: CPU-seconds per batch and per file it writes (sending it, storing its rows);
+- ``calls``, ``values``, ``flops``, ``exps``: CPU-seconds per Python-level call of a numpy loop,
+  per stored value, per multiply-add and per exponential or logarithm (:mod:`emrun.work`);
 - ``compiled``: the factor between the cost model's price of compiled loops and what they took.
 
-A batch costs ``batch + step x steps + element x elements + compiled x compiled seconds``; a sweep
-on W workers takes ``sweep + max(total / W', longest batch)`` with W' = min(W, batches), which is
-what the runner's longest-first pool gives. The prices minimise the squared log-ratio between this
-and the measured wall seconds of the committed sweeps; a measured sweep is its producing sweeps'
-wall seconds (:mod:`emrun.calibrate`), so machine load at the time is part of what is fitted.
+A sweep on W workers takes ``pool starts + max(total / W', longest batch)`` with W' = min(W,
+batches): what the runner's longest-first pool gives, with one pool start per round of an
+adaptive plan and none when the sweep runs in its own process (one worker, or one batch). The
+prices minimise the log-ratio (soft-l1) between this and each committed sweep's wall seconds
+divided by its contention (the project's own sweeps running beside it, or the load average it
+recorded), with a weak prior (:data:`PRIOR`). A measured sweep is its producing sweeps' wall
+seconds (:mod:`emrun.calibrate`): other load on the machine at the time, not recorded, is part of
+what is fitted, and what the estimate cannot know.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 from emrun.convergence import Convergence
 from emrun.work import Plan
 
+CALIBRATION = Path(__file__).with_name("calibration.json")
+ROOT = Path(__file__).resolve().parent.parent  # the repository: measured configs are named relative to it
 PRICES = ("sweep", "kernel", "batch", "calls", "values", "flops", "exps", "compiled")
 # Where each price is expected before any sweep is seen, within a factor of ten either way: the fit
 # starts there and pays for moving away (a weak prior, so that a price few sweeps constrain stays
@@ -97,7 +103,6 @@ def fit(observed: list[tuple[Plan, int, float]]) -> dict[str, float]:
 @cache
 def load_config(file: str) -> Any:
     """A measured config, by its path relative to the repository."""
-    from emrun.calibrate import ROOT
     from emrun.config import load
 
     return load(ROOT / file, run_plugins=False)
@@ -134,8 +139,6 @@ def leave_one_out(records: dict[str, dict], name: str) -> float | None:
 @cache
 def calibration(path: Path | None = None) -> dict | None:
     """The committed calibration (None if it is missing or unreadable: the bound is then printed alone)."""
-    from emrun.calibrate import CALIBRATION
-
     try:
         return json.loads((path or CALIBRATION).read_text())
     except (OSError, ValueError):
@@ -164,7 +167,8 @@ def duration(seconds: float) -> str:
         return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} minutes"
-    return f"{seconds / 3600:.1f} hours"
+    hours = seconds / 3600
+    return f"{hours:.1f} hours" if hours < 100 else f"{hours:,.0f} hours"
 
 
 def cost_text(config: Any, workers: int) -> str:

@@ -53,8 +53,8 @@ def test_leave_one_out_reads_neither_the_configs_seconds_nor_its_rows(records):
 
 
 def test_durations_print_seconds_below_2_minutes_minutes_below_2_hours():
-    assert [estimate.duration(s) for s in (0.00014, 0.44, 40.2, 119, 600, 5040, 3.5 * 3600)] == [
-        "0.00014 s", "0.44 s", "40 s", "119 s", "10 minutes", "84 minutes", "3.5 hours"]
+    assert [estimate.duration(s) for s in (0.00014, 0.44, 40.2, 119, 600, 5040, 3.5 * 3600, 3.5e9)] == [
+        "0.00014 s", "0.44 s", "40 s", "119 s", "10 minutes", "84 minutes", "3.5 hours", "972,222 hours"]
 
 
 def test_the_expected_time_comes_first_and_the_time_at_the_caps_second():

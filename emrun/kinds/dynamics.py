@@ -142,6 +142,10 @@ class Dynamics(CellGrid):
     def names_used(self, values: dict) -> set[str]:
         return {values["experiment"], values["study"]}
 
+    def counting(self, values: dict) -> Any:
+        """How one batch's work is counted (emrun.work): the study's ``work``, or None."""
+        return STUDIES.get(values["study"]).work
+
     def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry=None) -> BatchResult:
         """The rows of one (cell, replicate) of a dynamics study."""
         started = time.perf_counter()

@@ -123,6 +123,10 @@ class Theory(CellGrid):
     def names_used(self, values: dict) -> set[str]:
         return {*super().names_used(values), values["check"]}
 
+    def counting(self, values: dict) -> Any:
+        """How one batch's work is counted (emrun.work): the check's ``work``, or None."""
+        return CHECKS.get(values["check"]).work
+
     def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry=None) -> BatchResult:
         rng = seeds.generator(values["seed"], seeds.truth_key(spec.cell.m, spec.cell.D, spec.truth_index))
         rows = _callable(CHECKS.get(values["check"]).run)(values, spec, rng, options(values))

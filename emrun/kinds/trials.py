@@ -201,6 +201,10 @@ class TrialGrid(CellGrid):
     def bytes_per_trial(self, values: dict, cell) -> int:
         return experiments.bytes_per_trial(values, cell, experiments.data_size(values, cell.D))
 
+    def counting(self, values: dict) -> str:
+        """How one batch's work is counted (emrun.work)."""
+        return "emrun.work.trials:trial_batch"
+
     def seconds_per_trial_iteration(self, values: dict, cell) -> float:
         return experiments.seconds_per_trial_iteration(values, cell)
 

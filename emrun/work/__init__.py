@@ -68,8 +68,10 @@ TRIAL_ROW, TRACE_ROW, CHECK_ROW, STUDY_ROW = 25, 6, 14, 20  # values per row, be
 # loop of emrun.algorithms (per algorithm, and per quantity it records), emrun.dynamics.follow (per
 # estimator: a quadrature rule finds the means' span every step; tied means add their rotations),
 # the trap loop of gradnorm and the rotation check's loop.
+# A recorded trace is stored in long form by emrun.experiments.trace_table, one pandas frame per
+# recorded iterate and quantity: about 880 calls each.
 CALLS = {"em": 80, "gd": 125, "recorded": 17, "quadrature": 88, "whitened_mc": 39, "fresh_mc": 55, "sample": 38,
-         "tied": 20, "gradnorm": 84, "rotation": 52}
+         "tied": 20, "gradnorm": 84, "rotation": 52, "trace_frame": 880}
 
 
 def loop(iterations: float, trials: float, points: float, m: int, dims: int, values: float = 0.0,
@@ -113,21 +115,22 @@ def loads_kernel(values: dict) -> bool:
 
 
 def _plan(config: Any, convergence: Any) -> Plan | None:
+    """Each cell's batch, counted by the kind's counting function (a trial grid's, a check's or a
+    study's ``work``), times its truths: for an adaptive plan those it is expected to draw
+    (:meth:`emrun.convergence.Convergence.expected_truths`), in as many rounds as the cell that
+    needs the most blocks."""
+    import math
+
     from emrun.kinds.base import CellGrid
-    from emrun.kinds.trials import TrialGrid
-    from emrun.registry import CHECKS, STUDIES, resolve
+    from emrun.registry import resolve
 
     kind, values = config.kind, config.values
-    if isinstance(kind, TrialGrid):
-        from emrun.work.trials import trial_plan
-
-        return trial_plan(config, convergence)
-    entry = {"theory": lambda: CHECKS.get(values["check"]), "dynamics": lambda: STUDIES.get(values["study"])}.get(
-        kind.name, lambda: None)()
-    counting = getattr(entry, "work", None)
+    counting = kind.counting(values) if hasattr(kind, "counting") else None
     if counting is None or not isinstance(kind, CellGrid):
         return None
     counting = resolve(counting) if isinstance(counting, str) else counting
-    truths = kind.n_truths(values)
-    return Plan([Work(copies=truths) + counting(values, cell, convergence) for cell in kind.cells(values)])
-
+    truths = {cell: convergence.expected_truths(values, cell) if kind.adaptive else kind.n_truths(values)
+              for cell in kind.cells(values)}
+    rounds = math.ceil(max(truths.values(), default=0) / values["truths"]["block"] - 1e-9) if kind.adaptive else 1
+    return Plan([Work(copies=count) + counting(values, cell, convergence) for cell, count in truths.items()],
+                max(rounds, 1))

@@ -1,13 +1,12 @@
 """The work of trial grids (grid, first_k_cluster): runs of emrun.algorithms, each for as many
-iterations as stored runs like it took (:mod:`emrun.convergence`)."""
+iterations as stored runs like it took (:mod:`emrun.convergence`); named by TrialGrid.counting."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from emrun.batch import Cell
-from emrun.work import TRACE_ROW, TRIAL_ROW, Plan, Work, loop, trial_calls
+from emrun.work import CALLS, TRACE_ROW, TRIAL_ROW, Work, loop, trial_calls
 
 
 def trial_batch(values: dict, cell: Cell, convergence: Any) -> Work:
@@ -32,20 +31,10 @@ def trial_batch(values: dict, cell: Cell, convergence: Any) -> Work:
         recorded = runs * iterations / record["every"] * sum(sizes[q] for q in record["quantities"]) if record else 0.0
         work += loop(iterations, runs, points, cell.m, cell.D, values=TRACE_ROW * recorded,
                      calls=trial_calls(cell.algorithm, len(record["quantities"]) if record else 0))
-        work += Work(files=1 if record else 0)
+        if record:  # the trace file, and its frames (emrun.experiments.trace_table)
+            frames = (iterations / record["every"] + 1) * len(record["quantities"])  # all runs of an iterate in one
+            work += Work(files=1, calls=CALLS["trace_frame"] * frames)
     if capped > 0:  # capped runs are continued CYCLE_WINDOW iterations in the numpy loop (emrun.algorithms)
         work += loop(CYCLE_WINDOW, runs * capped, points, cell.m, cell.D, calls=trial_calls(cell.algorithm, 2))
     data = values["data"]
     return work + Work(exps=data["n"] * cell.D if data["kind"] == "samples" else points * cell.D)
-
-
-def trial_plan(config: Any, convergence: Any) -> Plan:
-    """The batches of a trial grid; an adaptive plan (first_k_cluster) with the truths it is
-    expected to draw per cell (:meth:`Convergence.expected_truths`), in as many rounds as the
-    cell that needs the most blocks."""
-    values, kind = config.values, config.kind
-    truths = {cell: convergence.expected_truths(values, cell) if kind.adaptive else kind.n_truths(values)
-              for cell in kind.cells(values)}
-    rounds = math.ceil(max(truths.values()) / values["truths"]["block"] - 1e-9) if kind.adaptive else 1
-    return Plan([Work(copies=count) + trial_batch(values, cell, convergence) for cell, count in truths.items()], rounds)
-
