@@ -7,7 +7,9 @@ loads without plug-ins and still has the hash its manifest records, this keeps
   sweeps of :func:`emrun.store.read_manifest`'s history: from the last sweep that started with
   nothing stored on), summed, with their workers and batches; only when together they ran every
   planned batch, none failed and none was interrupted. Wall seconds, not CPU-seconds: the model of
-  :mod:`emrun.estimate` schedules the batches on the sweep's workers itself;
+  :mod:`emrun.estimate` schedules the batches on the sweep's workers itself. With them, when each
+  ran (:func:`interval`), so that the project's own sweeps running at the same time count as
+  contention (:func:`emrun.estimate.contention`);
 - the convergence rows of its committed tables (:func:`emrun.convergence.rows_of`);
 
 and the prices :func:`emrun.estimate.fit` finds on all of them. Nothing is typed by hand: the file
@@ -50,47 +52,19 @@ def measured_sweep(sweeps: list[dict]) -> dict | None:
             "batches": int(last["batches_total"]), "sweeps": len(entries)}
 
 
-def contention(entries: list[dict], everything: list[dict]) -> float:
-    """How much slower the producing ``entries`` ran for other work on the machine: the project's
-    own other sweeps running at the same time (``everything``: every folder's producing sweeps, as
-    recorded), or the load average an entry recorded when it started, whichever is more. Its busy
-    workers and the others share the machine's cores, so its processes get max(1, (own + others) /
-    cores) / max(1, own / cores) times fewer cycles each. Wall-time weighted over the entries; 1
-    when nothing else ran."""
-    total, weighted = 0.0, 0.0
-    for entry in entries:
-        start, seconds = _interval(entry)
-        if start is None or seconds <= 0:
-            continue
-        own, cores = _busy(entry), max(1, int(entry.get("cpu_count") or 1))
-        others = 0.0
-        for other in everything:
-            if other is entry:
-                continue
-            begin, length = _interval(other)
-            if begin is None:
-                continue
-            overlap = min(start + seconds, begin + length) - max(start, begin)
-            others += max(0.0, overlap) * _busy(other) / seconds
-        if isinstance(entry.get("load_average"), (int, float)):
-            others = max(others, float(entry["load_average"]))
-        total += seconds
-        weighted += seconds * max(1.0, (own + others) / cores) / max(1.0, own / cores)
-    return round(weighted / total, 3) if total else 1.0
-
-
-def _interval(entry: dict) -> tuple[float | None, float]:
+def interval(entry: dict) -> dict | None:
+    """When a sweep ran and what it kept busy: {start (Unix seconds), seconds, busy (workers, at most
+    one per batch it ran), cores, load (the load average it recorded at its start, if any)}."""
     from datetime import datetime
 
     try:
-        return datetime.fromisoformat(entry["time"]).timestamp(), float(entry.get("seconds") or 0.0)
+        start = datetime.fromisoformat(entry["time"]).timestamp()
     except (KeyError, TypeError, ValueError):
-        return None, 0.0
-
-
-def _busy(entry: dict) -> float:
-    """Processes a sweep kept busy: its workers, at most one per batch it ran."""
-    return float(max(1, min(int(entry.get("workers") or 1), int(entry.get("batches_completed") or 1))))
+        return None
+    load = entry.get("load_average")
+    return {"start": start, "seconds": float(entry.get("seconds") or 0.0),
+            "busy": max(1, min(int(entry.get("workers") or 1), int(entry.get("batches_completed") or 1))),
+            "cores": max(1, int(entry.get("cpu_count") or 1)), "load": load if isinstance(load, (int, float)) else None}
 
 
 def config_file(name: str, sweeps: list[dict], configs_dir: Path, root: Path) -> Path | None:
@@ -119,7 +93,6 @@ def measurements(results_root: Path = ROOT / "results", configs_dir: Path = ROOT
             manifests[folder] = read_manifest(folder)
         except StoreError:
             continue
-    everything = [entry for manifest in manifests.values() for entry in producing(manifest["sweeps"])]
     records = {}
     for folder, manifest in manifests.items():
         sweep = measured_sweep(manifest["sweeps"])
@@ -133,7 +106,7 @@ def measurements(results_root: Path = ROOT / "results", configs_dir: Path = ROOT
         if config.hash != manifest.get("config_hash"):
             continue  # measured on another version of the config
         records[config.name] = {"file": source.resolve().relative_to(root).as_posix(), "kind": config.kind.name,
-                                **sweep, "contention": contention(producing(manifest["sweeps"]), everything),
+                                **sweep, "intervals": [i for i in map(interval, producing(manifest["sweeps"])) if i],
                                 "rows": rows_of(config, folder)}
     return records
 

@@ -114,24 +114,48 @@ def plan_of(config: Any, convergence: Convergence) -> Plan | None:
     return work.plan(config, convergence)
 
 
+def contention(own: list[dict], others: list[dict]) -> float:
+    """How much slower sweeps that started as ``own`` (emrun.calibrate.interval) ran for other work
+    on the machine: the ``others`` running when each started, or the load average it recorded then,
+    whichever is more. Its busy workers and the others share the cores, so its processes get
+    max(1, (own + others) / cores) / max(1, own / cores) times fewer cycles each; averaged over
+    ``own``, 1 when nothing else ran. Only when each started counts, never how long it took."""
+    factors = []
+    for mine in own:
+        busy = sum(other["busy"] for other in others
+                   if other is not mine and other["start"] <= mine["start"] < other["start"] + other["seconds"])
+        if mine.get("load") is not None:
+            busy = max(busy, mine["load"])
+        factors.append(max(1.0, (mine["busy"] + busy) / mine["cores"]) / max(1.0, mine["busy"] / mine["cores"]))
+    return sum(factors) / len(factors) if factors else 1.0
+
+
+def _others(records: dict[str, dict], name: str) -> list[dict]:
+    return [i for other, record in records.items() if other != name for i in record.get("intervals", [])]
+
+
 def fit_without(records: dict[str, dict], exclude: str | None = None) -> tuple[dict[str, float], Convergence]:
-    """Prices and convergence from every measured config but ``exclude`` (its seconds and rows)."""
+    """Prices and convergence from every measured config but ``exclude`` (its seconds, rows and
+    intervals): each measured sweep's seconds divided by its contention, as it ran."""
     convergence = Convergence({n: r["rows"] for n, r in records.items() if n != exclude})
     observed = []
     for name, record in records.items():
         plan = plan_of(load_config(record["file"]), convergence) if name != exclude else None
         if plan is not None:
-            observed.append((plan, record["workers"], record["seconds"] / record.get("contention", 1.0)))
+            busy = contention(record.get("intervals", []), _others({k: v for k, v in records.items() if k != exclude}, name))
+            observed.append((plan, record["workers"], record["seconds"] / busy))
     return fit(observed), convergence
 
 
 def leave_one_out(records: dict[str, dict], name: str) -> float | None:
-    """Config ``name``'s expected seconds as it was measured (its workers, and the project's other
-    sweeps that ran beside it), fitted without its own seconds and rows."""
+    """Config ``name``'s expected seconds as it was measured (its workers; the project's other sweeps
+    running when it started), fitted without its own seconds and rows."""
     prices, convergence = fit_without(records, exclude=name)
-    plan = plan_of(load_config(records[name]["file"]), convergence)
     record = records[name]
-    return None if plan is None else sweep_seconds(plan, prices, record["workers"]) * record.get("contention", 1.0)
+    plan = plan_of(load_config(record["file"]), convergence)
+    if plan is None:
+        return None
+    return sweep_seconds(plan, prices, record["workers"]) * contention(record.get("intervals", []), _others(records, name))
 
 
 # --- what --dry-run and emrun list print ------------------------------------------------------------

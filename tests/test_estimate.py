@@ -47,7 +47,8 @@ def test_each_make_paper_config_is_estimated_within_2x_without_its_own_measureme
 
 def test_leave_one_out_reads_neither_the_configs_seconds_nor_its_rows(records):
     name = "bmm_table3"  # its rows decide how many truths an adaptive plan draws
-    changed = {**records, name: {**records[name], "seconds": records[name]["seconds"] * 100,
+    slower = [{**i, "seconds": i["seconds"] * 100} for i in records[name]["intervals"]]
+    changed = {**records, name: {**records[name], "seconds": records[name]["seconds"] * 100, "intervals": slower,
                                  "rows": {"blocks": [{**b, "found": 1} for b in records[name]["rows"]["blocks"]]}}}
     assert estimate.leave_one_out(changed, name) == pytest.approx(estimate.leave_one_out(records, name), rel=1e-9)
 
@@ -82,14 +83,17 @@ def test_an_adaptive_plan_draws_whole_blocks_until_enough_truths_have_an_event()
 
 
 def test_concurrent_sweeps_of_the_project_count_as_contention():
-    def entry(start: str, seconds: float, workers: int) -> dict:
-        return {"time": f"2026-12-03T04:{start}+00:00", "seconds": seconds, "workers": workers, "batches_completed": 20,
-                "cpu_count": 2}
+    def entry(start: str, seconds: float, workers: int, **more) -> dict:
+        return calibrate.interval({"time": f"2026-12-03T04:{start}+00:00", "seconds": seconds, "workers": workers,
+                                   "batches_completed": 20, "cpu_count": 2, **more})
 
-    alone, beside = entry("00:00", 60, 1), [entry("00:00", 600, 1), entry("00:30", 30, 1)]
-    assert calibrate.contention([alone], [alone]) == 1.0
-    # half the time with one other process (2 on 2 cores), half with two (3 on 2 cores)
-    assert calibrate.contention([alone], [alone, *beside]) == pytest.approx(0.5 * 1 + 0.5 * 1.5)
+    alone = entry("00:10", 60, 1)
+    assert estimate.contention([alone], []) == 1.0
+    assert estimate.contention([alone], [entry("00:00", 5, 2), entry("00:20", 60, 2)]) == 1.0  # ended, not started
+    # two one-worker sweeps running when it started: 3 processes on 2 cores
+    assert estimate.contention([alone], [entry("00:00", 600, 1), entry("00:05", 30, 1)]) == pytest.approx(1.5)
+    # a load average recorded at the start stands for other work: 2 workers + 2 others on 2 cores
+    assert estimate.contention([entry("00:00", 60, 2, load_average=2.0)], []) == pytest.approx(2.0)
 
 
 def test_the_trap_of_theorem_7_lasts_as_long_as_its_gradient_flow_says():
