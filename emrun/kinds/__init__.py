@@ -45,6 +45,11 @@ class ExperimentKind(Protocol):
     def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
         """Estimated run time of a batch: long ones start first, the progress bar weighs by it."""
 
+    def counting(self, values: dict) -> Any:
+        """Optional, for a kind built on CellGrid: the function (values, cell, convergence) ->
+        emrun.work.Work counting one batch's work, or its import string; with it --dry-run and
+        emrun list give an expected time (without it, only the cost model's bound)."""
+
     def prepare(self, values: dict, say: Any = None) -> None:
         """Optional: ready the process to run batches (compile kernels), before any is timed."""
 
