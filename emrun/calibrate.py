@@ -93,6 +93,11 @@ def measurements(results_root: Path = ROOT / "results", configs_dir: Path = ROOT
             manifests[folder] = read_manifest(folder)
         except StoreError:
             continue
+        # Committed files only: this machine's own history (sweeps.json) would make the calibration
+        # depend on what was last run here.
+        provenance = folder / "provenance.json"
+        if provenance.is_file():
+            manifests[folder]["sweeps"] = json.loads(provenance.read_text()).get("sweeps", [])
     records = {}
     for folder, manifest in manifests.items():
         sweep = measured_sweep(manifest["sweeps"])
