@@ -137,6 +137,10 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
     for record in config.values.get("plugins", []):  # a config with plug-ins runs their code: say so
         name = record.get("file") or record.get("module") or f"entry point {record.get('entry_point')}"
         click.echo(f"emrun: plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]})", err=True)
+    for record in config.values.get("claim_plugins", []):
+        name = record.get("file") or record.get("module")
+        click.echo(f"emrun: claim plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]}; judges the rows, "
+                   "not part of the config hash)", err=True)
     batches = planned_bound(config)  # counted, not built: a plan is held in memory
     too_many = (f"{config.name}: the config plans up to {batches:,} batches, more than the {MAX_BATCHES:,} a sweep "
                 "runs (fewer truths or grid values, or more runs per batch)")
@@ -187,7 +191,7 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
     try:
         with ResultStore.opened(Path(results_root), config.values, config.hash, sweep, replace,
                                 config.kind.batch_check(config.values), record_criteria(config)) as store:
-            for plugin in config.plugins:  # a copy travels with the results, for report and replay
+            for plugin in (*config.plugins, *config.claim_plugins):  # a copy travels with the results, for report and replay
                 store.keep_file(plugins.copy_name(plugin.label, plugin.sha256), plugin.source)
             try:
                 summary = run_until_stable(lambda: tasks_for(config, store), store, workers, config.kind.adaptive,

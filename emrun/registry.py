@@ -113,6 +113,11 @@ class Registry:
         return list(self._entries.items())
 
 
+def registered_by(owner: str) -> list[tuple[str, str]]:
+    """(noun, name) of every entry ``owner`` (a plug-in) has registered, in every registry."""
+    return [(table.noun, name) for table in ALL.values() for name, entry in table._entries.items() if entry.owner == owner]
+
+
 _loading: list[tuple] = []  # (origin, owner, listed plug-in?, names it registered) of what is being imported
 _active: set[str] = set()  # the listed plug-ins of the config being validated (they may not clash)
 displaced: set[str] = set()  # plug-ins some of whose names another plug-in has since taken over

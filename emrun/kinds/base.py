@@ -54,7 +54,7 @@ def algorithm_columns(values: dict) -> list[str]:
 
 
 NOT_RUN_DEFINING = ("name", "description", "claims", "baseline", "compare_to", "record", "truths", "runs", "stopping",
-                    "grid", "plugins", "em_update", "gd_boundary")
+                    "grid", "plugins", "claim_plugins", "em_update", "gd_boundary")
 
 
 def run_identity(values: dict, algorithm: str) -> str:
@@ -276,9 +276,9 @@ class CellGrid:
             }
 
     def names_used(self, values: dict) -> set[str]:
-        """The registered names the config uses (its kind, family, algorithms, init schemes, claims)."""
-        claims = {c["claim"] for c in values.get("claims", [])}
-        return {values["experiment"], values["model"], *values["grid"]["algorithm"], *values["grid"]["init"], *claims}
+        """The registered names that make the config's rows (its kind, family, algorithms, init schemes;
+        not its claims, which only judge them): an installed plug-in that registers one enters the hash."""
+        return {values["experiment"], values["model"], *values["grid"]["algorithm"], *values["grid"]["init"]}
 
     def prepare(self, values: dict, say=None) -> None:
         """Ready this process to run the config's batches: compile (or load from the cache) the
