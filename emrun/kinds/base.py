@@ -241,6 +241,11 @@ class CellGrid:
                                 {"epsilon": False, "given": False, "at_data_mean": False})
         out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon",
                                                        below_one=True)}
+        for name in out["grid"]["init"]:  # a scheme may name the families it is for (emrun check-plugin checks it on them)
+            meant = getattr(INIT_SCHEMES.get(name), "families", None)
+            if meant is not None and out["model"] not in meant:
+                check.fail("grid.init", f"init scheme '{name}' is for model {' or '.join(meant)} (its 'families'), not "
+                                        f"'{out['model']}'")
         if "given" in out["grid"]["init"]:
             given = options.get("given")
             needed = max(out["runs"].values())
