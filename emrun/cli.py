@@ -367,25 +367,30 @@ def status(paths: tuple[str, ...], results_root: str, configs_dir: str, run_plug
 
 
 @main.command("list")
-@click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
-              help="Folder of config files to list.")
+@click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of config files to list [default: configs, when there is one here].")
 @click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Root folder of results, for what is stored.")
-def list_command(configs_dir: str, results_root: str) -> None:
+def list_command(configs_dir: str | None, results_root: str) -> None:
     """The configs (what each reproduces, its description, the cost model's estimate, what is
     stored) and every registered name (kinds, families, algorithms, init schemes, claims...) with
-    where it comes from: built in, an installed entry point, or a plug-in file."""
+    where it comes from: built in, an installed entry point, or a plug-in file. Outside a checkout
+    (no configs/ here), the registered names alone."""
     from emrun.registry import ALL
 
-    files = sorted(Path(configs_dir).glob("*.yaml"))
-    if not files:
-        _fail(f"no config files in {configs_dir}/ (give --configs DIR)")
     width = min(shutil.get_terminal_size().columns, 120)
-    click.echo(f"Configs in {configs_dir}/ (cost: CPU-hours if every run reached its cap, README 'Cost'):")
-    for path in files:
-        name, what, cost, description = listing.config_row(path, Path(results_root))
-        click.echo(f"  {name} ({what}; {cost})")
-        click.echo(textwrap.fill(description, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    if configs_dir is None and not Path("configs").is_dir():  # emrun installed, run from a folder of one's own
+        click.echo("No configs/ folder here (give --configs DIR to list a folder of configs).")
+    else:
+        configs_dir = configs_dir or "configs"
+        files = sorted(Path(configs_dir).glob("*.yaml"))
+        if not files:
+            _fail(f"no config files in {configs_dir}/ (give --configs DIR)")
+        click.echo(f"Configs in {configs_dir}/ (cost: CPU-hours if every run reached its cap, README 'Cost'):")
+        for path in files:
+            name, what, cost, description = listing.config_row(path, Path(results_root))
+            click.echo(f"  {name} ({what}; {cost})")
+            click.echo(textwrap.fill(description, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
     click.echo("")
     click.echo("Registered names (use them in a config):")
     for noun, registry in ALL.items():
