@@ -139,16 +139,17 @@ def read_file(label: str, base: Path) -> PluginSource:
     return PluginSource(label, text, sha256_text(text))
 
 
-def load(plugin: PluginSource, active: bool = False) -> bool:
+def load(plugin: PluginSource, active: bool = False, kept: bool = False) -> bool:
     """Import a file plug-in's text in this process, once per version while its names stay
-    registered; True if it was imported now. ``active``: it belongs to the config being validated."""
+    registered; True if it was imported now. ``active``: it belongs to the config being validated;
+    ``kept``: a results folder's copy, which leaves the names the caller registered at run time."""
     if plugin.owner in _loaded and plugin.owner not in registry.displaced:
         return False
     stem = "".join(c if c.isalnum() else "_" for c in Path(plugin.label).stem)
     module = types.ModuleType(f"emrun_plugin_{stem}_{plugin.sha256[:8]}")
     module.__file__ = plugin.label
     sys.modules[module.__name__] = module  # dataclasses and pickling look a class's module up here
-    with registering_as(plugin.origin, plugin.owner, listed=True, active=active):
+    with registering_as(plugin.origin, plugin.owner, listed=True, active=active, yields=kept):
         try:
             exec(compile(plugin.source, plugin.label, "exec"), module.__dict__)
         except RegistryError:
@@ -334,7 +335,7 @@ def restore(records: list[dict], folder: Path, run: bool = False, say: Callable[
             plugin = kept_copy(folder, record)
             if say is not None:
                 say(f"running plug-in {line} of {folder}")
-            load(plugin, active=True)
+            load(plugin, active=True, kept=True)
             sources.append(plugin)
     finally:
         registry.end_config()

@@ -227,8 +227,24 @@ def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verd
         lines[1:1] = ["", f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
                       "and verdict below uses the stored batches only (see Completeness at the end)."]
         text = "\n".join(lines) + "\n"
+    overrides = _overrides(ctx.manifest)
+    if overrides:  # the title's description is the config file's, which the --set values may contradict
+        lines = text.splitlines()
+        lines[1:1] = ["", f"Swept with {', '.join(f'`--set {o}`' for o in overrides)}: the settings stated below are what "
+                      "ran, whatever the description in the title (the config file's) says."]
+        text = "\n".join(lines) + "\n"
     write_text(result.path, text.rstrip("\n") + "\n\n" + "\n".join(completeness_lines(state)))
     return text.splitlines()[0].lstrip("# ")
+
+
+def _overrides(manifest: dict) -> list[str]:
+    """The ``--set`` values of the sweeps that produced the rows, each once."""
+    from emrun.store import producing_entries
+
+    found: list[str] = []
+    for sweep in producing_entries(manifest.get("sweeps", [])):
+        found += [str(o) for o in sweep.get("overrides") or () if str(o) not in found]
+    return found
 
 
 def _manifest_of(folder: Path) -> dict | None:
