@@ -250,9 +250,10 @@ def init_families(scheme, own: list, usable: list) -> list:
 
 # --- algorithms, claims, kinds -----------------------------------------------------------------
 
-def check_algorithm(algorithm, families: list) -> list[Result]:
+def check_algorithm(algorithm, families: list | None = None) -> list[Result]:
+    """An algorithm on each of ``families`` (default: every registered family) it can run on."""
     out = []
-    for family in families:
+    for family in families if families is not None else [entry.value for _, entry in registry.FAMILIES.items()]:
         if algorithm.requires not in family.capabilities:
             continue
         subject = f"algorithm {algorithm.name} on {family.name}"
