@@ -65,6 +65,11 @@ def _starts(family, m: int, D: int, count: int, seed: int):
     return np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
 
 
+def width(family, D: int) -> int:
+    """The length of a component's row of mu: D, or the family's ``mean_width(D)`` (a packed covariance)."""
+    return family.mean_width(D) if hasattr(family, "mean_width") else D
+
+
 def _finite(*arrays) -> bool:
     return all(not np.isnan(np.asarray(a, dtype=float)).any() for a in arrays)
 
@@ -119,7 +124,7 @@ def _drawn(family, draw, m: int, D: int) -> tuple[bool, str]:
     result = draw(m, D, np.random.default_rng(5))
     if not isinstance(result, tuple) or len(result) != 2:
         return False, f"returned {type(result).__name__}, not (pi, mu)"
-    problem = mixture_problem(family, *result, ((m,), (m, D)))
+    problem = mixture_problem(family, *result, ((m,), (m, width(family, D))))
     return problem is None, problem or ""
 
 
@@ -222,7 +227,7 @@ def _init_shapes(scheme, family) -> tuple[bool, str]:
     result = scheme(_init_context(family, data, list(range(INIT_RUNS))))
     if not isinstance(result, tuple) or len(result) != 2:
         return False, f"returned {type(result).__name__}, not (pi, mu)"
-    shapes = ((INIT_RUNS, INIT_M), (INIT_RUNS, INIT_M, INIT_D))
+    shapes = ((INIT_RUNS, INIT_M), (INIT_RUNS, INIT_M, width(family, INIT_D)))
     problem = mixture_problem(family, *result, shapes)
     if problem is not None and "shape" in problem:
         problem += f" = [runs R, components m{', features D' if problem.startswith('mu') else ''}] with R = {INIT_RUNS}, " \
