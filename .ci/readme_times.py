@@ -115,7 +115,7 @@ def _test_line(repository: Path) -> str:
     record = json.loads(path.read_text())
     return (f"| `make test` | {duration(record['wall_seconds'])} wall, {duration(record['cpu_seconds'])} of CPU | | "
             f"the test suite and ruff | {record['date']}, {record['cores']} cores, load {record['load_average_before']} "
-            "before (`make time-test`) |")
+            f"before{'; beside ' + record['beside'] if record.get('beside') else ''} (`make time-test`) |")
 
 
 def replaced(readme: str, block: str) -> str:
