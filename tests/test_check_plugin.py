@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from tests.conftest import emrun
+from tests.test_plugins import EM_ONLY_GAUSSIAN
 
 INIT_ONLY = """\
 import numpy as np
@@ -28,14 +29,7 @@ from emrun.models import gaussian
 from emrun.plugins import register_family
 
 
-class EmOnlyGaussian:
-    name = "gaussian_em_only"
-    capabilities = frozenset({"em"})
-    data_kinds, em_updates, boundary_rules, mean_range = ("samples",), ("simultaneous",), ("exact",), None
-
-    def __getattr__(self, attribute):
-        return getattr(gaussian, attribute)
-
+""" + EM_ONLY_GAUSSIAN + """
 
 register_family(EmOnlyGaussian())
 """

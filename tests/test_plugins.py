@@ -177,13 +177,7 @@ def test_an_init_scheme_that_gives_means_outside_the_domain_fails_its_batches_in
     assert not (tmp_path / "results" / "far" / "set_aside").exists()
 
 
-FAMILY_INIT = """\
-import numpy as np
-
-from emrun.models import gaussian
-from emrun.plugins import register_family, register_init_scheme
-
-
+EM_ONLY_GAUSSIAN = """\
 class EmOnlyGaussian:
     # The Gaussian family with its gradient withheld: an EM-only family, as a full-covariance one would be.
     name = "gaussian_em_only"
@@ -192,6 +186,16 @@ class EmOnlyGaussian:
 
     def __getattr__(self, attribute):
         return getattr(gaussian, attribute)
+"""
+
+FAMILY_INIT = """\
+import numpy as np
+
+from emrun.models import gaussian
+from emrun.plugins import register_family, register_init_scheme
+
+
+""" + EM_ONLY_GAUSSIAN + """\
 
 
 def spread_out(ctx):
