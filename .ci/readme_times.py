@@ -89,7 +89,8 @@ def table(repository: Path = REPOSITORY) -> str:
             continue
         loads = [load for m in known.values() for load in m["load"]]
         unknown = sum(m["sweeps"] for m in known.values()) - len(loads)
-        load = (f"load {min(loads):.1f}-{max(loads):.1f} at the start" if loads else "") + \
+        span = f"{min(loads):.1f}" + (f"-{max(loads):.1f}" if loads and max(loads) - min(loads) >= 0.05 else "") if loads else ""
+        load = (f"load {span} at the start" if loads else "") + \
             (f"{', ' if loads else ''}load not recorded for {unknown} sweep{'s' if unknown != 1 else ''}" if unknown else "")
         when = f"{dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") + \
             f", {'/'.join(map(str, workers))} worker{'s' if workers != [1] else ''}; {load}"
@@ -114,7 +115,7 @@ def _test_line(repository: Path) -> str:
     record = json.loads(path.read_text())
     return (f"| `make test` | {duration(record['wall_seconds'])} wall, {duration(record['cpu_seconds'])} of CPU | | "
             f"the test suite and ruff | {record['date']}, {record['cores']} cores, load {record['load_average_before']} "
-            "before (`make time-test`) |")
+            f"before{'; beside ' + record['beside'] if record.get('beside') else ''} (`make time-test`) |")
 
 
 def replaced(readme: str, block: str) -> str:

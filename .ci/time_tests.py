@@ -33,8 +33,11 @@ def main() -> int:
         print("make test failed: nothing recorded", file=sys.stderr)
         return result.returncode
     record = {"date": date.today().isoformat(), "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
-              "cores": os.cpu_count(), "load_average_before": round(load_before, 2), "machine": platform.processor()
+              "cores": os.cpu_count(), "load_average_before": round(load_before, 2),
+              "load_average_after": round(os.getloadavg()[0], 2), "machine": platform.processor()
               or platform.machine(), "command": "python3 .ci/time_tests.py"}
+    if os.environ.get("EMRUN_TIMED_BESIDE"):  # what else ran on the machine, said by whoever timed it
+        record["beside"] = os.environ["EMRUN_TIMED_BESIDE"]
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps(record, indent=1) + "\n")
     print(f"make test: {wall:.0f} s wall, {cpu:.0f} CPU-s; recorded in {RECORD.relative_to(REPOSITORY)}")

@@ -137,6 +137,10 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
     for record in config.values.get("plugins", []):  # a config with plug-ins runs their code: say so
         name = record.get("file") or record.get("module") or f"entry point {record.get('entry_point')}"
         click.echo(f"emrun: plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]})", err=True)
+    for record in config.values.get("claim_plugins", []):
+        name = record.get("file") or record.get("module")
+        click.echo(f"emrun: claim plug-in {name} imported (sha256 {str(record.get('sha256'))[:16]}; judges the rows, "
+                   "not part of the config hash)", err=True)
     batches = planned_bound(config)  # counted, not built: a plan is held in memory
     too_many = (f"{config.name}: the config plans up to {batches:,} batches, more than the {MAX_BATCHES:,} a sweep "
                 "runs (fewer truths or grid values, or more runs per batch)")
@@ -191,7 +195,7 @@ def _run_sweep(config, results_root: str, workers: int, replace: bool, quiet: bo
     try:
         with ResultStore.opened(Path(results_root), config.values, config.hash, sweep, replace,
                                 config.kind.batch_check(config.values), record_criteria(config)) as store:
-            for plugin in config.plugins:  # a copy travels with the results, for report and replay
+            for plugin in (*config.plugins, *config.claim_plugins):  # a copy travels with the results, for report and replay
                 store.keep_file(plugins.copy_name(plugin.label, plugin.sha256), plugin.source)
             try:
                 summary = run_until_stable(lambda: tasks_for(config, store), store, workers, config.kind.adaptive,
@@ -367,27 +371,32 @@ def status(paths: tuple[str, ...], results_root: str, configs_dir: str, run_plug
 
 
 @main.command("list")
-@click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default="configs", show_default=True,
-              help="Folder of config files to list.")
+@click.option("--configs", "configs_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of config files to list [default: configs, when there is one here].")
 @click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Root folder of results, for what is stored.")
-def list_command(configs_dir: str, results_root: str) -> None:
+def list_command(configs_dir: str | None, results_root: str) -> None:
     """The configs (what each reproduces, its description, the cost model's estimate, what is
     stored) and every registered name (kinds, families, algorithms, init schemes, claims...) with
-    where it comes from: built in, an installed entry point, or a plug-in file."""
+    where it comes from: built in, an installed entry point, or a plug-in file. Outside a checkout
+    (no configs/ here), the registered names alone."""
     from emrun.registry import ALL
 
-    files = sorted(Path(configs_dir).glob("*.yaml"))
-    if not files:
-        _fail(f"no config files in {configs_dir}/ (give --configs DIR)")
     width = min(shutil.get_terminal_size().columns, 120)
-    workers = os.cpu_count() or 1
-    click.echo(f"Configs in {configs_dir}/ (time of a sweep on {workers} worker{'s' if workers != 1 else ''}, as "
-               "'emrun sweep' runs it: expected, and at most if every run reached its cap; README 'Cost'):")
-    for path in files:
-        name, what, cost, description = listing.config_row(path, Path(results_root), workers)
-        click.echo(f"  {name} ({what}; {cost})")
-        click.echo(textwrap.fill(description, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    if configs_dir is None and not Path("configs").is_dir():  # emrun installed, run from a folder of one's own
+        click.echo("No configs/ folder here (give --configs DIR to list a folder of configs).")
+    else:
+        configs_dir = configs_dir or "configs"
+        files = sorted(Path(configs_dir).glob("*.yaml"))
+        if not files:
+            _fail(f"no config files in {configs_dir}/ (give --configs DIR)")
+        workers = os.cpu_count() or 1
+        click.echo(f"Configs in {configs_dir}/ (time of a sweep on {workers} worker{'s' if workers != 1 else ''}, "
+                   "as 'emrun sweep' runs it: expected, and at most if every run reached its cap; README 'Cost'):")
+        for path in files:
+            name, what, cost, description = listing.config_row(path, Path(results_root), workers)
+            click.echo(f"  {name} ({what}; {cost})")
+            click.echo(textwrap.fill(description, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
     click.echo("")
     click.echo("Registered names (use them in a config):")
     for noun, registry in ALL.items():
@@ -428,9 +437,11 @@ def replay(trial_id: str, results_root: str, every: int | None, plot_path: str |
 @main.command("check-plugin")
 @click.argument("plugin_path", metavar="FILE", type=click.Path(dir_okay=False))
 def check_plugin(plugin_path: str) -> None:
-    """Check a plug-in file against emrun's contract: EM never lowers the likelihood, gradients
-    match finite differences, no NaN at zero weights or boundary means, trials independent of their
-    batch. Exit status 1 if any check fails."""
+    """Check a plug-in file against emrun's contract, each thing it registers on its own: a
+    family's draws (shapes, domains, its generator only), EM never lowering the likelihood,
+    gradients matching finite differences, no NaN at zero weights or boundary means; an init
+    scheme's shapes and domain, one generator per run; an algorithm's trials independent of their
+    batch. Each line names the part at fault. Exit status 1 if any check fails."""
     from emrun.contract import check_file
 
     try:
@@ -438,10 +449,13 @@ def check_plugin(plugin_path: str) -> None:
     except RegistryError as error:
         _fail(str(error))
     for result in results:
-        mark = "ok  " if result.passed else "FAIL"
+        mark = "skip" if result.skipped else "ok  " if result.passed else "FAIL"
         click.echo(f"{mark} {result.subject}: {result.check}" + (f" ({result.detail})" if result.detail else ""))
-    failed = [r for r in results if not r.passed]
-    click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed")
+    run = [r for r in results if not r.skipped]
+    failed = [r for r in run if not r.passed]
+    click.echo(f"{len(run) - len(failed)} of {len(run)} checks passed" + (f", {len(results) - len(run)} not run (a part "
+                                                                          "they need failed)" if len(run) < len(results)
+                                                                          else ""))
     if failed:
         sys.exit(1)
 

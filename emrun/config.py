@@ -29,8 +29,10 @@ INT64_MAX = 2**63 - 1  # counts and caps are stored as 64-bit integers
 # batches pass a guard on CPU-hours and then exhaust memory. No config in configs/ comes near.
 MAX_BATCHES = 1_000_000
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map")}
-COMMON_KEYS = {"name": True, "description": False, "experiment": False, "seed": True, "plugins": False}
-REPORT_KEYS = ("description", "claims", "baseline")  # read by the report only: not part of the hash
+COMMON_KEYS = {"name": True, "description": False, "experiment": False, "seed": True, "plugins": False,
+               "claim_plugins": False}
+# Read by the report only: not part of the hash. claim_plugins lists files that register claims only.
+REPORT_KEYS = ("description", "claims", "baseline", "claim_plugins")
 
 
 class ConfigError(ValueError):
@@ -40,11 +42,13 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Config:
     """A validated config: ``values`` is the canonical dict that is hashed and stored; ``plugins``
-    the sources of its file plug-ins (they travel with the tasks to the workers)."""
+    the sources of its file plug-ins (they travel with the tasks to the workers); ``claim_plugins``
+    those of its claim plug-ins (kept beside the results for the report; no worker needs them)."""
 
     values: dict[str, Any]
     source: str
     plugins: tuple = ()
+    claim_plugins: tuple = ()
 
     @property
     def name(self) -> str:
@@ -207,40 +211,48 @@ class Checker:
 
 
 def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = None,
-             run_plugins: bool = True, kept: tuple | None = None) -> tuple[dict[str, Any], tuple]:
+             run_plugins: bool = True, kept: tuple | None = None) -> tuple[dict[str, Any], dict[str, tuple]]:
     """Check a plain config dict; return its canonical form (defaults filled in) and the sources of
-    its file plug-ins. ``base`` is the folder plug-in paths are relative to. A config is code only
-    when it is run: without ``run_plugins``, a config that lists plug-ins raises PluginsNotRun
-    describing them (paths and hashes), and imports none; unless ``kept`` (a results folder and its
-    manifest's plug-in records, whose copies the user chose to run) holds the same files with the
-    same hashes, in which case those copies are imported instead: the same code, already allowed."""
+    its file plug-ins (``plugins`` and ``claim_plugins``). ``base`` is the folder plug-in paths are
+    relative to. A config is code only when it is run: without ``run_plugins``, a config that lists
+    plug-ins raises PluginsNotRun describing them (paths and hashes), and imports none; unless
+    ``kept`` (a results folder and its manifest's plug-in records, whose copies the user chose to
+    run) holds the same files with the same hashes, in which case those copies are imported
+    instead: the same code, already allowed."""
     from emrun import plugins
 
     check = Checker(source, marks)
     if not isinstance(raw, dict):
         check.fail("", f"the config must be a mapping of keys, got {type(raw).__name__}")
     out: dict[str, Any] = {}
-    sources: tuple = ()
+    sources: dict[str, tuple] = {}
     plugins.begin_config()  # this config sees emrun, installed entry points and its own plug-ins only
-    if "plugins" in raw:  # imported first: they may register the kind, family or algorithms named below
-        listed = [v if isinstance(v, str) else check.fail("plugins", f"'plugins' lists files or modules, got {v!r}")
-                  for v in check.nonempty_list(raw["plugins"], "plugins")]
-        try:
-            if run_plugins:
-                out["plugins"], sources = plugins.resolve(listed, base or Path("."))
-            else:
-                records = plugins.describe(listed, base or Path("."))
-                if kept is None or not _same_files(records, kept[1]):
-                    raise plugins.PluginsNotRun(
-                        f"{source} lists plug-ins ({'; '.join(map(plugins.describe_line, records))}); they are not "
-                        "imported here (a config runs code only when swept)", records)
-                sources = plugins.restore(kept[1], kept[0], run=True)
-                out["plugins"] = [{"file": r["file"], "sha256": r["sha256"]} for r in records]
-        except plugins.PluginsNotRun as error:
-            error.name = raw.get("name")  # what a listing shows for the config
-            raise
-        except RegistryError as error:
-            check.fail("plugins", str(error))
+    # Imported first: they may register the kind, family, algorithms and claims named below.
+    listed = {key: [v if isinstance(v, str) else check.fail(key, f"'{key}' lists files or modules, got {v!r}")
+                    for v in check.nonempty_list(raw[key], key)]
+              for key in (plugins.ROWS, plugins.CLAIMS_ONLY) if key in raw}
+    key = plugins.ROWS
+    try:
+        if listed and run_plugins:
+            try:
+                for key, labels in listed.items():
+                    out[key], sources[key] = plugins.resolve(labels, base or Path("."), key)
+            finally:
+                plugins.end_config()  # a later config or results folder in this process may replace them
+        elif listed:
+            records = [r for key, labels in listed.items() for r in plugins.describe(labels, base or Path("."), key)]
+            if kept is None or not _same_files(records, kept[1]):
+                raise plugins.PluginsNotRun(
+                    f"{source} lists plug-ins ({'; '.join(map(plugins.describe_line, records))}); they are not "
+                    "imported here (a config runs code only when swept)", records)
+            sources[plugins.ROWS] = plugins.restore(kept[1], kept[0], run=True)
+            for key in listed:
+                out[key] = [{"file": r["file"], "sha256": r["sha256"]} for r in records if r["key"] == key]
+    except plugins.PluginsNotRun as error:
+        error.name = raw.get("name")  # what a listing shows for the config
+        raise
+    except RegistryError as error:
+        check.fail(key, str(error))
     kind = KINDS.get(check.registered(raw.get("experiment", "grid"), "experiment", KINDS))
     _check_top_level_keys(check, raw, kind)
     name = raw["name"]
@@ -321,8 +333,8 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = (), run_plug
     if isinstance(raw, dict):
         for assignment in overrides:
             _apply_override(raw, assignment, marks)
-    values, plugins = validate(raw, source, marks, path.parent, run_plugins, kept)
-    return Config(values, source, plugins)
+    values, sources = validate(raw, source, marks, path.parent, run_plugins, kept)
+    return Config(values, source, sources.get("plugins", ()), sources.get("claim_plugins", ()))
 
 
 def from_manifest(values: dict[str, Any], folder: Path, run_plugins: bool = False, say=None,
@@ -336,5 +348,6 @@ def from_manifest(values: dict[str, Any], folder: Path, run_plugins: bool = Fals
 
     if fresh:
         plugins.begin_config()  # this folder sees emrun, installed entry points and its own plug-ins only
-    sources = plugins.restore(values.get("plugins", []), folder, run_plugins, say) if values.get("plugins") else ()
+    kept = plugins.kept_records(values)
+    sources = plugins.restore(kept, folder, run_plugins, say) if kept else ()
     return Config(values, str(Path(folder) / "manifest.json"), sources)

@@ -116,7 +116,12 @@ def initial_points(values: dict, cell: Cell, truth_index: int, data=None) -> tup
     scheme = INIT_SCHEMES.get(cell.init)
     context = InitContext(FAMILIES.get(values["model"]), m, D, runs, data, [seeds.generator(seed, key) for key in keys],
                           values["init_options"])
-    pi, mu = _checked_init(cell.init, scheme(context), runs, m, D)
+    try:
+        drawn = scheme(context)
+    except Exception as error:  # inits come from the seeds alone: running again repeats it
+        raise PluginOutputError(f"init scheme '{cell.init}' ({INIT_SCHEMES.origin(cell.init)}) raised "
+                                f"{type(error).__name__}: {error}") from None
+    pi, mu = _checked_init(cell.init, drawn, runs, m, D)
     if cell.algorithm in values["init_options"].get("at_data_mean", []):
         mu[:, 1:] = data.mean
     names = [seeds.describe(seed, key) for key in keys] if getattr(scheme, "seeded", True) else \
@@ -204,8 +209,8 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
     cell, t = spec.cell, spec.truth_index
     truth_seed, true_pi, true_mu, data, labelled = _truth_and_data(values, cell, t)
     pi0, mu0, init_seeds = initial_points(values, cell, t, data)
-    if (outside := outside_domain(values["model"], pi0, mu0)) is not None:
-        raise ValueError(f"init scheme '{cell.init}' gave {outside}")
+    if (outside := outside_domain(values["model"], pi0, mu0)) is not None:  # the scheme's fault: running again repeats it
+        raise PluginOutputError(f"init scheme '{cell.init}' ({INIT_SCHEMES.origin(cell.init)}) gave {outside}")
     runs = list(range(len(pi0))) if only_runs is None else sorted(only_runs)
     start_pi = pi0.copy()
     for r in runs:

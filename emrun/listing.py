@@ -11,14 +11,15 @@ from emrun.registry import RegistryError
 
 def folder_plugins(folder: Path) -> list[str]:
     """What a results folder's plug-ins are (the copies it keeps, the modules it names), unread."""
-    from emrun.plugins import copy_name
+    from emrun.plugins import CLAIMS_ONLY, ROWS, copy_name
     from emrun.store import StoreError, read_manifest
 
     try:
-        records = read_manifest(folder)["config"].get("plugins", [])
+        config = read_manifest(folder)["config"]
     except StoreError:
         return []  # reported as damaged by the report itself
-    records = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    lists = [config.get(key) for key in (ROWS, CLAIMS_ONLY)]
+    records = [r for found in lists if isinstance(found, list) for r in found if isinstance(r, dict)]
     return [f"{copy_name(str(r['file']), str(r.get('sha256')))}" if "file" in r else f"module {r['module']}"
             for r in records if "file" in r or "module" in r]
 

@@ -6,6 +6,14 @@ file). They are imported before the config is validated, so the config can name 
 register. A listed plug-in's hash enters the config hash (a file: the SHA-256 of its text; a
 module: of its source files), so a changed plug-in never mixes its rows with the old ones.
 
+Claims are the exception: they judge rows and never make them, so they live in files of their own,
+listed under ``claim_plugins:``, which is not hashed (like ``claims:`` and ``description:``). A file
+under ``plugins:`` that registers a claim, or one under ``claim_plugins:`` that registers anything
+else, is refused: which files may change after a sweep is read from the config's text, so the hash
+is known without running any code, and nothing a family or an algorithm calls can hide in an
+unhashed file. A sweep that runs nothing records a changed claim plug-in (and keeps its copy);
+the report then judges with it.
+
 How a file plug-in reaches a worker: its text travels with every task (:class:`PluginSource`), and
 the worker imports that text once per process; a worker never reads the client's path. A module
 plug-in is imported by name on the worker, so it must be installed there. Installed packages can
@@ -64,10 +72,14 @@ class PluginSource:
         return f"{self.label}@{self.sha256[:12]}"
 
 
+ROWS, CLAIMS_ONLY = "plugins", "claim_plugins"  # the config keys that list plug-ins (hashed, and not)
+_capturing: list[dict] = []  # while claims_in reads a kept copy: where its register_claim calls go
 _loaded: set[str] = set()  # owners ("label@sha") of the file plug-ins whose names are registered now
 
 
 def _register(table: registry.Registry, name: str, value: Any) -> Any:
+    if _capturing:
+        raise PluginError(f"a claim plug-in registers claims only, not a {table.noun} ('{name}')")
     try:
         table.register(name, value)
     except RegistryError as error:
@@ -92,6 +104,9 @@ def register_init_scheme(name: str, scheme: Any) -> Any:
 
 def register_claim(claim: Any) -> Any:
     """Register an :class:`emrun.report.claims.Claim` under ``claim.name``."""
+    if _capturing:  # a kept copy read for its claims (claims_in): nothing is registered
+        _capturing[-1][claim.name] = claim
+        return claim
     return _register(registry.CLAIMS, claim.name, claim)
 
 
@@ -124,16 +139,17 @@ def read_file(label: str, base: Path) -> PluginSource:
     return PluginSource(label, text, sha256_text(text))
 
 
-def load(plugin: PluginSource, active: bool = False) -> bool:
+def load(plugin: PluginSource, active: bool = False, kept: bool = False) -> bool:
     """Import a file plug-in's text in this process, once per version while its names stay
-    registered; True if it was imported now. ``active``: it belongs to the config being validated."""
+    registered; True if it was imported now. ``active``: it belongs to the config being validated;
+    ``kept``: a results folder's copy, which leaves the names the caller registered at run time."""
     if plugin.owner in _loaded and plugin.owner not in registry.displaced:
         return False
     stem = "".join(c if c.isalnum() else "_" for c in Path(plugin.label).stem)
     module = types.ModuleType(f"emrun_plugin_{stem}_{plugin.sha256[:8]}")
     module.__file__ = plugin.label
     sys.modules[module.__name__] = module  # dataclasses and pickling look a class's module up here
-    with registering_as(plugin.origin, plugin.owner, listed=True, active=active):
+    with registering_as(plugin.origin, plugin.owner, listed=True, active=active, yields=kept):
         try:
             exec(compile(plugin.source, plugin.label, "exec"), module.__dict__)
         except RegistryError:
@@ -217,18 +233,18 @@ def _is_file(label: str) -> bool:
     return label.endswith(".py") or "/" in label or "\\" in label
 
 
-def describe(listed: list[str], base: Path) -> list[dict]:
-    """What a config's plug-ins are, without importing any: a file's label, the path it resolves to
-    and the SHA-256 of its text; a module's name."""
+def describe(listed: list[str], base: Path, key: str = ROWS) -> list[dict]:
+    """What a config's plug-ins (listed under ``key``) are, without importing any: a file's label,
+    the path it resolves to and the SHA-256 of its text; a module's name."""
     out = []
     for label in listed:
         if _is_file(label):
             plugin = read_file(label, base)
             path = (Path(base) / label).resolve() if not Path(label).is_absolute() else Path(label)
             outside = not path.is_relative_to(Path(base).resolve())
-            out.append({"file": label, "sha256": plugin.sha256, "path": str(path), "outside": outside})
+            out.append({"file": label, "sha256": plugin.sha256, "path": str(path), "outside": outside, "key": key})
         else:
-            out.append({"module": label})
+            out.append({"module": label, "key": key})
     return out
 
 
@@ -236,30 +252,58 @@ def describe_line(record: dict) -> str:
     """One plug-in record as the user reads it (what would run)."""
     if "copy" in record:  # kept in a results folder
         return f"{record['copy']} (sha256 {str(record.get('sha256'))[:16]}, from {record['file']})"
+    claims = " (claims only, not hashed)" if record.get("key") == CLAIMS_ONLY else ""
     if "file" in record:
         where = f" -> {record['path']}, outside the config's folder" if record.get("outside") else ""
-        return f"{record['file']}{where} (sha256 {str(record.get('sha256'))[:16]})"
+        return f"{record['file']}{where} (sha256 {str(record.get('sha256'))[:16]}){claims}"
     if "module" in record:
-        return f"module {record['module']}"
+        return f"module {record['module']}{claims}"
     return f"entry point {record.get('entry_point')} ({record.get('distribution')} {record.get('version')})"
 
 
-def resolve(listed: list[str], base: Path) -> tuple[list[dict], tuple[PluginSource, ...]]:
-    """Import the plug-ins a config lists: their records for the canonical config (label and hash)
-    and the file plug-ins' sources, which travel with the tasks."""
+def resolve(listed: list[str], base: Path, key: str = ROWS) -> tuple[list[dict], tuple[PluginSource, ...]]:
+    """Import the plug-ins a config lists under ``key`` (``plugins`` or ``claim_plugins``): their
+    records for the canonical config (label and hash) and the file plug-ins' sources (those of
+    ``plugins`` travel with the tasks). The caller ends the config's scope (:func:`end_config`)
+    once both lists are imported, so that the two lists may not register the same name."""
     records, sources = [], []
-    try:
-        for label in listed:
-            if _is_file(label):
-                plugin = read_file(label, base)
-                load(plugin, active=True)
-                records.append({"file": plugin.label, "sha256": plugin.sha256})
-                sources.append(plugin)
-            else:
-                records.append(load_module(label))
-    finally:
-        registry.end_config()  # a later config or results folder in this process may replace them
+    for label in listed:
+        if _is_file(label):
+            plugin = read_file(label, base)
+            load(plugin, active=True)
+            _check_role(label, plugin.owner, key)
+            records.append({"file": plugin.label, "sha256": plugin.sha256})
+            sources.append(plugin)
+        else:
+            records.append(load_module(label))
+            _check_role(label, f"module {label}", key)
     return records, tuple(sources)
+
+
+def end_config() -> None:
+    """A config's plug-ins are imported: from now on another config's version may replace them."""
+    registry.end_config()
+
+
+def _check_role(label: str, owner: str, key: str) -> None:
+    """A plug-in under ``plugins`` registers no claim; one under ``claim_plugins`` only claims."""
+    found = registry.registered_by(owner)
+    if key == CLAIMS_ONLY:
+        other = [f"{noun} '{name}'" for noun, name in found if noun != "claim"]
+        if other:
+            raise PluginError(f"claim plug-in {label} registers {', '.join(other)}: a file under claim_plugins registers "
+                              "claims only (it is not part of the config hash); list a file that changes rows under plugins")
+        return
+    claims = [f"'{name}'" for noun, name in found if noun == "claim"]
+    if claims:
+        raise PluginError(f"plug-in {label} registers claim {', '.join(claims)}: put claims in a file of their own under "
+                          "claim_plugins, which is not part of the config hash, so that a claim can change after a sweep "
+                          "without re-running it (files under plugins are hashed with the rows)")
+
+
+def kept_records(values: dict) -> list:
+    """The plug-in records of a stored config: those of ``plugins`` (hashed) and ``claim_plugins``."""
+    return [*values.get(ROWS, []), *values.get(CLAIMS_ONLY, [])]
 
 
 def restore(records: list[dict], folder: Path, run: bool = False, say: Callable[[str], Any] | None = None
@@ -288,22 +332,48 @@ def restore(records: list[dict], folder: Path, run: bool = False, say: Callable[
                                       "is never imported (install it with an 'emrun.plugins' entry point, or import it "
                                       "yourself before reading the folder in Python)")
                 continue
-            if not isinstance(record.get("sha256"), str) or len(record["sha256"]) != 64 or \
-                    any(c not in "0123456789abcdef" for c in record["sha256"]):
-                raise PluginError(f"{folder}: the manifest's record of plug-in {record['file']} has no valid sha256")
-            copy = Path(folder) / copy_name(record["file"], record["sha256"])
-            if not copy.is_file():
-                raise PluginError(f"{folder}: the plug-in {record['file']} it was run with is not kept at {copy}")
-            plugin = PluginSource(record["file"], copy.read_text(), str(record.get("sha256")))
-            if plugin.sha256 != sha256_text(plugin.source):
-                raise PluginError(f"{copy} does not match the hash recorded for plug-in {record['file']}")
+            plugin = kept_copy(folder, record)
             if say is not None:
                 say(f"running plug-in {line} of {folder}")
-            load(plugin, active=True)
+            load(plugin, active=True, kept=True)
             sources.append(plugin)
     finally:
         registry.end_config()
     return tuple(sources)
+
+
+def kept_copy(folder: Path, record: dict) -> PluginSource:
+    """The copy of a file plug-in a results folder keeps, checked against the hash its record gives."""
+    if not isinstance(record.get("sha256"), str) or len(record["sha256"]) != 64 or \
+            any(c not in "0123456789abcdef" for c in record["sha256"]):
+        raise PluginError(f"{folder}: the manifest's record of plug-in {record.get('file')} has no valid sha256")
+    copy = Path(folder) / copy_name(str(record["file"]), record["sha256"])
+    if not copy.is_file():
+        raise PluginError(f"{folder}: the plug-in {record['file']} it was run with is not kept at {copy}")
+    plugin = PluginSource(str(record["file"]), copy.read_text(), record["sha256"])
+    if plugin.sha256 != sha256_text(plugin.source):
+        raise PluginError(f"{copy} does not match the hash recorded for plug-in {record['file']}")
+    return plugin
+
+
+def claims_in(plugin: PluginSource) -> dict[str, Any]:
+    """The claims a claim plug-in's text registers, read without registering them: how a report
+    judges a claim under its recorded criterion with the copy of the file kept when it was recorded,
+    beside the current version. Such a file registers claims only."""
+    found: dict[str, Any] = {}
+    stem = "".join(c if c.isalnum() else "_" for c in Path(plugin.label).stem)
+    module = types.ModuleType(f"emrun_recorded_{stem}_{plugin.sha256[:8]}")
+    module.__file__ = plugin.label
+    sys.modules[module.__name__] = module  # dataclasses look a class's module up here
+    _capturing.append(found)
+    try:
+        exec(compile(plugin.source, plugin.label, "exec"), module.__dict__)
+    except (Exception, SystemExit) as error:
+        raise PluginError(f"the kept copy of {plugin.label} failed to import{_line_of(error, plugin.label)}: "
+                          f"{type(error).__name__}: {error}") from None
+    finally:
+        _capturing.pop()
+    return found
 
 
 def copy_name(label: str, sha256: str) -> str:

@@ -60,9 +60,11 @@ class Registry:
         self._load_builtins()
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-/" for c in name):
             raise RegistryError(f"{self.noun} name {name!r} must be letters, digits, '_' or '-'")
-        origin, owner, listed, this_import = _loading[-1] if _loading else ("registered at run time", "run time",
-                                                                             False, set())
+        origin, owner, listed, this_import, yields = _loading[-1] if _loading else ("registered at run time", RUN_TIME,
+                                                                                     False, set(), False)
         known = self._entries.get(name)
+        if yields and known is not None and known.owner == RUN_TIME:
+            return  # a name the caller registered in this process stays theirs (see registering_as)
         # Two plug-ins of one config, or a plug-in and emrun, may not claim the same name; a plug-in
         # of another config loaded earlier in this process (another results folder) may be replaced.
         clash = known is not None and known.owner != owner and not (known.replaceable and known.owner not in _active)
@@ -113,7 +115,14 @@ class Registry:
         return list(self._entries.items())
 
 
-_loading: list[tuple] = []  # (origin, owner, listed plug-in?, names it registered) of what is being imported
+def registered_by(owner: str) -> list[tuple[str, str]]:
+    """(noun, name) of every entry ``owner`` (a plug-in) has registered, in every registry."""
+    return [(table.noun, name) for table in ALL.values() for name, entry in table._entries.items() if entry.owner == owner]
+
+
+RUN_TIME = "run time"  # the owner of a name registered by calling register_* directly (in Python, not a plug-in file)
+# (origin, owner, listed plug-in?, names it registered, yields to run-time names?) of what is being imported
+_loading: list[tuple] = []
 _active: set[str] = set()  # the listed plug-ins of the config being validated (they may not clash)
 displaced: set[str] = set()  # plug-ins some of whose names another plug-in has since taken over
 _entry_points: dict[str, dict] = {}  # owner -> its record, the names it registered, its distribution
@@ -121,11 +130,13 @@ _entry_points_loaded = False
 
 
 @contextmanager
-def registering_as(origin: str, owner: str, listed: bool = False, active: bool = False):
+def registering_as(origin: str, owner: str, listed: bool = False, active: bool = False, yields: bool = False):
     """Within this block, registrations are made on behalf of ``owner``; ``listed`` for a plug-in a
     config lists (another config's version may later replace its names); ``active`` while that
-    config is being validated (its plug-ins may not clash with each other)."""
-    _loading.append((origin, owner, listed, set()))
+    config is being validated (its plug-ins may not clash with each other); ``yields`` for a
+    results folder's kept copy: a name the caller registered at run time in this process (say,
+    by importing the same plug-in before ``emrun.load_results``) is left as it is, not refused."""
+    _loading.append((origin, owner, listed, set(), yields))
     displaced.discard(owner)
     if active:
         _active.add(owner)

@@ -52,7 +52,7 @@ def status_lines(folder: Path, configs_dir: Path, run_plugins: bool = False, say
                              "read, but bit rot inside them would go unnoticed)")
     # The config file runs no code of its own: with --run-plugins it is compared by way of the
     # folder's kept copies when it lists the same files (a manifest may point anywhere).
-    kept = (Path(folder), values.get("plugins", [])) if run_plugins and config is not None else None
+    kept = (Path(folder), plugins.kept_records(values)) if run_plugins and config is not None else None
     lines[0] = lines[0].replace("MATCH", match_with_config_file(manifest, Path(folder),
                                                                 configs_dir / f"{values['name']}.yaml", kept))
     aside = list((Path(folder) / SET_ASIDE).glob("*")) if (Path(folder) / SET_ASIDE).is_dir() else []
@@ -109,11 +109,15 @@ def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: t
     try:
         current = load(config_file, overrides, run_plugins=False, kept=kept).hash
     except plugins.PluginsNotRun as error:
-        stored = {r.get("file"): r.get("sha256") for r in manifest["config"].get("plugins", []) if "file" in r}
-        changed = [r["file"] for r in error.records if "file" in r and stored.get(r["file"]) != r["sha256"]]
-        if changed or set(stored) - {r.get("file") for r in error.records}:
+        changed, gone = _changed_files(manifest["config"], error.records, plugins.ROWS)
+        if changed or gone:
             return (f"DIFFERS from {config_file}{with_overrides}: its plug-ins differ ({', '.join(changed) or 'listed'}): "
                     f"'{rerun}'{where} re-runs it")
+        claims, gone = _changed_files(manifest["config"], error.records, plugins.CLAIMS_ONLY)
+        if claims or gone:
+            return (f"{config_file}{with_overrides} lists the same plug-ins for the rows, but its claim plug-ins changed "
+                    f"({', '.join(claims) or 'listed'}; not part of the config hash): '{printed(*command)}'{where} records "
+                    "them and runs nothing, then the report judges with them")
         return (f"{config_file}{with_overrides} lists the same plug-ins; the rest is not compared (the folder's copies "
                 f"of them would have to run: '{program()} status --run-plugins' compares all)")
     except (ConfigError, RegistryError) as error:
@@ -121,3 +125,13 @@ def match_with_config_file(manifest: dict, folder: Path, fallback: Path, kept: t
     if current == manifest["config_hash"]:
         return f"matches {config_file}{with_overrides}"
     return f"DIFFERS from {config_file}{with_overrides} (hash {current}): '{rerun}'{where} re-runs it"
+
+
+def _changed_files(stored_config: dict, listed: list[dict], key: str) -> tuple[list[str], set]:
+    """The files a config file lists under ``key`` whose text differs from the folder's record, and
+    the recorded files it no longer lists."""
+    recorded = stored_config.get(key, [])
+    stored = {r.get("file"): r.get("sha256") for r in recorded if isinstance(r, dict) and "file" in r} \
+        if isinstance(recorded, list) else {}
+    mine = [r for r in listed if r.get("key") == key and "file" in r]
+    return [r["file"] for r in mine if stored.get(r["file"]) != r["sha256"]], set(stored) - {r["file"] for r in mine}

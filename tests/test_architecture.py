@@ -160,7 +160,16 @@ def test_every_built_in_family_meets_the_plugin_contract(name):
     from emrun.registry import FAMILIES
 
     results = check_family(FAMILIES.get(name))
-    assert len(results) == 3 and all(r.passed for r in results), [r for r in results if not r.passed]
+    assert len(results) == 7 and all(r.passed for r in results), [r for r in results if not r.passed]
+
+
+@pytest.mark.parametrize("name", ["uniform", "near_one_cluster", "kmeans"])
+def test_every_built_in_init_scheme_meets_the_plugin_contract(name):
+    from emrun.contract import check_init_scheme
+    from emrun.registry import FAMILIES, INIT_SCHEMES
+
+    results = check_init_scheme(name, INIT_SCHEMES.get(name), [FAMILIES.get("bernoulli"), FAMILIES.get("gaussian")])
+    assert len(results) == 4 and all(r.passed for r in results), [r for r in results if not r.passed]
 
 
 @pytest.mark.parametrize("name", ["em", "gd"])

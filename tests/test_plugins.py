@@ -177,15 +177,7 @@ def test_an_init_scheme_that_gives_means_outside_the_domain_fails_its_batches_in
     assert not (tmp_path / "results" / "far" / "set_aside").exists()
 
 
-FAMILY_INIT_CLAIM = """\
-import numpy as np
-
-from emrun.models import gaussian
-from emrun.plugins import register_claim, register_family, register_init_scheme
-from emrun.report.claims import Claim
-from emrun.report.verdicts import Verdict
-
-
+EM_ONLY_GAUSSIAN = """\
 class EmOnlyGaussian:
     # The Gaussian family with its gradient withheld: an EM-only family, as a full-covariance one would be.
     name = "gaussian_em_only"
@@ -194,6 +186,16 @@ class EmOnlyGaussian:
 
     def __getattr__(self, attribute):
         return getattr(gaussian, attribute)
+"""
+
+FAMILY_INIT = """\
+import numpy as np
+
+from emrun.models import gaussian
+from emrun.plugins import register_family, register_init_scheme
+
+
+""" + EM_ONLY_GAUSSIAN + """\
 
 
 def spread_out(ctx):
@@ -202,13 +204,22 @@ def spread_out(ctx):
     return np.full((ctx.runs, ctx.m), 1.0 / ctx.m), means
 
 
+register_family(EmOnlyGaussian())
+register_init_scheme("spread_out", spread_out)
+"""
+
+# Claims go in a file of their own (claim_plugins: not part of the config hash).
+CLAIM = """\
+from emrun.plugins import register_claim
+from emrun.report.claims import Claim
+from emrun.report.verdicts import Verdict
+
+
 def all_converged(rows, config, algorithm="em"):
     ok = (rows[rows["algorithm"] == algorithm]["status"] == "converged").all()
     return Verdict.judged(f"every {algorithm} run converges", bool(ok), f"{len(rows)} rows", "no capped run")
 
 
-register_family(EmOnlyGaussian())
-register_init_scheme("spread_out", spread_out)
 register_claim(Claim("all_converged", all_converged, {"algorithm": "em"}))
 """
 
@@ -216,6 +227,7 @@ FAMILY_CONFIG = """\
 name: fam
 seed: 5
 plugins: [plugin/heavy_ball.py]
+claim_plugins: [plugin/claims.py]
 model: gaussian_em_only
 grid: {m: [2], D: [2], algorithm: [em], init: [spread_out]}
 data: {samples: 300}
@@ -226,7 +238,8 @@ claims: [all_converged]
 
 
 def test_a_family_an_init_scheme_and_a_claim_from_a_plugin(tmp_path):
-    config = setup(tmp_path, FAMILY_INIT_CLAIM, FAMILY_CONFIG)
+    config = setup(tmp_path, FAMILY_INIT, FAMILY_CONFIG)
+    (tmp_path / "plugin" / "claims.py").write_text(CLAIM)
     refused = emrun("sweep", str(config), "--set", "grid.algorithm=[em, gd]", cwd=tmp_path, check=False)
     assert refused.returncode == 2 and "algorithm 'gd' needs a family with 'gradient' steps" in refused.stderr
     assert "model 'gaussian_em_only' offers em" in refused.stderr and not (tmp_path / "results").exists()

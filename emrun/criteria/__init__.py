@@ -49,6 +49,8 @@ class Source:
     def markdown(self) -> str:
         if self.kind == CHECK:
             return f"Source: consistency check ({self.note})." if self.note else "Source: consistency check."
+        if not self.work:  # a plug-in claim that names no work
+            return f"Source: {self.note or 'not given'}."
         quote = f' "{self.quote}"' if self.quote else ""
         said = f"{self.work}, {self.place}:{quote} (stated for: {self.setting})"
         if self.kind == EXTENSION:
@@ -157,17 +159,20 @@ class Declared:
     spec: ClaimSpec
     params: dict = field(default_factory=dict)
     source: Source | None = None
+    copy: dict | None = None  # a claim plug-in's: its file, hash, registered name and params (see entry)
 
     @property
     def key(self) -> str:
         return self.spec.key(self.params)
 
     def entry(self) -> dict:
-        """What the record keeps of it."""
-        return {"claim": self.spec.id, "version": self.spec.version,
-                "params": _plain(self.spec.criterion_params(self.params)),
-                "criterion": self.spec.criterion_text(self.params),
-                "source": (self.source or self.spec.source).kind}
+        """What the record keeps of it. A claim plug-in's entry also names the kept copy of its file,
+        so that a report can judge it under the recorded criterion once the file has changed."""
+        entry = {"claim": self.spec.id, "version": self.spec.version,
+                 "params": _plain(self.spec.criterion_params(self.params)),
+                 "criterion": self.spec.criterion_text(self.params),
+                 "source": (self.source or self.spec.source).kind}
+        return {**entry, "copy": _plain(self.copy)} if self.copy else entry
 
 
 @dataclass(frozen=True)

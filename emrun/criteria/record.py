@@ -17,8 +17,10 @@ one beside it (or says why that cannot be computed any more).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any
 
 from emrun.criteria import Declared
 
@@ -101,10 +103,11 @@ def note_judged(record: dict, verdicts: list, when: str) -> bool:
     return note(record, entries, when, True, ADDED_BY_REPORT, reasons)
 
 
-def audit(verdict, record: dict):
+def audit(verdict, record: dict, earlier: Callable[[dict], Any] | None = None):
     """``verdict`` with its record: when its criterion was recorded and whether before its rows;
     if the criterion it was judged by differs from the recorded one, the dated changes and the
-    verdict under the recorded criterion (from the verdict's alternatives), or why there is none."""
+    verdict under the recorded criterion (from the verdict's alternatives, else ``earlier(first
+    record)``: a claim plug-in's kept copy judging again), or why there is none."""
     if verdict.key is None:
         return replace(verdict, record={"recorded": None, "note": "not a declared claim: no criterion record"})
     first = record["recorded"].get(verdict.key)
@@ -119,10 +122,12 @@ def audit(verdict, record: dict):
            "amendments": [{"date": a["date"], "from_version": a["from"].get("version"),
                            "to_version": a["to"].get("version"), "reason": a["reason"]} for a in changes]}
     if out["changed_after_rows"]:
-        earlier = next((alt for alt in verdict.alternatives
-                        if _same_rule(first, {"version": alt.version, "params": alt.params})), None)
-        if earlier is not None:
-            out.update(recorded_status=earlier.status, recorded_evidence=earlier.evidence)
+        before = next((alt for alt in verdict.alternatives
+                       if _same_rule(first, {"version": alt.version, "params": alt.params})), None)
+        if before is None and earlier is not None:
+            before = earlier(first)
+        if before is not None:
+            out.update(recorded_status=before.status, recorded_evidence=before.evidence)
         elif first.get("status_then"):
             then = first["status_then"]
             out.update(recorded_status=then["status"], recorded_evidence=(

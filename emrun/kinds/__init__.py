@@ -27,7 +27,7 @@ class ExperimentKind(Protocol):
         and put their canonical values into ``out``."""
 
     def names_used(self, values: dict) -> set[str]:
-        """The registered names the canonical config uses."""
+        """The registered names that make the canonical config's rows (not the claims that judge them)."""
 
     def cells(self, values: dict) -> list[Cell]: ...
 

@@ -54,7 +54,7 @@ def algorithm_columns(values: dict) -> list[str]:
 
 
 NOT_RUN_DEFINING = ("name", "description", "claims", "baseline", "compare_to", "record", "truths", "runs", "stopping",
-                    "grid", "plugins", "em_update", "gd_boundary")
+                    "grid", "plugins", "claim_plugins", "em_update", "gd_boundary")
 
 
 def run_identity(values: dict, algorithm: str) -> str:
@@ -241,6 +241,11 @@ class CellGrid:
                                 {"epsilon": False, "given": False, "at_data_mean": False})
         out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon",
                                                        below_one=True)}
+        for name in out["grid"]["init"]:  # a scheme may name the families it is for (emrun check-plugin checks it on them)
+            meant = getattr(INIT_SCHEMES.get(name), "families", None)
+            if meant is not None and out["model"] not in meant:
+                check.fail("grid.init", f"init scheme '{name}' is for model {' or '.join(meant)} (its 'families'), not "
+                                        f"'{out['model']}'")
         if "given" in out["grid"]["init"]:
             given = options.get("given")
             needed = max(out["runs"].values())
@@ -276,9 +281,9 @@ class CellGrid:
             }
 
     def names_used(self, values: dict) -> set[str]:
-        """The registered names the config uses (its kind, family, algorithms, init schemes, claims)."""
-        claims = {c["claim"] for c in values.get("claims", [])}
-        return {values["experiment"], values["model"], *values["grid"]["algorithm"], *values["grid"]["init"], *claims}
+        """The registered names that make the config's rows (its kind, family, algorithms, init schemes;
+        not its claims, which only judge them): an installed plug-in that registers one enters the hash."""
+        return {values["experiment"], values["model"], *values["grid"]["algorithm"], *values["grid"]["init"]}
 
     def prepare(self, values: dict, say=None) -> None:
         """Ready this process to run the config's batches: compile (or load from the cache) the

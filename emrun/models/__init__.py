@@ -33,7 +33,8 @@ class Family(Protocol):
         """At most how many weighted points a batch's data has, before drawing it (for memory)."""
 
     def random_mixture(self, m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A random truth: (pi [m], mu [m, D])."""
+        """A random truth: (pi [m], mu [m, D]). (A family whose components hold more than a mean, such
+        as a packed covariance, has an optional ``mean_width(D)``: mu is then [m, mean_width(D)].)"""
 
     def random_init(self, m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A random initial point of one run: (pi [m], mu [m, D])."""

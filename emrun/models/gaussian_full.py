@@ -41,6 +41,12 @@ def max_points(data: dict, D: int) -> int:
     return int(data.get("n", 128 * 128))
 
 
+def mean_width(D: int) -> int:
+    """A component's row of ``mu``: its mean and its covariance, packed (the family protocol's
+    optional ``mean_width``; emrun check-plugin checks ``mu`` [m, mean_width(D)])."""
+    return D + D * D
+
+
 def pack(mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """Means [..., m, D] and covariances [..., m, D, D] -> packed [..., m, D + D * D]."""
     return np.concatenate([mu, cov.reshape(*cov.shape[:-2], -1)], axis=-1)

@@ -113,12 +113,35 @@ class ReportContext:
         out = []
         for verdict in verdicts:
             located = verdict.located(self.folder.name, _complete(self, verdict.folder))
-            manifest = self.manifest if located.folder == self.folder.name else _manifest_of(self.root / located.folder)
-            audited = criteria.audit(located, criteria.of(manifest or {}))
+            own = located.folder == self.folder.name
+            manifest = self.manifest if own else _manifest_of(self.root / located.folder)
+            audited = criteria.audit(located, criteria.of(manifest or {}), self.judged_by_kept_copy if own else None)
             out.append(replace(audited, runs=_runs_of(manifest, audited)))
             if located.folder == self.folder.name:
                 self.judged.append(audited)
         return out
+
+    def judged_by_kept_copy(self, first: dict):
+        """A claim plug-in's verdict under its recorded criterion: the copy of its file kept when the
+        criterion was recorded, judging this folder's rows with the recorded params. Only when the
+        folder's plug-ins were allowed to run (a report of a folder with claim plug-ins needs it)."""
+        from emrun import plugins
+        from emrun.report.claims import judged
+
+        copy = first.get("copy")
+        if not isinstance(copy, dict) or not self._config.plugins:
+            return None
+        try:
+            kept = plugins.kept_copy(self.folder, copy)
+            claim = plugins.claims_in(kept).get(copy.get("claim"))
+        except plugins.PluginError as error:
+            self.notices.append(f"{self.folder.name}: the recorded version of claim {copy.get('claim')} is not judged: {error}")
+            return None
+        if claim is None:
+            return None
+        self.notices.append(f"{self.folder.name}: claim {claim.name} judged under its recorded criterion by the kept copy "
+                            f"{plugins.copy_name(kept.label, kept.sha256)}")
+        return judged(claim, self.rows, self.config, dict(copy.get("params") or {}))
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -178,8 +201,8 @@ def write_reports(folders: list[Path], root: Path, command: str, run_plugins: bo
         except (StoreError, RegistryError) as error:
             problems.append((Path(folder), str(error)))
             continue
-        notices += [f"{path} is left out of the report: {why}" for path, why in ctx.completeness.excluded] + ctx.notices
         verdicts = [v if v.record is not None else ctx.audit([v])[0] for v in result.verdicts]
+        notices += [f"{path} is left out of the report: {why}" for path, why in ctx.completeness.excluded] + ctx.notices
         notices += _record_judged(ctx)
         title = _finish_report(result, ctx, verdicts)
         _write_verdicts(Path(folder), ctx, verdicts, result.headlines, title)
@@ -213,8 +236,24 @@ def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verd
         lines[1:1] = ["", f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
                       "and verdict below uses the stored batches only (see Completeness at the end)."]
         text = "\n".join(lines) + "\n"
+    overrides = _overrides(ctx.manifest)
+    if overrides:  # the title's description is the config file's, which the --set values may contradict
+        lines = text.splitlines()
+        lines[1:1] = ["", f"Swept with {', '.join(f'`--set {o}`' for o in overrides)}: the settings stated below are what "
+                      "ran, whatever the description in the title (the config file's) says."]
+        text = "\n".join(lines) + "\n"
     write_text(result.path, text.rstrip("\n") + "\n\n" + "\n".join(completeness_lines(state)))
     return text.splitlines()[0].lstrip("# ")
+
+
+def _overrides(manifest: dict) -> list[str]:
+    """The ``--set`` values of the sweeps that produced the rows, each once."""
+    from emrun.store import producing_entries
+
+    found: list[str] = []
+    for sweep in producing_entries(manifest.get("sweeps", [])):
+        found += [str(o) for o in sweep.get("overrides") or () if str(o) not in found]
+    return found
 
 
 def _manifest_of(folder: Path) -> dict | None:

@@ -41,8 +41,9 @@ class Claim:
     parameter to its default (None: the config must give it); ``kinds`` the experiment kinds whose
     rows it judges. ``spec`` declares its wording, criterion, source and criterion version; a
     claim registered without one is recorded under its name, with ``version`` (bump it when the
-    decision rule changes), ``identity`` (the params that say which claim it is: the others are
-    criterion params) and ``source``."""
+    decision rule changes, and say why in ``changes``: :class:`emrun.criteria.Change` entries),
+    ``identity`` (the params that say which claim it is: the others are criterion params) and
+    ``source``."""
 
     name: str
     judge: Callable[..., Verdict]
@@ -54,6 +55,7 @@ class Claim:
     identity: tuple[str, ...] = ()
     source: Source | None = None
     criterion: str = ""
+    changes: tuple[Change, ...] = ()
 
     def declared_spec(self) -> ClaimSpec:
         """Its spec; for a claim registered without one, a spec made of its name and fields (its
@@ -61,7 +63,7 @@ class Claim:
         if self.spec is not None:
             return self.spec
         return ClaimSpec(self.name, self.name, self.criterion or self.description or "stated by the claim's verdict",
-                         self.source or UNDECLARED, self.version, identity=self.identity)
+                         self.source or UNDECLARED, self.version, tuple(self.changes), identity=self.identity)
 
     def source_for(self, params: dict, values: dict) -> Source:
         """Its source in a config: the paper's claim in the paper's setting, else an extension."""
@@ -352,8 +354,21 @@ def declared(config: dict) -> list[Declared]:
     for spec in declared_claims(config):
         claim = CLAIMS.get(spec["claim"])
         params = _spec_params(claim, spec)
-        out.append(Declared(claim.declared_spec(), _with_derived(claim, params), claim.source_for(params, config)))
+        out.append(Declared(claim.declared_spec(), _with_derived(claim, params), claim.source_for(params, config),
+                            _kept_copy(claim.name, params, config)))
     return out
+
+
+def _kept_copy(name: str, params: dict, config: dict) -> dict | None:
+    """The claim plug-in file that registers claim ``name`` (its label and hash, as the config's
+    ``claim_plugins`` records it), with the claim's name and params: what judges it again later."""
+    from emrun.registry import CLAIMS
+
+    owner = CLAIMS.owner(name)
+    for record in config.get("claim_plugins", []):
+        if "file" in record and owner == f"{record['file']}@{record['sha256'][:12]}":
+            return {"file": record["file"], "sha256": record["sha256"], "claim": name, "params": params}
+    return None
 
 
 def _with_derived(claim: Claim, params: dict) -> dict:
@@ -378,17 +393,17 @@ def judge(rows: pd.DataFrame, config: dict, claims: list[dict], recorded: dict |
     for spec in claims:
         claim = CLAIMS.get(spec["claim"])
         params = _spec_params(claim, spec)
-        verdict = _judged(claim, rows, config, params)
+        verdict = judged(claim, rows, config, params)
         first = (recorded or {}).get("recorded", {}).get(verdict.key) if recorded else None
         if first is not None and first.get("params") != verdict.params and first.get("version") == verdict.version:
             identity = {k: v for k, v in params.items() if k in claim.declared_spec().identity}
-            earlier = _judged(claim, rows, config, {**params, **first["params"], **identity})
+            earlier = judged(claim, rows, config, {**params, **first["params"], **identity})
             verdict = replace(verdict, alternatives=(*verdict.alternatives, earlier))
         verdicts.append(verdict)
     return verdicts
 
 
-def _judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict) -> Verdict:
+def judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict) -> Verdict:
     """One claim judged, with its record key, criterion params, version and source filled in for a
     plug-in claim registered without a spec."""
     derived = _with_derived(claim, params)

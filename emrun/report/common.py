@@ -59,6 +59,10 @@ def provenance_section(manifest: dict, artefacts: list[str], command: str) -> li
         name = plugin.get("file") or plugin.get("module") or plugin.get("entry_point")
         out.append(f"Plug-in `{name}` (sha256 {str(plugin.get('sha256'))[:16]}): its code ran in this experiment; "
                    "a copy of a file plug-in is kept in `plugins/` beside this report.")
+    for plugin in manifest["config"].get("claim_plugins", []):
+        name = plugin.get("file") or plugin.get("module")
+        out.append(f"Claim plug-in `{name}` (sha256 {str(plugin.get('sha256'))[:16]}): judged these rows' claims (not part "
+                   "of the config hash: recorded by the last sweep); a copy is kept in `plugins/` beside this report.")
     out += ["", f"Config hash `{manifest['config_hash']}`; the config as run is in `manifest.json` beside this file, "
             "and `provenance.json` has one entry per sweep that produced these rows (command, git commit, package "
             "versions, machine, CPU and its instruction sets, BLAS, seconds).", "",

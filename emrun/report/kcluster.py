@@ -94,12 +94,17 @@ def _rate(row) -> str:
 
 
 def setup_text(config: dict, own_truths: int) -> str:
+    from emrun.registry import ALGORITHMS
+
     data = config["data"]
     data_text = {"population": "population", "samples": f"{data.get('n')} samples"}.get(data["kind"], data["kind"])
-    runs = ", ".join(f"{config['runs'][a]} {a}" for a in config["grid"]["algorithm"])
-    stopping = "; ".join(f"{a} {config['stopping'][a]}" for a in config["grid"]["algorithm"])
+    algorithms = config["grid"]["algorithm"]
+    runs = ", ".join(f"{config['runs'][a]} {a}" for a in algorithms)
+    stopping = "; ".join(f"{a} {config['stopping'][a]}" for a in algorithms)
+    stepped = [a for a in algorithms if a in ALGORITHMS and "step" in ALGORITHMS.get(a).hyperparameters]
+    step = f" (step {config['grid']['step']} for {', '.join(stepped)})" if stepped else ""
     return (f"Model `{config['model']}`, {data_text}; grid m = {config['grid']['m']}, D = {config['grid']['D']}, "
-            f"algorithms {config['grid']['algorithm']} (step {config['grid']['step']} where one is taken); {own_truths} "
+            f"algorithms {algorithms}{step}; {own_truths} "
             f"{'given' if isinstance(config['truths'], list) else 'random'} truth(s) per cell; runs per truth: {runs} "
             f"(every algorithm from the same inits); stopping: {stopping}; a run ends at a k-cluster point when its "
             f"smallest weight is below {config['k_cluster_threshold']}.")
