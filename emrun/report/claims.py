@@ -29,6 +29,7 @@ from emrun.report.verdicts import (
     sign_verdict,
     spearman_trend,
 )
+from emrun.stats import truth_rate_interval
 
 NEAR_OPTIMAL = 0.999  # the paper's "greater than 0.999 in terms of the likelihood ratio"
 TRUTH = ["m", "D", "truth_index"]  # runs sharing these share a truth
@@ -420,44 +421,16 @@ def judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict) -> Verd
                    source=claim.source_for(params, config).as_dict())
 
 
-FEW_TRUTHS = 5  # fewer truths than this with an event: a bootstrap over truths under-covers
-
-
 def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (m, D, algorithm): k-cluster runs, rate, and its 95% interval with the method named.
-    One truth: Wilson over its runs ("within this truth"). Ten or more truths: bootstrap over truths;
-    2 to 9: no bootstrap, and the upper end is the exact bound on the share of truths with an event.
-    When fewer than FEW_TRUTHS truths have an event, resampling truths cannot see how events
-    cluster (one event in 1200 runs gave [0, 0.0025], narrower than no event at all): the upper
-    end is then at least the exact bound on the share of truths with an event, which bounds the
-    rate too (a truth's rate is at most 1), so no event and few events use the same quantity."""
-    from scipy.stats import beta
-
-    from emrun.report.verdicts import wilson_interval
-
+    """Per (m, D, algorithm): k-cluster runs, rate, and its 95% interval with the method named, by
+    the rule of :func:`emrun.stats.truth_rate_interval` (the public one plug-in claims use)."""
     hits = rows.assign(hit=ended_at_k_cluster(rows))
     per_truth = hits.groupby(["m", "D", "algorithm", "truth_index"])["hit"].agg(["sum", "size"]).reset_index()
     out = []
     for (m, D, algorithm), part in per_truth.groupby(["m", "D", "algorithm"]):
-        events, runs, truths = int(part["sum"].sum()), int(part["size"].sum()), len(part)
-        with_event = int((part["sum"] > 0).sum())
-        share_bound = 1.0 if with_event == truths else float(beta.ppf(0.975, with_event + 1, truths - with_event))
-        if truths == 1:
-            low, high = (float(v) for v in wilson_interval(events, runs))
-            method = "Wilson, within this truth"
-        elif truths < MIN_CLUSTERS:
-            # Too few truths for a bootstrap: the rate lies below the share of truths with an event.
-            low, high = 0.0, share_bound
-            method = (f"fewer than {MIN_CLUSTERS} truths: no bootstrap; the upper end is the exact bound on the share of "
-                      "truths with an event, truths counted once")
-        elif with_event < FEW_TRUTHS:
-            low, high = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()) if events else (0.0, 0.0)
-            high, method = max(share_bound, high), (f"fewer than {FEW_TRUTHS} truths with an event: upper end at least "
-                                                    "the exact bound on the share of truths with one, truths counted once")
-        else:
-            (low, high), method = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()), "bootstrap over truths"
-        out.append({"m": m, "D": D, "algorithm": algorithm, "truths": truths, "runs": runs, "k_cluster": events,
+        events, runs = int(part["sum"].sum()), int(part["size"].sum())
+        low, high, method = truth_rate_interval(part["sum"].to_numpy(), part["size"].to_numpy())
+        out.append({"m": m, "D": D, "algorithm": algorithm, "truths": len(part), "runs": runs, "k_cluster": events,
                     "rate": events / runs, "low": low, "high": high, "interval": method})
     return pd.DataFrame(out, columns=["m", "D", "algorithm", "truths", "runs", "k_cluster", "rate", "low", "high",
                                       "interval"])
-
