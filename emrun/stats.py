@@ -240,18 +240,25 @@ class _Wording:
 
 def sign_verdict(estimate: Estimate, claim: str, criterion: str = "", sign: int = 1, minus: float = 0.0,
                  evidence: str = "", strict: Estimate | None = None) -> Verdict:
-    """Is ``estimate.value - minus`` above 0 (``sign`` = 1) or below it (-1)? Holds when the whole
-    interval lies on the claimed side, does not hold when it lies on the other side, and is not
-    testable when it contains the value ``minus`` or there is no interval. The verdict's
-    ``interval`` is the estimate's method; ``strict``: the same estimate at level 0.99, for the
-    report's note on multiple claims judged at 95%."""
-    criterion = criterion or (f"the {estimate.level:.0%} interval ({estimate.method}) lies "
-                              f"{'above' if sign > 0 else 'below'} {minus:g} (not testable if it contains {minus:g})")
-    evidence = f"{evidence} Over {estimate.truths} truths and {estimate.runs} runs".strip()
-    evidence += ":" if estimate.has_interval else f" ({estimate.method}):"
-    shifted = (strict.low - minus, strict.high - minus) if strict is not None else None
-    return _verdicts.sign_verdict(_Wording(claim, criterion), {}, estimate.value - minus, estimate.low - minus,
-                                  estimate.high - minus, evidence, estimate.method, sign, strict=shifted)
+    """Does ``estimate.value`` lie above ``minus`` (``sign`` = 1) or below it (-1)? Holds when the
+    whole interval lies on the claimed side, does not hold when it lies wholly on the other side,
+    and is not testable when it contains ``minus`` or there is no interval (the built-in sign rule,
+    :func:`emrun.report.verdicts.sign_status`). The verdict's ``interval`` is the estimate's method,
+    and its evidence gives the estimate, its interval and the method. ``strict``: the same estimate
+    at level 0.99, for the report's note on many claims judged at 95%."""
+    side = "above" if sign > 0 else "below"
+    criterion = criterion or f"the {estimate.level:.0%} interval over truths lies {side} {minus:g} (not testable if it " \
+                             f"contains {minus:g})"
+    status = _verdicts.sign_status(estimate.low - minus, estimate.high - minus, sign)
+    text = (f"{evidence} Over {estimate.truths} truths and {estimate.runs} runs: {estimate.text()} "
+            f"({estimate.method})").strip()
+    if not estimate.has_interval:
+        text += ". No interval."
+    elif status == _verdicts.UNTESTABLE:
+        text += f". The interval contains {minus:g}."
+    verdict = Verdict(claim, status, text if text.endswith(".") else text + ".", criterion, estimate.method)
+    at_99 = None if strict is None else _verdicts.sign_status(strict.low - minus, strict.high - minus, sign)
+    return _verdicts.with_multiplicity(verdict, "interval", at_99)
 
 
 def trend(x, y, claim: str, criterion: str = "", sign: int = 1, points: str = "points") -> Verdict:

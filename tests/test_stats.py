@@ -85,7 +85,9 @@ def test_the_sign_verdict_names_its_interval():
     assert holds.status == HOLDS and holds.interval == "bootstrap over truths" and "Over 12 truths" in holds.evidence
     assert holds.multiplicity == {"kind": "interval", "status_at_99": None}
     assert stats.sign_verdict(estimate, "A is below B", sign=-1).status == FAILS
-    assert stats.sign_verdict(estimate, "A beats B by 0.15", minus=0.15).status == UNTESTABLE
+    by = stats.sign_verdict(estimate, "A beats B by 0.15", minus=0.15)
+    assert by.status == UNTESTABLE and "0.2 [0.1, 0.3]" in by.evidence and "contains 0.15" in by.evidence
+    assert "lies above 0.15" in by.criterion
     none = stats.sign_verdict(stats.mean(runs(3, 4, {}), "likelihood_ratio"), "ratio above 0.5", minus=0.5)
     assert none.status == UNTESTABLE and "no interval for the mean" in none.evidence and none.id is None
 
