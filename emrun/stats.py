@@ -220,16 +220,12 @@ def mean(rows: pd.DataFrame, value: Column, truth: Sequence[str] = TRUTH, within
 
 
 class _Wording:
-    """A claim's wording and criterion, in the form the built-in verdict rules take a declared
-    claim: they make plain :class:`Verdict` s (a registered claim's id and record key are filled in
-    by the report)."""
+    """A claim's wording and criterion, in the form the built-in trend rule takes a declared claim:
+    it makes plain :class:`Verdict` s (a registered claim's id and record key are filled in by the
+    report)."""
 
     def __init__(self, claim: str, criterion: str):
         self.claim, self.criterion = claim, criterion
-
-    def verdict(self, status: str, evidence: str, params: dict | None = None, *, interval: str | None = None,
-                alternatives: tuple = (), **_) -> Verdict:
-        return Verdict(self.claim, status, evidence, self.criterion, interval, alternatives=tuple(alternatives))
 
     def judged(self, holds: bool, evidence: str, **params) -> Verdict:
         return Verdict.judged(self.claim, holds, evidence, self.criterion)
