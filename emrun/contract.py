@@ -290,7 +290,8 @@ def check_algorithm(algorithm, families: list | None = None) -> list[Result]:
 
 def check_claim(claim) -> list[Result]:
     rows = pd.DataFrame([dict(m=m, D=D, algorithm=a, truth_index=0, run_index=r, init="uniform", step=0.02,
-                              status="converged", k_cluster=r % 3 == 0, likelihood_ratio=1.0, k=m, iterations=5)
+                              status="converged", k_cluster=r % 3 == 0, likelihood_ratio=1.0, k=m, iterations=5,
+                              loss=1.0 + 0.1 * (r % 2), truth_loss=1.0, ref_loss=1.0)
                          for m in (2, 3, 4) for D in (2, 3) for a in ("em", "gd") for r in range(6)])
     params = {k: (v if v is not None else "gd") for k, v in claim.params.items()}
     config = {"grid": {"algorithm": ["em", "gd"]}, "truths": {"until_k_cluster": 2, "block": 2, "max": 4}}
