@@ -242,3 +242,20 @@ def test_check_plugin_gives_a_scheme_its_options_and_a_truth(tmp_path):
     result = emrun("check-plugin", "at_truth.py", cwd=tmp_path, check=False)
     assert result.returncode == 0 and "FAIL" not in result.stdout, result.stdout + result.stderr
     assert "ok   init scheme at_truth on gaussian: returns pi [R, m]" in result.stdout
+
+
+def test_the_jin2016_example_draws_centres_from_its_separated_equal_weight_truth():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "jin2016" / "jin2016.yaml"
+    config = load(path, ["grid.m=[4]", "truths=1", "runs=3", "data.samples=400"])
+    assert config.values["truth"] == {"weights": "equal", "separation": 6.0, "spread": 12.0}
+    rows = experiments.run_batch(config.values, config.hash, GRID.plan(config)[0]).rows
+    truth_mu = np.reshape(rows[0]["truth_mu"], (4, 2))
+    assert distances(truth_mu).min() >= 6.0 and np.allclose(rows[0]["truth_pi"], 0.25)
+    for row in rows:
+        assert np.allclose(row["init_pi"], 0.25) and np.allclose(row["pi"], 0.25)  # EM on the means only
+        centres = np.reshape(row["init_mu"], (4, 2))
+        # Each centre is a point of the mixture: within a few standard deviations of some true mean.
+        nearest = np.linalg.norm(centres[:, None] - truth_mu[None], axis=2).min(axis=1)
+        assert (nearest < 5.0).all()
