@@ -51,9 +51,10 @@ def options_of(model: str) -> dict[str, TruthOption]:
 
 
 def truth_axes(values: dict) -> list[str]:
-    """The truth options that the config's grid varies, in the grid's order."""
-    options = options_of(values.get("model", ""))
-    return [key for key in values.get("grid", {}) if key in options]
+    """The truth options that the config's grid varies, in the family's order (not the grid's: a
+    manifest read back may order its keys otherwise, and batch ids must not change)."""
+    grid = values.get("grid", {})
+    return [key for key in options_of(values.get("model", "")) if key in grid]
 
 
 def check_constant_options(raw: dict, check: Checker, out: dict) -> None:

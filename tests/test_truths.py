@@ -259,3 +259,12 @@ def test_the_jin2016_example_draws_centres_from_its_separated_equal_weight_truth
         # Each centre is a point of the mixture: within a few standard deviations of some true mean.
         nearest = np.linalg.norm(centres[:, None] - truth_mu[None], axis=2).min(axis=1)
         assert (nearest < 5.0).all()
+
+
+def test_two_truth_axes_cross_in_the_familys_order_whatever_the_grids(tmp_path):
+    one = load(write(tmp_path, BASE + "grid: {m: [3], D: [2], algorithm: [em], spread: [4, 8], separation: [1, 2]}\n"))
+    other = load(write(tmp_path, BASE + "grid: {m: [3], D: [2], algorithm: [em], separation: [1, 2], spread: [4, 8]}\n"))
+    labels = [cell.label for cell in one.cells()]
+    assert labels == [cell.label for cell in other.cells()] and one.hash == other.hash
+    assert labels == ["m3-D2-separation1-spread4-em-uniform", "m3-D2-separation1-spread8-em-uniform",
+                      "m3-D2-separation2-spread4-em-uniform", "m3-D2-separation2-spread8-em-uniform"]
