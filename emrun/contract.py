@@ -215,16 +215,18 @@ def check_init_scheme(name: str, scheme, families: list, broken: tuple = ()) -> 
 INIT_M, INIT_D, INIT_RUNS = 3, 2, 4  # all different, so that a wrong shape says which axis is missing
 
 
-def _init_context(family, data, runs: list[int]):
-    from emrun.inits import InitContext
+def _init_context(family, data, runs: list[int], scheme=None):
+    from emrun.inits import InitContext, Truth, options_for
 
     generators = [seeds.generator(11, seeds.init_key(INIT_M, INIT_D, 0, r)) for r in runs]
-    return InitContext(family, INIT_M, INIT_D, len(runs), data, generators, {"epsilon": 1.0e-4})
+    truth = Truth(*family.random_mixture(INIT_M, INIT_D, np.random.default_rng(4)))  # the truth of _data(..., 4)
+    return InitContext(family, INIT_M, INIT_D, len(runs), data, generators, options_for(scheme, {"epsilon": 1.0e-4}),
+                       truth)
 
 
 def _init_shapes(scheme, family) -> tuple[bool, str]:
     data = _data(family, INIT_M, INIT_D, 4)
-    result = scheme(_init_context(family, data, list(range(INIT_RUNS))))
+    result = scheme(_init_context(family, data, list(range(INIT_RUNS)), scheme))
     if not isinstance(result, tuple) or len(result) != 2:
         return False, f"returned {type(result).__name__}, not (pi, mu)"
     shapes = ((INIT_RUNS, INIT_M), (INIT_RUNS, INIT_M, width(family, INIT_D)))
@@ -237,8 +239,8 @@ def _init_shapes(scheme, family) -> tuple[bool, str]:
 
 def _init_per_run(scheme, family) -> tuple[bool, str]:
     data = _data(family, INIT_M, INIT_D, 4)
-    together = scheme(_init_context(family, data, list(range(INIT_RUNS))))
-    alone = scheme(_init_context(family, data, [2]))
+    together = scheme(_init_context(family, data, list(range(INIT_RUNS)), scheme))
+    alone = scheme(_init_context(family, data, [2], scheme))
     same = all(np.array_equal(np.asarray(whole)[2], np.asarray(one)[0]) for whole, one in zip(together, alone, strict=True))
     return same, "" if same else (f"run 2 alone starts elsewhere than among {INIT_RUNS} runs: draw run r from "
                                   "ctx.generators[r] only")
@@ -288,7 +290,8 @@ def check_algorithm(algorithm, families: list | None = None) -> list[Result]:
 
 def check_claim(claim) -> list[Result]:
     rows = pd.DataFrame([dict(m=m, D=D, algorithm=a, truth_index=0, run_index=r, init="uniform", step=0.02,
-                              status="converged", k_cluster=r % 3 == 0, likelihood_ratio=1.0, k=m, iterations=5)
+                              status="converged", k_cluster=r % 3 == 0, likelihood_ratio=1.0, k=m, iterations=5,
+                              loss=1.0 + 0.1 * (r % 2), truth_loss=1.0, ref_loss=1.0)
                          for m in (2, 3, 4) for D in (2, 3) for a in ("em", "gd") for r in range(6)])
     params = {k: (v if v is not None else "gd") for k, v in claim.params.items()}
     config = {"grid": {"algorithm": ["em", "gd"]}, "truths": {"until_k_cluster": 2, "block": 2, "max": 4}}

@@ -98,7 +98,9 @@ def register_family(family: Any) -> Any:
 
 
 def register_init_scheme(name: str, scheme: Any) -> Any:
-    """Register an init scheme: a function (ctx: emrun.inits.InitContext) -> (pi [R, m], mu [R, m, D])."""
+    """Register an init scheme: a function (ctx: emrun.inits.InitContext) -> (pi [R, m], mu [R, m, D]).
+    Its options, if any, are its attribute ``options`` ({name: default}): a config using it may set
+    ``init_options.<name>``, and ``ctx.options`` holds the value (see :mod:`emrun.inits`)."""
     return _register(registry.INIT_SCHEMES, name, scheme)
 
 

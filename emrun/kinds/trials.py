@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emrun import experiments, selection
+from emrun import experiments, selection, truths
 from emrun.algorithms import check_pair
 from emrun.batch import FAILED, STATUSES, BatchSpec
 from emrun.config import Checker, Config
@@ -91,7 +91,9 @@ def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
     """
     rows = rows.copy()
     population = rows["data"] == "population"
-    keys = ["m", "D", "truth_index", "data", "n_samples"]
+    # Truth options the grid varies give other truths (and samples) under one truth index.
+    options = {name for model in rows["model"].unique() for name in truths.options_of(model)}
+    keys = ["m", "D", "truth_index", "data", "n_samples", *sorted(options & set(rows.columns))]
     finite_loss = rows["loss"].where(np.isfinite(rows["loss"]))
     best = finite_loss.groupby([rows[k].fillna(-1) for k in keys]).transform("min")
     rows["ref_loss"] = np.where(population, rows["entropy"].astype(float), best)
@@ -150,12 +152,17 @@ class TrialGrid(CellGrid):
     """Every run of every (cell, truth) of the grid, one row per run."""
 
     name = "grid"
-    keys = {**SHARED_KEYS, "claims": False, "baseline": False}
+    keys = {**SHARED_KEYS, "truth": False, "claims": False, "baseline": False}
     row_noun = "trials"
     replayable = True
 
+    def truth_options(self, out: dict) -> dict:
+        return truths.options_of(out["model"])
+
     def validate(self, raw: dict, check: Checker, out: dict) -> None:
         super().validate(raw, check, out)
+        truths.check_constant_options(raw, check, out)
+        truths.check_drawable(check, out, self.n_truths(out))
         family = FAMILIES.get(out["model"])
         kind = out["data"]["kind"]
         if kind not in family.data_kinds:
@@ -248,7 +255,7 @@ class FirstKCluster(TrialGrid):
     config); the plan grows as rows come in, and the sweep re-plans until it stops growing."""
 
     name = "first_k_cluster"
-    keys = {**SHARED_KEYS, "claims": False}
+    keys = {**SHARED_KEYS, "truth": False, "claims": False}
     adaptive = True
 
     def check_truths(self, raw: dict, check: Checker, out: dict, family) -> None:
@@ -260,9 +267,9 @@ class FirstKCluster(TrialGrid):
         }
         grid = out["grid"]
         if "gd" not in grid["algorithm"] or len(grid["step"]) != 1 or len(grid["init"]) != 1 \
-                or len(grid.get("gd_max_iter", [0])) != 1:
-            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init "
-                               "and at most one grid.gd_max_iter")
+                or len(grid.get("gd_max_iter", [0])) != 1 or truths.truth_axes(out):
+            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init, "
+                               "at most one grid.gd_max_iter and no truth option as a grid axis (set it in 'truth')")
 
     def n_truths(self, values: dict) -> int:
         return values["truths"]["max"]
