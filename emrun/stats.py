@@ -75,11 +75,21 @@ def _values(rows: pd.DataFrame, column: Column) -> pd.Series:
     return pd.Series(np.asarray(column), index=rows.index)
 
 
-def per_truth(rows: pd.DataFrame, column: Column, truth: Sequence[str] = TRUTH) -> pd.DataFrame:
+def truth_columns(rows: pd.DataFrame) -> tuple[str, ...]:
+    """The columns that name a truth in these rows: (m, D, truth_index), with any truth option the
+    rows carry between them (a grid axis such as ``separation``: truth 0 at separation 6 and truth 0
+    at separation 12 are two truths, drawn from one generator). Without truth options: TRUTH."""
+    from emrun.truths import option_names
+
+    return ("m", "D", *(c for c in option_names() if c in rows.columns), "truth_index")
+
+
+def per_truth(rows: pd.DataFrame, column: Column, truth: Sequence[str] | None = None) -> pd.DataFrame:
     """Per truth (one row each, indexed by the ``truth`` columns): ``sum`` of the per-run column and
-    ``size``, its runs. What every interval here is computed from."""
+    ``size``, its runs. What every interval here is computed from. ``truth``: the columns naming a
+    truth [default: :func:`truth_columns`]."""
     values = _values(rows, column).astype(float)
-    return values.groupby([rows[c] for c in truth]).agg(["sum", "size"])
+    return values.groupby([rows[c] for c in (truth or truth_columns(rows))]).agg(["sum", "size"])
 
 
 def exact_upper(successes: int, trials: int, level: float = 0.95) -> float:
@@ -119,7 +129,7 @@ def truth_rate_interval(events: np.ndarray, runs: np.ndarray) -> tuple[float, fl
     return low, high, "bootstrap over truths"
 
 
-def rate(rows: pd.DataFrame, event: Column, truth: Sequence[str] = TRUTH) -> Estimate:
+def rate(rows: pd.DataFrame, event: Column, truth: Sequence[str] | None = None) -> Estimate:
     """The rate of an event over runs (``event``: a boolean per run, as a column name, a Series or
     array aligned with ``rows``, or a function of the rows) with its 95% interval over truths
     (:func:`truth_rate_interval`). No runs: no interval, and the method says so."""
@@ -131,7 +141,7 @@ def rate(rows: pd.DataFrame, event: Column, truth: Sequence[str] = TRUTH) -> Est
 
 
 def rate_difference(first: pd.DataFrame, second: pd.DataFrame, event: Column, paired: bool | None = None,
-                    truth: Sequence[str] = TRUTH, level: float = 0.95) -> Estimate:
+                    truth: Sequence[str] | None = None, level: float = 0.95) -> Estimate:
     """rate(first) - rate(second) of an event (as in :func:`rate`; a function of the rows is applied
     to each side) with its ``level`` interval over truths.
 
@@ -187,7 +197,7 @@ def _exact_side(rate: float, truths: int, level: float) -> tuple[float, float]:
     return low, high
 
 
-def mean(rows: pd.DataFrame, value: Column, truth: Sequence[str] = TRUTH, within: tuple[float, float] | None = None,
+def mean(rows: pd.DataFrame, value: Column, truth: Sequence[str] | None = None, within: tuple[float, float] | None = None,
          level: float = 0.95) -> Estimate:
     """The mean over runs of a per-run quantity (a column name, Series, array or function of the
     rows) with its ``level`` interval over truths: the percentile bootstrap of whole truths with 10
@@ -268,6 +278,6 @@ def trend(x, y, claim: str, criterion: str = "", sign: int = 1, points: str = "p
     return _verdicts.spearman_trend(x, y, _Wording(claim, criterion), {}, sign=sign, points=points)
 
 
-__all__ = ["TRUTH", "FEW_TRUTHS", "MIN_CLUSTERS", "Estimate", "per_truth", "rate", "rate_difference", "mean",
+__all__ = ["TRUTH", "truth_columns", "FEW_TRUTHS", "MIN_CLUSTERS", "Estimate", "per_truth", "rate", "rate_difference", "mean",
            "truth_rate_interval", "exact_upper", "sign_verdict", "trend", "cluster_bootstrap",
            "cluster_difference_interval", "wilson_interval"]

@@ -50,6 +50,12 @@ def options_of(model: str) -> dict[str, TruthOption]:
     return getattr(FAMILIES.get(model), "truth_options", {}) if model in FAMILIES else {}
 
 
+def option_names() -> list[str]:
+    """Every truth option a registered family declares: the row columns that may tell two truths
+    of one (m, D, truth_index) apart."""
+    return sorted({name for _, entry in FAMILIES.items() for name in getattr(entry.value, "truth_options", {})})
+
+
 def truth_axes(values: dict) -> list[str]:
     """The truth options that the config's grid varies, in the family's order (not the grid's: a
     manifest read back may order its keys otherwise, and batch ids must not change)."""

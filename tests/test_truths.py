@@ -268,3 +268,27 @@ def test_two_truth_axes_cross_in_the_familys_order_whatever_the_grids(tmp_path):
     assert labels == [cell.label for cell in other.cells()] and one.hash == other.hash
     assert labels == ["m3-D2-separation1-spread4-em-uniform", "m3-D2-separation1-spread8-em-uniform",
                       "m3-D2-separation2-spread4-em-uniform", "m3-D2-separation2-spread8-em-uniform"]
+
+
+def _rows_over_two_separations(truths: int = 10, runs: int = 4) -> pd.DataFrame:
+    """Trial rows of em and gd at one (m, D) over separations 6 and 12, truth indices shared by both."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([
+        {"m": 3, "D": 2, "separation": separation, "truth_index": t, "run_index": r, "init": "uniform", "step": np.nan,
+         "algorithm": algorithm, "status": "converged", "k_cluster": bool(rng.random() < 0.3)}
+        for separation, t, r, algorithm in itertools.product((6.0, 12.0), range(truths), range(runs), ("em", "gd"))])
+
+
+def test_a_truth_axis_value_makes_truths_of_its_own_in_every_statistic():
+    from emrun import stats
+    from emrun.report.claims import paired_k_cluster, rate_with_interval
+    from emrun.report.kcluster import settings
+
+    rows = _rows_over_two_separations()
+    assert stats.truth_columns(rows) == ("m", "D", "separation", "truth_index")
+    assert stats.rate(rows[rows["algorithm"] == "gd"], "k_cluster").truths == 20  # not 10: two truths per index
+    table = rate_with_interval(rows)
+    assert table["truths"].tolist() == [20, 20]
+    pairs = paired_k_cluster(rows, "gd", "em")
+    assert pairs is not None and pairs["pairs"] == 80  # each gd run with the em run of its own separation only
+    assert set(settings(rows)) == {"em (separation 6)", "em (separation 12)", "gd (separation 6)", "gd (separation 12)"}

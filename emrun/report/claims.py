@@ -29,10 +29,9 @@ from emrun.report.verdicts import (
     sign_verdict,
     spearman_trend,
 )
-from emrun.stats import truth_rate_interval
+from emrun.stats import truth_columns, truth_rate_interval
 
 NEAR_OPTIMAL = 0.999  # the paper's "greater than 0.999 in terms of the likelihood ratio"
-TRUTH = ["m", "D", "truth_index"]  # runs sharing these share a truth
 UNDECLARED = Source(EXTENSION, note="a claim registered by a plug-in that names no source")
 
 
@@ -123,7 +122,7 @@ def never_ends_at_k_cluster(rows: pd.DataFrame, config: dict, algorithm: str = "
     evidence = (f"{len(exceptions)} of the {len(outside)} runs that started outside the k-cluster region end at k < m "
                 f"(in {int((per_cell > 0).sum())} of {len(per_cell)} cells)")
     if len(exceptions):
-        per_truth = hits[~started_inside].groupby([outside[c] for c in TRUTH]).agg(["sum", "size"])
+        per_truth = hits[~started_inside].groupby([outside[c] for c in truth_columns(outside)]).agg(["sum", "size"])
         low, high = cluster_bootstrap(per_truth["sum"].to_numpy(), per_truth["size"].to_numpy())
         worst = per_cell.idxmax()
         evidence += (f"; rate {len(exceptions) / len(outside):.2g} {interval_text(low, high, '.2g')} over "
@@ -163,7 +162,8 @@ def paired_k_cluster(rows: pd.DataFrame, algorithm: str, than: str) -> dict | No
     """Runs of ``algorithm`` paired with the run of ``than`` from the same init (same truth, run
     index and init scheme; and the same step when both take one): counts, discordant pairs, the
     mean paired difference in k-cluster rate and its interval over truths. None if nothing pairs."""
-    keys = [*TRUTH, "run_index", "init"]
+    truth = list(truth_columns(rows))
+    keys = [*truth, "run_index", "init"]
     a, b = _runs_of(rows, algorithm), _runs_of(rows, than)
     if a.empty or b.empty:
         return None
@@ -175,7 +175,7 @@ def paired_k_cluster(rows: pd.DataFrame, algorithm: str, than: str) -> dict | No
     if pairs.empty:
         return None
     pairs["difference"] = pairs["hit_a"].astype(float) - pairs["hit_b"].astype(float)
-    per_truth = pairs.groupby(TRUTH)["difference"].agg(["sum", "size"])
+    per_truth = pairs.groupby(truth)["difference"].agg(["sum", "size"])
     sums, sizes = per_truth["sum"].to_numpy(), per_truth["size"].to_numpy()
     low, high = cluster_bootstrap(sums, sizes)
     return {"pairs": len(pairs), "truths": len(per_truth), "a_hits": int(pairs["hit_a"].sum()),
@@ -215,7 +215,7 @@ def k_cluster_rate_grows_with(rows: pd.DataFrame, config: dict, factor: str = "m
     independent."""
     other = "D" if factor == "m" else "m"
     runs = _runs_of(rows, algorithm)
-    rates = ended_at_k_cluster(runs).groupby([runs[c] for c in TRUTH]).mean().reset_index(name="rate")
+    rates = ended_at_k_cluster(runs).groupby([runs[c] for c in truth_columns(runs)]).mean().reset_index(name="rate")
     centred = rates["rate"] - rates.groupby(other)["rate"].transform("mean")
     return spearman_trend(rates[factor], centred, GROWS, {"factor": factor, "algorithm": algorithm, "other": other},
                           points=f"(cell, truth) rates, each centred on the mean rate of its {other}", absence_failed_until=1)
@@ -425,7 +425,8 @@ def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (m, D, algorithm): k-cluster runs, rate, and its 95% interval with the method named, by
     the rule of :func:`emrun.stats.truth_rate_interval` (the public one plug-in claims use)."""
     hits = rows.assign(hit=ended_at_k_cluster(rows))
-    per_truth = hits.groupby(["m", "D", "algorithm", "truth_index"])["hit"].agg(["sum", "size"]).reset_index()
+    options = list(truth_columns(rows)[2:-1])  # truth axes: each value's truths are truths of their own
+    per_truth = hits.groupby(["m", "D", "algorithm", *options, "truth_index"])["hit"].agg(["sum", "size"]).reset_index()
     out = []
     for (m, D, algorithm), part in per_truth.groupby(["m", "D", "algorithm"]):
         events, runs = int(part["sum"].sum()), int(part["size"].sum())
