@@ -32,16 +32,17 @@ install: $(VENV)/.installed
 lint: install
 	$(BIN)/ruff check .
 
-# The test suite (slow end-to-end checks excluded: make test-slow; CI runs both).
+# The test suite on every core (pytest-xdist), the slow end-to-end checks excluded: make test-slow;
+# CI runs both.
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # make test, timed (wall and CPU), into results/bench/make_test.json, which README's "Times" shows.
 time-test: install
 	$(PYTHON) .ci/time_tests.py
 
 test-slow: install
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -n auto -m slow
 
 # A fresh clone of HEAD re-writes the committed Tables 1 and 3, Figure 2 and theory reports unchanged,
 # apart from timings and provenance (listed in .ci/may_differ.txt): once as the machine is, then again

@@ -54,6 +54,7 @@ def batch_files(tmp_path) -> dict:
     return {path.name: path.stat().st_mtime_ns for path in (tmp_path / "results" / "hb" / "batches").glob("*.parquet")}
 
 
+@pytest.mark.slow
 def test_a_claim_changed_after_the_sweep_is_judged_anew_with_nothing_rerun_and_a_new_rule_is_flagged(tmp_path):
     (tmp_path / "plugin").mkdir()
     (tmp_path / "plugin" / "heavy_ball.py").write_text(HEAVY_BALL)
