@@ -12,7 +12,8 @@ each run from its own generator (a run alone starts where it starts among the ot
 algorithm, on every registered family it can run on (never on a family of the file that failed its
 own checks): no NaN from a start with a zero weight, weights on the simplex at the end, statuses
 that emrun knows, and a trial alone ending bit for bit as it does inside a batch. Claims must
-return a verdict on synthetic rows; kinds must have the protocol's attributes.
+return a verdict on synthetic rows, report sections Markdown text; kinds must have the protocol's
+attributes.
 """
 
 from __future__ import annotations
@@ -288,19 +289,55 @@ def check_algorithm(algorithm, families: list | None = None) -> list[Result]:
     return out
 
 
-def check_claim(claim) -> list[Result]:
-    rows = pd.DataFrame([dict(m=m, D=D, algorithm=a, truth_index=0, run_index=r, init="uniform", step=0.02,
+def synthetic_rows() -> pd.DataFrame:
+    """Small made-up trial rows (one truth per cell) that claims and report sections are checked on."""
+    return pd.DataFrame([dict(m=m, D=D, algorithm=a, truth_index=0, run_index=r, init="uniform", step=0.02,
                               status="converged", k_cluster=r % 3 == 0, likelihood_ratio=1.0, k=m, iterations=5,
                               loss=1.0 + 0.1 * (r % 2), truth_loss=1.0, ref_loss=1.0)
                          for m in (2, 3, 4) for D in (2, 3) for a in ("em", "gd") for r in range(6)])
+
+
+SYNTHETIC_CONFIG = {"name": "synthetic", "grid": {"algorithm": ["em", "gd"]},
+                    "truths": {"until_k_cluster": 2, "block": 2, "max": 4}}
+
+
+class _AnyLabel(dict):
+    """Companions for check-plugin: every label a claim asks for holds synthetic rows."""
+
+    def __missing__(self, label: str) -> pd.DataFrame:
+        self[label] = synthetic_rows()
+        return self[label]
+
+
+def check_claim(claim) -> list[Result]:
+    from emrun.report.companions import wants_companions
+
+    rows, config = synthetic_rows(), SYNTHETIC_CONFIG
     params = {k: (v if v is not None else "gd") for k, v in claim.params.items()}
-    config = {"grid": {"algorithm": ["em", "gd"]}, "truths": {"until_k_cluster": 2, "block": 2, "max": 4}}
+    # A claim comparing companion folders gets the same synthetic rows under whatever label it reads.
+    extra = {"companions": _AnyLabel()} if wants_companions(claim) else {}
 
     def judged() -> tuple[bool, str]:
-        verdict = claim.judge(rows, config, **params)
+        verdict = claim.judge(rows, config, **params, **extra)
         return verdict.status in ("holds", "does not hold", "not testable"), f"status '{verdict.status}'"
 
     return [_run(f"claim {claim.name}", "returns a verdict on synthetic trial rows", judged)]
+
+
+def check_section(section) -> list[Result]:
+    """A report section returns Markdown (a str) on synthetic rows; its figures go to a scratch folder."""
+    import tempfile
+
+    from emrun.report.sections import render
+
+    def drawn() -> tuple[bool, str]:
+        with tempfile.TemporaryDirectory() as scratch:
+            text, ctx = render(section, synthetic_rows(), SYNTHETIC_CONFIG, Path(scratch))
+            missing = [name for name in ctx.saved if not (Path(scratch) / name).is_file()]
+        figures = f", {len(ctx.saved)} figure(s)" if ctx.saved else ""
+        return not missing, f"missing figure files {missing}" if missing else f"{len(text)} characters{figures}"
+
+    return [_run(f"report section {section.name}", "returns Markdown text (a str) on synthetic trial rows", drawn)]
 
 
 def check_kind(kind) -> list[Result]:
@@ -336,9 +373,11 @@ def check_file(path) -> list[Result]:
                            f"not run: family {family.name} failed its own checks above", skipped=True) for family in broken]
     for _, claim in mine["claim"]:
         results += check_claim(claim)
+    for _, section in mine["report section"]:
+        results += check_section(section)
     for _, kind in mine["experiment kind"]:
         results += check_kind(kind)
     if not results:
         results.append(Result(plugin.label, "registers something", False,
-                              "it registered no algorithm, family, init scheme, claim or kind"))
+                              "it registered no algorithm, family, init scheme, claim, report section or kind"))
     return results

@@ -121,7 +121,7 @@ def test_a_changed_family_or_init_scheme_still_refuses_the_folder_when_claims_ar
 @pytest.mark.parametrize("listed,words", [
     ("plugins: [plugin/both.py]", ["plug-in plugin/both.py registers claim 'all_converged'", "claim_plugins"]),
     ("plugins: [plugin/heavy_ball.py]\nclaim_plugins: [plugin/both.py]",
-     ["claim plug-in plugin/both.py registers", "model family 'gaussian_em_only'", "claims only"]),
+     ["claim plug-in plugin/both.py registers", "model family 'gaussian_em_only'", "claims and report sections only"]),
 ])
 def test_a_file_mixing_claims_with_what_makes_rows_is_refused_in_one_line(tmp_path, listed, words):
     (tmp_path / "plugin").mkdir()

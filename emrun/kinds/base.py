@@ -34,7 +34,7 @@ def algorithm_columns(values: dict) -> list[str]:
 
 
 NOT_RUN_DEFINING = ("name", "description", "claims", "baseline", "compare_to", "record", "truths", "runs", "stopping",
-                    "grid", "plugins", "claim_plugins", "em_update", "gd_boundary")
+                    "grid", "plugins", "claim_plugins", "report_sections", "companions", "em_update", "gd_boundary")
 
 
 def run_identity(values: dict, algorithm: str) -> str:

@@ -152,7 +152,8 @@ class TrialGrid(CellGrid):
     """Every run of every (cell, truth) of the grid, one row per run."""
 
     name = "grid"
-    keys = {**SHARED_KEYS, "truth": False, "claims": False, "baseline": False}
+    keys = {**SHARED_KEYS, "truth": False, "claims": False, "baseline": False, "report_sections": False,
+            "companions": False}
     row_noun = "trials"
     replayable = True
 
@@ -181,7 +182,16 @@ class TrialGrid(CellGrid):
         self.check_report_keys(raw, check, out)
 
     def check_report_keys(self, raw: dict, check: Checker, out: dict) -> None:
-        """``baseline`` (the algorithm others are compared with) and ``claims`` (judged in the report)."""
+        """``baseline`` (the algorithm others are compared with), ``claims`` (judged in the report),
+        ``report_sections`` (plug-in sections drawn in it) and ``companions`` (other folders its
+        claims may read): all read by the report only, none hashed."""
+        from emrun.report import sections
+        from emrun.report.companions import check_declared
+
+        if "report_sections" in raw:
+            out["report_sections"] = sections.check_names(raw["report_sections"], check)
+        if "companions" in raw:
+            out["companions"] = check_declared(raw["companions"], check, raw.get("name"))
         if "baseline" in raw:
             out["baseline"] = check.choice(raw["baseline"], "baseline", tuple(out["grid"]["algorithm"]))
         if "claims" in raw:
@@ -220,8 +230,10 @@ class TrialGrid(CellGrid):
         return add_reference_columns(rows.sort_values(["batch_id", "run_index"], ignore_index=True))
 
     def write_report(self, ctx):
+        from emrun.report import sections
+
         write = layout_of(ctx.config).write
-        return (resolve(write) if isinstance(write, str) else write)(ctx)
+        return sections.append(ctx, (resolve(write) if isinstance(write, str) else write)(ctx))
 
     def declared_claims(self, values: dict) -> list:
         """What the report will judge, known from the config alone: the layout's own claims, and the
@@ -255,7 +267,7 @@ class FirstKCluster(TrialGrid):
     config); the plan grows as rows come in, and the sweep re-plans until it stops growing."""
 
     name = "first_k_cluster"
-    keys = {**SHARED_KEYS, "truth": False, "claims": False}
+    keys = {**SHARED_KEYS, "truth": False, "claims": False, "report_sections": False, "companions": False}
     adaptive = True
 
     def check_truths(self, raw: dict, check: Checker, out: dict, family) -> None:
@@ -298,9 +310,9 @@ class FirstKCluster(TrialGrid):
         return [*super().status_lines(rows), "  (a first_k_cluster plan grows as rows come in)"]
 
     def write_report(self, ctx):
-        from emrun.report import table34
+        from emrun.report import sections, table34
 
-        return table34.write(ctx)
+        return sections.append(ctx, table34.write(ctx))
 
     def declared_claims(self, values: dict) -> list:
         from emrun.report.claims import declared

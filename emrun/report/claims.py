@@ -18,6 +18,7 @@ import pandas as pd
 
 from emrun.criteria import EXTENSION, Change, ClaimSpec, Declared, Source, algorithm_label
 from emrun.criteria import uai2019 as uai
+from emrun.report.companions import call_judge, declared_rows
 from emrun.report.verdicts import (
     CLUSTER_BOOTSTRAP,
     MIN_CLUSTERS,
@@ -383,34 +384,45 @@ def _with_derived(claim: Claim, params: dict) -> dict:
     return params
 
 
-def judge(rows: pd.DataFrame, config: dict, claims: list[dict], recorded: dict | None = None) -> list[Verdict]:
+Companions = Callable[[], dict]  # () -> {label: rows, or why there are none}: a config's declared companions
+
+
+def judge(rows: pd.DataFrame, config: dict, claims: list[dict], recorded: dict | None = None,
+          companions: Companions | None = None) -> list[Verdict]:
     """The verdict of each declared claim on the rows (of the folder whose ``config`` is given: the
     source depends on its setting). With ``recorded`` (that folder's criterion record), a claim
     whose recorded params differ from the ones given is judged under the recorded params too (the
-    verdict's alternatives)."""
+    verdict's alternatives). ``companions`` gives the declared companions' rows to the claims
+    that ask for them (:func:`emrun.report.companions.declared_rows`)."""
     from emrun.registry import CLAIMS
 
     verdicts = []
     for spec in claims:
         claim = CLAIMS.get(spec["claim"])
         params = _spec_params(claim, spec)
-        verdict = judged(claim, rows, config, params)
+        verdict = judged(claim, rows, config, params, companions)
         first = (recorded or {}).get("recorded", {}).get(verdict.key) if recorded else None
         if first is not None and first.get("params") != verdict.params and first.get("version") == verdict.version:
             identity = {k: v for k, v in params.items() if k in claim.declared_spec().identity}
-            earlier = judged(claim, rows, config, {**params, **first["params"], **identity})
+            earlier = judged(claim, rows, config, {**params, **first["params"], **identity}, companions)
             verdict = replace(verdict, alternatives=(*verdict.alternatives, earlier))
         verdicts.append(verdict)
     return verdicts
 
 
-def judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict) -> Verdict:
+def judge_declared(ctx) -> list[Verdict]:
+    """The config's declared claims judged on a report's own rows, with its declared companions."""
+
+    return judge(ctx.rows, ctx.config, declared_claims(ctx.config), ctx.record, lambda: declared_rows(ctx))
+
+
+def judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict, companions: Companions | None = None) -> Verdict:
     """One claim judged, with its record key, criterion params, version and source filled in for a
     plug-in claim registered without a spec."""
     derived = _with_derived(claim, params)
     spec = claim.declared_spec()
     try:
-        verdict = claim.judge(rows, config, **params)
+        verdict = call_judge(claim, rows, config, params, companions, derived)
     except Exception as error:  # a plug-in claim that breaks is reported, not fatal to the report
         return spec.untestable(f"the claim raised {type(error).__name__}: {error}.", **derived)
     from emrun.criteria import _plain

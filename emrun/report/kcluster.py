@@ -16,7 +16,7 @@ import pandas as pd
 
 from emrun import files
 from emrun.report import ReportResult, published
-from emrun.report.claims import NEAR_OPTIMAL, baseline_of, declared_claims, judge, paired_k_cluster, rate_with_interval
+from emrun.report.claims import NEAR_OPTIMAL, baseline_of, judge_declared, paired_k_cluster, rate_with_interval
 from emrun.report.common import grid_table, header, provenance_section, save_figure, verdict_section
 from emrun.report.verdicts import ended_at_k_cluster
 from emrun.stats import truth_columns
@@ -193,7 +193,7 @@ def write(ctx) -> ReportResult:
     """Write report.md, cells.csv and the heatmaps of one grid of trials into ``ctx.folder``."""
     config, rows, folder = ctx.config, ctx.rows, ctx.folder
     summary = cell_summary(rows)
-    verdicts = judge(rows, config, declared_claims(config), ctx.record)
+    verdicts = judge_declared(ctx)
     paper = published.PaperSections(ctx, summary) if config.get("compare_to") else None
     out = header(config) + [setup_text(config, int(summary["truths"].max())), ""]
     out += verdict_section(verdicts, "Verdicts on the paper's claims" if paper else "Verdicts on the config's claims")
