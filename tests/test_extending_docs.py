@@ -49,7 +49,8 @@ def test_every_example_of_the_reference_runs(tmp_path, monkeypatch):
     found = json.loads(subprocess.run([sys.executable, "-c", script, "separated.py", "damped_em.py", "my_claims.py",
                                        "coin.py"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout)
     # damped_em: 4 checks on each family offering EM, separated_gaussian included (registered first, in this process).
-    assert {f: len(results) for f, results in found.items()} == {"separated.py": 7, "damped_em.py": 16, "my_claims.py": 2,
+    # my_claims.py: three claims (one comparing a companion folder) and a report section.
+    assert {f: len(results) for f, results in found.items()} == {"separated.py": 7, "damped_em.py": 16, "my_claims.py": 4,
                                                                   "coin.py": 1}
     assert all(passed for results in found.values() for _, passed in results), found
 
@@ -61,6 +62,12 @@ def test_every_example_of_the_reference_runs(tmp_path, monkeypatch):
     # Both claims built their intervals over truths: 3 truths per cell are not 15 independent runs.
     assert all("truths" in v["interval"] and "Over 6 truths" in v["evidence"] for v in verdicts), verdicts
     assert "fewer than 10 truths" in verdicts[0]["interval"] and "Clopper-Pearson" in verdicts[1]["interval"]
+    # The report section: its table after the built-in content, its figure beside the report.
+    report = (tmp_path / "results" / "spread" / "report.md").read_text()
+    assert "## k-cluster rate against m\n\n| m | algorithm | init | k-cluster rate |" in report
+    assert "| 3 | damped_em | far_apart |" in report and report.index("## k-cluster rate against m") < report.index(
+        "## Provenance")
+    assert (tmp_path / "results" / "spread" / "section-rates_by_m-rates.png").stat().st_size > 0
 
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
