@@ -177,3 +177,37 @@ def test_a_claim_with_a_missing_or_incomplete_companion_is_not_testable_with_a_r
     incomplete = verdict(tmp_path)
     assert incomplete["status"] == "not testable" and "is incomplete (3 of 4 planned batches stored)" in \
         incomplete["evidence"], incomplete
+
+
+def test_a_companion_run_with_the_same_row_plugins_is_read_and_one_with_others_is_not(tmp_path):
+    """The Jin et al. case: both studies use one plug-in family or algorithm. A companion whose row
+    plug-ins are the files this folder runs is read with them; one run with other code is not (its
+    code would have to run), and the claim says so. Changing ``companions`` re-runs nothing."""
+    from tests.test_plugins import HEAVY_BALL
+
+    for folder, text in (("plugin", HEAVY_BALL), ("changed", HEAVY_BALL + "# another version\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "heavy_ball.py").write_text(text)
+    grid = "grid: {m: [2], D: [2], algorithm: [em, heavy_ball], step: [0.05], momentum: [0.5]}"
+
+    def with_plugin(text: str, folder: str) -> str:
+        return (text.replace("grid: {m: [2], D: [2], algorithm: [em, gd], step: [0.05]}", grid)
+                .replace("gd: {max_iter: 50", "heavy_ball: {max_iter: 50") + f"plugins: [{folder}/heavy_ball.py]\n")
+
+    sweep_pair(tmp_path, 5, 200)
+    here = with_plugin((tmp_path / "here.yaml").read_text(), "plugin")
+    (tmp_path / "here.yaml").write_text(here)
+    (tmp_path / "there.yaml").write_text(with_plugin(config("there", 200), "plugin"))
+    (tmp_path / "elsewhere.yaml").write_text(with_plugin(config("elsewhere", 200), "changed"))
+    for name in ("there", "elsewhere", "here"):
+        emrun("sweep", f"{name}.yaml", "--quiet", "--workers", "1", cwd=tmp_path)
+    emrun("report", "--run-plugins", "results/here", cwd=tmp_path)
+    assert verdict(tmp_path)["status"] == "holds", verdict(tmp_path)
+
+    (tmp_path / "here.yaml").write_text(here.replace("{other: there}", "{other: elsewhere}"))
+    assert "(0 run now" in emrun("sweep", "here.yaml", "--quiet", "--workers", "1", cwd=tmp_path).stdout
+    emrun("report", "--run-plugins", "results/here", cwd=tmp_path)
+    found = verdict(tmp_path)
+    assert found["status"] == "not testable", found
+    assert found["evidence"].startswith("companion other (results folder elsewhere) was run with other plug-ins than "
+                                        "this folder (changed/heavy_ball.py (sha256 "), found

@@ -55,10 +55,15 @@ def declared_rows(ctx) -> dict[str, pd.DataFrame | str]:
         if not (folder / "manifest.json").is_file() or not has_rows(folder):
             out[label] = f"{where} holds no rows (sweep config {name} into the same results root)"
             continue
+        other = _other_plugins(ctx.manifest["config"], _config(folder) or {})
+        if other:
+            out[label] = (f"{where} was run with other plug-ins than this folder ({', '.join(other)}), whose code a "
+                          "companion never runs")
+            continue
         try:
             rows, completeness = ctx.rows_and_completeness(folder)
         except StoreError as error:
-            out[label] = f"{where} cannot be read: {error}"
+            out[label] = f"{where} cannot be read: {str(error).removeprefix(f'companion {name} cannot be read: ')}"
             continue
         if not completeness.complete:
             out[label] = (f"{where} is incomplete ({completeness.stored} of {completeness.planned} planned batches "
@@ -152,6 +157,14 @@ def other_dynamics_update(folder: Path, root: Path) -> Path | None:
                 and theirs["grid"]["algorithm"] != config["grid"]["algorithm"]):
             return other
     return None
+
+
+def _other_plugins(mine: dict, theirs: dict) -> list[str]:
+    """The row plug-ins (files and modules) a companion's config lists that this folder's does not
+    (same label and hash): reading its rows would need their code."""
+    same = {(r.get("file"), r.get("module"), r.get("sha256")) for r in mine.get("plugins", [])}
+    return [f"{r.get('file') or r.get('module')} (sha256 {str(r.get('sha256'))[:12]})" for r in theirs.get("plugins", [])
+            if ("file" in r or "module" in r) and (r.get("file"), r.get("module"), r.get("sha256")) not in same]
 
 
 def wants_companions(claim) -> bool:
