@@ -4,7 +4,9 @@ in blocks until enough of them have a GD run ending at a k-cluster point).
 
 Rows are one per run (:mod:`emrun.experiments`). A grid report is laid out by the first
 registered layout (highest priority) whose ``applies`` accepts the config; the generic k-cluster
-layout accepts every config. Claims a config declares (``claims:``) are judged in any layout.
+layout accepts every config. Claims a config declares (``claims:``) are judged in any layout, and
+the plug-in sections it selects (``report_sections:``, :mod:`emrun.report.sections`) follow the
+layout's own content in either kind.
 """
 
 from __future__ import annotations
