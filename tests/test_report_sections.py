@@ -211,3 +211,16 @@ def test_a_companion_run_with_the_same_row_plugins_is_read_and_one_with_others_i
     assert found["status"] == "not testable", found
     assert found["evidence"].startswith("companion other (results folder elsewhere) was run with other plug-ins than "
                                         "this folder (changed/heavy_ball.py (sha256 "), found
+
+
+def test_a_kept_copy_read_for_its_recorded_claims_ignores_its_sections():
+    """How a changed criterion is judged under the recorded one (emrun.plugins.claims_in): the kept
+    copy's claims are captured, and the sections of the same file neither register nor refuse it."""
+    from emrun import plugins, registry
+
+    text = SECTIONS.replace("WORDING", "w") + COMPARING.replace("from emrun.plugins import register_claim\n", "")
+    text = text.replace("from emrun.plugins import register_report_section", "from emrun.plugins import register_claim, "
+                                                                              "register_report_section")
+    kept = plugins.PluginSource("both.py", text, plugins.sha256_text(text))
+    found = plugins.claims_in(kept)
+    assert list(found) == ["fewer_iterations"] and "iterations" not in registry.SECTIONS
