@@ -17,7 +17,7 @@ EXTENDED := bmm_table1_many_truths bmm_table2_many_truths bmm_table1_as_publishe
 	gradem_figure1_rates_many_truths gradem_figure1_rates_paper_mc gradem_figure2_statrate_50_runs \
 	gradem_figure2_statrate_gradient simplex_samples_uniform_50_runs
 
-.PHONY: install test time-test test-slow check-committed check-openblas bench-compare lint heavy-ball segmentation table1 table2 table3 figure2 theory digits gradem simplex report paper extended bench clean
+.PHONY: install test time-test test-slow check-committed check-openblas bench-compare lint heavy-ball jin2016 segmentation table1 table2 table3 figure2 theory digits gradem simplex report paper extended bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,16 +32,17 @@ install: $(VENV)/.installed
 lint: install
 	$(BIN)/ruff check .
 
-# The test suite (slow end-to-end checks excluded: make test-slow; CI runs both).
+# The test suite on every core (pytest-xdist), the slow end-to-end checks excluded: make test-slow;
+# CI runs both.
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # make test, timed (wall and CPU), into results/bench/make_test.json, which README's "Times" shows.
 time-test: install
 	$(PYTHON) .ci/time_tests.py
 
 test-slow: install
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -n auto -m slow
 
 # A fresh clone of HEAD re-writes the committed Tables 1 and 3, Figure 2 and theory reports unchanged,
 # apart from timings and provenance (listed in .ci/may_differ.txt): once as the machine is, then again
@@ -107,6 +108,14 @@ heavy-ball: install
 	$(SWEEP) examples/heavy_ball/heavy_ball.yaml
 	$(BIN)/emrun report --run-plugins results/heavy_ball
 
+# The second plug-in example (examples/jin2016/): Jin et al. (NeurIPS 2016), EM from centres drawn
+# from the mixture on equally weighted, separated Gaussians, 10 truths x 20 runs per M = 3..8; its
+# truths come from the config's truth options, its init reads the batch's truth, its claims are in a
+# file of their own (claim_plugins) that uses emrun.stats.
+jin2016: install
+	$(SWEEP) examples/jin2016/jin2016.yaml
+	$(BIN)/emrun report --run-plugins results/jin2016
+
 report: install
 	$(BIN)/emrun report
 
@@ -122,8 +131,9 @@ paper: install
 extended: paper
 	$(call sweep_all,$(EXTENDED))
 	$(SWEEP) examples/heavy_ball/heavy_ball.yaml
+	$(SWEEP) examples/jin2016/jin2016.yaml
 	$(BIN)/emrun report
-	$(BIN)/emrun report --run-plugins results/heavy_ball
+	$(BIN)/emrun report --run-plugins results/heavy_ball results/jin2016
 
 # The engine against its own numpy loop, the plain implementation and a matmul, three cells, one core,
 # each timing repeated 3 times; cold and warm sweeps; a worker's peak memory.

@@ -24,7 +24,8 @@ class Cell:
 
     ``step`` is the step size of an algorithm that takes one (None for EM); ``max_iter`` the
     iteration cap when the grid varies it (else the stopping rule's); ``params`` the algorithm's
-    other hyperparameters that the grid varies, as (name, value) pairs.
+    other hyperparameters that the grid varies, as (name, value) pairs; ``truth`` the truth
+    options that the grid varies (:mod:`emrun.truths`), as (name, value) pairs.
     """
 
     m: int
@@ -34,6 +35,7 @@ class Cell:
     init: str
     max_iter: int | None = None
     params: tuple[tuple[str, float], ...] = ()
+    truth: tuple[tuple[str, float | str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -41,7 +43,9 @@ class Cell:
         step = f"-step{self.step:g}" if self.step is not None else ""
         others = "".join(f"-{name}{value:g}" for name, value in self.params)
         cap = f"-cap{self.max_iter}" if self.max_iter is not None else ""
-        return f"m{self.m}-D{self.D}-{self.algorithm}{step}{others}{cap}-{self.init}"
+        # Truth axes follow (m, D), which they qualify; absent without them (existing ids unchanged).
+        truth = "".join(f"-{name}{value:g}" if isinstance(value, float) else f"-{name}{value}" for name, value in self.truth)
+        return f"m{self.m}-D{self.D}{truth}-{self.algorithm}{step}{others}{cap}-{self.init}"
 
 
 @dataclass(frozen=True)

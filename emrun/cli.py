@@ -403,7 +403,7 @@ def list_command(configs_dir: str | None, results_root: str) -> None:
         by_origin: dict[str, list[str]] = {}
         for name, entry in registry.items():
             by_origin.setdefault(entry.origin, []).append(name)
-        text = "; ".join(f"{', '.join(names)} ({origin})" for origin, names in by_origin.items())
+        text = "; ".join(f"{', '.join(names)} ({origin})" for origin, names in by_origin.items()) or "none registered"
         click.echo(textwrap.fill(f"{noun}: {text}", width, initial_indent="  ", subsequent_indent=" " * 6))
 
 

@@ -5,7 +5,8 @@ every level. ``--set key=value`` overrides are applied before validation and are
 ``--set`` in errors. This module checks the keys every config has (name, description,
 experiment, seed, plugins); the experiment kind checks the rest (:mod:`emrun.kinds`). The
 validated config is a plain, canonical dict (defaults filled in); its hash identifies the rows it
-produces. Keys that only change the report (description, claims, baseline) are not hashed.
+produces. Keys that only change the report (description, claims, baseline, claim_plugins,
+report_sections, companions) are not hashed.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ MAX_BATCHES = 1_000_000
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map")}
 COMMON_KEYS = {"name": True, "description": False, "experiment": False, "seed": True, "plugins": False,
                "claim_plugins": False}
-# Read by the report only: not part of the hash. claim_plugins lists files that register claims only.
-REPORT_KEYS = ("description", "claims", "baseline", "claim_plugins")
+# Read by the report only: not part of the hash. claim_plugins lists files that register claims and
+# report sections only; report_sections selects sections; companions names folders claims may read.
+REPORT_KEYS = ("description", "claims", "baseline", "claim_plugins", "report_sections", "companions")
 
 
 class ConfigError(ValueError):
@@ -338,16 +340,22 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = (), run_plug
 
 
 def from_manifest(values: dict[str, Any], folder: Path, run_plugins: bool = False, say=None,
-                  fresh: bool = True) -> Config:
+                  fresh: bool = True, running: list[dict] | None = None) -> Config:
     """The config a results folder was run with (its manifest). Its plug-ins are imported, from the
     copies the folder keeps and in a scope of their own, only with ``run_plugins`` (the user's
     explicit choice; ``say`` tells what runs); otherwise a folder that lists any raises
     PluginsNotRun (:func:`emrun.plugins.restore`). ``fresh``: forget the plug-ins of whatever was
-    read before (False for a companion read while another folder's report is written)."""
+    read before (False for a companion read while another folder's report is written).
+    ``running``: for a companion, the plug-in records of the folder being reported, whose code
+    already runs. A companion is read for its rows only, so its claim plug-ins are not needed, and
+    row plug-ins that are the same files (same hashes) as those running are not imported again."""
     from emrun import plugins
 
     if fresh:
         plugins.begin_config()  # this folder sees emrun, installed entry points and its own plug-ins only
     kept = plugins.kept_records(values)
+    if running is not None:
+        same = {(r.get("file"), r.get("module"), r.get("sha256")) for r in running}
+        kept = [r for r in values.get(plugins.ROWS, []) if (r.get("file"), r.get("module"), r.get("sha256")) not in same]
     sources = plugins.restore(kept, folder, run_plugins, say) if kept else ()
     return Config(values, str(Path(folder) / "manifest.json"), sources)

@@ -12,7 +12,8 @@ each run from its own generator (a run alone starts where it starts among the ot
 algorithm, on every registered family it can run on (never on a family of the file that failed its
 own checks): no NaN from a start with a zero weight, weights on the simplex at the end, statuses
 that emrun knows, and a trial alone ending bit for bit as it does inside a batch. Claims must
-return a verdict on synthetic rows; kinds must have the protocol's attributes.
+return a verdict on synthetic rows, report sections Markdown text; kinds must have the protocol's
+attributes.
 """
 
 from __future__ import annotations
@@ -215,16 +216,18 @@ def check_init_scheme(name: str, scheme, families: list, broken: tuple = ()) -> 
 INIT_M, INIT_D, INIT_RUNS = 3, 2, 4  # all different, so that a wrong shape says which axis is missing
 
 
-def _init_context(family, data, runs: list[int]):
-    from emrun.inits import InitContext
+def _init_context(family, data, runs: list[int], scheme=None):
+    from emrun.inits import InitContext, Truth, options_for
 
     generators = [seeds.generator(11, seeds.init_key(INIT_M, INIT_D, 0, r)) for r in runs]
-    return InitContext(family, INIT_M, INIT_D, len(runs), data, generators, {"epsilon": 1.0e-4})
+    truth = Truth(*family.random_mixture(INIT_M, INIT_D, np.random.default_rng(4)))  # the truth of _data(..., 4)
+    return InitContext(family, INIT_M, INIT_D, len(runs), data, generators, options_for(scheme, {"epsilon": 1.0e-4}),
+                       truth)
 
 
 def _init_shapes(scheme, family) -> tuple[bool, str]:
     data = _data(family, INIT_M, INIT_D, 4)
-    result = scheme(_init_context(family, data, list(range(INIT_RUNS))))
+    result = scheme(_init_context(family, data, list(range(INIT_RUNS)), scheme))
     if not isinstance(result, tuple) or len(result) != 2:
         return False, f"returned {type(result).__name__}, not (pi, mu)"
     shapes = ((INIT_RUNS, INIT_M), (INIT_RUNS, INIT_M, width(family, INIT_D)))
@@ -237,8 +240,8 @@ def _init_shapes(scheme, family) -> tuple[bool, str]:
 
 def _init_per_run(scheme, family) -> tuple[bool, str]:
     data = _data(family, INIT_M, INIT_D, 4)
-    together = scheme(_init_context(family, data, list(range(INIT_RUNS))))
-    alone = scheme(_init_context(family, data, [2]))
+    together = scheme(_init_context(family, data, list(range(INIT_RUNS)), scheme))
+    alone = scheme(_init_context(family, data, [2], scheme))
     same = all(np.array_equal(np.asarray(whole)[2], np.asarray(one)[0]) for whole, one in zip(together, alone, strict=True))
     return same, "" if same else (f"run 2 alone starts elsewhere than among {INIT_RUNS} runs: draw run r from "
                                   "ctx.generators[r] only")
@@ -286,18 +289,55 @@ def check_algorithm(algorithm, families: list | None = None) -> list[Result]:
     return out
 
 
-def check_claim(claim) -> list[Result]:
-    rows = pd.DataFrame([dict(m=m, D=D, algorithm=a, truth_index=0, run_index=r, init="uniform", step=0.02,
-                              status="converged", k_cluster=r % 3 == 0, likelihood_ratio=1.0, k=m, iterations=5)
+def synthetic_rows() -> pd.DataFrame:
+    """Small made-up trial rows (one truth per cell) that claims and report sections are checked on."""
+    return pd.DataFrame([dict(m=m, D=D, algorithm=a, truth_index=0, run_index=r, init="uniform", step=0.02,
+                              status="converged", k_cluster=r % 3 == 0, likelihood_ratio=1.0, k=m, iterations=5,
+                              loss=1.0 + 0.1 * (r % 2), truth_loss=1.0, ref_loss=1.0)
                          for m in (2, 3, 4) for D in (2, 3) for a in ("em", "gd") for r in range(6)])
+
+
+SYNTHETIC_CONFIG = {"name": "synthetic", "grid": {"algorithm": ["em", "gd"]},
+                    "truths": {"until_k_cluster": 2, "block": 2, "max": 4}}
+
+
+class _AnyLabel(dict):
+    """Companions for check-plugin: every label a claim asks for holds synthetic rows."""
+
+    def __missing__(self, label: str) -> pd.DataFrame:
+        self[label] = synthetic_rows()
+        return self[label]
+
+
+def check_claim(claim) -> list[Result]:
+    from emrun.report.companions import wants_companions
+
+    rows, config = synthetic_rows(), SYNTHETIC_CONFIG
     params = {k: (v if v is not None else "gd") for k, v in claim.params.items()}
-    config = {"grid": {"algorithm": ["em", "gd"]}, "truths": {"until_k_cluster": 2, "block": 2, "max": 4}}
+    # A claim comparing companion folders gets the same synthetic rows under whatever label it reads.
+    extra = {"companions": _AnyLabel()} if wants_companions(claim) else {}
 
     def judged() -> tuple[bool, str]:
-        verdict = claim.judge(rows, config, **params)
+        verdict = claim.judge(rows, config, **params, **extra)
         return verdict.status in ("holds", "does not hold", "not testable"), f"status '{verdict.status}'"
 
     return [_run(f"claim {claim.name}", "returns a verdict on synthetic trial rows", judged)]
+
+
+def check_section(section) -> list[Result]:
+    """A report section returns Markdown (a str) on synthetic rows; its figures go to a scratch folder."""
+    import tempfile
+
+    from emrun.report.sections import render
+
+    def drawn() -> tuple[bool, str]:
+        with tempfile.TemporaryDirectory() as scratch:
+            text, ctx = render(section, synthetic_rows(), SYNTHETIC_CONFIG, Path(scratch))
+            missing = [name for name in ctx.saved if not (Path(scratch) / name).is_file()]
+        figures = f", {len(ctx.saved)} figure(s)" if ctx.saved else ""
+        return not missing, f"missing figure files {missing}" if missing else f"{len(text)} characters{figures}"
+
+    return [_run(f"report section {section.name}", "returns Markdown text (a str) on synthetic trial rows", drawn)]
 
 
 def check_kind(kind) -> list[Result]:
@@ -333,9 +373,11 @@ def check_file(path) -> list[Result]:
                            f"not run: family {family.name} failed its own checks above", skipped=True) for family in broken]
     for _, claim in mine["claim"]:
         results += check_claim(claim)
+    for _, section in mine["report section"]:
+        results += check_section(section)
     for _, kind in mine["experiment kind"]:
         results += check_kind(kind)
     if not results:
         results.append(Result(plugin.label, "registers something", False,
-                              "it registered no algorithm, family, init scheme, claim or kind"))
+                              "it registered no algorithm, family, init scheme, claim, report section or kind"))
     return results

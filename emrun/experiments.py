@@ -13,7 +13,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from emrun import datasets, faults, seeds
+from emrun import datasets, faults, seeds, truths
 from emrun.algorithms import PluginOutputError, loop_bytes_per_trial
 from emrun.algorithms import run_batch as run_algorithm
 from emrun.batch import CONVERGED, FAILED, BatchResult, BatchSpec, Cell, worker_description
@@ -84,14 +84,17 @@ def hyperparameters(values: dict, cell: Cell) -> dict:
     return params
 
 
-def true_mixture(values: dict, m: int, D: int, truth_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """The truth of (m, D, truth index): given in the config, or drawn as in the paper."""
-    truths = values["truths"]
-    if isinstance(truths, list):
-        given = truths[truth_index]
-        return np.array(given["pi"]), np.array(given["mu"])
+def true_mixture(values: dict, m: int, D: int, truth_index: int, cell_truth: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """The truth of (m, D, truth index): given in the config, or drawn as in the paper, with the
+    config's truth options and the cell's truth axes (``Cell.truth``) where it sets any. The
+    generator depends on (m, D, truth index) only: truths of one index that differ in an option
+    share their draws (a paired comparison, as inits are shared by algorithms)."""
+    given = values["truths"]
+    if isinstance(given, list):
+        return np.array(given[truth_index]["pi"]), np.array(given[truth_index]["mu"])
     family = FAMILIES.get(values["model"])
-    return family.random_mixture(m, D, seeds.generator(values["seed"], seeds.truth_key(m, D, truth_index)))
+    rng = seeds.generator(values["seed"], seeds.truth_key(m, D, truth_index))
+    return family.random_mixture(m, D, rng, **truths.chosen(values, cell_truth))
 
 
 def make_data(values: dict, m: int, D: int, truth_index: int, pi: np.ndarray, mu: np.ndarray):
@@ -105,17 +108,21 @@ def make_data(values: dict, m: int, D: int, truth_index: int, pi: np.ndarray, mu
     return family.sample(pi, mu, spec["n"], rng)
 
 
-def initial_points(values: dict, cell: Cell, truth_index: int, data=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def initial_points(values: dict, cell: Cell, truth_index: int, data=None,
+                   truth: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Initial pi [R, m] and mu [R, m, D] of the R runs, with the seed of each, from the cell's
-    init scheme. When ``init_options.at_data_mean`` lists the cell's algorithm, every component
-    but the first starts at the data mean (the paper's GD init for Figure 2)."""
-    from emrun.inits import InitContext
+    init scheme, which sees the batch's ``truth`` (pi [m], mu [m, D]; None for a data set) and
+    the config's init_options over the scheme's declared defaults. When
+    ``init_options.at_data_mean`` lists the cell's algorithm, every component but the first
+    starts at the data mean (the paper's GD init for Figure 2)."""
+    from emrun.inits import InitContext, Truth, options_for
 
     m, D, runs, seed = cell.m, cell.D, values["runs"][cell.algorithm], values["seed"]
     keys = [seeds.init_key(m, D, truth_index, r) for r in range(runs)]
     scheme = INIT_SCHEMES.get(cell.init)
     context = InitContext(FAMILIES.get(values["model"]), m, D, runs, data, [seeds.generator(seed, key) for key in keys],
-                          values["init_options"])
+                          options_for(scheme, values["init_options"]), None if truth is None or truth[0] is None
+                          else Truth(np.array(truth[0]), np.array(truth[1])))
     try:
         drawn = scheme(context)
     except Exception as error:  # inits come from the seeds alone: running again repeats it
@@ -153,7 +160,7 @@ def _truth_and_data(values: dict, cell: Cell, t: int):
         truth_seed = f"given:{t}"
     else:
         truth_seed = seeds.describe(values["seed"], seeds.truth_key(cell.m, cell.D, t))
-    true_pi, true_mu = true_mixture(values, cell.m, cell.D, t)
+    true_pi, true_mu = true_mixture(values, cell.m, cell.D, t, cell.truth)
     return truth_seed, true_pi, true_mu, make_data(values, cell.m, cell.D, t, true_pi, true_mu), None
 
 
@@ -208,7 +215,7 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
     """
     cell, t = spec.cell, spec.truth_index
     truth_seed, true_pi, true_mu, data, labelled = _truth_and_data(values, cell, t)
-    pi0, mu0, init_seeds = initial_points(values, cell, t, data)
+    pi0, mu0, init_seeds = initial_points(values, cell, t, data, (true_pi, true_mu))
     if (outside := outside_domain(values["model"], pi0, mu0)) is not None:  # the scheme's fault: running again repeats it
         raise PluginOutputError(f"init scheme '{cell.init}' ({INIT_SCHEMES.origin(cell.init)}) gave {outside}")
     runs = list(range(len(pi0))) if only_runs is None else sorted(only_runs)
@@ -235,6 +242,7 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
         "truth_mu": None if true_mu is None else true_mu.ravel().tolist(), "batch_seconds": seconds,
         "worker": _worker(),
         **{name: dict(cell.params).get(name) for name in algorithm_columns(values)},
+        **truths.columns(values, cell.truth),  # only for a config that sets truth options
     }
     rows = [_row(values, common, cell, labelled, data, r, pi0, mu0, init_seeds, outcome, i)
             for subset, outcome in parts for i, r in enumerate(subset)]

@@ -5,25 +5,56 @@ A scheme is a function ``(ctx: InitContext) -> (pi [R, m], mu [R, m, D])``, regi
 from the seed tree, so the same run of a truth starts from the same point whatever the
 algorithm: EM and GD are compared on the same inits. A scheme that draws nothing (``given``) sets
 ``seeded = False``, and its runs are named ``given:R`` instead of by seed.
+
+A scheme may declare options of its own: ``options = {"name": default, ...}`` as an attribute of
+the function (or object). A config that uses the scheme may then set ``init_options.name`` (checked
+against the default's type: a positive number, a positive integer, true/false, a name or a list),
+and ``ctx.options`` holds the config's value or the default. emrun's own option names (epsilon,
+given, at_data_mean) cannot be declared again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+BUILT_IN_OPTIONS = ("epsilon", "given", "at_data_mean")  # the init_options keys every config may set
+
+
+class Truth(NamedTuple):
+    """The batch's true mixture: ``pi`` [m] and ``mu`` [m, D] (copies: a scheme may not change the
+    truth the rows record). ``ctx.family.sample(*ctx.truth, n, rng)`` draws n points from it."""
+
+    pi: np.ndarray
+    mu: np.ndarray
 
 
 @dataclass(frozen=True)
 class InitContext:
+    """What an init scheme is given. ``truth`` is None where there is none (a real data set) and
+    where a caller predates it."""
+
     family: Any  # emrun.models.Family
     m: int
     D: int
     runs: int
-    data: Any  # the batch's data (weighted points), for schemes that look at it
-    generators: list  # [R] numpy Generators, fresh for this call
-    options: dict  # the config's init_options
+    data: Any  # the batch's data (weighted points, points [P, D], weights [P]), for schemes that look at it
+    generators: list  # [R] numpy Generators, fresh for this call, one per run
+    options: dict  # the config's init_options, over the scheme's declared defaults
+    truth: Truth | None = None  # the batch's truth (pi [m], mu [m, D])
+
+
+def declared_options(scheme: Any) -> dict[str, Any]:
+    """The options an init scheme declares, with their defaults ({} for one that declares none)."""
+    options = getattr(scheme, "options", None)
+    return dict(options) if isinstance(options, dict) else {}
+
+
+def options_for(scheme: Any, config_options: dict) -> dict:
+    """``ctx.options`` for a scheme: its declared defaults, overridden by the config's init_options."""
+    return {**declared_options(scheme), **config_options}
 
 
 def uniform(ctx: InitContext) -> tuple[np.ndarray, np.ndarray]:

@@ -1,18 +1,19 @@
 """Plug-ins: a Python file, an importable module or an installed package that registers
-algorithms, model families, init schemes, claims or experiment kinds, with no edit to emrun.
+algorithms, model families, init schemes, claims, report sections or experiment kinds, with no
+edit to emrun.
 
 A config lists them (``plugins: [my_algorithms.py, some.module]``; a path is relative to the config
 file). They are imported before the config is validated, so the config can name what they
 register. A listed plug-in's hash enters the config hash (a file: the SHA-256 of its text; a
 module: of its source files), so a changed plug-in never mixes its rows with the old ones.
 
-Claims are the exception: they judge rows and never make them, so they live in files of their own,
-listed under ``claim_plugins:``, which is not hashed (like ``claims:`` and ``description:``). A file
-under ``plugins:`` that registers a claim, or one under ``claim_plugins:`` that registers anything
-else, is refused: which files may change after a sweep is read from the config's text, so the hash
-is known without running any code, and nothing a family or an algorithm calls can hide in an
-unhashed file. A sweep that runs nothing records a changed claim plug-in (and keeps its copy);
-the report then judges with it.
+Claims and report sections are the exception: they read rows and never make them, so they live in
+files of their own, listed under ``claim_plugins:``, which is not hashed (like ``claims:`` and
+``description:``). A file under ``plugins:`` that registers a claim or a section, or one under
+``claim_plugins:`` that registers anything else, is refused: which files may change after a sweep
+is read from the config's text, so the hash is known without running any code, and nothing a
+family or an algorithm calls can hide in an unhashed file. A sweep that runs nothing records a
+changed claim plug-in (and keeps its copy); the report then judges (and draws its sections) with it.
 
 How a file plug-in reaches a worker: its text travels with every task (:class:`PluginSource`), and
 the worker imports that text once per process; a worker never reads the client's path. A module
@@ -22,7 +23,7 @@ hash only when the config uses a name it registers.
 
 Registration functions (a plug-in file calls them at import):
 :func:`register_algorithm`, :func:`register_family`, :func:`register_init_scheme`,
-:func:`register_claim`, :func:`register_kind`, :func:`register_accelerator`.
+:func:`register_claim`, :func:`register_report_section`, :func:`register_kind`, :func:`register_accelerator`.
 """
 
 from __future__ import annotations
@@ -73,13 +74,14 @@ class PluginSource:
 
 
 ROWS, CLAIMS_ONLY = "plugins", "claim_plugins"  # the config keys that list plug-ins (hashed, and not)
+REPORT_ONLY = ("claim", "report section")  # what a file under claim_plugins registers (it reads rows, never makes them)
 _capturing: list[dict] = []  # while claims_in reads a kept copy: where its register_claim calls go
 _loaded: set[str] = set()  # owners ("label@sha") of the file plug-ins whose names are registered now
 
 
 def _register(table: registry.Registry, name: str, value: Any) -> Any:
     if _capturing:
-        raise PluginError(f"a claim plug-in registers claims only, not a {table.noun} ('{name}')")
+        raise PluginError(f"a claim plug-in registers claims and report sections only, not a {table.noun} ('{name}')")
     try:
         table.register(name, value)
     except RegistryError as error:
@@ -98,7 +100,9 @@ def register_family(family: Any) -> Any:
 
 
 def register_init_scheme(name: str, scheme: Any) -> Any:
-    """Register an init scheme: a function (ctx: emrun.inits.InitContext) -> (pi [R, m], mu [R, m, D])."""
+    """Register an init scheme: a function (ctx: emrun.inits.InitContext) -> (pi [R, m], mu [R, m, D]).
+    Its options, if any, are its attribute ``options`` ({name: default}): a config using it may set
+    ``init_options.<name>``, and ``ctx.options`` holds the value (see :mod:`emrun.inits`)."""
     return _register(registry.INIT_SCHEMES, name, scheme)
 
 
@@ -108,6 +112,19 @@ def register_claim(claim: Any) -> Any:
         _capturing[-1][claim.name] = claim
         return claim
     return _register(registry.CLAIMS, claim.name, claim)
+
+
+def register_report_section(name: str, section: Callable[[Any], str], title: str = "") -> Callable[[Any], str]:
+    """Register a report section: ``section(ctx: emrun.report.sections.SectionContext) -> str``
+    (Markdown) drawn under the heading ``title`` (default: ``name``) in the grid report of every
+    config listing ``name`` under ``report_sections:``. Report-only: register it in a file under
+    ``claim_plugins:``, which is not hashed with the rows."""
+    if _capturing:  # a kept copy read for its claims only (claims_in): its sections are not wanted
+        return section
+    from emrun.report.sections import Section
+
+    _register(registry.SECTIONS, name, Section(name, section, title or name))
+    return section
 
 
 def register_kind(kind: Any) -> Any:
@@ -286,19 +303,21 @@ def end_config() -> None:
 
 
 def _check_role(label: str, owner: str, key: str) -> None:
-    """A plug-in under ``plugins`` registers no claim; one under ``claim_plugins`` only claims."""
+    """A plug-in under ``plugins`` registers no claim or report section; one under ``claim_plugins``
+    registers only those (what reads rows, never what makes them)."""
     found = registry.registered_by(owner)
     if key == CLAIMS_ONLY:
-        other = [f"{noun} '{name}'" for noun, name in found if noun != "claim"]
+        other = [f"{noun} '{name}'" for noun, name in found if noun not in REPORT_ONLY]
         if other:
             raise PluginError(f"claim plug-in {label} registers {', '.join(other)}: a file under claim_plugins registers "
-                              "claims only (it is not part of the config hash); list a file that changes rows under plugins")
+                              "claims and report sections only (it is not part of the config hash); list a file that "
+                              "changes rows under plugins")
         return
-    claims = [f"'{name}'" for noun, name in found if noun == "claim"]
-    if claims:
-        raise PluginError(f"plug-in {label} registers claim {', '.join(claims)}: put claims in a file of their own under "
-                          "claim_plugins, which is not part of the config hash, so that a claim can change after a sweep "
-                          "without re-running it (files under plugins are hashed with the rows)")
+    report_only = [f"{noun} '{name}'" for noun, name in found if noun in REPORT_ONLY]
+    if report_only:
+        raise PluginError(f"plug-in {label} registers {', '.join(report_only)}: put claims and report sections in a file "
+                          "of their own under claim_plugins, which is not part of the config hash, so that they can change "
+                          "after a sweep without re-running it (files under plugins are hashed with the rows)")
 
 
 def kept_records(values: dict) -> list:

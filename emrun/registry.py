@@ -199,8 +199,9 @@ KINDS = Registry("experiment kind", "emrun.kinds:BUILT_IN")
 CLAIMS = Registry("claim", "emrun.report.claims:BUILT_IN")
 ARTEFACTS = Registry("published artefact", "emrun.report.claims:ARTEFACTS")
 TRIAL_REPORTS = Registry("trial report layout", "emrun.kinds.trials:REPORT_LAYOUTS")
+SECTIONS = Registry("report section")  # plug-in sections of a grid report (emrun.report.sections); none built in
 CHECKS = Registry("theory check", "emrun.kinds.theory:BUILT_IN")
 STUDIES = Registry("dynamics study", "emrun.kinds.dynamics:BUILT_IN")
 
 ALL = {registry.noun: registry for registry in (KINDS, FAMILIES, ALGORITHMS, INIT_SCHEMES, CLAIMS, ACCELERATORS,
-                                                 ARTEFACTS, TRIAL_REPORTS, CHECKS, STUDIES)}
+                                                 ARTEFACTS, TRIAL_REPORTS, SECTIONS, CHECKS, STUDIES)}

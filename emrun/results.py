@@ -16,11 +16,12 @@ from emrun.store import Scan, StoreError, load_traces, read_manifest, rows_of, s
 __all__ = ["load_results", "load_traces", "kind_of", "Stored", "stored", "folder_config"]
 
 
-def folder_config(folder: str | Path, run_plugins: bool = False, say=None, fresh: bool = True):
+def folder_config(folder: str | Path, run_plugins: bool = False, say=None, fresh: bool = True,
+                  running: list[dict] | None = None):
     """(manifest, Config) of a results folder, read as data: its config must hash to the hash the
     manifest records and plan a bounded number of batches (a manifest is not validated like a
     config file, so a hand-edited one could ask for a billion truths), and its plug-ins are run
-    only with ``run_plugins`` (see :func:`emrun.config.from_manifest`)."""
+    only with ``run_plugins`` (see :func:`emrun.config.from_manifest`; ``running``: a companion's)."""
     from emrun.config import MAX_BATCHES, config_hash, from_manifest, planned_bound
 
     manifest = read_manifest(folder)
@@ -32,7 +33,7 @@ def folder_config(folder: str | Path, run_plugins: bool = False, say=None, fresh
     if not same:
         raise StoreError(f"{path} is damaged (its config does not hash to its config hash {manifest['config_hash']}: "
                          "edited after the sweep?); run 'emrun sweep' on the config to rebuild the folder")
-    config = from_manifest(manifest["config"], Path(folder), run_plugins, say, fresh)
+    config = from_manifest(manifest["config"], Path(folder), run_plugins, say, fresh, running)
     try:
         bound = planned_bound(config)
     except (TypeError, KeyError, ValueError, AttributeError) as error:

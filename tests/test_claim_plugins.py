@@ -54,6 +54,7 @@ def batch_files(tmp_path) -> dict:
     return {path.name: path.stat().st_mtime_ns for path in (tmp_path / "results" / "hb" / "batches").glob("*.parquet")}
 
 
+@pytest.mark.slow
 def test_a_claim_changed_after_the_sweep_is_judged_anew_with_nothing_rerun_and_a_new_rule_is_flagged(tmp_path):
     (tmp_path / "plugin").mkdir()
     (tmp_path / "plugin" / "heavy_ball.py").write_text(HEAVY_BALL)
@@ -120,7 +121,7 @@ def test_a_changed_family_or_init_scheme_still_refuses_the_folder_when_claims_ar
 @pytest.mark.parametrize("listed,words", [
     ("plugins: [plugin/both.py]", ["plug-in plugin/both.py registers claim 'all_converged'", "claim_plugins"]),
     ("plugins: [plugin/heavy_ball.py]\nclaim_plugins: [plugin/both.py]",
-     ["claim plug-in plugin/both.py registers", "model family 'gaussian_em_only'", "claims only"]),
+     ["claim plug-in plugin/both.py registers", "model family 'gaussian_em_only'", "claims and report sections only"]),
 ])
 def test_a_file_mixing_claims_with_what_makes_rows_is_refused_in_one_line(tmp_path, listed, words):
     (tmp_path / "plugin").mkdir()

@@ -68,6 +68,7 @@ def test_rows_do_not_depend_on_the_number_of_workers(tiny_config):
     pd.testing.assert_frame_equal(rows_of(cwd / "one" / "tiny"), rows_of(cwd / "two" / "tiny"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_killed_sweep_resumes_to_the_same_rows(tiny_config, workers):
     cwd = tiny_config.parent
@@ -84,6 +85,7 @@ def test_killed_sweep_resumes_to_the_same_rows(tiny_config, workers):
     pd.testing.assert_frame_equal(rows_of(cwd / "whole" / "tiny"), cut)
 
 
+@pytest.mark.slow
 def test_changed_config_is_refused_then_replaced(tiny_config):
     cwd = tiny_config.parent
     emrun("sweep", str(tiny_config), "--quiet", "--set", "runs=2", cwd=cwd)
@@ -94,6 +96,7 @@ def test_changed_config_is_refused_then_replaced(tiny_config):
     assert set(load_results(cwd / "results" / "tiny")["run_index"]) == {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_corrupt_batch_file_is_set_aside_and_rerun(tiny_config):
     cwd = tiny_config.parent
     emrun("sweep", str(tiny_config), "--quiet", cwd=cwd)
@@ -105,6 +108,7 @@ def test_corrupt_batch_file_is_set_aside_and_rerun(tiny_config):
     pd.testing.assert_frame_equal(before, rows_of(cwd / "results" / "tiny"))
 
 
+@pytest.mark.slow
 def test_diverged_run_is_an_outcome_counted_in_the_report(tmp_path):
     # A given truth that rarely shows x = 1, and a given init that a large GD step clips to 0.
     config = tmp_path / "div.yaml"
@@ -129,6 +133,7 @@ init_options:
     assert "nan" not in (tmp_path / "results" / "div" / "cells.csv").read_text().lower()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
     cwd = tiny_config.parent
@@ -150,6 +155,7 @@ def test_ctrl_c_stops_with_a_resume_message(tiny_config, workers):
     assert len(load_results(cwd / "out" / "tiny")) == 8 * 6
 
 
+@pytest.mark.slow
 def test_first_k_cluster_sweep_draws_truths_until_enough_and_reports(tmp_path):
     config = tmp_path / "fk.yaml"
     config.write_text(FIRST_K + "claims: [ratio_falls_with_D]\n")
@@ -173,6 +179,7 @@ def test_first_k_cluster_sweep_draws_truths_until_enough_and_reports(tmp_path):
     assert "get worse as D grows" in report
 
 
+@pytest.mark.slow
 def test_each_em_update_is_paired_with_every_other_in_its_report(tiny_config):
     cwd = tiny_config.parent
     configs = [tiny_config]
@@ -198,6 +205,7 @@ def test_each_em_update_is_paired_with_every_other_in_its_report(tiny_config):
             assert (cwd / "results" / f"tiny_{rule}" / f"em_update_vs_{paired_with}.png").exists()
 
 
+@pytest.mark.slow
 def test_sensitivity_grid_over_step_and_cap_reports_each_setting(tmp_path):
     config = tmp_path / "sens.yaml"
     config.write_text("""\
@@ -239,6 +247,7 @@ record: {quantities: [pi, mu, loss], every: 1}
 """
 
 
+@pytest.mark.slow
 def test_gaussian_escape_sweep_traces_report_and_replay(tmp_path):
     config = tmp_path / "fig2.yaml"
     config.write_text(FIGURE2_TINY)
@@ -290,6 +299,7 @@ def _git(*args: str, cwd) -> str:
                           capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.slow
 def test_a_sweep_leaves_the_committed_results_as_they_were(tiny_config):
     """Sweep history is this machine's (git-ignored sweeps.json); only a report rewrites tracked files."""
     from pathlib import Path
@@ -317,6 +327,7 @@ def test_a_sweep_leaves_the_committed_results_as_they_were(tiny_config):
     assert len(json.loads((folder / "sweeps.json").read_text())["sweeps"]) == 2, "the committed provenance, then this"
 
 
+@pytest.mark.slow
 def test_the_index_lists_the_projects_configs_and_names_scratch_studies_apart(tmp_path):
     from tests.conftest import TINY
 

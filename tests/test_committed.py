@@ -3,12 +3,15 @@
 import json
 import sys
 
+import pytest
+
 from tests.conftest import TINY, emrun
 
 ONE_TRUTH = TINY.replace("name: tiny", "name: one\ncompare_to: uai2019_table1")
 MANY_TRUTHS = TINY.replace("name: tiny", "name: many\ncompare_to: uai2019_table1") + "truths: 3\n"
 
 
+@pytest.mark.slow
 def test_a_report_reads_its_companion_from_the_committed_summary_when_the_rows_are_gone(tmp_path):
     for name, text in (("one", ONE_TRUTH), ("many", MANY_TRUTHS)):
         (tmp_path / f"{name}.yaml").write_text(text)
@@ -38,6 +41,7 @@ def test_a_report_reads_its_companion_from_the_committed_summary_when_the_rows_a
     assert "How much one random truth moves a cell" not in stale and "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_status_and_list_say_what_is_stored_and_the_command_that_was_run(tmp_path):
     (tmp_path / "one.yaml").write_text(ONE_TRUTH)
     sweep = ["sweep", "one.yaml", "--quiet", "--workers", "1", "--results", "elsewhere", "--set", "runs=3"]

@@ -15,6 +15,7 @@ def rows_of(folder):
     return load_results(folder).drop(columns=list(TIMING_COLUMNS))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "3"])
 def test_dask_rows_equal_the_local_pool(tiny_config, workers):
     cwd = tiny_config.parent
@@ -27,6 +28,7 @@ def test_dask_rows_equal_the_local_pool(tiny_config, workers):
     assert stored["worker"].str.contains("numpy").all()  # each row says where it ran
 
 
+@pytest.mark.slow
 def test_a_worker_killed_during_the_sweep_loses_and_duplicates_nothing(tiny_config):
     cwd = tiny_config.parent
     marker = cwd / "killed-once"
@@ -42,6 +44,7 @@ def test_a_worker_killed_during_the_sweep_loses_and_duplicates_nothing(tiny_conf
     pd.testing.assert_frame_equal(rows_of(cwd / "local" / "tiny"), dask_rows)
 
 
+@pytest.mark.slow
 def test_every_lost_worker_is_counted(tiny_config):
     cwd = tiny_config.parent
     kills = ";".join(f"m{m}-D3-gd-step0.05-uniform-truth0:{cwd / f'killed-{m}'}" for m in (2, 3))

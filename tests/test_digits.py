@@ -44,6 +44,7 @@ def test_kmeans_inits_are_seeded_and_inside_the_cube(tmp_path):
     np.testing.assert_allclose(first[0].sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_tiny_digits_sweep_and_report(tmp_path):
     (tmp_path / "d.yaml").write_text(TINY_DIGITS)
     emrun("sweep", str(tmp_path / "d.yaml"), "--quiet", cwd=tmp_path)

@@ -92,6 +92,7 @@ def _damage(folder: Path, how: str) -> Path:
     return victim
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["old_schema", "bit_rot"])
 def test_a_damaged_batch_is_listed_by_report_and_status_and_only_the_sweep_sets_it_aside(tmp_path, how):
     config = write(tmp_path, SIXTEEN)
@@ -180,6 +181,7 @@ def test_report_while_only_some_algorithms_have_batches(tmp_path):
 
 # 7 ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "random bytes", "{}", "[]", "no config"])
 def test_a_damaged_manifest_costs_one_line_spares_the_other_folders_and_is_rebuilt_by_the_sweep(tmp_path, damage):
     config = write(tmp_path, TINY)
@@ -341,6 +343,7 @@ def test_every_sweep_is_recorded_when_it_starts_even_if_it_is_killed_or_the_mani
     assert [s["state"] for s in sweeps] == ["killed", "finished"] and sweeps[1]["batches_completed"] == 13
 
 
+@pytest.mark.slow
 def test_a_manifest_written_at_the_base_commit_is_read(tmp_path):
     old = Path(__file__).parent / "data" / "manifest_6e00ee4.json"
     folder = tmp_path / "results" / "tiny"

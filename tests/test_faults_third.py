@@ -55,6 +55,7 @@ def test_each_report_file_is_written_once_whole_and_atomically(tmp_path, monkeyp
     assert changed <= set(names) and "report.md" in changed
 
 
+@pytest.mark.slow
 def test_a_report_killed_before_the_index_leaves_status_saying_so(tmp_path):
     (tmp_path / "tiny.yaml").write_text(SMALL.replace("runs: 3", "runs: 3\ntruths: 2"))
     emrun("sweep", "tiny.yaml", "--quiet", "--workers", "1", cwd=tmp_path, env={"EMRUN_TEST_KILL_AT": "batch_written:2"},
@@ -97,6 +98,7 @@ def test_status_from_another_folder_compares_with_the_config_file_the_sweep_used
     assert "DIFFERS" in status and f"(from {tmp_path})" in status
 
 
+@pytest.mark.slow
 def test_a_plan_too_large_to_build_is_refused_and_a_manifest_asking_for_one_is_damaged(tmp_path):
     config = SMALL.replace("runs: 3", "runs: 1\ntruths: 3000000").replace("max_iter: 300", "max_iter: 1")
     (tmp_path / "tiny.yaml").write_text(config)

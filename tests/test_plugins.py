@@ -319,6 +319,7 @@ def test_blas_threads_are_limited_before_numpy_on_every_path(tmp_path, workers):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_an_entry_point_plugin_enters_the_hash_only_when_a_config_uses_its_names(tmp_path):
     site = tmp_path / "site"
     (site / "emrun_extra-1.0.dist-info").mkdir(parents=True)

@@ -4,6 +4,7 @@ the recorded criterion, rewording without a version bump not flagged, and each f
 import json
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ def _verdict(folder):
     return next(v for v in json.loads((folder / "verdicts.json").read_text())["verdicts"] if v["key"] == KEY)
 
 
+@pytest.mark.slow
 def test_a_claim_parameter_changed_after_the_sweep_is_flagged_with_both_verdicts(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(CLAIMED)

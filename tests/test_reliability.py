@@ -41,6 +41,7 @@ KILL_POINTS = [  # (point:N, workers): at the N-th time the sweep process reache
 ]
 
 
+@pytest.mark.slow
 def test_sigkill_at_twenty_points_then_resume_gives_the_same_rows_and_traces(tmp_path):
     config = tmp_path / "many.yaml"
     config.write_text(MANY.replace("name: tiny", "name: many"))
@@ -67,6 +68,7 @@ def test_sigkill_at_twenty_points_then_resume_gives_the_same_rows_and_traces(tmp
     assert json.loads((folder / "sweeps.json").read_text())["sweeps"][-1]["batches_completed"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "empty", "other_config"])
 def test_damaged_batch_file_is_listed_at_report_and_set_aside_at_resume_and_rerun(tiny_config, damage):
     cwd = tiny_config.parent
@@ -91,6 +93,7 @@ def test_damaged_batch_file_is_listed_at_report_and_set_aside_at_resume_and_reru
     pd.testing.assert_frame_equal(before, rows(folder))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["raise", "nan"])
 def test_failed_trial_is_recorded_counted_and_retried_alone(tiny_config, kind):
     cwd = tiny_config.parent

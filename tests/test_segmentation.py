@@ -130,6 +130,7 @@ def test_a_grid_config_cannot_use_the_image_family(tmp_path):
     assert refused.returncode == 2 and "images (experiment: theory, check: segmentation)" in refused.stderr
 
 
+@pytest.mark.slow
 def test_a_tiny_segmentation_sweep_reports_its_verdicts_and_figures(tmp_path):
     (tmp_path / "seg.yaml").write_text(TINY)
     emrun("sweep", "seg.yaml", "--quiet", "--workers", "1", cwd=tmp_path)

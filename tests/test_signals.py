@@ -80,6 +80,14 @@ stopping:
 """
 
 
+def _signals_at_their_defaults() -> None:
+    """In the child: the signals a terminal or scheduler sends, at their default handlers. A test
+    runner may ignore some (pytest-xdist's workers ignore SIGHUP), and an ignored signal stays
+    ignored across exec: the sweep would then rightly keep running, as under nohup."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _sweep_until(tmp_path: Path, signum: int, workers: str = "1", env: dict | None = None):
     """Start a real sweep of LONG_KERNEL, wait until its kernel has been called three times (it is
     then inside its chunk loop, almost always inside a call), signal it as a terminal or a
@@ -90,7 +98,7 @@ def _sweep_until(tmp_path: Path, signum: int, workers: str = "1", env: dict | No
     full_env = {**os.environ, "EMRUN_TEST_MARK_AT": f"kernel_call:3:{marker}", **(env or {})}
     process = subprocess.Popen(command, cwd=tmp_path, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True,  # its own group: a group signal spares pytest
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=_signals_at_their_defaults)
     while not marker.exists() and process.poll() is None:
         time.sleep(0.05)
     process.send_signal(signum)
@@ -115,6 +123,7 @@ def test_ctrl_c_inside_the_compiled_kernel_stops_a_one_worker_sweep(tmp_path):
     _stopped_cleanly(folder, stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,workers", [(signal.SIGTERM, "1"), (signal.SIGTERM, "2"), (signal.SIGHUP, "1")])
 def test_sigterm_and_sighup_stop_a_sweep_as_ctrl_c_does(tmp_path, signum, workers):
     status, stderr, folder = _sweep_until(tmp_path, signum, workers)

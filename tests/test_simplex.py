@@ -4,6 +4,7 @@ through the real CLI (papers B and C) on tiny configs."""
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
@@ -94,6 +95,7 @@ def _write(tmp_path, **fields):
     return path
 
 
+@pytest.mark.slow
 def test_dynamics_studies_sweep_and_report_through_the_cli(tmp_path):
     configs = [
         _write(tmp_path, name="b_rates", study="rates", m="2, 3", D=2, algorithm="gd", truths=1,

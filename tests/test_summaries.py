@@ -25,7 +25,13 @@ VERDICT_CODE_HASHES = {
     3: {"e3ba45517ded424f3e5a48b2b3da3ce838187158cad0e312d767703a668a7d94",
         # Claim plug-ins apart (issue 31): a plug-in Claim's changes, its kept copy in the record, the source
         # line of a plug-in claim that names none; no built-in claim computes anything differently
-        "99dfe7ed2fcc633de39686cc9563cdcb53401f7970364b5328ea905be0a512a9"},
+        "99dfe7ed2fcc633de39686cc9563cdcb53401f7970364b5328ea905be0a512a9",
+        # emrun.stats (issue 31): the k-cluster rate rule moved there, truths keyed with their truth options;
+        # `emrun report` over every committed folder's rows re-wrote every file unchanged but provenance.json
+        "a8415c20200f3b2be3b6298e2f6849a104c7b82ed1a2a30ac6fb4290fbb22919",
+        # Companions (issue 31): claims.judge passes declared companions' rows to a claim whose judge takes a
+        # `companions` parameter (no built-in claim does); judge_declared is judge on the report's own rows
+        "d639502d26d258ea3063ed709a5e95ab5339cc237a13119180a3e18f3d4e5591"},
 }
 
 

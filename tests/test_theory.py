@@ -73,6 +73,7 @@ def test_theory_sweep_and_report(tmp_path):
     assert refused.returncode == 2 and "check" in refused.stderr and "closed_forms" in refused.stderr
 
 
+@pytest.mark.slow
 def test_gd_trap_and_escape_checks_run_and_judge(tmp_path):
     for name, check, options in (("trap", "gd_trap", "{grid: 6, gd_iterations: 200, em_iterations: 60}"),
                                  ("escape", "bmm_escape", "{starts: 40, em_iterations: 200, trajectories: 3}")):

@@ -209,8 +209,10 @@ class Verdict:
         return cls(claim, HOLDS if holds else FAILS, evidence, criterion, interval)
 
     @classmethod
-    def untestable(cls, claim: str, why: str, criterion: str = "") -> Verdict:
-        return cls(claim, UNTESTABLE, why, criterion)
+    def untestable(cls, claim: str, why: str, criterion: str = "", *, interval: str | None = None) -> Verdict:
+        """Not testable on these rows, saying why; ``interval``: how the interval that failed to
+        decide it was drawn (one containing 0, say), when one did."""
+        return cls(claim, UNTESTABLE, why, criterion, interval)
 
     @property
     def holds(self) -> bool:

@@ -8,13 +8,14 @@ plug-in kind may do the same, or implement :class:`emrun.kinds.ExperimentKind` f
 
 from __future__ import annotations
 
-import math
 from itertools import product
 from typing import Any
 
 from emrun.batch import BatchSpec, Cell
 from emrun.config import Checker, Config
+from emrun.kinds.inputs import check_init_options, check_mixture
 from emrun.registry import ALGORITHMS, ARTEFACTS, FAMILIES, INIT_SCHEMES
+from emrun.truths import check_grid_axis, settings, truth_axes
 
 MAX_D = 1000  # the largest dimension any built-in family handles
 SAMPLE_BYTES = 4 << 30  # the most memory one batch's sample may take (8 bytes per value)
@@ -25,36 +26,15 @@ SHARED_KEYS = {"model": False, "gd_boundary": False, "em_update": False, "compar
                "init_options": False, "record": False}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_mixture(check: Checker, value: Any, path: str, mean_range: tuple[float, float] | None) -> dict:
-    """A given mixture {pi: [m], mu: [m][D]} with pi on the simplex and mu in ``mean_range``."""
-    check.mapping(value, path, {"pi": True, "mu": True})
-    pi, mu = value["pi"], value["mu"]
-    if not isinstance(pi, list) or not pi or not all(_is_number(p) and p >= 0 for p in pi):
-        check.fail(f"{path}.pi", f"'{path}.pi' must be a list of non-negative numbers, got {pi!r}")
-    if abs(sum(pi) - 1.0) > 1e-9:
-        check.fail(f"{path}.pi", f"'{path}.pi' must sum to 1, sums to {sum(pi)!r}")
-    if not isinstance(mu, list) or len(mu) != len(pi) or not all(isinstance(row, list) for row in mu):
-        check.fail(f"{path}.mu", f"'{path}.mu' must be a list of {len(pi)} rows (one per weight)")
-    low, high = mean_range if mean_range is not None else (-float("inf"), float("inf"))
-    widths = {len(row) for row in mu}
-    if len(widths) != 1 or not all(_is_number(x) and low <= x <= high for row in mu for x in row):
-        inside = f" and entries in [{low:g}, {high:g}]" if mean_range is not None else " and numeric entries"
-        check.fail(f"{path}.mu", f"'{path}.mu' rows must have equal length{inside}")
-    return {"pi": [float(p) for p in pi], "mu": [[float(x) for x in row] for row in mu]}
-
-
 def algorithm_columns(values: dict) -> list[str]:
     """Names of the hyperparameters (other than the step) that the config's grid varies."""
+    truth = truth_axes(values)
     return [key for key in values["grid"] if key not in ("m", "D", "algorithm", "step", "init")
-            and not key.endswith("_max_iter")]
+            and not key.endswith("_max_iter") and key not in truth]
 
 
 NOT_RUN_DEFINING = ("name", "description", "claims", "baseline", "compare_to", "record", "truths", "runs", "stopping",
-                    "grid", "plugins", "claim_plugins", "em_update", "gd_boundary")
+                    "grid", "plugins", "claim_plugins", "report_sections", "companions", "em_update", "gd_boundary")
 
 
 def run_identity(values: dict, algorithm: str) -> str:
@@ -72,9 +52,11 @@ def run_identity(values: dict, algorithm: str) -> str:
            for key, value in ((k, values.get(k)) for k in ("runs", "stopping"))}
     variant = {"em": "em_update", "gradient": "gd_boundary"}.get(getattr(known, "requires", None))
     shared = {k: v for k, v in values.items() if k not in NOT_RUN_DEFINING}
+    axes = {k: grid[k] for k in truth_axes(values)}  # the truths run (only when the grid varies them)
     text = json.dumps({"algorithm": algorithm, **shared, **per, "init": grid.get("init"),
                        "hyperparameters": {k: grid[k] for k in sorted(own) if k in grid},
-                       "variant": values.get(variant) if variant else None}, sort_keys=True, default=str)
+                       "variant": values.get(variant) if variant else None, **({"truth_axes": axes} if axes else {})},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -143,6 +125,10 @@ class CellGrid:
             if value != offered[0]:
                 out[key] = value
 
+    def truth_options(self, out: dict) -> dict:
+        """The truth options this kind lets the grid vary (the trial kinds: the family's)."""
+        return {}
+
     def grid_keys(self, algorithms: list[str]) -> dict[str, bool]:
         keys = {"m": True, "D": True, "algorithm": False, "step": False, "init": False}
         for name in algorithms:
@@ -157,7 +143,13 @@ class CellGrid:
             check.fail("grid", f"'grid' must be a mapping, got {grid!r}")
         algorithms = [check.registered(v, "grid.algorithm", ALGORITHMS)
                       for v in check.nonempty_list(grid.get("algorithm", list(self.default_algorithms)), "grid.algorithm")]
-        check.mapping(grid, "grid", self.grid_keys(algorithms))
+        truth = self.truth_options(out)
+        for key in truth:  # one name, two meanings: which axis would the grid vary?
+            owners = [a for a in algorithms if key in ALGORITHMS.get(a).hyperparameters]
+            if key in grid and owners:
+                check.fail(f"grid.{key}", f"'grid.{key}' is both a truth option of model '{out['model']}' and a "
+                                          f"hyperparameter of {', '.join(owners)}")
+        check.mapping(grid, "grid", {**self.grid_keys(algorithms), **{key: False for key in truth}})
         out["grid"] = {
             # m >= 2: with one component there is no k-cluster point to end at.
             "m": [check.integer(v, "grid.m", 2, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
@@ -168,7 +160,9 @@ class CellGrid:
                      for v in check.nonempty_list(grid.get("init", ["uniform"]), "grid.init")],
         }
         for key in grid:
-            if key.endswith("_max_iter"):
+            if key in truth:
+                out["grid"][key] = check_grid_axis(check, out, key, grid[key])
+            elif key.endswith("_max_iter"):
                 out["grid"][key] = [check.integer(v, f"grid.{key}", 1) for v in check.nonempty_list(grid[key], f"grid.{key}")]
             elif key not in out["grid"]:  # an algorithm's hyperparameter as a grid axis
                 out["grid"][key] = [check.number(v, f"grid.{key}") for v in check.nonempty_list(grid[key], f"grid.{key}")]
@@ -237,37 +231,7 @@ class CellGrid:
             }
 
     def check_init_options(self, raw: dict, check: Checker, out: dict, family) -> None:
-        options = check.mapping(raw.get("init_options", {}), "init_options",
-                                {"epsilon": False, "given": False, "at_data_mean": False})
-        out["init_options"] = {"epsilon": check.number(options.get("epsilon", 1.0e-4), "init_options.epsilon",
-                                                       below_one=True)}
-        for name in out["grid"]["init"]:  # a scheme may name the families it is for (emrun check-plugin checks it on them)
-            meant = getattr(INIT_SCHEMES.get(name), "families", None)
-            if meant is not None and out["model"] not in meant:
-                check.fail("grid.init", f"init scheme '{name}' is for model {' or '.join(meant)} (its 'families'), not "
-                                        f"'{out['model']}'")
-        if "given" in out["grid"]["init"]:
-            given = options.get("given")
-            needed = max(out["runs"].values())
-            if not isinstance(given, list) or len(given) != needed:
-                check.fail("init_options.given" if given is not None else "init_options",
-                           f"init scheme 'given' needs 'init_options.given': a list of exactly {needed} mixtures "
-                           "(one per run)")
-            mean_range = family.mean_range if family is not None else None
-            out["init_options"]["given"] = [check_mixture(check, g, f"init_options.given[{i}]", mean_range)
-                                            for i, g in enumerate(given)]
-            for i, g in enumerate(out["init_options"]["given"]):  # a run of another shape would be stored in the wrong cell
-                shape = (len(g["pi"]), len(g["mu"][0]))
-                for key, wanted in (("m", shape[0]), ("D", shape[1])):
-                    if out["grid"][key] != [wanted]:
-                        check.fail(f"init_options.given[{i}]", f"'init_options.given[{i}]' has (m, D) = {shape}; grid.{key} "
-                                   f"must be [{wanted}], got {out['grid'][key]}")
-        elif "given" in options:
-            check.fail("init_options.given", "'init_options.given' is set but 'given' is not in grid.init")
-        if "at_data_mean" in options:  # the algorithms whose components 2..m start at the data mean
-            out["init_options"]["at_data_mean"] = [
-                check.registered(a, "init_options.at_data_mean", ALGORITHMS)
-                for a in check.nonempty_list(options["at_data_mean"], "init_options.at_data_mean")]
+        check_init_options(raw, check, out, family)
 
     def check_record(self, raw: dict, check: Checker, out: dict) -> None:
         if "record" in raw:  # per-iteration traces, stored beside the rows
@@ -307,12 +271,12 @@ class CellGrid:
         grid = values["grid"]
         extra = algorithm_columns(values)
         cells = []
-        for m, D, name, init in product(grid["m"], grid["D"], grid["algorithm"], grid["init"]):
+        for m, D, truth, name, init in product(grid["m"], grid["D"], settings(values), grid["algorithm"], grid["init"]):
             hyper = ALGORITHMS.get(name).hyperparameters
             steps = grid["step"] if "step" in hyper else [None]
             caps = grid.get(f"{name}_max_iter", [None])
             axes = [[(key, value) for value in grid[key]] for key in extra if key in hyper]
-            cells.extend(Cell(m, D, name, step, init, cap, tuple(params))
+            cells.extend(Cell(m, D, name, step, init, cap, tuple(params), tuple(truth))
                          for step in steps for params in product(*axes) for cap in caps)
         return cells
 

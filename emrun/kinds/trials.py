@@ -4,7 +4,9 @@ in blocks until enough of them have a GD run ending at a k-cluster point).
 
 Rows are one per run (:mod:`emrun.experiments`). A grid report is laid out by the first
 registered layout (highest priority) whose ``applies`` accepts the config; the generic k-cluster
-layout accepts every config. Claims a config declares (``claims:``) are judged in any layout.
+layout accepts every config. Claims a config declares (``claims:``) are judged in any layout, and
+the plug-in sections it selects (``report_sections:``, :mod:`emrun.report.sections`) follow the
+layout's own content in either kind.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emrun import experiments, selection
+from emrun import experiments, selection, truths
 from emrun.algorithms import check_pair
 from emrun.batch import FAILED, STATUSES, BatchSpec
 from emrun.config import Checker, Config
@@ -91,7 +93,9 @@ def add_reference_columns(rows: pd.DataFrame) -> pd.DataFrame:
     """
     rows = rows.copy()
     population = rows["data"] == "population"
-    keys = ["m", "D", "truth_index", "data", "n_samples"]
+    # Truth options the grid varies give other truths (and samples) under one truth index.
+    options = {name for model in rows["model"].unique() for name in truths.options_of(model)}
+    keys = ["m", "D", "truth_index", "data", "n_samples", *sorted(options & set(rows.columns))]
     finite_loss = rows["loss"].where(np.isfinite(rows["loss"]))
     best = finite_loss.groupby([rows[k].fillna(-1) for k in keys]).transform("min")
     rows["ref_loss"] = np.where(population, rows["entropy"].astype(float), best)
@@ -150,12 +154,18 @@ class TrialGrid(CellGrid):
     """Every run of every (cell, truth) of the grid, one row per run."""
 
     name = "grid"
-    keys = {**SHARED_KEYS, "claims": False, "baseline": False}
+    keys = {**SHARED_KEYS, "truth": False, "claims": False, "baseline": False, "report_sections": False,
+            "companions": False}
     row_noun = "trials"
     replayable = True
 
+    def truth_options(self, out: dict) -> dict:
+        return truths.options_of(out["model"])
+
     def validate(self, raw: dict, check: Checker, out: dict) -> None:
         super().validate(raw, check, out)
+        truths.check_constant_options(raw, check, out)
+        truths.check_drawable(check, out, self.n_truths(out))
         family = FAMILIES.get(out["model"])
         kind = out["data"]["kind"]
         if kind not in family.data_kinds:
@@ -174,7 +184,16 @@ class TrialGrid(CellGrid):
         self.check_report_keys(raw, check, out)
 
     def check_report_keys(self, raw: dict, check: Checker, out: dict) -> None:
-        """``baseline`` (the algorithm others are compared with) and ``claims`` (judged in the report)."""
+        """``baseline`` (the algorithm others are compared with), ``claims`` (judged in the report),
+        ``report_sections`` (plug-in sections drawn in it) and ``companions`` (other folders its
+        claims may read): all read by the report only, none hashed."""
+        from emrun.report import sections
+        from emrun.report.companions import check_declared
+
+        if "report_sections" in raw:
+            out["report_sections"] = sections.check_names(raw["report_sections"], check)
+        if "companions" in raw:
+            out["companions"] = check_declared(raw["companions"], check, raw.get("name"))
         if "baseline" in raw:
             out["baseline"] = check.choice(raw["baseline"], "baseline", tuple(out["grid"]["algorithm"]))
         if "claims" in raw:
@@ -217,8 +236,10 @@ class TrialGrid(CellGrid):
         return add_reference_columns(rows.sort_values(["batch_id", "run_index"], ignore_index=True))
 
     def write_report(self, ctx):
+        from emrun.report import sections
+
         write = layout_of(ctx.config).write
-        return (resolve(write) if isinstance(write, str) else write)(ctx)
+        return sections.append(ctx, (resolve(write) if isinstance(write, str) else write)(ctx))
 
     def declared_claims(self, values: dict) -> list:
         """What the report will judge, known from the config alone: the layout's own claims, and the
@@ -252,7 +273,7 @@ class FirstKCluster(TrialGrid):
     config); the plan grows as rows come in, and the sweep re-plans until it stops growing."""
 
     name = "first_k_cluster"
-    keys = {**SHARED_KEYS, "claims": False}
+    keys = {**SHARED_KEYS, "truth": False, "claims": False, "report_sections": False, "companions": False}
     adaptive = True
 
     def check_truths(self, raw: dict, check: Checker, out: dict, family) -> None:
@@ -264,9 +285,9 @@ class FirstKCluster(TrialGrid):
         }
         grid = out["grid"]
         if "gd" not in grid["algorithm"] or len(grid["step"]) != 1 or len(grid["init"]) != 1 \
-                or len(grid.get("gd_max_iter", [0])) != 1:
-            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init "
-                               "and at most one grid.gd_max_iter")
+                or len(grid.get("gd_max_iter", [0])) != 1 or truths.truth_axes(out):
+            check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init, "
+                               "at most one grid.gd_max_iter and no truth option as a grid axis (set it in 'truth')")
 
     def n_truths(self, values: dict) -> int:
         return values["truths"]["max"]
@@ -295,9 +316,9 @@ class FirstKCluster(TrialGrid):
         return [*super().status_lines(rows), "  (a first_k_cluster plan grows as rows come in)"]
 
     def write_report(self, ctx):
-        from emrun.report import table34
+        from emrun.report import sections, table34
 
-        return table34.write(ctx)
+        return sections.append(ctx, table34.write(ctx))
 
     def declared_claims(self, values: dict) -> list:
         from emrun.report.claims import declared

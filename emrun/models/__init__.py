@@ -34,7 +34,10 @@ class Family(Protocol):
 
     def random_mixture(self, m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A random truth: (pi [m], mu [m, D]). (A family whose components hold more than a mean, such
-        as a packed covariance, has an optional ``mean_width(D)``: mu is then [m, mean_width(D)].)"""
+        as a packed covariance, has an optional ``mean_width(D)``: mu is then [m, mean_width(D)].)
+        A family may declare optional ``truth_options`` (name -> :class:`emrun.truths.TruthOption`):
+        configs may then set them (``truth:`` or grid axes), and those not at their default are
+        passed as keywords, ``random_mixture(m, D, rng, **options)``."""
 
     def random_init(self, m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A random initial point of one run: (pi [m], mu [m, D])."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emrun.models.simplex import project_to_simplex
+from emrun.truths import TruthOption
 
 name = "gaussian"
 capabilities = frozenset({"em", "gradient"})
@@ -52,15 +53,69 @@ class SampleSet:
         return self.weights @ self.points
 
 
-def random_mixture(m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The paper's random truth (Figure 2): pi = u / sum(u), u ~ U(0,1)^m; for m = 2, mu_1 ~
-    U(0,1)^D and mu_2 = -mu_1 (the origin at the midpoint, as in Section 4.1). For m != 2 (not in
-    the paper) every mean is drawn from U(-1,1)^D."""
+def random_mixture(m: int, D: int, rng: np.random.Generator, weights: str = "random", separation: float = 0.0,
+                   spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One random truth (pi [m], mu [m, D]); with the defaults, the paper's (Figure 2): pi = u / sum(u),
+    u ~ U(0,1)^m; for m = 2, mu_1 ~ U(0,1)^D and mu_2 = -mu_1 (the origin at the midpoint, as in
+    Section 4.1). For m != 2 (not in the paper) every mean is drawn from U(-1,1)^D.
+
+    The config's truth options (:data:`truth_options`, key ``truth:`` or grid axes):
+    ``weights: equal`` gives pi = 1/m (u is still drawn, so the means are those of the default
+    truth); ``spread`` scales the means (mu ~ spread U(-1,1)^D, or mu_1 ~ spread U(0,1)^D for
+    m = 2); ``separation`` s makes every pair of means at least s apart: the means are taken in
+    order and a mean closer than s to an earlier one is drawn again from the same generator
+    (:func:`_separated`; for m = 2, mu_1 is drawn again), so a truth that already meets s is the
+    default truth. A ValueError after MAX_REDRAWS redraws says the separation is out of reach of
+    the spread (the config check draws every planned truth first, so a sweep never meets it)."""
     u = rng.uniform(size=m)
+    pi = np.full(m, 1.0 / m) if weights == "equal" else u / u.sum()
     if m == 2:
-        first = rng.uniform(size=D)
-        return u / u.sum(), np.stack([first, -first])
-    return u / u.sum(), rng.uniform(-1.0, 1.0, size=(m, D))
+        first = spread * rng.uniform(size=D)
+        for _ in range(MAX_REDRAWS):
+            if not 2.0 * np.linalg.norm(first) < separation:
+                return pi, np.stack([first, -first])
+            first = spread * rng.uniform(size=D)
+        raise ValueError(_too_close(m, D, separation, spread))
+    mu = spread * rng.uniform(-1.0, 1.0, size=(m, D))
+    if separation > 0:
+        mu = _separated(mu, separation, spread, rng)
+    return pi, mu
+
+
+MAX_REDRAWS = 20_000  # redraws of means per truth before a separation is declared out of reach
+PATIENCE = 50  # redraws of one mean before the placement starts again from a fresh draw of all of them
+truth_options = {
+    "weights": TruthOption("random", "random: u / sum(u), u ~ U(0,1)^m; equal: 1/m", choices=("random", "equal")),
+    "separation": TruthOption(0.0, "the least distance between two means"),
+    "spread": TruthOption(1.0, "the scale of the means: mu ~ spread U(-1,1)^D", strict=True),
+}
+
+
+def _separated(mu: np.ndarray, separation: float, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """Means [m, D] at least ``separation`` apart: taken in order, a mean closer than that to an
+    earlier one is drawn again; after PATIENCE failures for one mean (the earlier ones leave it no
+    room) every mean is drawn again. Means that already meet it are returned unchanged."""
+    m, D = mu.shape
+    redraws = 0
+    while redraws <= MAX_REDRAWS:
+        for i in range(1, m):
+            tries = 0
+            while np.linalg.norm(mu[:i] - mu[i], axis=1).min() < separation and tries < PATIENCE:
+                mu[i] = spread * rng.uniform(-1.0, 1.0, size=D)
+                tries += 1
+            redraws += tries
+            if tries == PATIENCE:
+                break
+        else:
+            return mu
+        mu = spread * rng.uniform(-1.0, 1.0, size=(m, D))
+    raise ValueError(_too_close(m, D, separation, spread))
+
+
+def _too_close(m: int, D: int, separation: float, spread: float) -> str:
+    reach = "2 spread sqrt(D)" if m == 2 else "the box [-spread, spread]^D"
+    return (f"no {m} means at least {separation:g} apart found in {MAX_REDRAWS:,} redraws in {reach} with spread "
+            f"{spread:g}, D = {D}: raise truth.spread or lower the separation")
 
 
 def random_init(m: int, D: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -141,7 +141,9 @@ class ReportContext:
             return None
         self.notices.append(f"{self.folder.name}: claim {claim.name} judged under its recorded criterion by the kept copy "
                             f"{plugins.copy_name(kept.label, kept.sha256)}")
-        return judged(claim, self.rows, self.config, dict(copy.get("params") or {}))
+        from emrun.report.companions import declared_rows
+
+        return judged(claim, self.rows, self.config, dict(copy.get("params") or {}), lambda: declared_rows(self))
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -162,7 +164,8 @@ class ReportContext:
             from emrun.results import stored as stored_rows
 
             try:  # a companion is read as data, in this folder's plug-in scope: its own plug-ins never run
-                config = self._config if folder == self.folder else folder_config(folder, fresh=False)[1]
+                running = self.manifest["config"].get("plugins", []) if self._config.plugins else []
+                config = self._config if folder == self.folder else folder_config(folder, fresh=False, running=running)[1]
             except RegistryError as error:
                 raise StoreError(f"companion {folder.name} cannot be read: {error}") from None
             kind = config.kind

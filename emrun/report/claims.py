@@ -18,6 +18,7 @@ import pandas as pd
 
 from emrun.criteria import EXTENSION, Change, ClaimSpec, Declared, Source, algorithm_label
 from emrun.criteria import uai2019 as uai
+from emrun.report.companions import call_judge, declared_rows
 from emrun.report.verdicts import (
     CLUSTER_BOOTSTRAP,
     MIN_CLUSTERS,
@@ -29,9 +30,9 @@ from emrun.report.verdicts import (
     sign_verdict,
     spearman_trend,
 )
+from emrun.stats import truth_columns, truth_rate_interval
 
 NEAR_OPTIMAL = 0.999  # the paper's "greater than 0.999 in terms of the likelihood ratio"
-TRUTH = ["m", "D", "truth_index"]  # runs sharing these share a truth
 UNDECLARED = Source(EXTENSION, note="a claim registered by a plug-in that names no source")
 
 
@@ -122,7 +123,7 @@ def never_ends_at_k_cluster(rows: pd.DataFrame, config: dict, algorithm: str = "
     evidence = (f"{len(exceptions)} of the {len(outside)} runs that started outside the k-cluster region end at k < m "
                 f"(in {int((per_cell > 0).sum())} of {len(per_cell)} cells)")
     if len(exceptions):
-        per_truth = hits[~started_inside].groupby([outside[c] for c in TRUTH]).agg(["sum", "size"])
+        per_truth = hits[~started_inside].groupby([outside[c] for c in truth_columns(outside)]).agg(["sum", "size"])
         low, high = cluster_bootstrap(per_truth["sum"].to_numpy(), per_truth["size"].to_numpy())
         worst = per_cell.idxmax()
         evidence += (f"; rate {len(exceptions) / len(outside):.2g} {interval_text(low, high, '.2g')} over "
@@ -162,7 +163,8 @@ def paired_k_cluster(rows: pd.DataFrame, algorithm: str, than: str) -> dict | No
     """Runs of ``algorithm`` paired with the run of ``than`` from the same init (same truth, run
     index and init scheme; and the same step when both take one): counts, discordant pairs, the
     mean paired difference in k-cluster rate and its interval over truths. None if nothing pairs."""
-    keys = [*TRUTH, "run_index", "init"]
+    truth = list(truth_columns(rows))
+    keys = [*truth, "run_index", "init"]
     a, b = _runs_of(rows, algorithm), _runs_of(rows, than)
     if a.empty or b.empty:
         return None
@@ -174,7 +176,7 @@ def paired_k_cluster(rows: pd.DataFrame, algorithm: str, than: str) -> dict | No
     if pairs.empty:
         return None
     pairs["difference"] = pairs["hit_a"].astype(float) - pairs["hit_b"].astype(float)
-    per_truth = pairs.groupby(TRUTH)["difference"].agg(["sum", "size"])
+    per_truth = pairs.groupby(truth)["difference"].agg(["sum", "size"])
     sums, sizes = per_truth["sum"].to_numpy(), per_truth["size"].to_numpy()
     low, high = cluster_bootstrap(sums, sizes)
     return {"pairs": len(pairs), "truths": len(per_truth), "a_hits": int(pairs["hit_a"].sum()),
@@ -214,7 +216,7 @@ def k_cluster_rate_grows_with(rows: pd.DataFrame, config: dict, factor: str = "m
     independent."""
     other = "D" if factor == "m" else "m"
     runs = _runs_of(rows, algorithm)
-    rates = ended_at_k_cluster(runs).groupby([runs[c] for c in TRUTH]).mean().reset_index(name="rate")
+    rates = ended_at_k_cluster(runs).groupby([runs[c] for c in truth_columns(runs)]).mean().reset_index(name="rate")
     centred = rates["rate"] - rates.groupby(other)["rate"].transform("mean")
     return spearman_trend(rates[factor], centred, GROWS, {"factor": factor, "algorithm": algorithm, "other": other},
                           points=f"(cell, truth) rates, each centred on the mean rate of its {other}", absence_failed_until=1)
@@ -382,34 +384,45 @@ def _with_derived(claim: Claim, params: dict) -> dict:
     return params
 
 
-def judge(rows: pd.DataFrame, config: dict, claims: list[dict], recorded: dict | None = None) -> list[Verdict]:
+Companions = Callable[[], dict]  # () -> {label: rows, or why there are none}: a config's declared companions
+
+
+def judge(rows: pd.DataFrame, config: dict, claims: list[dict], recorded: dict | None = None,
+          companions: Companions | None = None) -> list[Verdict]:
     """The verdict of each declared claim on the rows (of the folder whose ``config`` is given: the
     source depends on its setting). With ``recorded`` (that folder's criterion record), a claim
     whose recorded params differ from the ones given is judged under the recorded params too (the
-    verdict's alternatives)."""
+    verdict's alternatives). ``companions`` gives the declared companions' rows to the claims
+    that ask for them (:func:`emrun.report.companions.declared_rows`)."""
     from emrun.registry import CLAIMS
 
     verdicts = []
     for spec in claims:
         claim = CLAIMS.get(spec["claim"])
         params = _spec_params(claim, spec)
-        verdict = judged(claim, rows, config, params)
+        verdict = judged(claim, rows, config, params, companions)
         first = (recorded or {}).get("recorded", {}).get(verdict.key) if recorded else None
         if first is not None and first.get("params") != verdict.params and first.get("version") == verdict.version:
             identity = {k: v for k, v in params.items() if k in claim.declared_spec().identity}
-            earlier = judged(claim, rows, config, {**params, **first["params"], **identity})
+            earlier = judged(claim, rows, config, {**params, **first["params"], **identity}, companions)
             verdict = replace(verdict, alternatives=(*verdict.alternatives, earlier))
         verdicts.append(verdict)
     return verdicts
 
 
-def judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict) -> Verdict:
+def judge_declared(ctx) -> list[Verdict]:
+    """The config's declared claims judged on a report's own rows, with its declared companions."""
+
+    return judge(ctx.rows, ctx.config, declared_claims(ctx.config), ctx.record, lambda: declared_rows(ctx))
+
+
+def judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict, companions: Companions | None = None) -> Verdict:
     """One claim judged, with its record key, criterion params, version and source filled in for a
     plug-in claim registered without a spec."""
     derived = _with_derived(claim, params)
     spec = claim.declared_spec()
     try:
-        verdict = claim.judge(rows, config, **params)
+        verdict = call_judge(claim, rows, config, params, companions, derived)
     except Exception as error:  # a plug-in claim that breaks is reported, not fatal to the report
         return spec.untestable(f"the claim raised {type(error).__name__}: {error}.", **derived)
     from emrun.criteria import _plain
@@ -420,44 +433,17 @@ def judged(claim: Claim, rows: pd.DataFrame, config: dict, params: dict) -> Verd
                    source=claim.source_for(params, config).as_dict())
 
 
-FEW_TRUTHS = 5  # fewer truths than this with an event: a bootstrap over truths under-covers
-
-
 def rate_with_interval(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (m, D, algorithm): k-cluster runs, rate, and its 95% interval with the method named.
-    One truth: Wilson over its runs ("within this truth"). Ten or more truths: bootstrap over truths;
-    2 to 9: no bootstrap, and the upper end is the exact bound on the share of truths with an event.
-    When fewer than FEW_TRUTHS truths have an event, resampling truths cannot see how events
-    cluster (one event in 1200 runs gave [0, 0.0025], narrower than no event at all): the upper
-    end is then at least the exact bound on the share of truths with an event, which bounds the
-    rate too (a truth's rate is at most 1), so no event and few events use the same quantity."""
-    from scipy.stats import beta
-
-    from emrun.report.verdicts import wilson_interval
-
+    """Per (m, D, algorithm): k-cluster runs, rate, and its 95% interval with the method named, by
+    the rule of :func:`emrun.stats.truth_rate_interval` (the public one plug-in claims use)."""
     hits = rows.assign(hit=ended_at_k_cluster(rows))
-    per_truth = hits.groupby(["m", "D", "algorithm", "truth_index"])["hit"].agg(["sum", "size"]).reset_index()
+    options = list(truth_columns(rows)[2:-1])  # truth axes: each value's truths are truths of their own
+    per_truth = hits.groupby(["m", "D", "algorithm", *options, "truth_index"])["hit"].agg(["sum", "size"]).reset_index()
     out = []
     for (m, D, algorithm), part in per_truth.groupby(["m", "D", "algorithm"]):
-        events, runs, truths = int(part["sum"].sum()), int(part["size"].sum()), len(part)
-        with_event = int((part["sum"] > 0).sum())
-        share_bound = 1.0 if with_event == truths else float(beta.ppf(0.975, with_event + 1, truths - with_event))
-        if truths == 1:
-            low, high = (float(v) for v in wilson_interval(events, runs))
-            method = "Wilson, within this truth"
-        elif truths < MIN_CLUSTERS:
-            # Too few truths for a bootstrap: the rate lies below the share of truths with an event.
-            low, high = 0.0, share_bound
-            method = (f"fewer than {MIN_CLUSTERS} truths: no bootstrap; the upper end is the exact bound on the share of "
-                      "truths with an event, truths counted once")
-        elif with_event < FEW_TRUTHS:
-            low, high = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()) if events else (0.0, 0.0)
-            high, method = max(share_bound, high), (f"fewer than {FEW_TRUTHS} truths with an event: upper end at least "
-                                                    "the exact bound on the share of truths with one, truths counted once")
-        else:
-            (low, high), method = cluster_bootstrap(part["sum"].to_numpy(), part["size"].to_numpy()), "bootstrap over truths"
-        out.append({"m": m, "D": D, "algorithm": algorithm, "truths": truths, "runs": runs, "k_cluster": events,
+        events, runs = int(part["sum"].sum()), int(part["size"].sum())
+        low, high, method = truth_rate_interval(part["sum"].to_numpy(), part["size"].to_numpy())
+        out.append({"m": m, "D": D, "algorithm": algorithm, "truths": len(part), "runs": runs, "k_cluster": events,
                     "rate": events / runs, "low": low, "high": high, "interval": method})
     return pd.DataFrame(out, columns=["m", "D", "algorithm", "truths", "runs", "k_cluster", "rate", "low", "high",
                                       "interval"])
-

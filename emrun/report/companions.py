@@ -1,17 +1,76 @@
-"""Companion folders: other results under the same root that a report reads beside its own rows,
-found by comparing configs (never by name). A one-truth reproduction of Table 1 reads the
-many-truths run of the same protocol; an in-place EM study reads the standard update's runs.
-A folder is a companion when it holds rows, or the summaries a report saved from its rows
-(emrun.summaries: committed, so that a clone without rows finds the same companions)."""
+"""Companion folders: other results under the same root that a report reads beside its own rows.
+
+The built-in reports find theirs by comparing configs (never by name): a one-truth reproduction of
+Table 1 reads the many-truths run of the same protocol; an in-place EM study reads the standard
+update's runs. Such a folder is a companion when it holds rows, or the summaries a report saved
+from its rows (emrun.summaries: committed, so that a clone without rows finds the same companions).
+
+A config may also declare companions by name (``companions: {label: config name}``, not hashed):
+a claim whose judge takes a ``companions`` parameter gets each one's rows, read through the
+report's own loader (:meth:`emrun.report.ReportContext.rows_and_completeness`), or is not testable,
+saying which companion is missing or incomplete.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import is_dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from emrun.store import StoreError, has_rows, read_manifest, result_folders
 from emrun.summaries import has_summaries
 
-PROTOCOL_IGNORES = ("name", "description", "truths", "claims", "baseline")
+PROTOCOL_IGNORES = ("name", "description", "truths", "claims", "baseline", "report_sections", "companions")
+KEY = "companions"
+_LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,59}")
+_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")  # a config name (emrun.config.validate)
+
+
+def check_declared(raw: Any, check, own: Any) -> dict[str, str]:
+    """A config's ``companions``: labels (letters, digits, '_', '-') naming other configs' results
+    folders under the same results root (a config name; not this config's own)."""
+    if not isinstance(raw, dict) or not raw:
+        check.fail(KEY, f"'{KEY}' must map labels to config names, e.g. {{sep12: jin_sep12}}; got {raw!r}")
+    for label, name in raw.items():
+        path = f"{KEY}.{label}"
+        if not isinstance(label, str) or not _LABEL.fullmatch(label):
+            check.fail(path, f"'{path}': a label is letters, digits, '_' or '-' (at most 60); got {label!r}")
+        if not isinstance(name, str) or not _FOLDER.fullmatch(name):
+            check.fail(path, f"'{path}' must name a config (its results folder under the same results root); got {name!r}")
+        if name == own:
+            check.fail(path, f"'{path}' names this config itself; a companion is another config's folder")
+    return dict(raw)
+
+
+def declared_rows(ctx) -> dict[str, pd.DataFrame | str]:
+    """For each companion the folder's config declares: its rows without failed trials (a copy), or
+    one line saying why there are none to use (missing, unreadable, incomplete)."""
+    out: dict[str, pd.DataFrame | str] = {}
+    for label, name in (ctx.config.get(KEY) or {}).items():
+        folder, where = ctx.root / name, f"companion {label} (results folder {name})"
+        if not (folder / "manifest.json").is_file() or not has_rows(folder):
+            out[label] = f"{where} holds no rows (sweep config {name} into the same results root)"
+            continue
+        other = _other_plugins(ctx.manifest["config"], _config(folder) or {})
+        if other:
+            out[label] = (f"{where} was run with other plug-ins than this folder ({', '.join(other)}), whose code a "
+                          "companion never runs")
+            continue
+        try:
+            rows, completeness = ctx.rows_and_completeness(folder)
+        except StoreError as error:
+            out[label] = f"{where} cannot be read: {str(error).removeprefix(f'companion {name} cannot be read: ')}"
+            continue
+        if not completeness.complete:
+            out[label] = (f"{where} is incomplete ({completeness.stored} of {completeness.planned} planned batches "
+                          "stored)")
+            continue
+        out[label] = rows.copy()
+    return out
 
 
 def _config(folder: Path) -> dict | None:
@@ -98,3 +157,39 @@ def other_dynamics_update(folder: Path, root: Path) -> Path | None:
                 and theirs["grid"]["algorithm"] != config["grid"]["algorithm"]):
             return other
     return None
+
+
+def _other_plugins(mine: dict, theirs: dict) -> list[str]:
+    """The row plug-ins (files and modules) a companion's config lists that this folder's does not
+    (same label and hash): reading its rows would need their code."""
+    same = {(r.get("file"), r.get("module"), r.get("sha256")) for r in mine.get("plugins", [])}
+    return [f"{r.get('file') or r.get('module')} (sha256 {str(r.get('sha256'))[:12]})" for r in theirs.get("plugins", [])
+            if ("file" in r or "module" in r) and (r.get("file"), r.get("module"), r.get("sha256")) not in same]
+
+
+def wants_companions(claim) -> bool:
+    """Whether a claim's judge takes the declared companions' rows (a parameter ``companions``)."""
+    import inspect
+
+    try:
+        return "companions" in inspect.signature(claim.judge).parameters
+    except (TypeError, ValueError):  # a callable without a signature (a builtin)
+        return False
+
+
+def call_judge(claim, rows: pd.DataFrame, config: dict, params: dict, companions: Callable[[], dict] | None,
+               derived: dict):
+    """``claim.judge`` on the rows; a claim asking for companions gets them (``companions()``),
+    or is not testable, naming each that is missing or incomplete."""
+    if not wants_companions(claim):
+        return claim.judge(rows, config, **params)
+    found = companions() if companions is not None else {}
+    missing = [why for why in found.values() if isinstance(why, str)]
+    if missing:  # a comparison with a folder that is not there (or not whole) decides nothing
+        return claim.declared_spec().untestable(f"{'; '.join(missing)}.", **derived)
+    verdict = claim.judge(rows, config, **params, companions=found)
+    # The verdict rests on other folders' rows too: say which, so it can be audited.
+    named = ", ".join(f"{label} (results folder {name})" for label, name in (config.get(KEY) or {}).items())
+    evidence = str(getattr(verdict, "evidence", "") or "").rstrip(".")
+    return replace(verdict, evidence=f"{evidence}; compared with companion {named}") if named and is_dataclass(verdict) \
+        else verdict

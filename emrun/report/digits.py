@@ -16,7 +16,7 @@ import pandas as pd
 from emrun import files
 from emrun.criteria import lecture
 from emrun.report import ReportResult
-from emrun.report.claims import declared_claims, judge
+from emrun.report.claims import judge_declared
 from emrun.report.common import provenance_section
 from emrun.report.verdicts import (
     BOOTSTRAP_RESAMPLES,
@@ -166,7 +166,7 @@ def _loglik(r) -> str:
 def write(ctx) -> ReportResult:
     config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     table = summary(rows)
-    found = verdicts(table, rows) + (judge(rows, config, declared_claims(config), ctx.record) if "claims" in config else [])
+    found = verdicts(table, rows) + (judge_declared(ctx) if "claims" in config else [])
     prototypes(rows, folder / "prototypes.png", config["name"])
     out = [f"# {config['name']}: {config['description']}", "",
            f"Data: scikit-learn's digits, {rows['n_patterns'].iloc[0]} distinct binary images (of 1797) at threshold "

@@ -20,7 +20,7 @@ from emrun import files, paper_values
 from emrun.closed_forms import escape_factor
 from emrun.criteria import uai2019 as uai
 from emrun.report import ReportResult
-from emrun.report.claims import declared_claims, judge
+from emrun.report.claims import judge_declared
 from emrun.report.common import provenance_section, save_figure
 from emrun.report.verdicts import FAILS, HOLDS, Verdict, with_multiplicity
 
@@ -241,7 +241,7 @@ def write(ctx) -> ReportResult:
     paths = trajectories(rows, ctx.traces())
     factors, slopes = em_factors(paths), gd_slopes(paths)
     verdicts = escape_verdicts(paths, factors, slopes, published, separation(rows), config["init_options"]["epsilon"])
-    verdicts += judge(rows, config, declared_claims(config), ctx.record)
+    verdicts += judge_declared(ctx)
     figure = plot(paths, folder, config['name'], published)
     truth0 = rows[(rows["truth_index"] == 0) & (rows["run_index"] == 0)].iloc[0]
     out = [f"# {config['name']}: {config['description']}", "",

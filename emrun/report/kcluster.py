@@ -16,9 +16,10 @@ import pandas as pd
 
 from emrun import files
 from emrun.report import ReportResult, published
-from emrun.report.claims import NEAR_OPTIMAL, baseline_of, declared_claims, judge, paired_k_cluster, rate_with_interval
+from emrun.report.claims import NEAR_OPTIMAL, baseline_of, judge_declared, paired_k_cluster, rate_with_interval
 from emrun.report.common import grid_table, header, provenance_section, save_figure, verdict_section
 from emrun.report.verdicts import ended_at_k_cluster
+from emrun.stats import truth_columns
 
 CELL = ["m", "D", "algorithm"]
 
@@ -26,14 +27,19 @@ CELL = ["m", "D", "algorithm"]
 def settings(rows: pd.DataFrame) -> pd.Series:
     """Each row's algorithm, with the hyperparameters that vary between its cells when any do
     ("gd (step 0.01)"): the unit a rate table is drawn for."""
-    columns = [c for c in ("step", "max_iter", *_hyperparameter_columns(rows)) if c in rows]
+    options = list(truth_columns(rows)[2:-1])  # a truth axis (separation, ...) splits the table like a step does
+    columns = list(dict.fromkeys(c for c in ("step", "max_iter", *options, *_hyperparameter_columns(rows)) if c in rows))
     label = rows["algorithm"].astype(str)
     for algorithm, part in rows.groupby("algorithm"):
         varying = [c for c in columns if part[c].nunique(dropna=True) > 1]
         if varying:
-            text = part[varying].apply(lambda r: ", ".join(f"{c} {v:g}" for c, v in r.items()), axis=1)
+            text = part[varying].apply(lambda r: ", ".join(f"{c} {_shown(v)}" for c, v in r.items()), axis=1)
             label.loc[part.index] = f"{algorithm} (" + text + ")"
     return label
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def _hyperparameter_columns(rows: pd.DataFrame) -> list[str]:
@@ -187,7 +193,7 @@ def write(ctx) -> ReportResult:
     """Write report.md, cells.csv and the heatmaps of one grid of trials into ``ctx.folder``."""
     config, rows, folder = ctx.config, ctx.rows, ctx.folder
     summary = cell_summary(rows)
-    verdicts = judge(rows, config, declared_claims(config), ctx.record)
+    verdicts = judge_declared(ctx)
     paper = published.PaperSections(ctx, summary) if config.get("compare_to") else None
     out = header(config) + [setup_text(config, int(summary["truths"].max())), ""]
     out += verdict_section(verdicts, "Verdicts on the paper's claims" if paper else "Verdicts on the config's claims")

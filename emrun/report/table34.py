@@ -14,7 +14,7 @@ import pandas as pd
 
 from emrun import files, paper_values
 from emrun.report import ReportResult
-from emrun.report.claims import declared_claims, judge
+from emrun.report.claims import judge_declared
 from emrun.report.common import grid_table, provenance_section, save_figure, verdict_section
 from emrun.report.verdicts import BOOTSTRAP_RESAMPLES
 from emrun.selection import truth_ratios
@@ -91,7 +91,7 @@ def write(ctx) -> ReportResult:
     target = config["truths"]["until_k_cluster"]
     per_truth, counts = truth_ratios(rows, target)
     cells = cell_table(per_truth, counts)
-    verdicts = judge(rows, config, declared_claims(config), ctx.record)
+    verdicts = judge_declared(ctx)
     short = cells[cells["found"] < target]
     half = paper_values.rounding("uai2019_table3")  # a printed 0.959 stands for [0.9585, 0.9595]
     inside = (cells["published_mean"] + half >= cells["ten_low"]) & (cells["published_mean"] - half <= cells["ten_high"])

@@ -16,7 +16,7 @@ import pandas as pd
 from emrun import files
 from emrun.criteria import uai2019 as uai
 from emrun.report import ReportResult, companions
-from emrun.report.claims import NEAR_OPTIMAL, declared_claims, judge, rate_with_interval
+from emrun.report.claims import NEAR_OPTIMAL, judge_declared, rate_with_interval
 from emrun.report.common import grid_table, provenance_section, verdict_section
 from emrun.report.verdicts import (
     BOOTSTRAP_RESAMPLES,
@@ -110,7 +110,7 @@ def write_em_update(ctx) -> ReportResult:
     """report.md of an EM config under another update rule, paired with each other rule stored."""
     config, rows, folder = ctx.config, ctx.rows, ctx.folder
     rule = config.get("em_update", "simultaneous")
-    verdicts = judge(rows, config, declared_claims(config), ctx.record) if "claims" in config else []
+    verdicts = judge_declared(ctx) if "claims" in config else []
     em = rows[rows["algorithm"] == "em"]
     out = [f"# {config['name']}: {config['description']}", "",
            f"EM under the update rule `{rule}`: {RULES.get(rule, rule)}. Grid m = {config['grid']['m']}, D = "
@@ -258,7 +258,7 @@ def write_sensitivity(ctx) -> ReportResult:
     """report.md, sensitivity.csv and a figure of GD's k-cluster rate against step size and cap."""
     config, rows, folder, manifest, command = ctx.config, ctx.rows, ctx.folder, ctx.manifest, ctx.command
     summary = sensitivity_summary(rows)
-    declared = judge(rows, config, declared_claims(config), ctx.record) if "claims" in config else []
+    declared = judge_declared(ctx) if "claims" in config else []
     verdicts = sensitivity_verdicts(rows) + declared
     out = [f"# {config['name']}: {config['description']}", "",
            f"GD on population Bernoulli mixtures, grid m = {config['grid']['m']}, D = {config['grid']['D']}, "
