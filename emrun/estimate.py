@@ -79,25 +79,33 @@ def sweep_seconds(plan: Plan, prices: dict[str, float], workers: int) -> float:
     return _wall(units, copies, np.array([prices[p] for p in PER_BATCH]), start, plan.rounds, workers)
 
 
-def fit(observed: list[tuple[Plan, int, float]]) -> dict[str, float]:
-    """The prices that best fit (plan, workers, measured seconds on an otherwise idle machine)
-    triples, in log-ratio (soft-l1, so that one odd sweep moves the prices little), with the prior."""
+def fit(observed: list[tuple]) -> dict[str, float]:
+    """The prices that best fit (plan, workers, measured seconds on an otherwise idle machine[,
+    load known]) observations, in log-ratio (soft-l1, so that one odd sweep moves the prices
+    little), with the prior. A sweep that recorded no load average ran beside work nothing
+    recorded: its seconds are divided by one more fitted factor, ``unrecorded`` (at least 1,
+    shared by all such sweeps), so that they inform the prices' ratios without setting their level."""
     import numpy as np
     from scipy.optimize import least_squares
 
-    start = np.log([PRIOR[p] for p in PRICES])
-    arrays = [(*_units(plan), plan, workers, math.log(seconds)) for plan, workers, seconds in observed]
+    start = np.log([*(PRIOR[p] for p in PRICES), 1.0])
+    arrays = [(*_units(plan), plan, workers, math.log(seconds), bool(rest[0]) if rest else True)
+              for plan, workers, seconds, *rest in observed]
     per_batch = [PRICES.index(p) for p in PER_BATCH]
 
     def residuals(logs: np.ndarray) -> np.ndarray:
-        prices = np.exp(logs)
+        prices, unrecorded = np.exp(logs[:-1]), logs[-1]
         sweep, kernel, vector = prices[PRICES.index("sweep")], prices[PRICES.index("kernel")], prices[per_batch]
-        fitted = [math.log(_wall(units, copies, vector, sweep + kernel * plan.kernel, plan.rounds, workers)) - measured
-                  for units, copies, plan, workers, measured in arrays]
-        return np.concatenate([fitted, (logs - start) / PRIOR_WIDTH])
+        fitted = [math.log(_wall(units, copies, vector, sweep + kernel * plan.kernel, plan.rounds, workers))
+                  + (0.0 if known else unrecorded) - measured
+                  for units, copies, plan, workers, measured, known in arrays]
+        return np.concatenate([fitted, (logs[:-1] - start[:-1]) / PRIOR_WIDTH])
 
-    found = least_squares(residuals, start, bounds=(start - 12, start + 12), loss="soft_l1", f_scale=0.4, max_nfev=2000)
-    return {p: float(f"{math.exp(v):.3g}") for p, v in zip(PRICES, found.x, strict=True)}
+    low, high = np.append(start[:-1] - 12, 0.0), np.append(start[:-1] + 12, math.log(20.0))
+    found = least_squares(residuals, np.clip(start, low, high), bounds=(low, high), loss="soft_l1", f_scale=0.4,
+                          max_nfev=2000)
+    return {**{p: float(f"{math.exp(v):.3g}") for p, v in zip(PRICES, found.x[:-1], strict=True)},
+            "unrecorded": float(f"{math.exp(found.x[-1]):.3g}")}
 
 
 @cache
@@ -143,7 +151,8 @@ def fit_without(records: dict[str, dict], exclude: str | None = None) -> tuple[d
         plan = plan_of(load_config(record["file"]), convergence) if name != exclude else None
         if plan is not None:
             busy = contention(record.get("intervals", []), _others({k: v for k, v in records.items() if k != exclude}, name))
-            observed.append((plan, record["workers"], record["seconds"] / busy))
+            known = bool(record.get("intervals")) and all(i.get("load") is not None for i in record["intervals"])
+            observed.append((plan, record["workers"], record["seconds"] / busy, known))
     return fit(observed), convergence
 
 

@@ -123,3 +123,19 @@ def test_a_question_nothing_stored_answers_is_answered_with_the_cap():
     config = load(ROOT / "configs" / "bmm_table1.yaml", run_plugins=False)
     cell = config.cells()[0]
     assert Convergence({}).trial_iterations(config.values, cell, 20000) == (20000.0, 1.0)
+
+
+def test_sweeps_that_recorded_no_load_inform_the_prices_but_not_their_level(records):
+    # Sweeps run beside unrecorded work (no load average) are slower by an unknown factor: one
+    # fitted factor absorbs it, so copies of five measured sweeps made 3x slower than they would
+    # have been alone, and stripped of their load, neither move the prices nor go unnoticed.
+    known = {n: r for n, r in records.items() if r.get("intervals") and all(i.get("load") is not None
+                                                                             for i in r["intervals"])}
+    base, _ = estimate.fit_without(known)
+    copies = {f"{n} again": {**r, "seconds": 3 * r["seconds"] / estimate.contention(r["intervals"], []),
+                             "intervals": [{**i, "load": None, "start": i["start"] - 1e7} for i in r["intervals"]]}
+              for n, r in list(known.items())[:5]}
+    prices, _ = estimate.fit_without({**known, **copies})
+    assert prices["unrecorded"] == pytest.approx(3.0, rel=0.2)
+    for name in ("sweep", "kernel", "batch"):
+        assert prices[name] == pytest.approx(base[name], rel=0.25), name
