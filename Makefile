@@ -108,7 +108,7 @@ heavy-ball: install
 	$(SWEEP) examples/heavy_ball/heavy_ball.yaml
 	$(BIN)/emrun report --run-plugins results/heavy_ball
 
-# The second plug-in example (examples/jin2016/): Jin et al. (NeurIPS 2016), EM from centres drawn
+# Another plug-in example (examples/jin2016/): Jin et al. (NeurIPS 2016), EM from centres drawn
 # from the mixture on equally weighted, separated Gaussians, 10 truths x 20 runs per M = 3..8; its
 # truths come from the config's truth options, its init reads the batch's truth, its claims are in a
 # file of their own (claim_plugins) that uses emrun.stats.
