@@ -31,7 +31,10 @@ VERDICT_CODE_HASHES = {
         "a8415c20200f3b2be3b6298e2f6849a104c7b82ed1a2a30ac6fb4290fbb22919",
         # Companions (issue 31): claims.judge passes declared companions' rows to a claim whose judge takes a
         # `companions` parameter (no built-in claim does); judge_declared is judge on the report's own rows
-        "d639502d26d258ea3063ed709a5e95ab5339cc237a13119180a3e18f3d4e5591"},
+        "d639502d26d258ea3063ed709a5e95ab5339cc237a13119180a3e18f3d4e5591",
+        # A source that gives a place but no quote reads "Theorem 2 (stated for: ...)", not "Theorem 2: (stated
+        # for: ...)"; no committed report had such a source
+        "4b285ec3923bd23f05c28e520eecab982595bb8e30fa9f66c207575e37b1ba6c"},
 }
 
 

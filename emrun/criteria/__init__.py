@@ -51,8 +51,8 @@ class Source:
             return f"Source: consistency check ({self.note})." if self.note else "Source: consistency check."
         if not self.work:  # a plug-in claim that names no work
             return f"Source: {self.note or 'not given'}."
-        quote = f' "{self.quote}"' if self.quote else ""
-        said = f"{self.work}, {self.place}:{quote} (stated for: {self.setting})"
+        quote = f': "{self.quote}"' if self.quote else ""  # a plug-in's source may give the place alone
+        said = f"{self.work}, {self.place}{quote} (stated for: {self.setting})"
         if self.kind == EXTENSION:
             return f"Source: extension of {said}; here {self.note}."
         return f"Source: paper claim, {said}."
