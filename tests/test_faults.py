@@ -37,6 +37,7 @@ def no_traceback(result) -> None:
 
 # 1 ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_partial_sweep_is_reported_as_incomplete_at_the_top_in_its_verdicts_and_in_the_index(tmp_path):
     config = write(tmp_path, SIXTEEN)
     killed = emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path,
@@ -282,6 +283,7 @@ def test_report_on_a_missing_or_empty_folder_is_one_line(tmp_path):
 
 # 11 --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_killed_local_pool_worker_has_its_batches_run_again(tmp_path):
     config = write(tmp_path, TINY)
     marker = tmp_path / "killed-once"

@@ -105,6 +105,7 @@ def test_status_runs_the_folders_copies_when_asked_but_never_the_config_file_its
     assert "matches plugged.yaml" in emrun("status", "--run-plugins", cwd=tmp_path, env=env).stdout
 
 
+@pytest.mark.slow
 def test_list_status_and_a_dry_run_show_a_configs_plugins_without_importing_them(tmp_path):
     (tmp_path / "helpers").mkdir()
     (tmp_path / "configs").mkdir()
@@ -144,6 +145,7 @@ registry.TRIAL_REPORTS.register("greedy", ReportLayout(lambda values: True, writ
 """
 
 
+@pytest.mark.slow
 def test_each_folder_is_reported_in_its_own_plugin_scope(tmp_path):
     sweep_with_plugin(tmp_path, "a_greedy", GREEDY)
     (tmp_path / "b_plain.yaml").write_text(SMALL.replace("name: tiny", "name: b_plain"))

@@ -142,6 +142,7 @@ def test_an_exception_inside_a_plugin_update_makes_failed_trials_not_a_crash(tmp
     assert (rows[rows["algorithm"] == "gd"]["status"] != "failed").all()
 
 
+@pytest.mark.slow
 def test_a_plugin_update_that_leaves_the_model_domain_makes_failed_trials_and_exit_1(tmp_path):
     # No projection: heavy-ball steps that overshoot leave the means outside [0, 1]. Such rows
     # were written, then set aside as unusable by the store, and the sweep said all was stored.
@@ -404,6 +405,7 @@ def test_batches_refused_when_read_back_are_not_counted_as_stored_and_the_sweep_
     assert "6 batches were written but refused when read back" in result.stderr
 
 
+@pytest.mark.slow
 def test_two_folders_run_with_two_versions_of_a_plugin_report_together_but_one_config_cannot_list_both(tmp_path):
     config = setup(tmp_path)
     emrun("sweep", str(config), "--quiet", "--workers", "1", "--set", "runs=2", cwd=tmp_path)

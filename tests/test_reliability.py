@@ -167,6 +167,7 @@ def test_full_disk_stops_the_sweep_without_marking_the_batch_done(tiny_config):
     pd.testing.assert_frame_equal(rows(cwd / "clean" / "tiny"), rows(folder))
 
 
+@pytest.mark.slow
 def test_status_and_report_explain_missing_or_old_results(tiny_config):
     cwd = tiny_config.parent
     for command in (("status",), ("report",)):

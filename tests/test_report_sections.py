@@ -64,6 +64,7 @@ def report(tmp_path, name: str) -> str:
     return (tmp_path / "results" / name / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_section_is_drawn_and_a_changed_section_file_changes_the_report_with_nothing_rerun(tmp_path):
     (tmp_path / "sections.py").write_text(SECTIONS.replace("WORDING", "first wording"))
     extra = "claim_plugins: [sections.py]\nreport_sections: [iterations]\n"
@@ -162,6 +163,7 @@ def test_a_claim_compares_a_declared_companion_folder(tmp_path, caps, status):
     assert found["evidence"].endswith("; compared with companion other (results folder there)"), found
 
 
+@pytest.mark.slow
 def test_a_claim_with_a_missing_or_incomplete_companion_is_not_testable_with_a_reason(tmp_path):
     sweep_pair(tmp_path, 5, 200)
     emrun("sweep", "here.yaml", "--quiet", "--workers", "1", cwd=tmp_path)
@@ -179,6 +181,7 @@ def test_a_claim_with_a_missing_or_incomplete_companion_is_not_testable_with_a_r
         incomplete["evidence"], incomplete
 
 
+@pytest.mark.slow
 def test_a_companion_run_with_the_same_row_plugins_is_read_and_one_with_others_is_not(tmp_path):
     """The Jin et al. case: both studies use one plug-in family or algorithm. A companion whose row
     plug-ins are the files this folder runs is read with them; one run with other code is not (its

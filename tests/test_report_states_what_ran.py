@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import TINY, emrun
 from tests.test_plugins import CONFIG, HEAVY_BALL
 
@@ -20,6 +22,7 @@ def report_of(tmp_path, *overrides: str) -> str:
     return (tmp_path / "results" / "tiny" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_report_states_the_set_values_it_ran_with_and_a_step_only_where_one_is_taken(tmp_path):
     em_only = report_of(tmp_path, "--set", "truths=2", "--set", "grid.algorithm=[em]")
     title, _, said = em_only.splitlines()[:3]
