@@ -292,3 +292,19 @@ def test_a_truth_axis_value_makes_truths_of_its_own_in_every_statistic():
     pairs = paired_k_cluster(rows, "gd", "em")
     assert pairs is not None and pairs["pairs"] == 80  # each gd run with the em run of its own separation only
     assert set(settings(rows)) == {"em (separation 6)", "em (separation 12)", "gd (separation 6)", "gd (separation 12)"}
+
+
+@pytest.mark.parametrize("bad_at_3,status", [(True, "holds"), (False, "does not hold")])
+def test_the_jin2016_claim_of_bad_endings_at_every_m_can_fail(bad_at_3, status):
+    # 40 truths x 5 runs per M: with no bad ending at M = 3, the exact bound over truths falls below
+    # 0.1 and the claim does not hold (with 10 truths it could only be not testable: bound 0.31).
+    from pathlib import Path
+
+    from emrun.registry import CLAIMS
+
+    load(Path(__file__).resolve().parent.parent / "examples" / "jin2016" / "jin2016.yaml")  # registers its claims
+    rows = pd.DataFrame([{"m": m, "D": 2, "truth_index": t, "run_index": r, "algorithm": "em_means", "truth_loss": 1.0,
+                          "loss": 1.0 + (0.5 if (m == 4 or bad_at_3) else 0.0)}
+                         for m, t, r in itertools.product((3, 4), range(40), range(5))])
+    verdict = CLAIMS.get("bad_endings_at_every_m").judge(rows, {}, algorithm="em_means", gap=0.1)
+    assert verdict.status == status, verdict.evidence

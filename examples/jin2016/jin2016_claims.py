@@ -10,7 +10,7 @@ with all their runs, and a trend counts one point per truth.
 from dataclasses import replace
 
 from emrun import stats
-from emrun.criteria import EXTENSION, ClaimSpec, Source
+from emrun.criteria import EXTENSION, Change, ClaimSpec, Source
 from emrun.plugins import register_claim, register_report_section
 from emrun.report.claims import Claim
 
@@ -20,11 +20,14 @@ PAPER = Source(EXTENSION, "Jin, Zhang, Balakrishnan, Wainwright & Jordan, NeurIP
                "judged on samples of the mixture (4000 points), means at least 6 apart in D = 2")
 BAD = ("a run ends badly when its final average log-likelihood on the sample is more than {gap:g} nats per point below "
        "the truth's")
+RARE = 0.1  # bad endings rarer than one run in ten at some M: what would contradict "at every M"
 EVERY_M = ClaimSpec(
     "bad_endings_at_every_m", "{algorithm} from random initialisation ends at bad critical points at every M",
     BAD + "; at every M, the 95% interval over truths of the rate of bad endings (emrun.stats.rate: truths resampled "
-    "whole, exact bounds for few truths or few events) lies above 0 (an M whose interval reaches 0: not testable)",
-    PAPER, identity=("algorithm",))
+    f"whole, exact bounds for few truths or few events) lies above 0: holds; at some M it lies below {RARE:g}: does not "
+    "hold; otherwise not testable", PAPER, version=2, identity=("algorithm",),
+    changes=(Change(2, "2026-12-03", f"version 1 could not fail (an interval reaching 0 was not testable, never does "
+                                     f"not hold); an M whose interval lies below {RARE:g} now does not hold"),))
 RISES = ClaimSpec(
     "bad_endings_rise_with_m", "{algorithm}'s rate of bad endings rises with M",
     BAD + "; Spearman rho > 0 with p < 0.05 between M and each truth's rate of bad endings (a significant trend the "
@@ -45,6 +48,10 @@ def bad_endings_at_every_m(rows, config, algorithm="em_means", gap=0.1):
     methods = "; ".join(sorted({e.method for e in estimates.values()}))
     if all(e.has_interval and e.low > 0 for e in estimates.values()):
         return EVERY_M.judged(True, evidence + ".", interval=methods, **params)
+    rare = [m for m, e in estimates.items() if e.has_interval and e.high < RARE]
+    if rare:
+        return EVERY_M.judged(False, evidence + f". At M = {rare}, bad endings are rarer than {RARE:g}.", interval=methods,
+                              **params)
     return EVERY_M.untestable(evidence + ". Some M's interval reaches 0.", interval=methods, **params)
 
 
