@@ -50,11 +50,12 @@ class Cell:
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """One batch of runs: a cell of the grid and a truth index."""
+    """One batch of runs: for a grid kind, a cell of the grid and a truth index (a kind without a
+    grid names its batches by ``batch_id`` alone)."""
 
     batch_id: str
-    cell: Cell
-    truth_index: int
+    cell: Cell | None = None
+    truth_index: int = 0
 
 
 @dataclass

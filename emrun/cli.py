@@ -155,7 +155,8 @@ def sweep(config_path: str, overrides: tuple[str, ...], workers: int, results_ro
         return
     if batches > MAX_BATCHES:
         _fail(too_many)
-    hours = config.kind.estimated_seconds(config.values) / 3600
+    bound = config.kind.estimated_seconds(config.values)
+    hours = 0.0 if bound is None else bound / 3600
     if hours > LONG_SWEEP_HOURS and not allow_long:
         _fail(f"{config.name}: the cost model estimated up to {hours:,.0f} CPU-hours (every run to its cap; "
               f"README, 'Cost'); check the config, or run it anyway with --allow-long")
@@ -230,7 +231,7 @@ def record_criteria(config):
     be judged on (emrun.criteria.record)."""
     from emrun.criteria import record
 
-    declared = config.kind.declared_claims(config.values) if hasattr(config.kind, "declared_claims") else []
+    declared = config.kind.declared_claims(config.values)
 
     def note(manifest: dict, rows_stored: bool) -> None:
         found = record.of(manifest)

@@ -62,7 +62,7 @@ class Config:
 
     @property
     def kind(self):
-        """The experiment kind (:class:`emrun.kinds.ExperimentKind`) that runs and reports it."""
+        """The experiment kind (:class:`emrun.kinds.protocol.Kind`) that runs and reports it."""
         return KINDS.get(self.values["experiment"])
 
     def cells(self) -> list[Cell]:
@@ -78,8 +78,8 @@ class Config:
 
 
 def planned_bound(config: Config) -> int:
-    """At most how many batches the config plans (cells x truths), counted without building them."""
-    return len(config.cells()) * config.n_truths
+    """At most how many batches the config plans, counted without building them where the kind can."""
+    return config.kind.planned_bound(config)
 
 
 def config_hash(values: dict[str, Any]) -> str:

@@ -210,9 +210,9 @@ def cost_text(config: Any, workers: int) -> str:
     expected = expected_seconds(config, workers)
     at_most = expected_seconds(config, workers, capped=True)
     if expected is None or at_most is None:
-        bound = getattr(config.kind, "estimated_seconds", None)
+        bound = config.kind.estimated_seconds(config.values)
         if bound is None:
             return "no expected time (nothing counts this kind's work)"
-        return (f"no expected time (nothing counts this kind's work); at most {duration(bound(config.values))} of CPU "
+        return (f"no expected time (nothing counts this kind's work); at most {duration(bound)} of CPU "
                 "if every run reached its cap, by the cost model")
     return f"expected about {duration(expected)} (at most {duration(max(at_most, expected))} if every run reached its cap)"

@@ -128,8 +128,16 @@ def register_report_section(name: str, section: Callable[[Any], str], title: str
 
 
 def register_kind(kind: Any) -> Any:
-    """Register an object following :class:`emrun.kinds.ExperimentKind` under ``kind.name``."""
-    return _register(registry.KINDS, kind.name, kind)
+    """Register an object following the kind protocol (:mod:`emrun.kinds.protocol`) under
+    ``kind.name``; an object that does not follow it is refused here, with every problem named."""
+    from emrun.kinds.protocol import Kind, KindError
+
+    try:
+        checked = Kind(kind)
+    except KindError as error:
+        raise PluginError(str(error)) from None
+    _register(registry.KINDS, kind.name, checked)
+    return kind
 
 
 def register_accelerator(family: str, algorithm: str, accelerator: Any) -> Any:

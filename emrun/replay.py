@@ -88,25 +88,37 @@ def replay(root: Path, trial_id: str, every: int | None = None, run_plugins: boo
     columns = [c for c in again.index if c not in TIMING_COLUMNS and c in stored.index]
     newer = [c for c in again.index if c not in stored.index]
     differing = [c for c in columns if not _same(again[c], stored[c])]
-    lines = [f"trial {trial_id}: {stored['algorithm']} on m = {stored['m']}, D = {stored['D']}, truth seed "
-             f"{stored['truth_seed']}, init seed {stored['init_seed']}",
-             f"stored: status {stored['status']}, {stored['iterations']} iterations, loss {float(stored['loss'])!r}",
+    lines = [*_described(trial_id, stored),
              f"re-run reproduces the stored row exactly ({len(columns)} columns)" if not differing else
              f"re-run DIFFERS from the stored row in: {', '.join(differing)}"]
     if newer:
         lines.append(f"(columns added to emrun after this row was stored, not compared: {', '.join(newer)})")
 
     traces = result.traces
-    if traces is None:
-        traced = copy.deepcopy(values)
-        traced["record"] = {"quantities": ["pi", "mu", "loss"], "every": 1}
+    traced = kind.traced(copy.deepcopy(values)) if traces is None else None
+    if traced is not None:
         traces = kind.run_batch(traced, manifest["config_hash"], spec, None).traces
         lines.append("trace from a second run with tracing on (the numpy loop, equal to the sweep's engine to ~1e-10)")
+    if traces is None:  # a kind that records no traces
+        return Replay(not differing, pd.DataFrame({"iteration": []}), "\n".join(lines + ["(this kind records no trace)"]))
     wide = _wide(traces, run)
     step = every or max(1, len(wide) // 20)
     shown = wide.iloc[sorted(set(range(0, len(wide), step)) | {len(wide) - 1})]
     lines += ["", *_fitted(shown, shutil.get_terminal_size().columns)]
     return Replay(not differing, wide, "\n".join(lines))
+
+
+TRIAL_COLUMNS = ("algorithm", "m", "D", "truth_seed", "init_seed", "status", "iterations", "loss")
+
+
+def _described(trial_id: str, stored: pd.Series) -> list[str]:
+    """What the stored row is: a trial's algorithm, cell, seeds and ending; another kind's row, its values."""
+    if all(column in stored.index for column in TRIAL_COLUMNS):
+        return [f"trial {trial_id}: {stored['algorithm']} on m = {stored['m']}, D = {stored['D']}, truth seed "
+                f"{stored['truth_seed']}, init seed {stored['init_seed']}",
+                f"stored: status {stored['status']}, {stored['iterations']} iterations, loss {float(stored['loss'])!r}"]
+    shown = ", ".join(f"{column} {stored[column]!r}" for column in stored.index[:8] if column not in TIMING_COLUMNS)
+    return [f"row {trial_id}: {shown}"]
 
 
 def _fitted(table: pd.DataFrame, width: int) -> list[str]:

@@ -93,6 +93,60 @@ def test_no_function_over_80_lines_but_the_compiled_kernels():
     assert not long, long
 
 
+# A class is read as one unit: past about 200 lines (four screens) it holds more than one idea and
+# should be composed of parts instead. The largest today are the trial grid (CellGrid, ~195) and
+# the result store (ResultStore, ~170), each one noun with its own vocabulary.
+MAX_CLASS_LINES = 200
+
+
+def test_no_class_over_the_limit():
+    long = [f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for _, path, tree in _modules() for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]
+    assert not long, long
+
+
+KIND_IMPLEMENTATIONS = ("emrun.kinds.base", "emrun.kinds.grid_keys", "emrun.kinds.trials", "emrun.kinds.theory",
+                        "emrun.kinds.dynamics", "emrun.kinds.inputs", "emrun.kinds.protocol")
+
+
+def _kind_members_called() -> dict[str, set[str]]:
+    """Member -> the modules that use it on an experiment kind (``kind.X``, ``experiment.X``,
+    ``<anything>.kind.X``, ``KINDS.get(...).X``), outside the kinds' own implementations."""
+    used: dict[str, set[str]] = {}
+    for name, _, tree in _modules():
+        if name in KIND_IMPLEMENTATIONS:
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute):
+                continue
+            value = node.value
+            on_kind = (isinstance(value, ast.Name) and value.id in ("kind", "experiment")) or \
+                (isinstance(value, ast.Attribute) and value.attr == "kind") or \
+                (isinstance(value, ast.Call) and ast.unparse(value.func) == "KINDS.get")
+            if on_kind:
+                used.setdefault(node.attr, set()).add(name)
+    return used
+
+
+def test_every_member_emrun_calls_on_a_kind_is_declared_in_the_protocol():
+    from emrun.kinds.protocol import MEMBERS
+
+    used = _kind_members_called()
+    assert {"prepare", "estimated_seconds", "first_round", "plan", "run_batch", "write_report"} <= set(used)
+    undeclared = {member: sorted(modules) for member, modules in used.items() if member not in MEMBERS}
+    assert not undeclared, undeclared
+
+
+@pytest.mark.parametrize("name", sorted(KIND_NAMES))
+def test_every_built_in_kind_is_registered_checked_against_the_protocol(name):
+    from emrun.kinds.protocol import Kind, protocol_problems
+    from emrun.registry import KINDS
+
+    kind = KINDS.get(name)
+    assert isinstance(kind, Kind) and protocol_problems(kind.implementation) == []
+
+
 def _import_graph() -> dict[str, set[str]]:
     modules = {name: tree for name, _, tree in _modules()}
     graph: dict[str, set[str]] = {name: set() for name in modules}

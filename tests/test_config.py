@@ -127,7 +127,7 @@ def test_every_shipped_config_fits_the_memory_budget():
         config = load(path)
         values = config.values
         for cell in config.cells():
-            per_trial = config.kind.bytes_per_trial(values, cell)
+            per_trial = config.kind.implementation.bytes_per_trial(values, cell)
             assert per_trial <= experiments.MEMORY_BUDGET, (path, cell)
             if config.kind.name in ("grid", "first_k_cluster"):  # trial batches run in chunks of this many
                 chunk = experiments.trials_per_chunk(values, cell, experiments.data_size(values, cell.D))

@@ -2,8 +2,9 @@
 hyperparameters, init scheme) crossed with truths, and the config keys that describe it.
 
 :class:`CellGrid` validates those keys into the canonical config, expands the cells and plans one
-batch per (cell, truth). Each kind subclasses it and adds its own keys, runner and report; a
-plug-in kind may do the same, or implement :class:`emrun.kinds.ExperimentKind` from scratch.
+batch per (cell, truth); the shared keys' checks are in :mod:`emrun.kinds.grid_keys`. Each
+built-in kind subclasses it and adds its own keys, runner and report; a plug-in kind may do the
+same, or follow the protocol (:mod:`emrun.kinds.protocol`) with no grid at all.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from typing import Any
 
 from emrun.batch import BatchSpec, Cell
 from emrun.config import Checker, Config
+from emrun.kinds.grid_keys import LEGACY_ALGORITHMS, check_data, check_grid, check_record, check_runs_and_stopping, check_variants
 from emrun.kinds.inputs import check_init_options, check_mixture
-from emrun.registry import ALGORITHMS, ARTEFACTS, FAMILIES, INIT_SCHEMES
-from emrun.truths import check_grid_axis, settings, truth_axes
+from emrun.registry import ALGORITHMS, ARTEFACTS, FAMILIES
+from emrun.truths import settings, truth_axes
 
-MAX_D = 1000  # the largest dimension any built-in family handles
-SAMPLE_BYTES = 4 << 30  # the most memory one batch's sample may take (8 bytes per value)
 SAMPLE_SECONDS = 2e-8  # drawing one value of a sample (uniform draw, comparison, np.unique), from make bench's machine
-LEGACY_ALGORITHMS = ("em", "gd")  # always in the canonical runs and stopping (configs before plug-ins kept their hash)
 SHARED_KEYS = {"model": False, "gd_boundary": False, "em_update": False, "compare_to": False, "grid": True,
                "data": False, "truths": False, "runs": False, "stopping": False, "k_cluster_threshold": False,
                "init_options": False, "record": False}
@@ -60,6 +59,23 @@ def run_identity(values: dict, algorithm: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def runs_judged(values: dict, verdict: Any) -> dict:
+    """Which runs decided a verdict, from the config: per algorithm it judges, an identity of
+    everything that makes those runs what they are (model, data, seed, init, the algorithm's own
+    settings), and the cells and truths run. Two verdicts on the same claim whose identities
+    match and whose cells and truths are contained in the other's judge the same runs (or a
+    subset of them): REPORT.md counts that finding once."""
+    algorithms = list(verdict.judges or values["grid"].get("algorithm", []))
+    truths = values.get("truths")
+    count = truths if isinstance(truths, int) else truths.get("max") if isinstance(truths, dict) else None
+    # A comparison of two variants (EM update rules) judges the runs of both, from either side:
+    # its identity leaves the variant out, so that both sides are one finding.
+    identity_of = (lambda a: run_identity({**values, "em_update": None, "gd_boundary": None}, a)) \
+        if getattr(verdict, "symmetric", False) else (lambda a: run_identity(values, a))
+    return {"identity": {a: identity_of(a) for a in algorithms}, "m": list(values["grid"].get("m", [])),
+            "D": list(values["grid"].get("D", [])), "truths": count}
+
+
 class CellGrid:
     """A grid of cells crossed with truths; one batch per (cell, truth)."""
 
@@ -77,20 +93,7 @@ class CellGrid:
         return declared(values) if "claims" in values or values.get("compare_to") else []
 
     def runs_judged(self, values: dict, verdict: Any) -> dict:
-        """Which runs decided a verdict, from the config: per algorithm it judges, an identity of
-        everything that makes those runs what they are (model, data, seed, init, the algorithm's own
-        settings), and the cells and truths run. Two verdicts on the same claim whose identities
-        match and whose cells and truths are contained in the other's judge the same runs (or a
-        subset of them): REPORT.md counts that finding once."""
-        algorithms = list(verdict.judges or values["grid"].get("algorithm", []))
-        truths = values.get("truths")
-        count = truths if isinstance(truths, int) else truths.get("max") if isinstance(truths, dict) else None
-        # A comparison of two variants (EM update rules) judges the runs of both, from either side:
-        # its identity leaves the variant out, so that both sides are one finding.
-        identity_of = (lambda a: run_identity({**values, "em_update": None, "gd_boundary": None}, a)) \
-            if getattr(verdict, "symmetric", False) else (lambda a: run_identity(values, a))
-        return {"identity": {a: identity_of(a) for a in algorithms}, "m": list(values["grid"].get("m", [])),
-                "D": list(values["grid"].get("D", [])), "truths": count}
+        return runs_judged(values, verdict)
 
     # --- validation ---------------------------------------------------------------------------
 
@@ -98,101 +101,24 @@ class CellGrid:
         self.check_model(raw, check, out)
         family = FAMILIES.get(out["model"]) if out["model"] in FAMILIES else None
         if family is not None:
-            self.check_variants(raw, check, out, family)
+            check_variants(raw, check, out, family)
         compare_to = raw.get("compare_to")
         out["compare_to"] = None if compare_to is None else check.registered(compare_to, "compare_to", ARTEFACTS)
-        self.check_grid(raw, check, out)
-        self.check_data(raw, check, out)
+        check_grid(raw, check, out, self.default_algorithms, self.truth_options(out))
+        check_data(raw, check, out)
         self.check_truths(raw, check, out, family)
-        self.check_runs_and_stopping(raw, check, out)
+        check_runs_and_stopping(raw, check, out)
         out["k_cluster_threshold"] = check.number(raw.get("k_cluster_threshold", 5.0e-4), "k_cluster_threshold",
                                                   below_one=True)
         self.check_init_options(raw, check, out, family)
-        self.check_record(raw, check, out)
+        check_record(raw, check, out)
 
     def check_model(self, raw: dict, check: Checker, out: dict) -> None:
         out["model"] = check.registered(raw.get("model", "bernoulli"), "model", FAMILIES)
 
-    def check_variants(self, raw: dict, check: Checker, out: dict, family) -> None:
-        # Stored only when not the family's default, so that configs written before the key existed keep their hash.
-        retired = getattr(family, "retired_variants", {})
-        for key, offered in (("gd_boundary", family.boundary_rules), ("em_update", family.em_updates)):
-            value = raw.get(key, offered[0])
-            if value in retired:
-                check.fail(key, f"'{key}: {value}' is retired: {retired[value]}")
-            if value not in offered:
-                check.fail(key, f"'{key}' must be one of {', '.join(offered)} for model '{family.name}'; got {value!r}")
-            if value != offered[0]:
-                out[key] = value
-
     def truth_options(self, out: dict) -> dict:
         """The truth options this kind lets the grid vary (the trial kinds: the family's)."""
         return {}
-
-    def grid_keys(self, algorithms: list[str]) -> dict[str, bool]:
-        keys = {"m": True, "D": True, "algorithm": False, "step": False, "init": False}
-        for name in algorithms:
-            algorithm = ALGORITHMS.get(name)
-            keys.update({h: False for h in algorithm.hyperparameters if h != "step"})
-            keys[f"{name}_max_iter"] = False  # the algorithm's iteration cap as a grid axis
-        return keys
-
-    def check_grid(self, raw: dict, check: Checker, out: dict) -> None:
-        grid = raw["grid"]
-        if not isinstance(grid, dict):
-            check.fail("grid", f"'grid' must be a mapping, got {grid!r}")
-        algorithms = [check.registered(v, "grid.algorithm", ALGORITHMS)
-                      for v in check.nonempty_list(grid.get("algorithm", list(self.default_algorithms)), "grid.algorithm")]
-        truth = self.truth_options(out)
-        for key in truth:  # one name, two meanings: which axis would the grid vary?
-            owners = [a for a in algorithms if key in ALGORITHMS.get(a).hyperparameters]
-            if key in grid and owners:
-                check.fail(f"grid.{key}", f"'grid.{key}' is both a truth option of model '{out['model']}' and a "
-                                          f"hyperparameter of {', '.join(owners)}")
-        check.mapping(grid, "grid", {**self.grid_keys(algorithms), **{key: False for key in truth}})
-        out["grid"] = {
-            # m >= 2: with one component there is no k-cluster point to end at.
-            "m": [check.integer(v, "grid.m", 2, 64) for v in check.nonempty_list(grid["m"], "grid.m")],
-            "D": [check.integer(v, "grid.D", 1, MAX_D) for v in check.nonempty_list(grid["D"], "grid.D")],
-            "algorithm": algorithms,
-            "step": [check.number(v, "grid.step") for v in check.nonempty_list(grid.get("step", [0.02]), "grid.step")],
-            "init": [check.registered(v, "grid.init", INIT_SCHEMES)
-                     for v in check.nonempty_list(grid.get("init", ["uniform"]), "grid.init")],
-        }
-        for key in grid:
-            if key in truth:
-                out["grid"][key] = check_grid_axis(check, out, key, grid[key])
-            elif key.endswith("_max_iter"):
-                out["grid"][key] = [check.integer(v, f"grid.{key}", 1) for v in check.nonempty_list(grid[key], f"grid.{key}")]
-            elif key not in out["grid"]:  # an algorithm's hyperparameter as a grid axis
-                out["grid"][key] = [check.number(v, f"grid.{key}") for v in check.nonempty_list(grid[key], f"grid.{key}")]
-
-    def check_data(self, raw: dict, check: Checker, out: dict) -> None:
-        data = raw.get("data", "population")
-        if data == "population":
-            out["data"] = {"kind": "population"}
-        elif isinstance(data, dict) and "dataset" in data:  # a real data set shipped with a package
-            from emrun.datasets import DATASETS
-
-            check.mapping(data, "data", {"dataset": True, "threshold": False, "classes": False})
-            classes = data.get("classes")
-            if classes is not None:
-                classes = [check.integer(c, "data.classes", 0, 9) for c in check.nonempty_list(classes, "data.classes")]
-            out["data"] = {"kind": "dataset", "name": check.choice(data["dataset"], "data.dataset", DATASETS),
-                           "threshold": check.integer(data.get("threshold", 8), "data.threshold", 1, 16),
-                           "classes": classes}
-            if out["grid"]["D"] != [64] or out["model"] != "bernoulli":
-                check.fail("grid.D", "the digits data set is binary 8x8 images: model bernoulli and grid.D: [64]")
-        elif isinstance(data, dict):
-            check.mapping(data, "data", {"samples": True})
-            out["data"] = {"kind": "samples", "n": check.integer(data["samples"], "data.samples", 1)}
-            need = 8 * out["data"]["n"] * max(out["grid"]["D"])  # a batch draws its sample whole, as float64
-            if need > SAMPLE_BYTES:
-                check.fail("data.samples", f"'data.samples' = {out['data']['n']:,}: drawing it at D = {max(out['grid']['D'])} "
-                                           f"needs about {need / 2**30:,.0f} GiB in each worker (at most "
-                                           f"{SAMPLE_BYTES >> 30} GiB)")
-        else:
-            check.fail("data", f"'data' must be 'population', {{samples: N}} or {{dataset: digits}}, got {data!r}")
 
     def check_truths(self, raw: dict, check: Checker, out: dict, family) -> None:
         truths = raw.get("truths", 1)
@@ -208,41 +134,8 @@ class CellGrid:
         else:
             out["truths"] = check.integer(truths, "truths", 1)
 
-    def run_keys(self, out: dict) -> list[str]:
-        return [*LEGACY_ALGORITHMS, *(a for a in out["grid"]["algorithm"] if a not in LEGACY_ALGORITHMS)]
-
-    def check_runs_and_stopping(self, raw: dict, check: Checker, out: dict) -> None:
-        names = self.run_keys(out)
-        runs = raw.get("runs", 60)
-        if isinstance(runs, dict):
-            check.mapping(runs, "runs", {a: False for a in names})
-            out["runs"] = {a: check.integer(runs.get(a, 60), f"runs.{a}", 1) for a in names}
-        else:
-            count = check.integer(runs, "runs", 1)
-            out["runs"] = {a: count for a in names}
-        stopping = check.mapping(raw.get("stopping", {}), "stopping", {a: False for a in names})
-        out["stopping"] = {}
-        for name in names:
-            rule = check.mapping(stopping.get(name, {}), f"stopping.{name}", {"max_iter": False, "tol": False})
-            default = ALGORITHMS.get(name).stopping
-            out["stopping"][name] = {
-                "max_iter": check.integer(rule.get("max_iter", default["max_iter"]), f"stopping.{name}.max_iter", 1),
-                "tol": check.number(rule.get("tol", default["tol"]), f"stopping.{name}.tol"),
-            }
-
     def check_init_options(self, raw: dict, check: Checker, out: dict, family) -> None:
         check_init_options(raw, check, out, family)
-
-    def check_record(self, raw: dict, check: Checker, out: dict) -> None:
-        if "record" in raw:  # per-iteration traces, stored beside the rows
-            from emrun.algorithms import RECORDABLE
-
-            record = check.mapping(raw["record"], "record", {"quantities": True, "every": False})
-            out["record"] = {
-                "quantities": [check.choice(q, "record.quantities", RECORDABLE)
-                               for q in check.nonempty_list(record["quantities"], "record.quantities")],
-                "every": check.integer(record.get("every", 1), "record.every", 1),
-            }
 
     def names_used(self, values: dict) -> set[str]:
         """The registered names that make the config's rows (its kind, family, algorithms, init schemes;
@@ -295,6 +188,14 @@ class CellGrid:
             if batch_id.startswith(prefix) and batch_id[len(prefix):].isdigit():
                 return BatchSpec(batch_id, cell, int(batch_id[len(prefix):]))
         raise KeyError(batch_id)
+
+    def planned_bound(self, config: Config) -> int:
+        """At most how many batches the config plans (cells x truths), counted without building them."""
+        return len(config.cells()) * config.n_truths
+
+    def traced(self, values: dict) -> dict:
+        """The values with every trial's pi, mu and loss recorded at every iteration (replay)."""
+        return {**values, "record": {"quantities": ["pi", "mu", "loss"], "every": 1}}
 
     def first_round(self, config: Config) -> int:
         """How many batches the first round plans, counted without building them."""

@@ -274,9 +274,8 @@ def _runs_of(manifest: dict | None, verdict: Verdict) -> dict | None:
     from emrun.registry import KINDS
 
     values = manifest["config"]
-    kind = KINDS.get(values.get("experiment", "grid")) if values.get("experiment", "grid") in KINDS else None
-    describe = getattr(kind, "runs_judged", None)
-    return describe(values, verdict) if describe is not None else None
+    name = values.get("experiment", "grid")
+    return KINDS.get(name).runs_judged(values, verdict) if name in KINDS else None
 
 
 def _record_judged(ctx: ReportContext) -> list[str]:

@@ -121,12 +121,11 @@ def _plan(config: Any, convergence: Any) -> Plan | None:
     needs the most blocks."""
     import math
 
-    from emrun.kinds.base import CellGrid
     from emrun.registry import resolve
 
     kind, values = config.kind, config.values
-    counting = kind.counting(values) if hasattr(kind, "counting") else None
-    if counting is None or not isinstance(kind, CellGrid):
+    counting = kind.counting(values)
+    if counting is None:
         return None
     counting = resolve(counting) if isinstance(counting, str) else counting
     truths = {cell: convergence.expected_truths(values, cell) if kind.adaptive else kind.n_truths(values)
