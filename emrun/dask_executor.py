@@ -33,8 +33,9 @@ def _removed_workers(events) -> list[str]:
     return sorted({worker for worker in removed if worker})
 
 
-def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | None, security=None) -> None:
-    """Submit every pending task, write each result as it arrives; record lost workers."""
+def run_on_dask(pending, settle, lost_workers: list[str], workers: int, scheduler: str | None, security=None) -> None:
+    """Submit every pending task and ``settle`` each as it finishes (emrun.runner.Outcomes);
+    add the workers the scheduler lost to ``lost_workers``."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -59,15 +60,9 @@ def run_on_dask(pending, store, summary, bar, workers: int, scheduler: str | Non
         futures = {client.submit(task.function, *task.args, key=f"emrun-{task.task_id}", pure=False,
                                  priority=task.cost): task for task in pending}
         for future in as_completed(futures):
-            task = futures[future]
-            if future.status == "error":
-                error = future.exception()
-                summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
-            else:
-                store.write_batch(task.task_id, future.result())
-                summary.completed += 1
-            bar.advance(task)
-        summary.lost_workers = _removed_workers(client.get_events("all")[seen:])
+            failed = future.status == "error"
+            settle(futures[future], None if failed else future.result(), future.exception() if failed else None)
+        lost_workers.extend(_removed_workers(client.get_events("all")[seen:]))
     except BaseException:
         client.cancel(list(futures) if "futures" in locals() else [])
         raise

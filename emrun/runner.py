@@ -134,21 +134,40 @@ def _call_with_timeout(task: Task, seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _run_inline(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress,
-                batch_timeout: float | None = None) -> None:
+Settle = Callable[..., None]  # settle(task, result=None, failure=None): see Outcomes.settle
+
+
+@dataclass
+class Outcomes:
+    """Where every executor's finished batches go, the one result loop body: a batch's rows are
+    stored, or why it failed is recorded; then the progress bar moves."""
+
+    store: ResultStore
+    summary: SweepSummary
+    bar: Progress
+
+    def settle(self, task: Task, result: Any = None, failure: BaseException | str | None = None) -> None:
+        if failure is not None:
+            self.summary.failed[task.task_id] = failure if isinstance(failure, str) else \
+                f"{type(failure).__name__}: {failure}"
+        else:
+            self.store.write_batch(task.task_id, result)
+            self.summary.completed += 1
+        self.bar.advance(task)
+
+
+def _run_inline(pending: list[Task], settle: Settle, batch_timeout: float | None = None) -> None:
     for task in pending:
         faults.checkpoint("computing")
         seconds = timeout_of(task, batch_timeout)
         try:
             rows = _call_with_timeout(task, seconds)
         except BatchTimeout:
-            summary.failed[task.task_id] = _timed_out(seconds)
+            settle(task, failure=_timed_out(seconds))
         except Exception as error:  # a task that raises is reported; the others go on
-            summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
+            settle(task, failure=error)
         else:
-            store.write_batch(task.task_id, rows)
-            summary.completed += 1
-        bar.advance(task)
+            settle(task, rows)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -169,7 +188,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 POOL_RESTARTS = 3  # a pool whose worker died is rebuilt this many times before its batches count as failed
 
 
-def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int,
+def _run_pool(pending: list[Task], settle: Settle, lost_workers: list[str], workers: int,
               batch_timeout: float | None = None) -> None:
     """Run the tasks on a pool of spawned processes. A worker that dies (killed, out of memory)
     breaks the pool: its unfinished batches run again on a new pool, as Dask resubmits a lost
@@ -179,15 +198,14 @@ def _run_pool(pending: list[Task], store: ResultStore, summary: SweepSummary, ba
     queue = list(pending)
     attempt = 0
     while attempt <= POOL_RESTARTS:
-        queue, broken = _drain_pool(queue, store, summary, bar, workers, batch_timeout)
+        queue, broken = _drain_pool(queue, settle, workers, batch_timeout)
         if not queue:
             return
         if broken:
             attempt += 1
-            summary.lost_workers.append(f"a local worker process (pool {attempt})")
+            lost_workers.append(f"a local worker process (pool {attempt})")
     for task in queue:
-        summary.failed[task.task_id] = "its worker process died every time it ran"
-        bar.advance(task)
+        settle(task, failure="its worker process died every time it ran")
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -200,7 +218,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 POLL_SECONDS = 5.0  # how often a pool's running batches are looked at for their timeouts
 
 
-def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, bar: Progress, workers: int,
+def _drain_pool(queue: list[Task], settle: Settle, workers: int,
                 batch_timeout: float | None = None) -> tuple[list[Task], bool]:
     """Run the queue on one pool; return the tasks left unfinished, and whether the pool broke (a
     worker died) rather than being stopped for a batch past its timeout."""
@@ -224,12 +242,7 @@ def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, ba
                     error = future.exception()
                     if isinstance(error, BrokenProcessPool):
                         return [task, *running.values(), *queue], True
-                    if error is not None:
-                        summary.failed[task.task_id] = f"{type(error).__name__}: {error}"
-                    else:
-                        store.write_batch(task.task_id, future.result())
-                        summary.completed += 1
-                    bar.advance(task)
+                    settle(task, None if error is not None else future.result(), error)
                 now = time.monotonic()
                 for future in running:
                     if future not in started and future.running():
@@ -238,8 +251,7 @@ def _drain_pool(queue: list[Task], store: ResultStore, summary: SweepSummary, ba
                 if late:  # a worker cannot be stopped alone: stop the pool, run the others again
                     for future in late:
                         task = running.pop(future)
-                        summary.failed[task.task_id] = _timed_out(timeout_of(task, batch_timeout))
-                        bar.advance(task)
+                        settle(task, failure=_timed_out(timeout_of(task, batch_timeout)))
                     _stop(pool)
                     return [*running.values(), *queue], False
         except (KeyboardInterrupt, StoreWriteError):
@@ -266,15 +278,16 @@ def run_tasks(tasks: list[Task], store: ResultStore, workers: int, progress: boo
     summary = SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending))
     started = time.perf_counter()
     bar = Progress(tasks, done, label, progress, origin)
+    settle = Outcomes(store, summary, bar).settle
     try:
         if executor == "dask":
             from emrun.dask_executor import run_on_dask
 
-            run_on_dask(pending, store, summary, bar, workers, scheduler, security)
+            run_on_dask(pending, settle, summary.lost_workers, workers, scheduler, security)
         elif workers <= 1 or len(pending) <= 1:
-            _run_inline(pending, store, summary, bar, batch_timeout)
+            _run_inline(pending, settle, batch_timeout)
         else:
-            _run_pool(pending, store, summary, bar, workers, batch_timeout)
+            _run_pool(pending, settle, summary.lost_workers, workers, batch_timeout)
     except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM or SIGHUP (emrun.interrupts)
         summary.interrupted = True
         summary.stop_signal = interrupts.exit_status(error) - 128

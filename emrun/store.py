@@ -24,13 +24,14 @@ Only a sweep moves files: reading never does, so a report is safe while a sweep 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -94,6 +95,8 @@ def write_manifest(folder: str | Path, manifest: dict) -> None:
     if not unchanged:
         _write_json(folder / MANIFEST, defining)
     _write_json(folder / HISTORY, {"sweeps": manifest.get("sweeps", [])})
+    if _read_once is not None:  # the next read in this run sees what was written
+        _read_once.pop(os.path.abspath(folder), None)
 
 
 def _json_or_none(path: Path) -> Any:
@@ -135,13 +138,44 @@ def provenance(command: list[str]) -> dict[str, Any]:
 
 # --- the manifest ----------------------------------------------------------------------------------
 
-def read_manifest(folder: str | Path) -> dict:
+_read_once: dict[str, dict | StoreError] | None = None  # within read_once(): folder -> its manifest as first read
+
+
+@contextmanager
+def read_once() -> Iterator[None]:
+    """Within it (one report run), each folder's manifest is read from disk once; later reads get a
+    copy of the first. The run changes a manifest only through :func:`write_manifest`, after which
+    the next read goes to the disk again, as does a read under the folder's lock (``fresh=True``)."""
+    global _read_once
+    outer, _read_once = _read_once, ({} if _read_once is None else _read_once)
+    try:
+        yield
+    finally:
+        _read_once = outer
+
+
+def read_manifest(folder: str | Path, fresh: bool = False) -> dict:
     """A folder's manifest, checked: a mapping with the config hash, the config (a mapping with a
     name) and a list of sweeps. Anything else is a StoreError naming the file.
 
     The sweeps are this machine's history (sweeps.json); on a fresh clone, which has none, the
     committed provenance.json's; in a folder written before the history had a file of its own,
     the manifest's. A damaged history is read as missing (the next sweep rewrites it)."""
+    if _read_once is None:
+        return _read_manifest_file(folder)
+    key = os.path.abspath(folder)
+    if fresh or key not in _read_once:
+        try:
+            _read_once[key] = _read_manifest_file(folder)
+        except StoreError as error:
+            _read_once[key] = error
+    found = _read_once[key]
+    if isinstance(found, StoreError):
+        raise found
+    return copy.deepcopy(found)
+
+
+def _read_manifest_file(folder: str | Path) -> dict:
     path = Path(folder) / MANIFEST
     try:
         manifest = json.loads(path.read_text())

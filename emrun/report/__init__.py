@@ -20,7 +20,7 @@ import pandas as pd
 from emrun import faults
 from emrun.files import write_text
 from emrun.report.verdicts import Verdict
-from emrun.store import StoreError, has_rows, load_traces, read_manifest, result_folders
+from emrun.store import StoreError, has_rows, load_traces, read_manifest, read_once, result_folders
 from emrun.summaries import read_summary, write_summary
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # reports draw to files (read when pyplot is first imported)
@@ -186,6 +186,12 @@ def write_reports(folders: list[Path], root: Path, command: str, run_plugins: bo
     and its own run only with ``run_plugins`` (``say`` tells which). Returns the paths written, the
     folders that could not be reported with why (the others are written anyway), and notices
     (batch files left out of a report)."""
+    with read_once():  # each manifest read from disk once in this run
+        return _write_reports(folders, root, command, run_plugins, say)
+
+
+def _write_reports(folders: list[Path], root: Path, command: str, run_plugins: bool,
+                   say: Callable[[str], object] | None) -> tuple[list[Path], list[tuple[Path, str]], list[str]]:
     from emrun.files import refuse_links
     from emrun.registry import RegistryError
     from emrun.results import folder_config
@@ -290,7 +296,7 @@ def _record_judged(ctx: ReportContext) -> list[str]:
         return []
     try:
         with locked(ctx.folder, ctx.command):
-            manifest = read_manifest(ctx.folder)
+            manifest = read_manifest(ctx.folder, fresh=True)  # under the lock: what a sweep may have written since
             record = criteria.of(manifest)
             if criteria.note_judged(record, ctx.judged, criteria.now()):
                 manifest["criteria"] = record
