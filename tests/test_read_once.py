@@ -5,7 +5,7 @@ criterion record it updates."""
 from collections import Counter
 from pathlib import Path
 
-from emrun import store
+from emrun import manifest, store
 from emrun.report import write_reports
 from tests.conftest import TINY, emrun
 
@@ -15,13 +15,13 @@ def test_a_report_run_reads_each_manifest_once_and_again_only_under_the_lock(tmp
         (tmp_path / f"{name}.yaml").write_text(TINY.replace("name: tiny", f"name: {name}").replace("runs: 6", "runs: 2"))
         emrun("sweep", f"{name}.yaml", "--quiet", "--workers", "1", cwd=tmp_path)
     reads: Counter = Counter()
-    disk = store._read_manifest_file
+    disk = manifest._read_manifest_file
 
     def counted(folder):
         reads[Path(folder).name] += 1
         return disk(folder)
 
-    monkeypatch.setattr(store, "_read_manifest_file", counted)
+    monkeypatch.setattr(manifest, "_read_manifest_file", counted)
     root = tmp_path / "results"
     write_reports([root / "tiny", root / "other"], root, "emrun report")
     assert reads == {"tiny": 2, "other": 2}, reads  # before: 3 and 3 (report, audit, index)
