@@ -19,6 +19,7 @@ import pandas as pd
 
 from emrun import faults
 from emrun.files import write_text
+from emrun.report.document import Document, as_document, render
 from emrun.report.index import INDEX, VERDICTS, index_is_current, index_text, write_index  # noqa: F401 (the package's API)
 from emrun.report.verdicts import Verdict
 from emrun.store import StoreError, has_rows, load_traces, read_manifest, read_once
@@ -67,12 +68,13 @@ class ReportContext:
         self.notices: list[str] = []  # printed by the command: a companion summary that could not be used
         self.companion_complete: dict[str, bool] = {}  # companion name -> were its rows complete
         self.judged: list[Verdict] = []  # the verdicts judged on this folder's own rows (recorded at the end)
-        self.pending: dict[Path, str] = {}  # report text handed over by the writer, written once, whole, at the end
+        self.pending: dict[Path, Document | str] = {}  # what the writer handed over, written once, whole, at the end
 
-    def write_report(self, path: Path, text: str) -> None:
-        """Hand over the report's text: it is written once, complete (banner, verdicts and
-        Completeness in place) and atomically, after the writer returns."""
-        self.pending[Path(path)] = text
+    def write_report(self, path: Path, content: list | Document | str) -> None:
+        """Hand over the report: its blocks (lines of Markdown and Verdicts, emrun.report.document),
+        or a plug-in's finished text. It is rendered and written once, complete (notices,
+        audited verdicts and Completeness in place) and atomically, after the writer returns."""
+        self.pending[Path(path)] = as_document(content)
 
     def summary_of(self, folder: Path, name: str, summarise: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame | None:
         """``summarise(rows)`` of a companion folder. From its rows when they are stored, and then
@@ -234,22 +236,17 @@ def _finish_report(result: ReportResult, ctx: ReportContext, verdicts: list[Verd
     """Completeness at the end; an incomplete folder says so under its title and in every verdict.
     The report is written here, once and whole; returns its title."""
     # A plug-in kind may have written its report itself (an older plug-in): read it back.
-    text = ctx.pending.pop(result.path, None) or result.path.read_text()
+    content = ctx.pending.pop(result.path, None) or result.path.read_text()
     state = ctx.completeness
-    for before, after in zip(result.verdicts, verdicts, strict=True):
-        if before is not after:
-            text = text.replace(before.markdown(), after.markdown())
-    if not state.complete:
-        lines = text.splitlines()
-        lines[1:1] = ["", f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
-                      "and verdict below uses the stored batches only (see Completeness at the end)."]
-        text = "\n".join(lines) + "\n"
+    notices = []
     overrides = _overrides(ctx.manifest)
     if overrides:  # the title's description is the config file's, which the --set values may contradict
-        lines = text.splitlines()
-        lines[1:1] = ["", f"Swept with {', '.join(f'`--set {o}`' for o in overrides)}: the settings stated below are what "
-                      "ran, whatever the description in the title (the config file's) says."]
-        text = "\n".join(lines) + "\n"
+        notices.append(f"Swept with {', '.join(f'`--set {o}`' for o in overrides)}: the settings stated below are what "
+                       "ran, whatever the description in the title (the config file's) says.")
+    if not state.complete:
+        notices.append(f"**Incomplete: {state.stored} of {state.planned} planned batches are stored**; every table "
+                       "and verdict below uses the stored batches only (see Completeness at the end).")
+    text = render(content, result.verdicts, verdicts, notices)
     write_text(result.path, text.rstrip("\n") + "\n\n" + "\n".join(completeness_lines(state)))
     return text.splitlines()[0].lstrip("# ")
 
@@ -312,9 +309,9 @@ def _nothing_to_report(ctx: ReportContext) -> ReportResult:
     verdicts = [Verdict.untestable(spec["claim"], "no stored row is a finished run.")
                 for spec in ctx.config.get("claims", [])]
     lines = header(ctx.config) + ["Every stored row records a failure, so there is nothing to tabulate yet; the failed "
-                                  "trials are listed below.", "", *[v.markdown() for v in verdicts], ""]
+                                  "trials are listed below.", "", *verdicts, ""]
     path = ctx.folder / "report.md"
-    ctx.write_report(path, "\n".join(lines + provenance_section(ctx.manifest, [], ctx.command)))
+    ctx.write_report(path, lines + provenance_section(ctx.manifest, [], ctx.command))
     return ReportResult(path, verdicts)
 
 

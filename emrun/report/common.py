@@ -48,7 +48,7 @@ def verdict_section(verdicts: list, heading: str = "Verdicts") -> list[str]:
     if not verdicts:
         return [f"## {heading}", "", "This config declares no claims (add `claims:` to it; `emrun list` shows the "
                 "registered claims).", ""]
-    return [f"## {heading}", "", *[v.markdown() for v in verdicts], ""]
+    return [f"## {heading}", "", *verdicts, ""]
 
 
 def provenance_section(manifest: dict, artefacts: list[str], command: str) -> list[str]:

@@ -174,7 +174,7 @@ def write(ctx) -> ReportResult:
            f"{config['grid']['step']}, at most {config['stopping']['gd']['max_iter']} iterations; EM at most "
            f"{config['stopping']['em']['max_iter']}. A run is k-cluster when its smallest weight is below "
            f"{config['k_cluster_threshold']}; a diverged run clipped a mean onto 0 or 1 so that an image became impossible.",
-           "", "## Verdicts", "", *[v.markdown() for v in found], "",
+           "", "## Verdicts", "", *found, "",
            "## Per setting", "",
            "| algorithm | step | init | m | k-cluster rate [95% Wilson] | diverged | median k "
            "| mean / best avg log-likelihood | mean ARI |",
@@ -188,5 +188,5 @@ def write(ctx) -> ReportResult:
     out += provenance_section(manifest, [], command)
     files.write_csv(table, folder / "settings.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     return ReportResult(path, found)

@@ -254,7 +254,7 @@ def write(ctx) -> ReportResult:
            "The paper states Result 3.1 and eqs. 2.9, 4.4 and 4.8 for the population; these verdicts judge them on "
            "samples, as its figure does (extensions). `gmm_figure2_population` judges them on the population "
            "(`make figure2` writes both).", "",
-           "## Verdicts", "", *[v.markdown() for v in verdicts], "",
+           "## Verdicts", "", *verdicts, "",
            *figure,
            f"Truth 0 (dashed): pi* = {np.round(truth0['truth_pi'], 3).tolist()}, mu*_1 = "
            f"{np.round(np.asarray(truth0['truth_mu'])[:config['grid']['D'][0]], 3).tolist()}.", "",
@@ -285,5 +285,5 @@ def write(ctx) -> ReportResult:
     files.write_csv(factors, folder / "em_factors.csv", index=False, float_format="%.6g")
     files.write_csv(slopes, folder / "gd_slopes.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     return ReportResult(path, verdicts)

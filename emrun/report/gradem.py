@@ -354,5 +354,5 @@ def write(ctx, section, pair_updates: bool = False) -> ReportResult:
     keys = [c for c in ("series", "m", "D", "n_samples") if c in rows]
     files.write_csv(rows.groupby(keys)[list(numeric.difference(keys))].median(), folder / "summary.csv", float_format="%.6g")
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     return ReportResult(path, verdicts)

@@ -214,5 +214,5 @@ def write(ctx) -> ReportResult:
     out += provenance_section(ctx.manifest, list(paper.artefact.published) if paper else [], ctx.command)
     files.write_csv(summary, folder / "cells.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     return ReportResult(path, verdicts + (paper.extra_verdicts if paper else []), headlines)

@@ -158,7 +158,7 @@ class PaperSections:
         self.extra_verdicts = verdicts
         truths = int(truth_spread(self.many[1])["truths"].max())
         return [f"The same claims over the {truths} random truths per cell of `{self.many[0]}` (one truth per cell is a "
-                "small sample of the claims):", "", *[v.markdown() for v in verdicts], ""]
+                "small sample of the claims):", "", *verdicts, ""]
 
     def heatmap_panels(self, panels: list) -> list:
         if self.agreed is None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from emrun.report.document import Document
+
 KEY = "report_sections"  # the config key that selects sections (not hashed: emrun.config.REPORT_KEYS)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,60}")  # a figure's name: a file name on any file system, no path
 
@@ -108,14 +110,14 @@ def lines_for(config: dict, rows: pd.DataFrame, folder: Path) -> list[str]:
 def append(ctx, result):
     """Add the config's sections to the report a layout handed over (``ctx.pending``): after the
     built-in tables, figures and verdicts, before Provenance. A config without ``report_sections``
-    leaves the report's text untouched, byte for byte."""
+    leaves the report untouched, byte for byte."""
     if not ctx.config.get(KEY):
         return result
-    text = ctx.pending.get(result.path)
-    if text is None:  # a layout that wrote its file itself
-        text = Path(result.path).read_text()
-    lines = text.rstrip("\n").split("\n")
-    at = max((i for i, line in enumerate(lines) if line == "## Provenance"), default=len(lines))
-    lines[at:at] = lines_for(ctx.config, ctx.rows, ctx.folder)
-    ctx.write_report(result.path, "\n".join(lines) + "\n")
+    content = ctx.pending.get(result.path)
+    if content is None:  # a layout that wrote its file itself
+        content = Path(result.path).read_text()
+    if isinstance(content, str):
+        content = Document(content.rstrip("\n").split("\n"))
+    content.insert_before("## Provenance", lines_for(ctx.config, ctx.rows, ctx.folder))
+    ctx.write_report(result.path, content)
     return result

@@ -149,7 +149,7 @@ def write(ctx) -> ReportResult:
     files.write_csv(cells, folder / "cells.csv", index=False, float_format="%.6g")
     files.write_csv(per_truth, folder / "truths.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     headline = (f"**The published mean lies in the range of a {PAPER_TRUTHS}-truth mean in {int(inside.sum())} of "
                 f"{len(cells)} cells** (`{config['name']}`; criterion: Table 3's value, within half its last printed "
                 f"digit, inside the 95% range of the mean of {PAPER_TRUTHS} truths drawn from our {target} kept truths, as "

@@ -291,5 +291,5 @@ def write(ctx, section) -> ReportResult:
            *verdict_section(verdicts), "## Numbers", "", *lines]
     out += provenance_section(ctx.manifest, [], ctx.command)
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     return ReportResult(path, verdicts)

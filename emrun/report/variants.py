@@ -96,7 +96,7 @@ def _paired_section(rule: str, name: str, rows: pd.DataFrame, other_rows: pd.Dat
         f"{int(summary['status_changed'].sum())} runs change status.", rule=rule, other=other_rule)
     figure = _loss_difference_plot(paired, folder / f"em_update_vs_{other_rule}.png", f"{rule} against {other_rule}")
     lines = [f"## Paired with `{other_rule}` ({RULES.get(other_rule, other_rule)})", "",
-             f"Every run paired with the same truth and init in `{name}`.", "", verdict.markdown(), "",
+             f"Every run paired with the same truth and init in `{name}`.", "", verdict, "",
              f"Per cell: k-cluster runs `{rule}` / `{other_rule}`; outcomes changed; largest |loss difference|; median "
              f"iterations `{rule}` / `{other_rule}`.", "",
              grid_table(summary, lambda r: f"{r.k_cluster_this} / {r.k_cluster_other}; {r.changed}; "
@@ -133,7 +133,7 @@ def write_em_update(ctx) -> ReportResult:
                  for other_rule in uai.other_em_rules(config) if other_rule not in paired]
     out += provenance_section(ctx.manifest, [], ctx.command)
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     return ReportResult(path, verdicts)
 
 
@@ -266,7 +266,7 @@ def write_sensitivity(ctx) -> ReportResult:
            f"{int(summary['truths'].max())} random truths per cell and {config['runs']['gd']} inits per truth "
            f"(the same inits for every step and cap), tolerance {config['stopping']['gd']['tol']}. The paper's setting "
            "is step 0.02, cap 10000.", "",
-           "## Verdicts", "", *[v.markdown() for v in verdicts], ""]
+           "## Verdicts", "", *verdicts, ""]
     for cap, part in summary.groupby("max_iter"):
         steps = sorted(part["step"].unique())
         wide = part.pivot_table(index=["m", "D"], columns="step", values="rate").reset_index()
@@ -280,7 +280,7 @@ def write_sensitivity(ctx) -> ReportResult:
     out += provenance_section(manifest, [], command)
     files.write_csv(summary, folder / "sensitivity.csv", index=False, float_format="%.6g")
     path = folder / "report.md"
-    ctx.write_report(path, "\n".join(out))
+    ctx.write_report(path, out)
     return ReportResult(path, verdicts)
 
 
