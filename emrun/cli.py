@@ -91,7 +91,8 @@ def main() -> None:
 @click.option("--results", "results_root", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Root folder of results; rows go to RESULTS/<config name>/.")
 @click.option("--dry-run", is_flag=True, help="Print the expanded cells, the trial count and the cost; run nothing.")
-@click.option("--replace", is_flag=True, help="Discard stored rows of an earlier version of this config.")
+@click.option("--replace", is_flag=True, help="Discard stored rows of an earlier version of this config (its criterion "
+              "record is kept: a criterion recorded after rows stays so).")
 @click.option("--allow-long", is_flag=True, help=f"Run a sweep the cost model prices above {LONG_SWEEP_HOURS} CPU-hours.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True,

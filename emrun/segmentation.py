@@ -5,8 +5,9 @@ Images: two synthetic ones with known regions, (a) ``equal_noise`` (four flat co
 noise) and (b) ``unequal_noise`` (a background with wide anisotropic noise beside a tight disc, so
 k-means splits the background's tail off), whose noise is drawn per seed; and ``china``,
 scikit-learn's bundled photograph, block-averaged down. One batch is one (K, seed): every image
-segmented by k-means and by EM started from the k-means solution. A theory check (``check:
-segmentation``): rows of quantities, the images and label maps of seed 0 stored compactly.
+segmented by k-means and by EM started from the k-means solution (the ``segmentation`` kind,
+:mod:`emrun.kinds.segmentation`): rows of quantities, the images and label maps of seed 0 stored
+compactly.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from emrun import seeds
 from emrun.algorithms import run_batch
 from emrun.models import gaussian_full
 from emrun.models.gaussian import SampleSet
-from emrun.theory import row_keys
 
-SIZE = 128  # the protocol's synthetic images are SIZE x SIZE pixels (check_options.size)
+SIZE = 128  # the protocol's synthetic images are SIZE x SIZE pixels (options.size)
+OPTIONS = {"iterations": 300, "tol": 1e-6, "kmeans_starts": 10, "size": SIZE}  # each default's type is the option's
 DECREASE_TOLERANCE = 1e-10  # a step lowers F when F falls by more than this times |F| (rounding)
 IMAGES = ("equal_noise", "unequal_noise", "china")
 REGIONS = {"equal_noise": 4, "unequal_noise": 3}  # images with known regions
@@ -29,19 +30,6 @@ EQUAL_COLOURS = np.array([[0.75, 0.25, 0.25], [0.25, 0.75, 0.25], [0.25, 0.25, 0
 UNEQUAL = ((np.array([0.5, 0.5, 0.5]), np.array([0.15, 0.04, 0.04])),  # background: wide along R
            (np.array([0.8, 0.5, 0.5]), np.array([0.03, 0.03, 0.03])),  # disc of radius 40, centred
            (np.array([0.3, 0.3, 0.7]), np.array([0.05, 0.05, 0.05])))  # 32 x 32 square, top left
-
-
-def validate(values: dict, options: dict, check) -> None:
-    """Config checks across the grid and the options: RGB pixels (grid.D: [3]), and no K above the
-    number of pixels of the synthetic images (size x size)."""
-    if values["grid"]["D"] != [3]:
-        check.fail("grid.D", f"image pixels are RGB points: 'grid.D' must be [3], got {values['grid']['D']}")
-    if options["size"] < 4:
-        check.fail("check_options.size", f"'check_options.size' must be at least 4, got {options['size']}")
-    pixels = options["size"] ** 2
-    if max(values["grid"]["m"]) > pixels:
-        check.fail("grid.m", f"'grid.m': K = {max(values['grid']['m'])} clusters is more than the {pixels} pixels of a "
-                             f"{options['size']} x {options['size']} image")
 
 
 def region_map(name: str, size: int = SIZE) -> np.ndarray:
@@ -142,39 +130,36 @@ def objective_decreases(losses: np.ndarray) -> tuple[int, float]:
     return falls, largest
 
 
-def check(values, spec, rng, options) -> list[dict]:
-    """One (K, seed): every image segmented by k-means and by EM; rows of accuracies (images with
-    known regions, at their number of regions), EM's objective decreases, likelihood and inertia;
-    for seed 0 the images and label maps."""
-    K, t = spec.cell.m, spec.truth_index
-    # The noise depends on the seed only (m = 0 in its key), so every K segments the same images.
+def segment_images(seed: int, K: int, t: int, rng: np.random.Generator, options: dict) -> list[dict]:
+    """One (K, seed index ``t``): every image segmented by k-means and by EM; rows of accuracies
+    (images with known regions, at their number of regions), EM's objective decreases, likelihood
+    and inertia; for seed 0 the images and label maps. ``seed`` is the config's; ``rng`` draws the
+    k-means seeds."""
+    # The noise depends on the seed index only (m = 0 in its key), so every K segments the same images.
     size = options["size"]
-    noise = seeds.generator(values["seed"], seeds.data_key(0, 3, t, size * size))
+    noise = seeds.generator(seed, seeds.data_key(0, 3, t, size * size))
     images = {name: synthetic(name, noise, size) for name in IMAGES[:2]}
     images["china"] = (china(), None)
     rows = []
+
+    def row(quantity: str, index: int, value: float, **extra) -> None:
+        rows.append({"truth_index": t, "quantity": quantity, "index": index, "value": float(value), **extra})
+
     for index, (name, (image, regions)) in enumerate(images.items()):
         result = segment(image, K, int(rng.integers(2**31 - 1)), options)
         falls, largest = objective_decreases(result["losses"])
         common = {"image": name, "K": K, "regions": REGIONS.get(name, 0), "em_iterations": result["iterations"],
                   "em_status": result["status"], "gmm_components": result["components"]}
-        rows.append(_row(values, spec, "objective_decreases", index, falls, steps=len(result["losses"]) - 1,
-                         largest_rise=largest, **common))
-        rows.append(_row(values, spec, "gmm_log_likelihood", index, result["log_likelihood"], **common))
-        rows.append(_row(values, spec, "kmeans_inertia", index, result["inertia"], **common))
+        row("objective_decreases", index, falls, steps=len(result["losses"]) - 1, largest_rise=largest, **common)
+        row("gmm_log_likelihood", index, result["log_likelihood"], **common)
+        row("kmeans_inertia", index, result["inertia"], **common)
         if regions is not None and K == REGIONS[name]:
             for method in ("gmm", "kmeans"):
-                rows.append(_row(values, spec, f"{method}_accuracy", index, best_accuracy(result[method], regions),
-                                 **common))
+                row(f"{method}_accuracy", index, best_accuracy(result[method], regions), **common)
         if t == 0:
             shape = image.shape
-            rows.append(_row(values, spec, "image", index, 0.0, height=shape[0], width=shape[1],
-                             encoded=_encode(np.round(image * 255)), **common))
+            row("image", index, 0.0, height=shape[0], width=shape[1], encoded=_encode(np.round(image * 255)), **common)
             for method in ("gmm", "kmeans"):
-                rows.append(_row(values, spec, f"{method}_labels", index, 0.0, height=shape[0], width=shape[1],
-                                 encoded=_encode(result[method]), **common))
+                row(f"{method}_labels", index, 0.0, height=shape[0], width=shape[1], encoded=_encode(result[method]),
+                    **common)
     return rows
-
-
-def _row(values, spec, quantity: str, index: int, value: float, **extra) -> dict:
-    return {**row_keys(values, spec, quantity, index), "value": float(value), **extra}

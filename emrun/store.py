@@ -186,6 +186,7 @@ class ResultStore:
             manifest = read_manifest(self.folder) if (self.folder / MANIFEST).exists() else None
         except StoreError as damage:
             manifest = self._rebuilt_manifest(damage)
+        kept = {}
         if manifest is not None and manifest["config_hash"] != self.config_hash:
             if not replace:
                 old, new = manifest.get("config", {}), self.config_values
@@ -197,12 +198,19 @@ class ResultStore:
                     "never mixed: run with --replace to discard the old rows, or give --results another folder.")
             for old in [*self.batches.glob("*.parquet"), *(self.folder / TRACES).glob("*.parquet")]:
                 old.unlink()
+            # The rows go, the criterion record stays: a criterion recorded once rows existed was chosen
+            # having seen rows, and replacing them must not make it look recorded before any.
+            if isinstance(manifest.get("criteria"), dict):
+                replaced = {"config_hash": manifest["config_hash"],
+                            "had_rows": any(sweep.get("batches_completed") for sweep in manifest.get("sweeps", []))}
+                kept = {"criteria": {**manifest["criteria"],
+                                     "replaced": [*manifest["criteria"].get("replaced", []), replaced]}}
             manifest = None
         self.batches.mkdir(parents=True, exist_ok=True)
         # Temporary files of a process killed mid-write (we hold the lock: nobody else is writing).
         for leftover in [*self.folder.glob(".*.tmp"), *self.batches.glob(".*.tmp"), *(self.folder / TRACES).glob(".*.tmp")]:
             leftover.unlink(missing_ok=True)
-        self.manifest = manifest or {"config_hash": self.config_hash, "config": self.config_values, "sweeps": []}
+        self.manifest = manifest or {"config_hash": self.config_hash, "config": self.config_values, "sweeps": [], **kept}
         self.manifest["config"] = self.config_values  # same hash; the keys the report reads may have changed
 
     def _rebuilt_manifest(self, damage: StoreError) -> dict | None:

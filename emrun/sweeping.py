@@ -76,7 +76,9 @@ def record_criteria(config):
         found = record.of(manifest)
         # Rows existed if any are stored, or if an earlier sweep stored some (removed since, e.g. by make
         # clean: the same config gives the same rows).
-        rows_exist = rows_stored or any(sweep.get("batches_completed") for sweep in manifest["sweeps"][:-1])
+        # Or if the folder held rows of an earlier version of the config, replaced (--replace) since.
+        rows_exist = rows_stored or any(sweep.get("batches_completed") for sweep in manifest["sweeps"][:-1]) \
+            or any(replaced.get("had_rows") for replaced in found.get("replaced", []))
         first = len(manifest["sweeps"]) == 1 and not rows_exist
         if record.note_declared(found, declared, record.now(), rows_exist, first):
             manifest["criteria"] = found

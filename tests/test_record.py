@@ -54,6 +54,24 @@ def test_a_claim_parameter_changed_after_the_sweep_is_flagged_with_both_verdicts
     assert json.loads((folder / "manifest.json").read_text())["criteria"]["amendments"] == amendments
 
 
+@pytest.mark.slow
+def test_replacing_the_rows_keeps_the_criterion_record(tmp_path):
+    # A criterion recorded after rows existed must not look recorded before any once the rows are
+    # replaced (--replace after a hashed change); one moved meanwhile is flagged against the first.
+    config = tmp_path / "tiny.yaml"
+    config.write_text(CLAIMED.replace("runs: 6", "runs: 2"))
+    emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=tmp_path)
+    folder = tmp_path / "results" / "tiny"
+    first = json.loads((folder / "manifest.json").read_text())["criteria"]["recorded"][KEY]
+    config.write_text(CLAIMED.replace("runs: 6", "runs: 3").replace("threshold: 0.5", "threshold: 2.0"))
+    emrun("sweep", str(config), "--quiet", "--workers", "1", "--replace", cwd=tmp_path)
+    record = json.loads((folder / "manifest.json").read_text())["criteria"]
+    assert record["recorded"][KEY] == first
+    emrun("report", cwd=tmp_path)
+    verdict = _verdict(folder)
+    assert verdict["record"]["changed_after_rows"] is True and verdict["record"]["recorded_params"] == {"threshold": 0.5}
+
+
 def test_rewording_a_claim_without_a_version_bump_is_not_flagged_and_a_bump_is(tmp_path, monkeypatch):
     from emrun.report import claims, write_reports
 

@@ -20,10 +20,10 @@ __all__ = ["Kind", "KindError", "REQUIRED", "OPTIONAL", "protocol_problems", "ru
 def __getattr__(name: str):
     # The built-in kinds, imported only when the registry first needs them.
     if name == "BUILT_IN":
-        from emrun.kinds import dynamics, theory, trials
+        from emrun.kinds import dynamics, segmentation, theory, trials
 
         return {kind.name: Kind(kind) for kind in (trials.GRID, trials.FIRST_K_CLUSTER, theory.THEORY,
-                                                   dynamics.DYNAMICS)}
+                                                   dynamics.DYNAMICS, segmentation.SEGMENTATION)}
     raise AttributeError(f"module 'emrun.kinds' has no attribute {name!r}")
 
 

@@ -76,12 +76,6 @@ BUILT_IN = {
                           "the lecture: k-means and EM centres differ on overlapping unequal clusters",
                           claims="emrun.criteria.lecture:kmeans_vs_em_claims",
                           work="emrun.work.checks:kmeans_vs_em"),
-    "segmentation": Check("emrun.segmentation:check", "emrun.report.segmentation:section",
-                          {"iterations": 300, "tol": 1e-6, "kmeans_starts": 10, "size": 128},
-                          "the lecture: a full-covariance GMM (EM) and k-means segment RGB images",
-                          family="gaussian_full", validate="emrun.segmentation:validate",
-                          claims="emrun.criteria.lecture:segmentation_claims",
-                          work="emrun.work.checks:segmentation"),
 }
 
 

@@ -170,7 +170,7 @@ class TrialGrid(CellGrid):
         kind = out["data"]["kind"]
         if kind not in family.data_kinds:
             wanted = " or ".join({"samples": "finite samples: data: {samples: N}", "population": "data: population",
-                                  "dataset": "a data set", "image": "images (experiment: theory, check: segmentation)"}
+                                  "dataset": "a data set", "image": "images (experiment: segmentation)"}
                                  .get(k, k) for k in family.data_kinds)
             check.fail("data", f"model '{family.name}' needs {wanted}")
         largest = max(out["grid"]["D"])

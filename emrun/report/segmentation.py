@@ -1,6 +1,6 @@
-"""The report section of the lecture's image segmentation (``check: segmentation``): verdicts on
-EM's monotone objective and on the two synthetic images (docs/protocols.md, sections 4.3-4.4),
-tables per image and K, and figures drawn from the stored images and label maps of seed 0."""
+"""The report of the lecture's image segmentation (the ``segmentation`` kind): verdicts on EM's
+monotone objective and on the two synthetic images (docs/protocols.md, sections 4.3-4.4), tables
+per image and K, and figures drawn from the stored images and label maps of seed 0."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 
 from emrun.criteria import lecture
 from emrun.criteria.lecture import ACCURACY_THRESHOLD, EQUAL_PARAMS, MEDIAN_THRESHOLD, SHARE_THRESHOLD, UNEQUAL_PARAMS
-from emrun.report.common import save_figure
+from emrun.report import ReportResult
+from emrun.report.common import provenance_section, save_figure, verdict_section
 from emrun.report.verdicts import (
     BOOTSTRAP_RESAMPLES,
     FAILS,
@@ -23,7 +24,7 @@ from emrun.report.verdicts import (
     same_as_before,
     with_multiplicity,
 )
-from emrun.segmentation import DECREASE_TOLERANCE, REGIONS, decode
+from emrun.segmentation import DECREASE_TOLERANCE, OPTIONS, REGIONS, decode
 
 
 def _monotone(rows: pd.DataFrame) -> Verdict:
@@ -181,3 +182,20 @@ def section(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
     chosen = {"equal_noise": REGIONS["equal_noise"], "unequal_noise": REGIONS["unequal_noise"], "china": 3}
     lines += _segmentation_figure(rows, folder, chosen) + _accuracy_figure(rows, folder) + _china_figure(rows, folder)
     return lines, verdicts
+
+
+def write(ctx) -> ReportResult:
+    """The folder's report: what ran, the verdicts, the tables and figures, the provenance."""
+    config, rows, folder = ctx.config, ctx.rows, ctx.folder
+    lines, verdicts = section(rows, folder)
+    given = config.get("options", {})
+    shown = [f"{key} = {given[key]!r}" for key in given] + [f"{key} = {value!r} (default)"
+                                                           for key, value in OPTIONS.items() if key not in given]
+    out = [f"# {config['name']}: {config['description']}", "",
+           f"The lecture: a full-covariance GMM (EM, started from k-means) and k-means segment RGB images; K = "
+           f"{config['K']}, {config['seeds']} seeds per K (seed {config['seed']}), options {', '.join(shown)}.", "",
+           *verdict_section(verdicts), "## Numbers", "", *lines]
+    out += provenance_section(ctx.manifest, [], ctx.command)
+    path = folder / "report.md"
+    ctx.write_report(path, out)
+    return ReportResult(path, verdicts)

@@ -85,7 +85,9 @@ def kmeans_vs_em(values: dict, cell: Cell, convergence: Any) -> Work:
 def segmentation(values: dict, cell: Cell, convergence: Any) -> Work:
     """Three images of about size^2 pixels: k-means from ``kmeans_starts`` starts (compiled, about
     100 iterations each), then full-covariance EM traced for at most ``iterations``."""
-    options = _options(values)
+    from emrun.kinds.segmentation import options as segmentation_options
+
+    options = segmentation_options(values)
     pixels, K, iterations = options["size"] ** 2, cell.m, 3 * options["iterations"]
     return compiled(3 * options["kmeans_starts"], 100, pixels, K, 3) \
         + loop(iterations, 1, pixels, K, 3 * 3, values=TRACE_ROW * iterations, calls=trial_calls("em", 1))

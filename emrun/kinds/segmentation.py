@@ -1,0 +1,115 @@
+"""The ``segmentation`` kind: the lecture's image segmentation, k-means against a full-covariance
+Gaussian mixture fitted by EM, on RGB pixels.
+
+Written to the kind protocol alone (:mod:`emrun.kinds.protocol`), not on the EM/GD trial grid: a
+config names the numbers of clusters and the seeds, and one batch is one (K, seed)::
+
+    experiment: segmentation
+    K: [2, 3, 4, 5]
+    seeds: 10
+    options: {size: 128, iterations: 300, tol: 1.0e-6, kmeans_starts: 10}   # the defaults
+
+The options are stored as the config gives them (so a default is not part of the hash) and filled
+in with their defaults where they are used. The computation is :mod:`emrun.segmentation`'s, the
+report :mod:`emrun.report.segmentation`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+
+from emrun import seeds
+from emrun.batch import BatchResult, BatchSpec, Cell
+from emrun.config import Checker
+from emrun.segmentation import OPTIONS
+
+D = 3  # a pixel is an RGB point
+_BATCH = re.compile(r"K(\d+)-seed(\d+)")
+
+
+def options(values: dict) -> dict:
+    """The config's options, with the defaults for the rest."""
+    return {**OPTIONS, **values.get("options", {})}
+
+
+def batch_of(batch_id: str) -> tuple[int, int]:
+    """(K, seed index) of a batch id such as ``K3-seed7``."""
+    found = _BATCH.fullmatch(batch_id)
+    if found is None:
+        raise KeyError(batch_id)
+    return int(found.group(1)), int(found.group(2))
+
+
+class Segmentation:
+    name = "segmentation"
+    keys = {"K": True, "seeds": True, "options": False}
+    row_noun = "segmentation rows"
+
+    def validate(self, raw: dict, check: Checker, out: dict) -> None:
+        given = check.mapping(raw.get("options", {}), "options", {key: False for key in OPTIONS})
+        for key, value in given.items():
+            check.typed(value, f"options.{key}", OPTIONS[key])
+        size = {**OPTIONS, **given}["size"]
+        if size < 4:
+            check.fail("options.size", f"'options.size' must be at least 4, got {size}")
+        out["K"] = [check.integer(K, "K", 2) for K in check.nonempty_list(raw["K"], "K")]
+        if max(out["K"]) > size * size:
+            check.fail("K", f"'K': K = {max(out['K'])} clusters is more than the {size * size} pixels of a {size} x {size} "
+                            "image")
+        out["seeds"] = check.integer(raw["seeds"], "seeds", 1)
+        if given:
+            out["options"] = given
+
+    def names_used(self, values: dict) -> set[str]:
+        return {self.name, "gaussian_full"}
+
+    def plan(self, config: Any, stored: Any = None) -> list[BatchSpec]:
+        """One batch per (K, seed), K first."""
+        values = config.values
+        return [BatchSpec(f"K{K}-seed{seed}", None, seed) for K in values["K"] for seed in range(values["seeds"])]
+
+    def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry: list[int] | None = None) -> BatchResult:
+        from emrun.segmentation import segment_images
+
+        K, seed = batch_of(spec.batch_id)
+        # The k-means seeds' generator: the key a (K, seed) batch had as a theory check (m = K, D = 3).
+        rng = seeds.generator(values["seed"], seeds.truth_key(K, D, seed))
+        rows = segment_images(values["seed"], K, seed, rng, options(values))
+        return BatchResult([{"config": values["name"], "batch_id": spec.batch_id, **row, "config_hash": config_hash}
+                            for row in rows])
+
+    # --- the expected time (emrun.work counts a batch's work per cell: here one cell per K) --------
+
+    def cells(self, values: dict) -> list[Cell]:
+        return [Cell(K, D, "em", None, "kmeans") for K in values["K"]]
+
+    def n_truths(self, values: dict) -> int:
+        return values["seeds"]
+
+    def counting(self, values: dict) -> str:
+        return "emrun.work.checks:segmentation"
+
+    def estimated_seconds(self, values: dict) -> float:
+        """A rough 1.0 s per batch, as for a theory check."""
+        return 1.0 * len(values["K"]) * values["seeds"]
+
+    # --- rows and report -------------------------------------------------------------------------
+
+    def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.sort_values(["batch_id", "quantity", "index"], ignore_index=True)
+
+    def declared_claims(self, values: dict) -> list:
+        from emrun.criteria.lecture import segmentation_claims
+
+        return segmentation_claims(values, options(values))
+
+    def write_report(self, ctx: Any) -> Any:
+        from emrun.report.segmentation import write
+
+        return write(ctx)
+
+
+SEGMENTATION = Segmentation()
