@@ -29,6 +29,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 COMPILED_PER_ELEMENT = 1.5e-9  # the cost model's price of one element in compiled code (emrun.experiments)
+# One small (3 x 3) system in numpy's batched linalg.solve, which the full-covariance family solves
+# per point and component every iteration: its per-system overhead, not its flops, is the cost
+# (profiled 2026-12-03: 20 ms a call for 16,384 pixels x 3 components, 0.4 us a system).
+SOLVE_SECONDS = 4e-7
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from emrun.batch import Cell
-from emrun.work import CALLS, CHECK_ROW, TRACE_ROW, Work, compiled, loop, trial_calls
+from emrun.work import CALLS, CHECK_ROW, SOLVE_SECONDS, TRACE_ROW, Work, compiled, loop, trial_calls
 
 
 def _options(values: dict) -> dict:
@@ -84,11 +84,13 @@ def kmeans_vs_em(values: dict, cell: Cell, convergence: Any) -> Work:
 
 def segmentation(values: dict, cell: Cell, convergence: Any) -> Work:
     """Three images of about size^2 pixels: k-means from ``kmeans_starts`` starts (compiled, about
-    100 iterations each), then full-covariance EM traced for at most ``iterations``."""
+    100 iterations each), then full-covariance EM traced for at most ``iterations``, each of which
+    solves one 3 x 3 system per pixel and component (priced as compiled: SOLVE_SECONDS each)."""
     from emrun.kinds.segmentation import options as segmentation_options
 
     options = segmentation_options(values)
     pixels, K, iterations = options["size"] ** 2, cell.m, 3 * options["iterations"]
     return compiled(3 * options["kmeans_starts"], 100, pixels, K, 3) \
-        + loop(iterations, 1, pixels, K, 3 * 3, values=TRACE_ROW * iterations, calls=trial_calls("em", 1))
+        + loop(iterations, 1, pixels, K, 3 * 3, values=TRACE_ROW * iterations, calls=trial_calls("em", 1)) \
+        + Work(compiled=iterations * pixels * K * SOLVE_SECONDS)
 
