@@ -49,6 +49,7 @@ def write_manifest(folder: str | Path, manifest: dict) -> None:
     sweeps.json, the rest to manifest.json, and that only when it changed, so that a tracked
     manifest stays untouched by a sweep that changes nothing it records."""
     folder = Path(folder)
+    forget(folder)  # first: a write that fails half-way leaves nothing stale behind
     defining = {key: value for key, value in manifest.items() if key != "sweeps"}
     try:
         unchanged = (folder / MANIFEST).read_text() == _json_text(defining)
@@ -57,7 +58,11 @@ def write_manifest(folder: str | Path, manifest: dict) -> None:
     if not unchanged:
         _write_json(folder / MANIFEST, defining)
     _write_json(folder / HISTORY, {"sweeps": manifest.get("sweeps", [])})
-    if _read_once is not None:  # the next read in this run sees what was written
+
+
+def forget(folder: str | Path) -> None:
+    """Within :func:`read_once`: the next read of this folder's record goes to the disk."""
+    if _read_once is not None:
         _read_once.pop(os.path.abspath(folder), None)
 
 

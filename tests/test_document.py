@@ -26,3 +26,20 @@ def test_notices_stand_under_the_title_in_the_order_given_and_sections_go_before
     text = render(document, [], [], ["first notice", "second notice"])
     assert text.splitlines() == ["# title", "", "first notice", "", "second notice", "", "body", "## Section", "",
                                  "added", "", "## Provenance", "", "commands"]
+
+
+def test_sections_added_to_a_finished_text_keep_its_verdict_lines_audited(tmp_path):
+    from types import SimpleNamespace
+
+    from emrun.report import ReportResult, sections
+
+    judged = Verdict.judged("the rate is positive", True, "rate 0.3", "rate > 0")
+    audited = replace(judged, status="does not hold")
+    path = tmp_path / "report.md"
+    ctx = SimpleNamespace(config={"report_sections": ["gone"]}, rows=None, folder=tmp_path,
+                          pending={path: f"# title\n\n{judged.markdown()}\n\n## Provenance\n\ncommands\n"})
+    ctx.write_report = lambda where, content: ctx.pending.__setitem__(where, content)
+    sections.append(ctx, ReportResult(path, [judged]))
+    text = render(ctx.pending[path], [judged], [audited], [])
+    assert audited.markdown() in text and judged.markdown() not in text
+    assert text.index("## gone") < text.index("## Provenance")

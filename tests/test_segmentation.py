@@ -147,3 +147,10 @@ def test_a_tiny_segmentation_sweep_reports_its_verdicts_and_figures(tmp_path):
     assert all(v["criterion"] for v in verdicts) and verdicts[0]["status"] == "holds"
     for figure in ("segmentations.png", "accuracies.png", "china.png"):
         assert (tmp_path / "results" / "seg" / figure).exists()
+
+
+def test_a_config_of_the_retired_segmentation_check_says_what_it_became(tmp_path):
+    (tmp_path / "old.yaml").write_text("name: old\nexperiment: theory\ncheck: segmentation\nmodel: gaussian_full\nseed: 5\n"
+                                       "grid: {m: [3], D: [3], algorithm: [em]}\ntruths: 2\n")
+    refused = emrun("sweep", "old.yaml", cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "'experiment: segmentation' with 'K' (was grid.m)" in refused.stderr

@@ -40,7 +40,7 @@ UNIT_EM_MONOTONE = ClaimSpec(
     "lecture.unit_em_monotone", "EM's likelihood never decreases (unit-covariance EM, both sets)",
     "no EM step raises the loss by more than 1e-12 of its size, on either set", MONOTONE)
 
-# --- Image segmentation (check: segmentation) ----------------------------------------------------------------
+# --- Image segmentation (experiment: segmentation) ----------------------------------------------------------------
 
 SEGMENTATION_MONOTONE = ClaimSpec(
     "segmentation.monotone", "EM's objective never decreases (full-covariance GMM, every image, K and seed)",

@@ -96,6 +96,9 @@ class Theory(CellGrid):
 
     def validate(self, raw: dict, check: Checker, out: dict) -> None:
         super().validate(raw, check, out)
+        if raw.get("check") == "segmentation":  # retired 2026-12-03: a folder or config from before says so
+            check.fail("check", "'check: segmentation' is now its own kind: 'experiment: segmentation' with 'K' (was "
+                                "grid.m), 'seeds' (was truths) and 'options' (was check_options); the rows are the same")
         out["check"] = check.registered(raw.get("check"), "check", CHECKS)
         defaults = CHECKS.get(out["check"]).options
         given = check.mapping(raw.get("check_options", {}), "check_options", {key: False for key in defaults})

@@ -228,6 +228,8 @@ def _write_provenance(folder: Path, manifest: dict, report: dict) -> None:
     """provenance.json: the entries of the sweeps that produced the rows judged, and this report."""
     from emrun.store import PROVENANCE, producing_entries
 
+    # The run's copy of the record stays: read from this file again (a clone without sweeps.json), its
+    # sweeps would be the producing ones of those it holds, and the rest of the run reads only its hash.
     entries = producing_entries(manifest.get("sweeps", []))
     write_text(folder / PROVENANCE, json.dumps({"sweeps": entries, "report": report}, indent=2) + "\n")
 
