@@ -116,13 +116,8 @@ def append(ctx, result):
     content = ctx.pending.get(result.path)
     if content is None:  # a layout that wrote its file itself
         content = Path(result.path).read_text()
-    added = lines_for(ctx.config, ctx.rows, ctx.folder)
-    if isinstance(content, Document):
-        content.insert_before("## Provenance", added)
-    else:  # a finished text: inserted as text, so that its verdict lines are still found and audited
-        lines = content.rstrip("\n").split("\n")
-        at = max((i for i, line in enumerate(lines) if line == "## Provenance"), default=len(lines))
-        lines[at:at] = added
-        content = "\n".join(lines) + "\n"
-    ctx.write_report(result.path, content)
+    document = content if isinstance(content, Document) else Document(content.rstrip("\n").split("\n"))
+    document.insert_before("## Provenance", lines_for(ctx.config, ctx.rows, ctx.folder))
+    # A finished text stays text, so that its verdict lines are still found and audited.
+    ctx.write_report(result.path, document if document is content else document.render() + "\n")
     return result

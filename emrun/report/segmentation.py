@@ -13,7 +13,8 @@ import pandas as pd
 from emrun.criteria import lecture
 from emrun.criteria.lecture import ACCURACY_THRESHOLD, EQUAL_PARAMS, MEDIAN_THRESHOLD, SHARE_THRESHOLD, UNEQUAL_PARAMS
 from emrun.report import ReportResult
-from emrun.report.common import provenance_section, save_figure, verdict_section
+from emrun.report.common import save_figure
+from emrun.report.theory import options_line, write_numbers
 from emrun.report.verdicts import (
     BOOTSTRAP_RESAMPLES,
     FAILS,
@@ -186,16 +187,8 @@ def section(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verdict]]
 
 def write(ctx) -> ReportResult:
     """The folder's report: what ran, the verdicts, the tables and figures, the provenance."""
-    config, rows, folder = ctx.config, ctx.rows, ctx.folder
-    lines, verdicts = section(rows, folder)
-    given = config.get("options", {})
-    shown = [f"{key} = {given[key]!r}" for key in given] + [f"{key} = {value!r} (default)"
-                                                           for key, value in OPTIONS.items() if key not in given]
-    out = [f"# {config['name']}: {config['description']}", "",
-           f"The lecture: a full-covariance GMM (EM, started from k-means) and k-means segment RGB images; K = "
-           f"{config['K']}, {config['seeds']} seeds per K (seed {config['seed']}), options {', '.join(shown)}.", "",
-           *verdict_section(verdicts), "## Numbers", "", *lines]
-    out += provenance_section(ctx.manifest, [], ctx.command)
-    path = folder / "report.md"
-    ctx.write_report(path, out)
-    return ReportResult(path, verdicts)
+    config = ctx.config
+    ran = (f"The lecture: a full-covariance GMM (EM, started from k-means) and k-means segment RGB images; K = "
+           f"{config['K']}, {config['seeds']} seeds per K (seed {config['seed']}), options "
+           f"{options_line(config.get('options', {}), OPTIONS)}.")
+    return write_numbers(ctx, ran, section)

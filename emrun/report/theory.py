@@ -271,10 +271,8 @@ def kmeans_vs_em(rows: pd.DataFrame, folder: Path) -> tuple[list[str], list[Verd
     return save_figure(fig, folder, "kmeans_vs_em", "The lecture: k-means and EM centres on two synthetic sets"), verdicts
 
 
-def _options_line(config: dict) -> str:
-    """The options the check ran with: the config's, and the defaults it left (marked)."""
-    given = config["check_options"]
-    defaults = CHECKS.get(config["check"]).options
+def options_line(given: dict, defaults: dict) -> str:
+    """The options a check ran with: the config's, and the defaults it left (marked)."""
     shown = [f"{key} = {given[key]!r}" for key in given] + [f"{key} = {value!r} (default)"
                                                            for key, value in defaults.items() if key not in given]
     return ", ".join(shown) if shown else "none"
@@ -282,12 +280,19 @@ def _options_line(config: dict) -> str:
 
 def write(ctx, section) -> ReportResult:
     """The report of a theory check: ``section`` (rows, folder) -> (lines, verdicts) is the check's."""
-    config, rows, folder = ctx.config, ctx.rows, ctx.folder
-    lines, verdicts = section(rows, folder)
-    out = [f"# {config['name']}: {config['description']}", "",
-           f"Check `{config['check']}` ({CHECKS.get(config['check']).description}); grid m = {config['grid']['m']}, "
+    config = ctx.config
+    ran = (f"Check `{config['check']}` ({CHECKS.get(config['check']).description}); grid m = {config['grid']['m']}, "
            f"D = {config['grid']['D']}, {config['truths']} random configurations (seeds) per cell (seed {config['seed']}), "
-           f"options {_options_line(config)}.", "",
+           f"options {options_line(config['check_options'], CHECKS.get(config['check']).options)}.")
+    return write_numbers(ctx, ran, section)
+
+
+def write_numbers(ctx, ran: str, section) -> ReportResult:
+    """A report of checked numbers: the title, ``ran`` (what ran), the verdicts, then ``section``'s
+    (rows, folder) -> (lines, verdicts) tables and figures, and the provenance."""
+    config, folder = ctx.config, ctx.folder
+    lines, verdicts = section(ctx.rows, folder)
+    out = [f"# {config['name']}: {config['description']}", "", ran, "",
            *verdict_section(verdicts), "## Numbers", "", *lines]
     out += provenance_section(ctx.manifest, [], ctx.command)
     path = folder / "report.md"
