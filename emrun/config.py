@@ -65,6 +65,11 @@ class Config:
         """The experiment kind (:class:`emrun.kinds.protocol.Kind`) that runs and reports it."""
         return KINDS.get(self.values["experiment"])
 
+    @property
+    def settings(self):
+        """The values typed and frozen by the kind (:mod:`emrun.settings`), defaults filled in."""
+        return self.kind.settings(self.values)
+
     def cells(self) -> list[Cell]:
         return self.kind.cells(self.values)
 
@@ -273,7 +278,19 @@ def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = N
     extra = plugins.entry_point_records(used)
     if extra:
         out["plugins"] = [*out.get("plugins", []), *extra]
+    _check_round_trip(check, kind, out)
     return out, sources
+
+
+def _check_round_trip(check: Checker, kind, values: dict) -> None:
+    """The kind's typed settings must give the canonical values back (same keys, order and values):
+    the hash is taken from those values, so a settings type that drops or changes a key would make
+    readers see another config than the one that ran."""
+    back = kind.settings(values).hashed()
+    if back != values or list(back) != list(values):
+        changed = sorted({*back, *values} - {k for k in values if k in back and back[k] == values[k]})
+        check.fail("", f"experiment kind '{kind.name}': its settings do not give back the validated config "
+                       f"(keys {', '.join(changed) or 'in another order'}); this is a bug in the kind")
 
 
 def _same_files(records: list[dict], kept: list[dict]) -> bool:

@@ -120,7 +120,7 @@ def _update(spec) -> tuple[str, float]:
 
 def rates(values: dict, spec) -> list[dict]:
     """Figure 1 (left, middle): L and D along gradient EM, weights ~ Dirichlet(1) fixed per truth."""
-    options, runs = values["options"], values["runs"]["gd"]
+    options, runs = values["options"], values["runs"][spec.cell.algorithm]  # the cell's update's runs
     m, D = spec.cell.m, spec.cell.D
     weights = seeds.generator(values["seed"], seeds.truth_key(m, D, spec.truth_index)).dirichlet(np.ones(m))
     pi = np.tile(weights, (runs, 1))
@@ -134,7 +134,7 @@ def rates(values: dict, spec) -> list[dict]:
 
 def weights(values: dict, spec) -> list[dict]:
     """Figure 1 (right): the same initial means under each weight vector (paired runs)."""
-    options, runs = values["options"], values["runs"]["gd"]
+    options, runs = values["options"], values["runs"][spec.cell.algorithm]  # the cell's update's runs
     m, D = spec.cell.m, spec.cell.D
     table = _weight_table(options, m)
     inits = _normal_inits(values, spec, runs)

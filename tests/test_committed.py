@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import TINY, emrun
 
-ONE_TRUTH = TINY.replace("name: tiny", "name: one\ncompare_to: uai2019_table1")
+ONE_TRUTH = TINY.replace("name: tiny", "name: one\ncompare_to: uai2019_table1\ncompanions: {many_truths: many}")
 MANY_TRUTHS = TINY.replace("name: tiny", "name: many\ncompare_to: uai2019_table1") + "truths: 3\n"
 
 
@@ -39,6 +39,29 @@ def test_a_report_reads_its_companion_from_the_committed_summary_when_the_rows_a
     assert len([line for line in refused.stderr.splitlines() if "9999" in line]) == 1
     stale = report.read_text()
     assert "How much one random truth moves a cell" not in stale and "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_a_report_reads_only_the_companions_its_config_declares_and_only_of_its_protocol(tmp_path):
+    undeclared = ONE_TRUTH.replace("companions: {many_truths: many}\n", "")
+    other_protocol = MANY_TRUTHS.replace("name: many", "name: other").replace("seed: 3", "seed: 4")
+    for name, text in (("one", undeclared), ("many", MANY_TRUTHS), ("other", other_protocol)):
+        (tmp_path / f"{name}.yaml").write_text(text)
+        emrun("sweep", str(tmp_path / f"{name}.yaml"), "--quiet", "--workers", "1", cwd=tmp_path)
+    report = tmp_path / "results" / "one" / "report.md"
+    emrun("report", cwd=tmp_path)
+    assert "random truths per cell of `many`" not in report.read_text()  # the same protocol, but not declared
+
+    # Declared, but run with another seed: not the same protocol, so not read as its many-truths run.
+    (tmp_path / "one.yaml").write_text(undeclared.replace("name: one", "name: one\ncompanions: {many_truths: other}"))
+    emrun("sweep", str(tmp_path / "one.yaml"), "--quiet", "--workers", "1", cwd=tmp_path)  # its report keys only
+    emrun("report", cwd=tmp_path)
+    assert "random truths per cell of `other`" not in report.read_text()
+
+    (tmp_path / "one.yaml").write_text(ONE_TRUTH)
+    emrun("sweep", str(tmp_path / "one.yaml"), "--quiet", "--workers", "1", cwd=tmp_path)
+    emrun("report", cwd=tmp_path)
+    assert "The same claims over the 3 random truths per cell of `many`" in report.read_text()
 
 
 @pytest.mark.slow

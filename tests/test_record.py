@@ -73,7 +73,8 @@ def test_replacing_the_rows_keeps_the_criterion_record(tmp_path):
 
 
 def test_rewording_a_claim_without_a_version_bump_is_not_flagged_and_a_bump_is(tmp_path, monkeypatch):
-    from emrun.report import claims, write_reports
+    from emrun.report import row_claims as claims
+    from emrun.report import write_reports
 
     config = tmp_path / "tiny.yaml"
     config.write_text(CLAIMED)

@@ -6,7 +6,7 @@ import pytest
 
 from emrun import stats
 from emrun.criteria import FAILS, HOLDS, UNTESTABLE, Verdict
-from emrun.report.claims import rate_with_interval
+from emrun.report.row_claims import rate_with_interval
 from emrun.report.verdicts import _exact_difference
 
 

@@ -281,8 +281,8 @@ def _rows_over_two_separations(truths: int = 10, runs: int = 4) -> pd.DataFrame:
 
 def test_a_truth_axis_value_makes_truths_of_its_own_in_every_statistic():
     from emrun import stats
-    from emrun.report.claims import paired_k_cluster, rate_with_interval
     from emrun.report.kcluster import settings
+    from emrun.report.row_claims import paired_k_cluster, rate_with_interval
 
     rows = _rows_over_two_separations()
     assert stats.truth_columns(rows) == ("m", "D", "separation", "truth_index")

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emrun.report import claims as c
+from emrun.report import claims
+from emrun.report import row_claims as c
 from emrun.report import verdicts as v
 from emrun.report.kcluster import cell_summary
 from emrun.report.published import per_truth_counts, rule_comparison, truth_spread
@@ -33,7 +34,7 @@ def synthetic_rows(gd_rate, em_rate=lambda m, D: 0.0, em_ratio=1.0, runs=40, tru
 
 
 def paper_claims(rows):
-    return c.judge(rows, CONFIG, list(c.ARTEFACTS["uai2019_table1"].claims))
+    return claims.judge(rows, CONFIG, list(c.ARTEFACTS["uai2019_table1"].claims))
 
 
 def test_claims_hold_on_rows_where_they_hold():

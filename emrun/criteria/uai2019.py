@@ -33,7 +33,7 @@ TEN_CLUSTERS = Change(2, TODAY, "a percentile bootstrap needs at least 10 truths
 NOT_SIGNIFICANT = Change(2, AM_C855B71, "a trend that is not significant is absence of evidence: not testable (it was "
                          "'does not hold'); only a significant trend the other way does not hold")
 
-# --- Tables 1 and 2: the registered k-cluster claims (emrun.report.claims) -----------------------------------
+# --- Tables 1 and 2: the registered k-cluster claims (emrun.report.row_claims) -----------------------------------
 
 EM_NEVER = UAI.says(f"{SECTION_6}, the paragraphs of Tables 1 and 2",
                     "We find experimentally that EM always converges to an m-cluster point [...] As before, EM always "
@@ -340,13 +340,16 @@ EM_RULE_UNCHANGED = ClaimSpec(
 def other_em_rules(values: dict) -> list[str]:
     """The family's EM update rules other than the config's: each is a pairing its report judges."""
     from emrun.registry import FAMILIES
+    from emrun.settings import settings_of
 
-    rule = values.get("em_update", "simultaneous")
+    rule = settings_of(values).em_update
     return [r for r in FAMILIES.get(values["model"]).em_updates if r != rule]
 
 
 def em_update_claims(values: dict) -> list[Declared]:
-    rule = values.get("em_update", "simultaneous")
+    from emrun.settings import settings_of
+
+    rule = settings_of(values).em_update
     return [Declared(EM_RULE_UNCHANGED, {"rule": rule, "other": other}) for other in other_em_rules(values)]
 
 

@@ -17,6 +17,7 @@ from emrun.config import Checker, Config
 from emrun.kinds.grid_keys import LEGACY_ALGORITHMS, check_data, check_grid, check_record, check_runs_and_stopping, check_variants
 from emrun.kinds.inputs import check_init_options, check_mixture
 from emrun.registry import ALGORITHMS, ARTEFACTS, FAMILIES
+from emrun.settings import GridSettings
 from emrun.truths import settings, truth_axes
 
 SAMPLE_SECONDS = 2e-8  # drawing one value of a sample (uniform draw, comparison, np.unique), from make bench's machine
@@ -136,6 +137,9 @@ class CellGrid:
 
     def check_init_options(self, raw: dict, check: Checker, out: dict, family) -> None:
         check_init_options(raw, check, out, family)
+
+    def settings(self, values: dict) -> GridSettings:
+        return GridSettings.from_values(values)
 
     def names_used(self, values: dict) -> set[str]:
         """The registered names that make the config's rows (its kind, family, algorithms, init schemes;

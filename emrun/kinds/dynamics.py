@@ -10,6 +10,7 @@ expectations is recorded in every row.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from emrun.batch import BatchResult, BatchSpec, worker_description
 from emrun.config import Checker
 from emrun.kinds.base import SHARED_KEYS, CellGrid
 from emrun.registry import STUDIES, resolve
+from emrun.settings import GridSettings, none_given
 
 K = dynamics.K_MEANS_RADIUS_3
 
@@ -95,9 +97,19 @@ def _check_entry(check: Checker, value: Any, path: str, example: Any) -> Any:
     return check.integer(value, path, 1) if isinstance(example, int) else check.number(value, path)
 
 
+@dataclass(frozen=True)
+class DynamicsSettings(GridSettings):
+    """A dynamics config typed: its study, the study's options (stored with their defaults filled
+    in) and the estimator of its expectations ({kind, size})."""
+
+    study: str = ""
+    options: Mapping[str, Any] = none_given()
+    estimator: Mapping[str, Any] = none_given()
+
+
 class Dynamics(CellGrid):
     name = "dynamics"
-    keys = {**SHARED_KEYS, "study": False, "options": False, "estimator": False}
+    keys = {**SHARED_KEYS, "study": False, "options": False, "estimator": False, "companions": False}
     row_noun = "study rows"
 
     def check_model(self, raw: dict, check: Checker, out: dict) -> None:
@@ -115,6 +127,10 @@ class Dynamics(CellGrid):
         out["options"] = {key: self._option(check, options.get(key, default), f"options.{key}", default)
                           for key, default in study.options.items()}
         self._check_estimator(raw, check, out, study)
+        if "companions" in raw:  # the same study run with the other update, to pair with (not hashed)
+            from emrun.report.companions import check_declared
+
+            out["companions"] = check_declared(raw["companions"], check, raw.get("name"))
 
     def _option(self, check: Checker, value: Any, path: str, default: Any) -> Any:
         if isinstance(default, str):  # a named scheme; each study has one (rates: weights 'dirichlet')
@@ -138,6 +154,9 @@ class Dynamics(CellGrid):
                        "smaller samples are its prefixes")
         if out["data"]["kind"] != "population":
             check.fail("data", "experiment 'dynamics' learns N(0, I): the estimator says how its expectations are computed")
+
+    def settings(self, values: dict) -> DynamicsSettings:
+        return DynamicsSettings.from_values(values)
 
     def names_used(self, values: dict) -> set[str]:
         return {values["experiment"], values["study"]}

@@ -32,7 +32,7 @@ OPTIONAL: dict[str, tuple[str, ...] | None] = {
     "estimated_seconds": ("values",), "counting": ("values",), "prepare": ("values", "say"),
     "postprocess": ("rows",), "describe": ("config",), "status_lines": ("rows",), "batch_check": ("values",),
     "failed_rows": ("rows",), "declared_claims": ("values",), "runs_judged": ("values", "verdict"),
-    "traced": ("values",),
+    "traced": ("values",), "settings": ("values",),
 }
 MEMBERS = {**REQUIRED, **OPTIONAL}
 ATTRIBUTE_TYPES = {"name": str, "keys": dict, "row_noun": str, "adaptive": bool, "replayable": bool}
@@ -95,6 +95,13 @@ class Kind:
         return f"Kind({self.name!r})"
 
     # --- the defaults of the optional members ----------------------------------------------------
+
+    def settings(self, values: dict) -> Any:
+        """The canonical values, typed and frozen (emrun.settings): its ``hashed()`` must give them
+        back exactly. By default the common keys typed and the kind's own kept as given."""
+        from emrun.settings import Settings
+
+        return Settings.from_values(values)
 
     def names_used(self, values: dict) -> set[str]:
         """The registered names that make the config's rows (an installed plug-in that registers

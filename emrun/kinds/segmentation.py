@@ -17,6 +17,8 @@ report :mod:`emrun.report.segmentation`'s.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -25,14 +27,10 @@ from emrun import seeds
 from emrun.batch import BatchResult, BatchSpec, Cell
 from emrun.config import Checker
 from emrun.segmentation import OPTIONS
+from emrun.settings import EMPTY, Settings, thaw
 
 D = 3  # a pixel is an RGB point
 _BATCH = re.compile(r"K(\d+)-seed(\d+)")
-
-
-def options(values: dict) -> dict:
-    """The config's options, with the defaults for the rest."""
-    return {**OPTIONS, **values.get("options", {})}
 
 
 def batch_of(batch_id: str) -> tuple[int, int]:
@@ -41,6 +39,20 @@ def batch_of(batch_id: str) -> tuple[int, int]:
     if found is None:
         raise KeyError(batch_id)
     return int(found.group(1)), int(found.group(2))
+
+
+@dataclass(frozen=True)
+class SegmentationSettings(Settings):
+    """A segmentation config typed: the numbers of clusters, seeds per K and the options the config
+    gives (stored as given); ``options`` adds the defaults for the rest."""
+
+    K: tuple[int, ...] = ()
+    seeds: int = 1
+    given_options: Mapping[str, Any] = field(default_factory=lambda: EMPTY, metadata={"key": "options"})
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {**OPTIONS, **thaw(self.given_options)}
 
 
 class Segmentation:
@@ -63,13 +75,16 @@ class Segmentation:
         if given:
             out["options"] = given
 
+    def settings(self, values: dict) -> SegmentationSettings:
+        return SegmentationSettings.from_values(values)
+
     def names_used(self, values: dict) -> set[str]:
         return {self.name, "gaussian_full"}
 
     def plan(self, config: Any, stored: Any = None) -> list[BatchSpec]:
         """One batch per (K, seed), K first."""
-        values = config.values
-        return [BatchSpec(f"K{K}-seed{seed}", None, seed) for K in values["K"] for seed in range(values["seeds"])]
+        settings = config.settings
+        return [BatchSpec(f"K{K}-seed{seed}", None, seed) for K in settings.K for seed in range(settings.seeds)]
 
     def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry: list[int] | None = None) -> BatchResult:
         from emrun.segmentation import segment_images
@@ -77,17 +92,17 @@ class Segmentation:
         K, seed = batch_of(spec.batch_id)
         # The k-means seeds' generator: the key a (K, seed) batch had as a theory check (m = K, D = 3).
         rng = seeds.generator(values["seed"], seeds.truth_key(K, D, seed))
-        rows = segment_images(values["seed"], K, seed, rng, options(values))
+        rows = segment_images(values["seed"], K, seed, rng, self.settings(values).options)
         return BatchResult([{"config": values["name"], "batch_id": spec.batch_id, **row, "config_hash": config_hash}
                             for row in rows])
 
     # --- the expected time (emrun.work counts a batch's work per cell: here one cell per K) --------
 
     def cells(self, values: dict) -> list[Cell]:
-        return [Cell(K, D, "em", None, "kmeans") for K in values["K"]]
+        return [Cell(K, D, "em", None, "kmeans") for K in self.settings(values).K]
 
     def n_truths(self, values: dict) -> int:
-        return values["seeds"]
+        return self.settings(values).seeds
 
     def counting(self, values: dict) -> str:
         return "emrun.work.checks:segmentation"
@@ -95,9 +110,10 @@ class Segmentation:
     def estimated_seconds(self, values: dict) -> float:
         """CPU seconds at most: 15 s per batch at the default options (13 measured, 2026-12-03),
         scaled by the pixels and the iteration cap."""
-        given = options(values)
-        scale = (given["size"] / OPTIONS["size"]) ** 2 * given["iterations"] / OPTIONS["iterations"]
-        return 15.0 * scale * len(values["K"]) * values["seeds"]
+        settings = self.settings(values)
+        options = settings.options
+        scale = (options["size"] / OPTIONS["size"]) ** 2 * options["iterations"] / OPTIONS["iterations"]
+        return 15.0 * scale * len(settings.K) * settings.seeds
 
     def runs_judged(self, values: dict, verdict: Any) -> dict:
         """The runs that decided a verdict (REPORT.md counts a finding judged on the same runs
@@ -105,10 +121,11 @@ class Segmentation:
         import hashlib
         import json
 
-        identity = json.dumps({"experiment": self.name, "seed": values["seed"], "options": options(values)},
+        settings = self.settings(values)
+        identity = json.dumps({"experiment": self.name, "seed": settings.seed, "options": settings.options},
                               sort_keys=True)
-        return {"identity": {"em": hashlib.sha256(identity.encode()).hexdigest()[:12]}, "m": list(values["K"]),
-                "D": [D], "truths": values["seeds"]}
+        return {"identity": {"em": hashlib.sha256(identity.encode()).hexdigest()[:12]}, "m": list(settings.K),
+                "D": [D], "truths": settings.seeds}
 
     # --- rows and report -------------------------------------------------------------------------
 
@@ -118,7 +135,7 @@ class Segmentation:
     def declared_claims(self, values: dict) -> list:
         from emrun.criteria.lecture import segmentation_claims
 
-        return segmentation_claims(values, options(values))
+        return segmentation_claims(values, self.settings(values).options)
 
     def write_report(self, ctx: Any) -> Any:
         from emrun.report.segmentation import write

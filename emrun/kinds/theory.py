@@ -8,6 +8,7 @@ options are stored as it gives them; a check sees them with the defaults filled 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from emrun.batch import BatchResult, BatchSpec
 from emrun.config import Checker
 from emrun.kinds.base import SHARED_KEYS, CellGrid
 from emrun.registry import ALGORITHMS, CHECKS, FAMILIES, resolve
+from emrun.settings import GridSettings, none_given, thaw
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,21 @@ BUILT_IN = {
 }
 
 
+@dataclass(frozen=True)
+class TheorySettings(GridSettings):
+    """A theory config typed: its check and the options the config gives (stored as given, so that
+    a default is not part of the hash); ``options`` adds the check's defaults for the rest."""
+
+    check: str = ""
+    check_options: Mapping[str, Any] = none_given()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {**CHECKS.get(self.check).options, **thaw(self.check_options)}
+
+
 def _callable(target: Any) -> Any:
     return resolve(target) if isinstance(target, str) else target
-
-
-def options(values: dict) -> dict:
-    """The check's options: the config's, with the check's defaults for the rest."""
-    return {**CHECKS.get(values["check"]).options, **values["check_options"]}
 
 
 class Theory(CellGrid):
@@ -117,6 +127,9 @@ class Theory(CellGrid):
         if entry.validate is not None:
             _callable(entry.validate)(out, {**defaults, **given}, check)
 
+    def settings(self, values: dict) -> TheorySettings:
+        return TheorySettings.from_values(values)
+
     def names_used(self, values: dict) -> set[str]:
         return {*super().names_used(values), values["check"]}
 
@@ -126,7 +139,7 @@ class Theory(CellGrid):
 
     def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry=None) -> BatchResult:
         rng = seeds.generator(values["seed"], seeds.truth_key(spec.cell.m, spec.cell.D, spec.truth_index))
-        rows = _callable(CHECKS.get(values["check"]).run)(values, spec, rng, options(values))
+        rows = _callable(CHECKS.get(values["check"]).run)(values, spec, rng, self.settings(values).options)
         for row in rows:
             row["config_hash"] = config_hash
         return BatchResult(rows)
@@ -140,7 +153,7 @@ class Theory(CellGrid):
 
     def declared_claims(self, values: dict) -> list:
         entry = CHECKS.get(values["check"])
-        return [] if entry.claims is None else _callable(entry.claims)(values, options(values))
+        return [] if entry.claims is None else _callable(entry.claims)(values, self.settings(values).options)
 
     def write_report(self, ctx):
         from emrun.report import theory

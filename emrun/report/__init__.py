@@ -99,6 +99,13 @@ class ReportContext:
         return self.manifest["config"]
 
     @property
+    def settings(self):
+        """The folder's config typed and frozen by its kind (:mod:`emrun.settings`), defaults filled in."""
+        from emrun.settings import settings_of
+
+        return settings_of(self.config)
+
+    @property
     def record(self) -> dict:
         """The folder's criterion record (emrun.criteria.record)."""
         from emrun.criteria import record

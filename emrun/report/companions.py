@@ -1,14 +1,16 @@
 """Companion folders: other results under the same root that a report reads beside its own rows.
 
-The built-in reports find theirs by comparing configs (never by name): a one-truth reproduction of
-Table 1 reads the many-truths run of the same protocol; an in-place EM study reads the standard
-update's runs. Such a folder is a companion when it holds rows, or the summaries a report saved
-from its rows (emrun.summaries: committed, so that a clone without rows finds the same companions).
+A config declares its companions by name (``companions: {label: config name}``, not hashed); no
+report reads a folder its config does not name. The built-in layouts choose among the declared
+ones by comparing configs, so that a companion named in error is not read as one: a one-truth
+reproduction of Table 1 reads the declared many-truths run of the same protocol; an in-place EM
+study reads the declared runs of the same protocol under the other updates. Such a folder counts
+when it holds rows, or the summaries a report saved from its rows (emrun.summaries: committed, so
+that a clone without rows finds the same companions).
 
-A config may also declare companions by name (``companions: {label: config name}``, not hashed):
-a claim whose judge takes a ``companions`` parameter gets each one's rows, read through the
-report's own loader (:meth:`emrun.report.ReportContext.rows_and_completeness`), or is not testable,
-saying which companion is missing or incomplete.
+A claim whose judge takes a ``companions`` parameter gets each declared companion's rows, read
+through the report's own loader (:meth:`emrun.report.ReportContext.rows_and_completeness`), or is
+not testable, saying which companion is missing or incomplete.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from emrun.store import StoreError, has_rows, read_manifest, result_folders
+from emrun.settings import settings_of
+from emrun.store import StoreError, has_rows, read_manifest
 from emrun.summaries import has_summaries
 
 PROTOCOL_IGNORES = ("name", "description", "truths", "claims", "baseline", "report_sections", "companions")
@@ -55,7 +58,7 @@ def declared_rows(ctx) -> dict[str, pd.DataFrame | str]:
         if not (folder / "manifest.json").is_file() or not has_rows(folder):
             out[label] = f"{where} holds no rows (sweep config {name} into the same results root)"
             continue
-        other = _other_plugins(ctx.manifest["config"], _config(folder) or {})
+        other = _other_plugins(ctx.manifest["config"], config_of(folder) or {})
         if other:
             out[label] = (f"{where} was run with other plug-ins than this folder ({', '.join(other)}), whose code a "
                           "companion never runs")
@@ -73,7 +76,7 @@ def declared_rows(ctx) -> dict[str, pd.DataFrame | str]:
     return out
 
 
-def _config(folder: Path) -> dict | None:
+def config_of(folder: Path) -> dict | None:
     """A folder's config, or None if its manifest is damaged (it is then nobody's companion)."""
     try:
         return read_manifest(folder)["config"]
@@ -94,15 +97,20 @@ def _protocol(config: dict, ignore: tuple[str, ...] = ()) -> str:
     return json.dumps(same, sort_keys=True)
 
 
+def declared_folders(config: dict, root: Path) -> list[Path]:
+    """The results folders a config declares as companions (``companions:``) that exist under ``root``."""
+    return [root / name for name in (config.get(KEY) or {}).values() if (root / name / "manifest.json").is_file()]
+
+
 def most_truths(folder: Path, root: Path, ignore: tuple[str, ...] = (), differs: str | None = None,
                 at_least: int = 2) -> Path | None:
-    """The stored folder with the most random truths (``at_least`` or more) whose config equals this
-    one's but for name, description, truths, report keys and ``ignore``; with ``differs``, that key
-    must differ too."""
-    config = _config(folder)
+    """The declared companion with the most random truths (``at_least`` or more) whose config equals
+    this one's but for name, description, truths, report keys and ``ignore``; with ``differs``, that
+    key must differ too."""
+    config = config_of(folder)
     best, best_truths = None, at_least - 1
-    for other in result_folders(root):
-        other_config = _config(other)
+    for other in declared_folders(config, root):
+        other_config = config_of(other)
         if other_config is None:
             continue
         truths = other_config.get("truths")
@@ -126,16 +134,16 @@ def other_gd_boundary(folder: Path, root: Path) -> Path | None:
 
 
 def other_em_updates(folder: Path, root: Path) -> list[Path]:
-    """For each other EM update stored under ``root``, the folder of the same protocol (but for the
-    update and the algorithms run) with the most truths: the runs to pair this one's with."""
-    config = _config(folder)
+    """For each other EM update among the declared companions, the folder of the same protocol (but
+    for the update and the algorithms run) with the most truths: the runs to pair this one's with."""
+    config = config_of(folder)
     chosen: dict[str, tuple[int, Path]] = {}
-    for other in result_folders(root):
-        theirs = _config(other)
+    for other in declared_folders(config, root):
+        theirs = config_of(other)
         if other == folder or theirs is None or not has_rows(other) or not isinstance(theirs.get("truths"), int):
             continue
-        rule = theirs.get("em_update", "simultaneous")
-        if rule == config.get("em_update", "simultaneous") or "em" not in theirs["grid"]["algorithm"]:
+        rule = settings_of(theirs).em_update
+        if rule == settings_of(config).em_update or "em" not in theirs["grid"]["algorithm"]:
             continue
         if _protocol(theirs, ("em_update", "grid.algorithm")) == _protocol(config, ("em_update", "grid.algorithm")):
             if rule not in chosen or theirs["truths"] > chosen[rule][0]:
@@ -144,11 +152,12 @@ def other_em_updates(folder: Path, root: Path) -> list[Path]:
 
 
 def other_dynamics_update(folder: Path, root: Path) -> Path | None:
-    """A stored dynamics study on the same samples and initial points (same study, seed, estimator,
-    m, D and sample sizes) run with the other update (EM's M-step vs gradient EM)."""
-    config = _config(folder)
-    for other in result_folders(root):
-        theirs = _config(other)
+    """A declared companion that is the same dynamics study on the same samples and initial points
+    (same study, seed, estimator, m, D and sample sizes) run with the other update (EM's M-step vs
+    gradient EM)."""
+    config = config_of(folder)
+    for other in declared_folders(config, root):
+        theirs = config_of(other)
         if theirs is None:
             continue
         same = all(theirs.get(k) == config.get(k) for k in ("experiment", "study", "seed", "estimator"))

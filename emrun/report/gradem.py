@@ -340,8 +340,8 @@ def write(ctx, section, pair_updates: bool = False) -> ReportResult:
             more_lines, more_verdicts = same_stationary_points(rows, (other.name, end_points))
             lines, verdicts = lines + more_lines, verdicts + more_verdicts
         else:
-            verdicts.append(xu.SAME_POINTS.untestable("no results folder under the same root holds the same study run "
-                                                      "with the other update (or its end points)."))
+            verdicts.append(xu.SAME_POINTS.untestable("no companion the config declares (companions:) holds the same "
+                                                      "study run with the other update (or its end points)."))
     estimator = config["estimator"]
     out = [f"# {config['name']}: {config['description']}", "",
            f"Study `{config['study']}` of `emrun/dynamics.py`: components m = {config['grid']['m']}, dimension "

@@ -16,8 +16,9 @@ import pandas as pd
 
 from emrun import files
 from emrun.report import ReportResult, published
-from emrun.report.claims import NEAR_OPTIMAL, baseline_of, judge_declared, paired_k_cluster, rate_with_interval
+from emrun.report.claims import baseline_of, judge_declared
 from emrun.report.common import grid_table, header, provenance_section, save_figure, verdict_section
+from emrun.report.row_claims import NEAR_OPTIMAL, paired_k_cluster, rate_with_interval
 from emrun.report.verdicts import ended_at_k_cluster
 from emrun.stats import truth_columns
 

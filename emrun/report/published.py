@@ -21,6 +21,7 @@ from emrun.report import companions
 from emrun.report.claims import declared_claims, judge
 from emrun.report.common import grid_table, save_figure
 from emrun.report.verdicts import ended_at_k_cluster, verdict_table, verdicts_from_table
+from emrun.settings import settings_of
 from emrun.store import read_manifest
 
 TRUTH_KEYS = ["m", "D", "algorithm", "truth_index"]
@@ -215,10 +216,9 @@ class PaperSections:
         other = companions.other_gd_boundary(self.ctx.folder, self.ctx.root)
         if self.many is None or other is None:
             return []
-        other_config = companions._config(other)
         other_counts = self.ctx.summary_of(other, "k_cluster_per_truth", per_truth_counts)
-        rules = {self.config.get("gd_boundary", "exact"): self.many,
-                 other_config.get("gd_boundary", "exact"): (other.name, other_counts)}
+        rules = {self.ctx.settings.gd_boundary: self.many,
+                 settings_of(companions.config_of(other)).gd_boundary: (other.name, other_counts)}
         if len(rules) != 2 or other_counts is None:
             return []
         compared, agree = rule_comparison(rules, self.name)
@@ -234,7 +234,7 @@ class PaperSections:
 
     def deviations(self, verdicts: list) -> list[str]:
         """Protocol choices the paper leaves open, and the claims that did not hold here."""
-        exact = self.config.get("gd_boundary", "exact") == "exact"
+        exact = self.ctx.settings.gd_boundary == "exact"
         notes = [
             ("- GD's gradient at a mean of exactly 0 or 1 is the exact one-sided limit of eq. 2.13. The authors' "
              "code computes a different term there (docs/protocols.md); configs/bmm_table1_as_published.yaml runs it."

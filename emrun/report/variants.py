@@ -16,8 +16,9 @@ import pandas as pd
 from emrun import files
 from emrun.criteria import uai2019 as uai
 from emrun.report import ReportResult, companions
-from emrun.report.claims import NEAR_OPTIMAL, judge_declared, rate_with_interval
+from emrun.report.claims import judge_declared
 from emrun.report.common import grid_table, provenance_section, verdict_section
+from emrun.report.row_claims import NEAR_OPTIMAL, rate_with_interval
 from emrun.report.verdicts import (
     BOOTSTRAP_RESAMPLES,
     CLUSTER_BOOTSTRAP,
@@ -33,6 +34,7 @@ from emrun.report.verdicts import (
     spearman_rho,
     with_multiplicity,
 )
+from emrun.settings import settings_of
 
 PAIR = ["m", "D", "truth_seed", "init_seed"]
 RULES = {"simultaneous": "eq. 2.7, every parameter from the current point",
@@ -64,8 +66,7 @@ def em_update_summary(paired: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
-def _own_lines(config: dict, em: pd.DataFrame) -> list[str]:
-    rule = config.get("em_update", "simultaneous")
+def _own_lines(rule: str, em: pd.DataFrame) -> list[str]:
     hits = ended_at_k_cluster(em)
     below = em["likelihood_ratio"] < NEAR_OPTIMAL
     lines = [f"## EM under `{rule}` on its own", "",
@@ -109,26 +110,27 @@ def _paired_section(rule: str, name: str, rows: pd.DataFrame, other_rows: pd.Dat
 def write_em_update(ctx) -> ReportResult:
     """report.md of an EM config under another update rule, paired with each other rule stored."""
     config, rows, folder = ctx.config, ctx.rows, ctx.folder
-    rule = config.get("em_update", "simultaneous")
+    rule = ctx.settings.em_update
     verdicts = judge_declared(ctx) if "claims" in config else []
     em = rows[rows["algorithm"] == "em"]
     out = [f"# {config['name']}: {config['description']}", "",
            f"EM under the update rule `{rule}`: {RULES.get(rule, rule)}. Grid m = {config['grid']['m']}, D = "
            f"{config['grid']['D']}, {em['truth_index'].nunique()} truths per cell, {config['runs']['em']} runs per truth, "
            f"stopping {config['stopping']['em']}.", ""]
-    out += (verdict_section(verdicts) if verdicts else []) + _own_lines(config, em)
+    out += (verdict_section(verdicts) if verdicts else []) + _own_lines(rule, em)
     others = companions.other_em_updates(folder, ctx.root)
     if not others:
-        out += ["No results of the same protocol under another EM update were found, so no run is paired. Run "
-                "configs/bmm_table1_many_truths.yaml (eq. 2.7) to compare.", ""]
+        out += ["No companion the config declares (companions:) holds rows of the same protocol under another EM "
+                "update, so no run is paired. Declare and run configs/bmm_table1_many_truths.yaml (eq. 2.7) to compare.",
+                ""]
     paired = set()
     for other in others:
-        other_rule = companions._config(other).get("em_update", "simultaneous")
+        other_rule = settings_of(companions.config_of(other)).em_update
         lines, verdict = _paired_section(rule, other.name, rows, ctx.rows_of(other), other_rule, folder)
         out += lines
         verdicts.append(verdict)
         paired.add(other_rule)
-    verdicts += [uai.EM_RULE_UNCHANGED.untestable(f"no results folder of the same protocol under `{other_rule}` holds "
+    verdicts += [uai.EM_RULE_UNCHANGED.untestable(f"no declared companion of the same protocol under `{other_rule}` holds "
                                                   "rows to pair with.", rule=rule, other=other_rule)
                  for other_rule in uai.other_em_rules(config) if other_rule not in paired]
     out += provenance_section(ctx.manifest, [], ctx.command)

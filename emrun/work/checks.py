@@ -10,9 +10,10 @@ from emrun.work import CALLS, CHECK_ROW, SOLVE_SECONDS, TRACE_ROW, Work, compile
 
 
 def _options(values: dict) -> dict:
-    from emrun.kinds.theory import options
+    """The check's options in force: the config's, with the check's defaults for the rest."""
+    from emrun.kinds.theory import TheorySettings
 
-    return options(values)
+    return TheorySettings.from_values(values).options
 
 
 def closed_forms(values: dict, cell: Cell, convergence: Any) -> Work:
@@ -86,9 +87,9 @@ def segmentation(values: dict, cell: Cell, convergence: Any) -> Work:
     """Three images of about size^2 pixels: k-means from ``kmeans_starts`` starts (compiled, about
     100 iterations each), then full-covariance EM traced for at most ``iterations``, each of which
     solves one 3 x 3 system per pixel and component (priced as compiled: SOLVE_SECONDS each)."""
-    from emrun.kinds.segmentation import options as segmentation_options
+    from emrun.kinds.segmentation import SegmentationSettings
 
-    options = segmentation_options(values)
+    options = SegmentationSettings.from_values(values).options
     pixels, K, iterations = options["size"] ** 2, cell.m, 3 * options["iterations"]
     return compiled(3 * options["kmeans_starts"], 100, pixels, K, 3) \
         + loop(iterations, 1, pixels, K, 3 * 3, values=TRACE_ROW * iterations, calls=trial_calls("em", 1)) \

@@ -26,7 +26,7 @@ def rates(values: dict, cell: Cell, convergence: Any) -> Work:
     """Every run for all ``iterations`` (a fresh sample per step for fresh_mc); the finer rule at
     the checkpoints; a row per run and checkpoint."""
     options, estimator = values["options"], values["estimator"]
-    trials = values["runs"]["gd"] * (len(options["weights"]) if isinstance(options["weights"], list) else 1)
+    trials = values["runs"][cell.algorithm] * (len(options["weights"]) if isinstance(options["weights"], list) else 1)
     (points, dims), iterations, checks = _points(values, cell.m, cell.D), options["iterations"], options["checkpoints"]
     stored = (STUDY_ROW + cell.m) * trials * checks
     work = loop(iterations, trials, points, cell.m, dims, values=stored, calls=study_calls(values))
