@@ -1,10 +1,13 @@
-"""What the built-in experiment kinds share: a grid of cells (m, D, algorithm and its
-hyperparameters, init scheme) crossed with truths, and the config keys that describe it.
+"""What the grid kinds share: a grid of cells (m, D, algorithm and its hyperparameters, init
+scheme) crossed with truths, and the config keys that describe it.
 
 :class:`CellGrid` validates those keys into the canonical config, expands the cells and plans one
-batch per (cell, truth); the shared keys' checks are in :mod:`emrun.kinds.grid_keys`. Each
-built-in kind subclasses it and adds its own keys, runner and report; a plug-in kind may do the
-same, or follow the protocol (:mod:`emrun.kinds.protocol`) with no grid at all.
+batch per (cell, truth); the shared keys' checks are in :mod:`emrun.kinds.grid_keys`. The trial
+kinds (:mod:`emrun.kinds.trials`) are trial grids and subclass it; the theory and dynamics kinds
+have a grid as a part (``self.grid``) and pass on to it only the members that are about the grid
+(its cells, truths and plan), so that nothing about trials (their cost per iteration, traces,
+memory) is theirs by inheritance. A plug-in kind may do either, or follow the protocol
+(:mod:`emrun.kinds.protocol`) with no grid at all.
 """
 
 from __future__ import annotations
@@ -86,6 +89,15 @@ class CellGrid:
     adaptive = False  # True if the plan grows with the stored rows
     replayable = False  # True if a stored row can be re-run alone (emrun replay)
     default_algorithms = LEGACY_ALGORITHMS
+
+    def __init__(self, default_algorithms: tuple[str, ...] | None = None, check_model=None):
+        """As a part of another kind: ``default_algorithms`` when its config names none (a check
+        runs its own algorithms, so the grid's only name batches); ``check_model(raw, check, out)``
+        instead of "any registered family"."""
+        if default_algorithms is not None:
+            self.default_algorithms = default_algorithms
+        if check_model is not None:
+            self.check_model = check_model
 
     def declared_claims(self, values: dict) -> list:
         """The claims a config of this kind is judged on (emrun.criteria.Declared), known before any row."""
@@ -197,10 +209,6 @@ class CellGrid:
         """At most how many batches the config plans (cells x truths), counted without building them."""
         return len(config.cells()) * config.n_truths
 
-    def traced(self, values: dict) -> dict:
-        """The values with every trial's pi, mu and loss recorded at every iteration (replay)."""
-        return {**values, "record": {"quantities": ["pi", "mu", "loss"], "every": 1}}
-
     def first_round(self, config: Config) -> int:
         """How many batches the first round plans, counted without building them."""
         return len(config.cells()) * config.n_truths
@@ -246,9 +254,6 @@ class CellGrid:
     def truths_text(self, config: Config) -> str:
         return f"{config.n_truths} truth(s)"
 
-    def status_lines(self, rows) -> list[str]:
-        return [f"  {self.row_noun}: {0 if rows is None else len(rows)}"]
-
     def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
         """CPU seconds of a batch if every run reached its cap (the cost model of
         :meth:`estimated_seconds`): long batches start first, and the progress bar weighs by it."""
@@ -257,21 +262,42 @@ class CellGrid:
         return (values["runs"][cell.algorithm] * cap * self.seconds_per_trial_iteration(values, cell)
                 + self.drawing_seconds(values, cell))
 
-    def bytes_per_trial(self, values: dict, cell: Cell) -> int:
-        """Memory one trial of a batch needs (0: not estimated)."""
-        return 0
 
-    def postprocess(self, rows):
-        return rows
 
-    def batch_check(self, values: dict):
-        """A function (pyarrow Table) -> why the batch file's rows are unusable, or None; a sweep sets
-        such a file aside and runs its batch again, a report leaves it out and lists it."""
-        def check(table) -> str | None:
-            return None if "batch_id" in table.column_names else "has no batch_id column"
+class HasGrid:
+    """A kind with a grid of cells x truths as a part (``self.grid``, a :class:`CellGrid`): the
+    members about the grid (its cells, truths, plan, the batches' relative cost and which runs a
+    verdict judged) are the grid's; all else is the kind's own."""
 
-        return check
+    grid: CellGrid
 
-    def failed_rows(self, rows):
-        """Which rows are failed trials (kept out of every table, counted in the report)."""
-        return rows["batch_id"].isna()
+    def cells(self, values: dict) -> list[Cell]:
+        return self.grid.cells(values)
+
+    def n_truths(self, values: dict) -> int:
+        return self.grid.n_truths(values)
+
+    def plan(self, config: Config, stored=None) -> list[BatchSpec]:
+        return self.grid.plan(config, stored)
+
+    def find_batch(self, config: Config, batch_id: str) -> BatchSpec:
+        return self.grid.find_batch(config, batch_id)
+
+    def planned_bound(self, config: Config) -> int:
+        return self.grid.planned_bound(config)
+
+    def first_round(self, config: Config) -> int:
+        return self.grid.first_round(config)
+
+    def describe(self, config: Config) -> list[str]:
+        return self.grid.describe(config)
+
+    def prepare(self, values: dict, say=None) -> None:
+        self.grid.prepare(values, say)
+
+    def estimated_cost(self, values: dict, spec: BatchSpec) -> float:
+        return self.grid.estimated_cost(values, spec)
+
+    def runs_judged(self, values: dict, verdict: Any) -> dict:
+        return self.grid.runs_judged(values, verdict)
+

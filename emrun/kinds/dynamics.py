@@ -19,7 +19,7 @@ import pandas as pd
 from emrun import dynamics
 from emrun.batch import BatchResult, BatchSpec, worker_description
 from emrun.config import Checker
-from emrun.kinds.base import SHARED_KEYS, CellGrid
+from emrun.kinds.base import SHARED_KEYS, CellGrid, HasGrid
 from emrun.registry import STUDIES, resolve
 from emrun.settings import GridSettings, none_given
 
@@ -107,18 +107,24 @@ class DynamicsSettings(GridSettings):
     estimator: Mapping[str, Any] = none_given()
 
 
-class Dynamics(CellGrid):
+class Dynamics(HasGrid):
+    """A registered study (papers B and C) run on each (cell, replicate) of a grid."""
+
     name = "dynamics"
     keys = {**SHARED_KEYS, "study": False, "options": False, "estimator": False, "companions": False}
     row_noun = "study rows"
 
-    def check_model(self, raw: dict, check: Checker, out: dict) -> None:
+    def __init__(self):
+        self.grid = CellGrid(check_model=self._check_model)
+
+    @staticmethod
+    def _check_model(raw: dict, check: Checker, out: dict) -> None:
         out["model"] = raw.get("model", "bernoulli")
         if out["model"] != "gaussian":
             check.fail("model", "experiment 'dynamics' needs model: gaussian (means-only Gaussian mixtures fitted to N(0, I))")
 
     def validate(self, raw: dict, check: Checker, out: dict) -> None:
-        super().validate(raw, check, out)
+        self.grid.validate(raw, check, out)
         for name in out["grid"]["algorithm"]:
             check.choice(name, "grid.algorithm", tuple(dynamics.UPDATES))
         out["study"] = check.registered(raw.get("study"), "study", STUDIES)

@@ -18,7 +18,7 @@ from emrun import seeds
 from emrun.algorithms import check_pair
 from emrun.batch import BatchResult, BatchSpec
 from emrun.config import Checker
-from emrun.kinds.base import SHARED_KEYS, CellGrid
+from emrun.kinds.base import SHARED_KEYS, CellGrid, HasGrid
 from emrun.registry import ALGORITHMS, CHECKS, FAMILIES, resolve
 from emrun.settings import GridSettings, none_given, thaw
 
@@ -98,14 +98,18 @@ def _callable(target: Any) -> Any:
     return resolve(target) if isinstance(target, str) else target
 
 
-class Theory(CellGrid):
+class Theory(HasGrid):
+    """A registered check run on each (cell, random configuration) of a grid."""
+
     name = "theory"
     keys = {**SHARED_KEYS, "check": False, "check_options": False}
     row_noun = "check rows"
-    default_algorithms = ("em",)  # a check runs its own algorithms; the grid's only name batches
+
+    def __init__(self):
+        self.grid = CellGrid(default_algorithms=("em",))  # a check runs its own algorithms; the grid's only name batches
 
     def validate(self, raw: dict, check: Checker, out: dict) -> None:
-        super().validate(raw, check, out)
+        self.grid.validate(raw, check, out)
         if raw.get("check") == "segmentation":  # retired 2026-12-03: a folder or config from before says so
             check.fail("check", "'check: segmentation' is now its own kind: 'experiment: segmentation' with 'K' (was "
                                 "grid.m), 'seeds' (was truths) and 'options' (was check_options); the rows are the same")
@@ -131,7 +135,7 @@ class Theory(CellGrid):
         return TheorySettings.from_values(values)
 
     def names_used(self, values: dict) -> set[str]:
-        return {*super().names_used(values), values["check"]}
+        return {*self.grid.names_used(values), values["check"]}
 
     def counting(self, values: dict) -> Any:
         """How one batch's work is counted (emrun.work): the check's ``work``, or None."""

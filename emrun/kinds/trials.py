@@ -214,6 +214,10 @@ class TrialGrid(CellGrid):
             params[key] = check.typed(given[key], f"{path}.{key}", default) if key in given else default
         return {"claim": name, **params}
 
+    def traced(self, values: dict) -> dict:
+        """The values with every trial's pi, mu and loss recorded at every iteration (replay)."""
+        return {**values, "record": {"quantities": ["pi", "mu", "loss"], "every": 1}}
+
     def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry: list[int] | None):
         return experiments.run_batch(values, config_hash, spec, retry)
 
