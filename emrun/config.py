@@ -283,14 +283,21 @@ def validate(raw: Any, source: str, marks: dict[str, Any], base: Path | None = N
 
 
 def _check_round_trip(check: Checker, kind, values: dict) -> None:
-    """The kind's typed settings must give the canonical values back (same keys, order and values):
-    the hash is taken from those values, so a settings type that drops or changes a key would make
-    readers see another config than the one that ran."""
-    back = kind.settings(values).hashed()
-    if back != values or list(back) != list(values):
-        changed = sorted({*back, *values} - {k for k in values if k in back and back[k] == values[k]})
-        check.fail("", f"experiment kind '{kind.name}': its settings do not give back the validated config "
-                       f"(keys {', '.join(changed) or 'in another order'}); this is a bug in the kind")
+    """The kind's typed settings must give the canonical values back, as JSON (the manifest's form):
+    same keys, in the same order at every level, same values. The hash is taken from those values,
+    so a settings type that drops or changes a key would make readers see another config than the
+    one that ran."""
+    try:
+        settings = kind.settings(values)
+        back = settings.hashed()
+    except Exception as error:  # noqa: BLE001 (a kind's settings type that cannot read its own values)
+        check.fail("", f"experiment kind '{kind.name}': its settings cannot read the validated config "
+                       f"({type(error).__name__}: {error}); this is a bug in the kind or its settings type")
+    if json.dumps(back) != json.dumps(values):
+        changed = sorted({*back, *values} - {k for k in values if k in back and json.dumps(back[k]) == json.dumps(values[k])})
+        check.fail("", f"experiment kind '{kind.name}': its settings ({type(settings).__name__}) do not give back the "
+                       f"validated config (keys {', '.join(changed) or 'in another order'}); this is a bug in the "
+                       "kind or its settings type")
 
 
 def _same_files(records: list[dict], kept: list[dict]) -> bool:

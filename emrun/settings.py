@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 EMPTY: Mapping = MappingProxyType({})
+K_CLUSTER_THRESHOLD = 5.0e-4  # a weight below this counts as zero (the default of k_cluster_threshold)
 
 
 def none_given() -> Any:
@@ -203,7 +204,7 @@ class GridSettings(Settings):
     truth: Mapping[str, Any] = none_given()  # truth options held fixed (a family's, e.g. separation)
     runs: Mapping[str, int] = none_given()  # per algorithm (em and gd always present, for old hashes)
     stopping: Mapping[str, Stopping] = none_given()
-    k_cluster_threshold: float = 5.0e-4
+    k_cluster_threshold: float = K_CLUSTER_THRESHOLD
     init_options: Mapping[str, Any] = none_given()
     em_update: str | None = None  # the family's default when the config leaves it out
     gd_boundary: str | None = None

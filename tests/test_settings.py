@@ -34,7 +34,7 @@ def test_every_shipped_config_round_trips_through_its_settings(path):
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.parent.name)
 def test_every_committed_manifest_config_round_trips(path):
     values = json.loads(path.read_text())["config"]
-    assert settings_of(values).hashed() == values
+    assert json.dumps(settings_of(values).hashed()) == json.dumps(values)  # keys in order at every level
 
 
 def test_each_built_in_kind_has_its_own_settings_type():
@@ -77,16 +77,30 @@ def test_settings_cannot_be_changed():
 
 
 def test_a_kind_without_a_settings_type_keeps_its_keys_as_given(tmp_path):
-    values = {"name": "x", "description": "", "experiment": "darts", "seed": 3, "throws": [1, 2], "board": {"r": 1.5}}
-    settings = Settings.from_values(values)
-    assert settings.own["board"]["r"] == 1.5 and settings.hashed() == values
+    import shutil
+
+    shutil.copy(ROOT / "tests" / "kinds" / "darts.py", tmp_path / "darts.py")
+    (tmp_path / "darts.yaml").write_text("name: darts\nseed: 3\nexperiment: darts\nplugins: [darts.py]\ndarts: 200\n"
+                                         "throwers: 3\n")
+    config = load(tmp_path / "darts.yaml")  # the kind gives no settings: the protocol's default types it
+    settings = config.settings
+    assert type(settings) is Settings and settings.own["darts"] == 200 and settings.seed == 3
+    assert settings.hashed() == config.values
+
+
+def test_a_dynamics_config_takes_one_number_of_runs():
+    with pytest.raises(ConfigError, match="takes one number of runs"):
+        load(ROOT / "configs" / "gradem_figure1_rates.yaml", ("runs={em: 3, gd: 60}",))
 
 
 def test_a_kind_whose_settings_lose_a_key_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     kind = KINDS.get("grid")
     monkeypatch.setattr(kind, "settings", lambda values: Settings.from_values(
         {k: v for k, v in values.items() if k != "stopping"}))
-    with pytest.raises(ConfigError, match="settings do not give back the validated config .keys stopping"):
+    with pytest.raises(ConfigError, match=r"settings \(Settings\) do not give back the validated config .keys stopping"):
+        load(ROOT / "configs" / "bmm_table1.yaml")
+    monkeypatch.setattr(kind, "settings", lambda values: 1 / 0)
+    with pytest.raises(ConfigError, match="its settings cannot read the validated config .ZeroDivisionError"):
         load(ROOT / "configs" / "bmm_table1.yaml")
 
 

@@ -20,7 +20,7 @@ from emrun.config import Checker, Config
 from emrun.kinds.grid_keys import LEGACY_ALGORITHMS, check_data, check_grid, check_record, check_runs_and_stopping, check_variants
 from emrun.kinds.inputs import check_init_options, check_mixture
 from emrun.registry import ALGORITHMS, ARTEFACTS, FAMILIES
-from emrun.settings import GridSettings
+from emrun.settings import K_CLUSTER_THRESHOLD, GridSettings
 from emrun.truths import settings, truth_axes
 
 SAMPLE_SECONDS = 2e-8  # drawing one value of a sample (uniform draw, comparison, np.unique), from make bench's machine
@@ -121,7 +121,7 @@ class CellGrid:
         check_data(raw, check, out)
         self.check_truths(raw, check, out, family)
         check_runs_and_stopping(raw, check, out)
-        out["k_cluster_threshold"] = check.number(raw.get("k_cluster_threshold", 5.0e-4), "k_cluster_threshold",
+        out["k_cluster_threshold"] = check.number(raw.get("k_cluster_threshold", K_CLUSTER_THRESHOLD), "k_cluster_threshold",
                                                   below_one=True)
         self.check_init_options(raw, check, out, family)
         check_record(raw, check, out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -21,7 +21,7 @@ from emrun.batch import BatchResult, BatchSpec, worker_description
 from emrun.config import Checker
 from emrun.kinds.base import SHARED_KEYS, CellGrid, HasGrid
 from emrun.registry import STUDIES, resolve
-from emrun.settings import GridSettings, none_given
+from emrun.settings import EMPTY, GridSettings, none_given, thaw
 
 K = dynamics.K_MEANS_RADIUS_3
 
@@ -103,8 +103,13 @@ class DynamicsSettings(GridSettings):
     in) and the estimator of its expectations ({kind, size})."""
 
     study: str = ""
-    options: Mapping[str, Any] = none_given()
+    stored_options: Mapping[str, Any] = field(default_factory=lambda: EMPTY, metadata={"key": "options"})
     estimator: Mapping[str, Any] = none_given()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The study's options, a plain dict as every kind's ``options`` (here stored with their defaults)."""
+        return thaw(self.stored_options)
 
 
 class Dynamics(HasGrid):
@@ -124,6 +129,8 @@ class Dynamics(HasGrid):
             check.fail("model", "experiment 'dynamics' needs model: gaussian (means-only Gaussian mixtures fitted to N(0, I))")
 
     def validate(self, raw: dict, check: Checker, out: dict) -> None:
+        if isinstance(raw.get("runs"), dict):  # a study runs each algorithm alike: one count, not one per algorithm
+            check.fail("runs", "experiment 'dynamics' takes one number of runs ('runs: 4'), not one per algorithm")
         self.grid.validate(raw, check, out)
         for name in out["grid"]["algorithm"]:
             check.choice(name, "grid.algorithm", tuple(dynamics.UPDATES))

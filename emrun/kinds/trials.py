@@ -233,7 +233,7 @@ class TrialGrid(CellGrid):
 
     def batch_check(self, values: dict):
         mean_range = FAMILIES.get(values["model"]).mean_range if values["model"] in FAMILIES else None
-        return lambda table: check_trial_batch(table, mean_range, values.get("k_cluster_threshold"))
+        return lambda table: check_trial_batch(table, mean_range, self.settings(values).k_cluster_threshold)
 
     def postprocess(self, rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.assign(loss=rows["loss"].astype(float))  # null (failed) as NaN, never an object column

@@ -142,8 +142,8 @@ def other_em_updates(folder: Path, root: Path) -> list[Path]:
         theirs = config_of(other)
         if other == folder or theirs is None or not has_rows(other) or not isinstance(theirs.get("truths"), int):
             continue
-        rule = settings_of(theirs).em_update
-        if rule == settings_of(config).em_update or "em" not in theirs["grid"]["algorithm"]:
+        rule = getattr(settings_of(theirs), "em_update", None)  # None: not a grid kind's folder
+        if rule is None or rule == settings_of(config).em_update or "em" not in theirs["grid"]["algorithm"]:
             continue
         if _protocol(theirs, ("em_update", "grid.algorithm")) == _protocol(config, ("em_update", "grid.algorithm")):
             if rule not in chosen or theirs["truths"] > chosen[rule][0]:

@@ -179,8 +179,8 @@ class PaperSections:
         basis = (f"the published value, within half its last printed digit, lies in the 5-95% range of single-truth "
                  f"{algorithm} rates over the {int(spread['truths'].max())} truths of `{self.many[0]}`" if spread is not None
                  else "the published value, within half its last printed digit, lies in our 95% interval (binomial noise "
-                 "only: no many-truths results were found, so truth-to-truth variation is not covered and misses are "
-                 "expected)")
+                 "only: the config declares no many-truths run of the same protocol under companions:, so truth-to-truth "
+                 "variation is not covered and misses are expected)")
         n_agree, n_cells = int(agreed["agrees"].sum()), len(agreed)
         chance = ""
         if spread is not None:

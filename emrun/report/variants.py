@@ -2,7 +2,7 @@
 ECM), and GD's step size and iteration cap.
 
 Both read only stored rows. The EM-update report pairs every run with the same run (same truth
-seed and init seed) under each other update rule stored under the same root.
+seed and init seed) under each other update rule, in the companions its config declares.
 """
 
 from __future__ import annotations
