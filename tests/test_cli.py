@@ -183,9 +183,11 @@ def test_first_k_cluster_sweep_draws_truths_until_enough_and_reports(tmp_path):
 def test_each_em_update_is_paired_with_every_other_in_its_report(tiny_config):
     cwd = tiny_config.parent
     configs = [tiny_config]
-    for rule in ("authors", "ecm"):
+    for rule, other in (("authors", "ecm"), ("ecm", "authors")):
         configs.append(cwd / f"{rule}.yaml")
-        configs[-1].write_text(tiny_config.read_text().replace("name: tiny", f"name: tiny_{rule}\nem_update: {rule}")
+        declared = f"companions: {{simultaneous: tiny, {other}: tiny_{other}}}"  # the runs to pair with
+        configs[-1].write_text(tiny_config.read_text().replace("name: tiny", f"name: tiny_{rule}\nem_update: {rule}\n"
+                                                                             f"{declared}")
                                .replace("algorithm: [em, gd]", "algorithm: [em]"))
     for config in configs:
         emrun("sweep", str(config), "--quiet", "--workers", "1", cwd=cwd)

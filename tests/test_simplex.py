@@ -114,6 +114,8 @@ def test_dynamics_studies_sweep_and_report_through_the_cli(tmp_path):
         _write(tmp_path, name="b_mc", study="weights", m=3, D=2, algorithm="gd", truths=1,
                options="{iterations: 300, checkpoints: 20}", estimator="{kind: whitened_mc, size: 4096}"),
     ]
+    for config, other in ((configs[2], "b_stat_gd"), (configs[3], "b_stat")):  # pair the two updates' end points
+        config.write_text(config.read_text() + f"companions: {{other_update: {other}}}\n")
     for config in configs:
         emrun("sweep", str(config), "--results", "out", "--quiet", cwd=tmp_path)
     emrun("report", "--results", "out", cwd=tmp_path)
