@@ -471,3 +471,42 @@ def test_one_trial_alone_gives_the_same_bits_as_among_sixty(algorithm, samples):
         np.testing.assert_array_equal(alone.pi[0], together.pi[r])
         np.testing.assert_array_equal(alone.mu[0], together.mu[r])
         assert alone.iterations[0] == together.iterations[r] and alone.status[0] == together.status[r]
+
+
+def _one_pass(m, D, T, patterns, weights, pi, mu, gd, as_published, by_code):
+    """One kernel pattern pass; products formed per pattern or read from the table by code."""
+    from emrun.models import bernoulli_fused as kernel
+
+    codes = (patterns.astype(np.int64) << np.arange(D, dtype=np.int64)).sum(axis=1)
+    bits = patterns.astype(np.uint8)
+    out = {name: np.zeros(shape) for name, shape in (("z", (m, T)), ("s1", (m, D, T)), ("extra", (m, D, T)),
+                                                     ("loss", T))}
+    impossible, touched = np.zeros(T, np.bool_), np.zeros(T, np.bool_)
+    code_products = np.empty(((1 << D) if by_code else 0, m, T))
+    kernel._pattern_pass(T, bits, codes, patterns, weights, pi, mu, gd, as_published, np.arange(T),
+                         np.empty((D, 2, m, T)), np.empty((m, T), np.int64), np.empty((m, T), np.int64),
+                         np.empty((m, T)), np.empty((m, T), np.int64), np.empty(T), np.empty(T), np.empty(T), impossible,
+                         touched, np.zeros(T), out["z"], out["s1"], out["extra"], np.empty(m), np.empty(D, np.int64),
+                         np.ascontiguousarray(patterns.T), np.empty((m, len(patterns))), np.empty(len(patterns)), True,
+                         out["loss"], code_products)
+    return {**out, "impossible": impossible, "touched": touched}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 4), st.integers(1, 7), st.integers(1, 20), st.integers(0, 2**32 - 1), st.booleans(),
+       st.booleans())
+def test_products_by_pattern_code_are_the_same_bits_as_per_pattern(m, D, T, seed, gd, as_published):
+    """The table of products by code (built feature by feature) gives every sum of a pattern pass
+    bit for bit, also with means at exactly 0 or 1 and patterns in log space."""
+    rng = np.random.default_rng(seed)
+    patterns = b.all_patterns(D)
+    weights = rng.dirichlet(np.ones(len(patterns)))
+    pi = rng.dirichlet(np.ones(m), size=T).T.copy()
+    mu = rng.uniform(size=(m, D, T))
+    mu[rng.uniform(size=mu.shape) < 0.15] = 0.0
+    mu[rng.uniform(size=mu.shape) < 0.15] = 1.0
+    mu[:, :, :1] = rng.uniform(1e-200, 1e-150, size=(m, D, 1))  # products far below the log-space threshold
+    per_pattern = _one_pass(m, D, T, patterns, weights, pi, mu, gd, as_published, by_code=False)
+    by_code = _one_pass(m, D, T, patterns, weights, pi, mu, gd, as_published, by_code=True)
+    for name, value in per_pattern.items():
+        np.testing.assert_array_equal(by_code[name], value, err_msg=name)
