@@ -377,12 +377,8 @@ class CompiledLoop:
                 and problem.data.patterns.shape[1] <= self.max_features)
 
     def bytes_per_trial(self, m: int, D: int) -> int:
-        """The kernel's per-trial lane state, with its products by pattern code (2^D m words, when
-        D <= CODE_TABLE_MAX_D); the data, P (D + 2) words, are shared by the batch."""
-        from emrun.models.bernoulli_fused import CODE_TABLE_MAX_D
-
-        by_code = (1 << D) * m if D <= CODE_TABLE_MAX_D else 0
-        return 8 * (5 * m * D + 5 * m + 8 + by_code)
+        """The kernel's per-trial lane state; the data, P (D + 2) words, are shared by the batch."""
+        return 8 * (5 * m * D + 5 * m + 8)
 
     def prepare(self, say=None) -> None:
         """Compile the kernel in this process (once), into the on-disk cache that other processes

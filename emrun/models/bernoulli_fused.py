@@ -7,13 +7,7 @@ active trials at once and the compiler vectorises it. Component densities are pr
 Bernoulli factors, exact as long as they stay far from underflow; a pattern whose mixture
 probability falls below ``_TINY`` for a trial is recomputed in log space for that trial. A zero
 factor (mean exactly 0 or 1) is recorded in a bit mask, not multiplied, so the one-sided limit
-of eq. 2.13 is available as in the numpy engine. When the patterns are many for their D (the
-population's 2^D, a sample holding a good part of them), the products come from a table over all
-pattern codes built feature by feature
-(:func:`_build_code_products`): about 2 multiplies per pattern and component instead of D, in
-the same order, so the same bits. The M-step's sums over the patterns that have feature j keep
-their pattern order (a butterfly over the table would take fewer adds, but in another order: rows
-would move in the last bits, and a run near a saddle can carry such a difference to another end).
+of eq. 2.13 is available as in the numpy engine.
 
 Why a kernel: the batched numpy engine costs about 5 us per trial-iteration at m = 3, D = 5 on
 this project's machine (every array pass re-reads [T, m, P] arrays and numpy's exp is not
@@ -71,14 +65,6 @@ def _project_to_simplex(v, out, u):
 
 
 FEW_LANES = 16  # at most this many active trials: patterns become the inner (vectorised) loop
-CODE_TABLE_MAX_D = 12  # the table of products by code holds 2^D x m words per trial: 196 KiB at m = 6, D = 12
-
-
-@njit(cache=True)
-def by_code_table(n_patterns, D):
-    """Whether products come from the table by code: when it is small, and building it (about
-    2^(D+1) multiplies) costs less than forming each pattern's (P x D)."""
-    return D <= CODE_TABLE_MAX_D and (1 << (D + 1)) <= n_patterns * D
 
 
 @njit(cache=True)
@@ -131,36 +117,13 @@ def _lane_sums_patterns_inner(t, values, values_t, weights, pi, mu, factor_produ
 
 
 @njit(cache=True)
-def _build_code_products(n, D, m, table, code_products):
-    """Every pattern's product of factors, by pattern code, built feature by feature: the products
-    over features 0..j of the 2^(j+1) codes below 2^(j+1) are those over features 0..j-1 times
-    the factor of feature j (1 - mu or mu). About 2 multiplies per code and component instead of
-    D, and each product is formed in the same order as feature by feature per pattern (((1 x
-    f_0) x f_1) x ...), so the same bits."""
-    for c in range(m):
-        for t in range(n):
-            code_products[0, c, t] = 1.0
-    size = 1
-    for j in range(D):
-        for low in range(size):
-            for c in range(m):
-                for t in range(n):
-                    before = code_products[low, c, t]
-                    code_products[low + size, c, t] = before * table[j, 1, c, t]
-                    code_products[low, c, t] = before * table[j, 0, c, t]
-        size *= 2
-
-
-@njit(cache=True)
 def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                   table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
-                  lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale, track_loss, loss,
-                  code_products):
+                  lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale, track_loss, loss):
     """One pass over the patterns for the first ``n`` lanes at parameters pi [m, T], mu [m, D, T]:
     fills Z_c (``z``), E[gamma_c x] (``s1``), GD's boundary terms (``extra``), and flags lanes with
     an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial).
-    With ``track_loss``, also -sum_x w log p(x) per lane (``loss``) at these parameters.
-    ``code_products`` [2^D, m, T] (or empty: products formed per pattern) holds the products by code."""
+    With ``track_loss``, also -sum_x w log p(x) per lane (``loss``) at these parameters."""
     m, D = mu.shape[0], mu.shape[1]
     n_patterns = patterns.shape[0]
     all_bits = -1 if D >= 64 else (1 << D) - 1  # every feature's bit (as int64)
@@ -202,9 +165,6 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
             return
         z[:, :n] = 0.0
         s1[:, :, :n] = 0.0
-    by_code = code_products.shape[0] > 0
-    if by_code:
-        _build_code_products(n, D, m, table, code_products)
     for p in range(n_patterns):
         x, code, row = patterns[p], codes[p], values[p]
         n_ones = 0
@@ -212,19 +172,14 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
             if x[j]:
                 ones[n_ones] = j
                 n_ones += 1
-        if by_code:
+        for c in range(m):
+            for t in range(n):
+                product[c, t] = 1.0
+        for j in range(D):
+            xj = x[j]
             for c in range(m):
                 for t in range(n):
-                    product[c, t] = code_products[code, c, t]
-        else:
-            for c in range(m):
-                for t in range(n):
-                    product[c, t] = 1.0
-            for j in range(D):
-                xj = x[j]
-                for c in range(m):
-                    for t in range(n):
-                        product[c, t] *= table[j, xj, c, t]
+                    product[c, t] *= table[j, xj, c, t]
         for t in range(n):
             mixture[t] = 0.0
         if boundary:
@@ -365,7 +320,6 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     ones = np.empty(D, np.int64)
     values_t = np.ascontiguousarray(values.T)  # [D, P], for the patterns-inner pass
     factor_product, pattern_scale = np.empty((m, patterns.shape[0])), np.empty(patterns.shape[0])
-    code_products = np.empty((1 << D, m, n_trials) if by_code_table(patterns.shape[0], D) else (0, m, n_trials))
     n = n_trials
     for iteration in range(1, max_iter + 1):
         if n == 0:
@@ -375,7 +329,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
             _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                           table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
                           lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale,
-                          track_loss, loss, code_products)
+                          track_loss, loss)
             if sub_step == passes - 1 and not authors:
                 break
             # Cluster by cluster: the means of component ``sub_step`` from responsibilities that
