@@ -73,8 +73,7 @@ class Settings:
     def from_values(cls, values: Mapping[str, Any]) -> Settings:
         """The settings of a canonical dict (as validated, or as a manifest stores it). A partial
         dict (check-plugin's synthetic config, a test's) gets the defaults for the keys it lacks."""
-        typed = {f.name: f for f in fields(cls) if f.name not in ("own", "given")}
-        keys = {f.metadata.get("key", name): name for name, f in typed.items()}
+        keys = _attributes_by_key(cls)
         own = {key: freeze(value) for key, value in values.items() if key not in keys}
         given = {keys[key]: cls.read(keys[key], value) for key, value in values.items() if key in keys}
         return cls(**given, **cls.filled(values), own=MappingProxyType(own), given=tuple(values))
@@ -91,9 +90,13 @@ class Settings:
 
     def hashed(self) -> dict[str, Any]:
         """The canonical dict: exactly the keys it held, in its order (its hash is the config's)."""
-        by_key = {f.metadata.get("key", f.name): f.name for f in fields(self)}
-        return {key: thaw(getattr(self, by_key[key]) if key in by_key and key not in self.own else self.own[key])
-                for key in self.given}
+        by_key = _attributes_by_key(type(self))
+        return {key: thaw(getattr(self, by_key[key]) if key in by_key else self.own[key]) for key in self.given}
+
+
+def _attributes_by_key(settings_type: type) -> dict[str, str]:
+    """Config key -> attribute of a settings type (a field's ``key`` metadata, else its name)."""
+    return {f.metadata.get("key", f.name): f.name for f in fields(settings_type) if f.name not in ("own", "given")}
 
 
 # --- the grid kinds (grid, first_k_cluster, theory, dynamics) ------------------------------------
@@ -113,10 +116,6 @@ class Grid:
     def canonical(self) -> dict:
         return {"m": list(self.m), "D": list(self.D), "algorithm": list(self.algorithm), "step": list(self.step),
                 "init": list(self.init), **thaw(self.axes)}
-
-    def max_iter_of(self, algorithm: str) -> tuple[int, ...] | None:
-        """The iteration caps the grid varies for ``algorithm``, or None."""
-        return self.axes.get(f"{algorithm}_max_iter")
 
 
 @dataclass(frozen=True)
@@ -228,9 +227,6 @@ class GridSettings(Settings):
         """Truths per cell; for first_k_cluster the most it may draw."""
         truths = self.truths
         return truths.max if isinstance(truths, TruthRule) else truths if isinstance(truths, int) else len(truths)
-
-    def max_iter(self, algorithm: str) -> int:
-        return self.stopping[algorithm].max_iter
 
 
 def settings_of(values: Mapping[str, Any]) -> Settings:

@@ -249,3 +249,15 @@ def test_a_cloned_hostile_results_tree_runs_no_code_and_writes_nothing_outside_i
         assert not mark.exists(), command
     after = outside_files(tmp_path, work / "results")
     assert after == before  # nothing outside the results tree was written, created or removed
+
+
+def test_a_stored_companion_name_that_is_a_path_is_not_followed(tmp_path):
+    from emrun.report.companions import declared, declared_folders
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "manifest.json").write_text("{}")
+    (tmp_path / "root" / "ok").mkdir(parents=True)
+    (tmp_path / "root" / "ok" / "manifest.json").write_text("{}")
+    config = {"companions": {"out": "../elsewhere", "fine": "ok"}}  # a manifest is data: not validated when sent
+    assert declared(config) == {"fine": "ok"}
+    assert declared_folders(config, tmp_path / "root") == [tmp_path / "root" / "ok"]

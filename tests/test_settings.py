@@ -113,3 +113,4 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 def test_freezing_then_thawing_gives_the_value_back(value):
     assert thaw(freeze(value)) == value
     assert json.dumps(thaw(freeze(value))) == json.dumps(value)  # order and types too
+

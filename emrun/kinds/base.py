@@ -190,8 +190,7 @@ class CellGrid:
         return cells
 
     def n_truths(self, values: dict) -> int:
-        truths = values["truths"]
-        return truths if isinstance(truths, int) else len(truths)
+        return self.settings(values).n_truths
 
     def plan(self, config: Config, stored=None) -> list[BatchSpec]:
         """One batch per (cell, truth), in a fixed order."""

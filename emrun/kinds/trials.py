@@ -293,9 +293,6 @@ class FirstKCluster(TrialGrid):
             check.fail("grid", "experiment first_k_cluster needs GD in grid.algorithm, one grid.step, one grid.init, "
                                "at most one grid.gd_max_iter and no truth option as a grid axis (set it in 'truth')")
 
-    def n_truths(self, values: dict) -> int:
-        return values["truths"]["max"]
-
     def truths_text(self, config: Config) -> str:
         return f"truths in blocks of {config.values['truths']['block']} (at most {config.n_truths})"
 

@@ -53,7 +53,7 @@ def declared_rows(ctx) -> dict[str, pd.DataFrame | str]:
     """For each companion the folder's config declares: its rows without failed trials (a copy), or
     one line saying why there are none to use (missing, unreadable, incomplete)."""
     out: dict[str, pd.DataFrame | str] = {}
-    for label, name in (ctx.config.get(KEY) or {}).items():
+    for label, name in declared(ctx.config).items():
         folder, where = ctx.root / name, f"companion {label} (results folder {name})"
         if not (folder / "manifest.json").is_file() or not has_rows(folder):
             out[label] = f"{where} holds no rows (sweep config {name} into the same results root)"
@@ -97,9 +97,17 @@ def _protocol(config: dict, ignore: tuple[str, ...] = ()) -> str:
     return json.dumps(same, sort_keys=True)
 
 
+def declared(config: dict) -> dict[str, str]:
+    """A stored config's companions, label -> config name. A manifest is data from wherever the
+    folder came from, so a name that is not a folder name (a path: '../x') is left out here too."""
+    companions = config.get(KEY)
+    return {label: name for label, name in companions.items() if isinstance(name, str) and _FOLDER.fullmatch(name)} \
+        if isinstance(companions, dict) else {}
+
+
 def declared_folders(config: dict, root: Path) -> list[Path]:
     """The results folders a config declares as companions (``companions:``) that exist under ``root``."""
-    return [root / name for name in (config.get(KEY) or {}).values() if (root / name / "manifest.json").is_file()]
+    return [root / name for name in declared(config).values() if (root / name / "manifest.json").is_file()]
 
 
 def most_truths(folder: Path, root: Path, ignore: tuple[str, ...] = (), differs: str | None = None,
@@ -198,7 +206,7 @@ def call_judge(claim, rows: pd.DataFrame, config: dict, params: dict, companions
         return claim.declared_spec().untestable(f"{'; '.join(missing)}.", **derived)
     verdict = claim.judge(rows, config, **params, companions=found)
     # The verdict rests on other folders' rows too: say which, so it can be audited.
-    named = ", ".join(f"{label} (results folder {name})" for label, name in (config.get(KEY) or {}).items())
+    named = ", ".join(f"{label} (results folder {name})" for label, name in declared(config).items())
     evidence = str(getattr(verdict, "evidence", "") or "").rstrip(".")
     return replace(verdict, evidence=f"{evidence}; compared with companion {named}") if named and is_dataclass(verdict) \
         else verdict
