@@ -40,26 +40,22 @@ class Study:
     pairs_updates: bool = False  # its report pairs it with the same study run with the other update
     claims: Any = None  # config values -> the emrun.criteria.Declared its section judges
     work: Any = None  # (config values, cell, convergence) -> emrun.work.Work: one batch's work (None: no expected time)
-    compiled: Any = None  # (say) -> None: readies the compiled code its quadrature uses, once per process
 
 
 def _study(run: str, section: str, options: dict, samples: bool = False, description: str = "",
-           pairs_updates: bool = False, claims: str | None = None, compiled: str | None = None) -> Study:
+           pairs_updates: bool = False, claims: str | None = None) -> Study:
     return Study(f"emrun.dynamics:{run}", section, options, samples, description, pairs_updates, claims,
-                 f"emrun.work.studies:{run}", compiled)
-
-
-FACTORISED = "emrun.models.gaussian_tensor:prepare"  # paper B's trajectories: see emrun.dynamics, paper B
+                 f"emrun.work.studies:{run}")
 
 
 BUILT_IN = {
     "rates": _study("rates", "emrun.report.gradem:rates", {"iterations": 3000, "weights": "dirichlet", "checkpoints": 80},
                     description="paper B, Figure 1 (left, middle): sub-linear convergence of L and D",
-                    claims="emrun.criteria.xu2024:rates_claims", compiled=FACTORISED),
+                    claims="emrun.criteria.xu2024:rates_claims"),
     "weights": _study("weights", "emrun.report.gradem:weights",
                       {"iterations": 2000, "weights": dynamics.PAPER_B_WEIGHTS, "checkpoints": 80},
                       description="paper B, Figure 1 (right): more even weights converge faster",
-                      claims="emrun.criteria.xu2024:weights_claims", compiled=FACTORISED),
+                      claims="emrun.criteria.xu2024:weights_claims"),
     "gradnorm": _study("gradnorm", "emrun.report.gradem:gradnorm", {"scale": 2.0, "trap_max_D": 20, "trap_cap": 200000},
                        description="paper B, Figure 2 (left): the gradient at Theorem 7's initialisation",
                        claims="emrun.criteria.xu2024:gradnorm_claims"),
@@ -183,11 +179,11 @@ class Dynamics(HasGrid):
         return STUDIES.get(values["study"]).work
 
     def prepare(self, values: dict, say=None) -> None:
-        """Compile or load the study's kernel where its expectations are quadrature (see CellGrid.prepare)."""
+        """Compile, or load, the Gaussian expectation kernels every study's steps use (see CellGrid.prepare)."""
+        from emrun.models import gaussian_kernels
+
         self.grid.prepare(values, say)
-        compiled = STUDIES.get(values["study"]).compiled
-        if compiled is not None and values["estimator"]["kind"] == "quadrature":
-            _callable(compiled)(say)
+        gaussian_kernels.prepare(say)
 
     def run_batch(self, values: dict, config_hash: str, spec: BatchSpec, retry=None) -> BatchResult:
         """The rows of one (cell, replicate) of a dynamics study."""

@@ -12,7 +12,7 @@ means (every integrand depends on x only through <x, mu_i>, so integrating in r 
 dimensions is exact), a fixed antithetic whitened sample (common random numbers: deterministic
 dynamics), a fresh sample per step (the paper's Monte Carlo), or a finite data set (sample EM).
 A quadrature rule's expectations can also be computed through its tensor structure
-(:mod:`emrun.models.gaussian_tensor`, compiled): faster, at a last-bits cost in L.
+(:mod:`emrun.models.gaussian_kernels`, compiled): faster, at a last-bits cost in L.
 
 Tied means (paper C): mu_j = R^j theta with R orthogonal, R^k = I; the loss is a function of theta,
 whose gradient is sum_j R^{-j} grad_j L, and EM on theta is GD with unit step.
@@ -44,7 +44,7 @@ class Nodes:
     """Where the integrand is evaluated: ``x`` [T or 1, P, r] in the coordinates of ``basis``
     [T, d, r] (None: the standard axes, r = d), with weights ``w`` [P] summing to 1. ``axis``
     (nodes [p], weights [p]): the nodes are that one-axis rule's tensor product, and expectations
-    may be computed through it (:mod:`emrun.models.gaussian_tensor`)."""
+    may be computed through it (:mod:`emrun.models.gaussian_kernels`)."""
 
     x: np.ndarray
     w: np.ndarray
@@ -142,35 +142,39 @@ def _coordinates(mu: np.ndarray, nodes: Nodes) -> np.ndarray:
     return mu if nodes.basis is None else mu @ nodes.basis
 
 
-def posterior_moments(pi: np.ndarray, mu: np.ndarray, nodes: Nodes):
-    """(E[psi_i] [T, n], E[psi_i x] [T, n, d], L [T], psi [T, n, P]) under the nodes.
+def posterior_moments(pi: np.ndarray, mu: np.ndarray, nodes: Nodes, keep_psi: bool = True):
+    """(E[psi_i] [T, n], E[psi_i x] [T, n, d], L [T], psi [T, n, P]) under the nodes, summed node by
+    node (without ``keep_psi`` the last array holds psi times the node weights instead).
 
     log pi_i + <x, mu_i> - ||mu_i||^2 / 2 is the log of pi_i N(x; mu_i, I) / N(x; 0, I), so the
-    log-sum-exp over i is log p_mu(x) / N(x; 0, I) and its mean is -L."""
-    coords = _coordinates(mu, nodes)
+    log-sum-exp over i is log p_mu(x) / N(x; 0, I) and its mean is -L. The additions, subtractions
+    and maximum run fused and compiled (emrun.models.gaussian_kernels), in numpy's order, so the
+    bits are those of the plain numpy expression; the exponentials are numpy's, two of them
+    (exp(logits - log_ratio), not exp(shifted) / sum: one exponential would do, at a few ulps'
+    difference, which moves a KL near the float64 floor by its own size)."""
+    from emrun.models import gaussian_kernels as kernels
+
     with np.errstate(divide="ignore"):
-        logits = np.log(pi)[:, :, None] + coords @ np.swapaxes(nodes.x, 1, 2)
-    logits -= 0.5 * (mu**2).sum(axis=2)[:, :, None]
-    # In place where it can be (these [T, n, P] arrays are the largest here): the same operations in
-    # the same order as exp(logits - log_ratio), so the same bits. One exponential would do, at a
-    # few ulps' difference, which moves a KL near the float64 floor by its own size.
-    top = logits.max(axis=1, keepdims=True)
-    shifted = logits - top
-    log_ratio = top[:, 0] + np.log(np.exp(shifted, out=shifted).sum(axis=1))  # [T, P]
-    logits -= log_ratio[:, None, :]
+        log_pi = np.log(pi)
+    logits = _coordinates(mu, nodes) @ np.swapaxes(nodes.x, 1, 2)  # <x, mu_i>: [T, n, P]
+    T, _, P = logits.shape
+    shifted, top, log_ratio = np.empty_like(logits), np.empty((T, P)), np.empty((T, P))
+    kernels.shifted_logits(logits, log_pi, 0.5 * (mu**2).sum(axis=2), shifted, top)
+    kernels.component_sum(np.exp(shifted, out=shifted), log_ratio)
+    kernels.log_posterior(logits, top, np.log(log_ratio, out=log_ratio))
     psi = np.exp(logits, out=logits)
-    weighted = psi * nodes.w
+    weighted = psi * nodes.w if keep_psi else np.multiply(psi, nodes.w, out=psi)
     moment = weighted @ nodes.x  # [T, n, r]
     if nodes.basis is not None:
         moment = moment @ np.swapaxes(nodes.basis, 1, 2)
-    return weighted.sum(axis=2), moment, -(log_ratio @ nodes.w), psi
+    return weighted.sum(axis=2), moment, -(log_ratio @ nodes.w), (psi if keep_psi else weighted)
 
 
 def moments(pi: np.ndarray, mu: np.ndarray, nodes: Nodes, with_loss: bool = True):
     """(E[psi_i] [T, n], E[psi_i x] [T, n, d], L [T]) as :func:`posterior_moments`, through the
     rule's tensor structure where the nodes allow it (then L is NaN unless ``with_loss``)."""
     if nodes.axis is not None:
-        from emrun.models.gaussian_tensor import tensor_moments
+        from emrun.models.gaussian_kernels import tensor_moments
 
         coords = np.ascontiguousarray(_coordinates(mu, nodes))
         with np.errstate(divide="ignore"):
@@ -179,7 +183,7 @@ def moments(pi: np.ndarray, mu: np.ndarray, nodes: Nodes, with_loss: bool = True
         z, moment, loss = np.empty((T, n)), np.empty((T, n, r)), np.empty(T)
         if tensor_moments(np.ascontiguousarray(offsets), coords, *nodes.axis, z, moment, loss, with_loss):
             return z, (moment if nodes.basis is None else moment @ np.swapaxes(nodes.basis, 1, 2)), loss
-    return posterior_moments(pi, mu, nodes)[:3]
+    return posterior_moments(pi, mu, nodes, keep_psi=False)[:3]
 
 
 def kl(pi: np.ndarray, mu: np.ndarray, nodes: Nodes) -> np.ndarray:

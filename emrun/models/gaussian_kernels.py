@@ -1,22 +1,29 @@
-"""Quadrature expectations of the means-only Gaussian mixture through the rule's tensor structure,
-compiled (numba). Same mathematics as :func:`emrun.models.gaussian_means.posterior_moments`.
+"""The compiled parts (numba) of the means-only Gaussian mixture's expectations
+(:mod:`emrun.models.gaussian_means`): the node-by-node sum's elementwise passes, fused, and the
+factorised quadrature.
 
-Why: on a tensor Gauss-Hermite rule the logit of component i at node x is
-a_i + sum_k x_k c_ik (a_i = log pi_i - ||mu_i||^2 / 2, c the means in the rule's coordinates), so
-exp(logit) is a product over axes of one-dimensional factors exp(x_k c_ik): points x rank
-exponentials per component and step instead of one per node, and a node costs a few multiplies
-per component. The numpy path spends most of its time in two exponentials and a dozen passes
-over [T, n, P] arrays (P = points^rank nodes).
+**Fused passes (every estimator, bit for bit numpy's).** The node-by-node sum makes a dozen numpy
+passes over [T, n, P] arrays, each of which reads and writes memory beyond the cache. The passes
+that are only additions, subtractions and a maximum (exact in IEEE arithmetic, so their order of
+evaluation is all that matters) are fused here into three, in numpy's order; the exponentials,
+logarithms, products with matrices and sums over nodes stay numpy's. So the rows are bit-identical
+to the all-numpy sum (tests hold them equal on random inputs), which paper C's studies need: they
+follow ln L to the float64 floor.
+
+**Factorised quadrature (paper B's trajectories).** On a tensor Gauss-Hermite rule the logit of
+component i at node x is a_i + sum_k x_k c_ik (a_i = log pi_i - ||mu_i||^2 / 2, c the means in the
+rule's coordinates), so exp(logit) is a product over axes of one-dimensional factors
+exp(x_k c_ik): points x rank exponentials per component and step instead of one per node, and a
+node costs a few multiplies per component.
 
 Range: each axis' factors are shifted by their largest value, so every factor lies in (0, 1] and
 the largest product is exp(0) at the best component; a call refuses (returns False) when some
-node's mixture density could fall below exp(-600), and the caller then uses the numpy path.
+node's mixture density could fall below exp(-600), and the caller then uses the node-by-node sum.
 
 Rounding: a factor's rounding is shared by every node on its axis line instead of averaging out
-over nodes, so L differs from the numpy path's by up to about 1e-14 (absolute; L is a sum of O(1)
-terms), against about 1e-17 for the numpy path; z and the moments by about 1e-15. Studies that
-follow L down to the float64 floor (paper C's) keep the numpy path. The sum giving L is
-compensated (Neumaier), otherwise its error grows with the node count (1e-13 at 7776 nodes).
+over nodes, so L differs from the node-by-node sum by up to about 1e-14 (absolute; L is a sum of
+O(1) terms), against about 1e-17 for that sum; z and the moments by about 1e-15. The sum giving L
+is compensated (Neumaier), otherwise its error grows with the node count (1e-13 at 7776 nodes).
 """
 
 from __future__ import annotations
@@ -25,6 +32,55 @@ import numpy as np
 from numba import njit
 
 _FLOOR = -600.0  # log of the smallest mixture density (relative to the largest term) allowed
+
+
+# --- the node-by-node sum's fused passes ------------------------------------------------------
+
+@njit(cache=True)
+def shifted_logits(logits, log_pi, half_norm, shifted, top):
+    """In place: logits [T, n, P] (on entry <x, mu_i>) become (log pi_i + <x, mu_i>) - ||mu_i||^2 / 2
+    (log_pi, half_norm [T, n]); top [T, P] = their maximum over i; shifted = logits - top. A NaN
+    logit may leave top finite where numpy's maximum is NaN: either way every output at that node
+    is NaN, since the sum over components that follows includes it."""
+    T, n, P = logits.shape
+    for t in range(T):
+        for i in range(n):
+            a, h = log_pi[t, i], half_norm[t, i]
+            for p in range(P):
+                value = (a + logits[t, i, p]) - h
+                logits[t, i, p] = value
+                top[t, p] = value if i == 0 else max(top[t, p], value)
+        for i in range(n):
+            for p in range(P):
+                shifted[t, i, p] = logits[t, i, p] - top[t, p]
+
+
+@njit(cache=True)
+def component_sum(terms, out):
+    """out [T, P] = sum over i of terms [T, n, P], in numpy's order for this axis (i = 0, 1, ...)."""
+    T, n, P = terms.shape
+    for t in range(T):
+        for p in range(P):
+            out[t, p] = terms[t, 0, p]
+        for i in range(1, n):
+            for p in range(P):
+                out[t, p] += terms[t, i, p]
+
+
+@njit(cache=True)
+def log_posterior(logits, top, log_ratio):
+    """In place: log_ratio [T, P] (on entry log sum_i exp(shifted)) becomes top + itself, the log of
+    p_mu(x) / N(x; 0, I); logits [T, n, P] become logits - log_ratio, the log posterior."""
+    T, n, P = logits.shape
+    for t in range(T):
+        for p in range(P):
+            log_ratio[t, p] = top[t, p] + log_ratio[t, p]
+        for i in range(n):
+            for p in range(P):
+                logits[t, i, p] -= log_ratio[t, p]
+
+
+# --- the factorised quadrature ------------------------------------------------------------------
 
 
 @njit(cache=True)
@@ -138,19 +194,23 @@ def tensor_moments(a, c, x1, w1, z, moment, loss, with_loss):
 
 
 def cached() -> bool:
-    """Whether numba's cache holds this file's compiled kernel (as emrun.models.bernoulli_fused.cached)."""
+    """Whether numba's cache holds this file's compiled kernels (as emrun.models.bernoulli_fused.cached)."""
     try:
-        return bool(tensor_moments._cache._cache_file._load_index())
+        return all(kernel._cache._cache_file._load_index() for kernel in (tensor_moments, shifted_logits))
     except Exception:  # noqa: BLE001 (a changed numba or an unreadable index: the kernel compiles, as said)
         return False
 
 
 def prepare(say=None) -> None:
-    """Compile the kernel, or load it from the cache, in this process. ``say`` (the sweep process,
-    before its workers start): tell the user when it compiles, and leave loading to the workers."""
+    """Compile the kernels, or load them from the cache, in this process. ``say`` (the sweep process,
+    before its workers start): tell the user when they compile, and leave loading to the workers."""
     if say is not None:
         if cached():
             return
-        say("compiling the quadrature kernel (first run only; a few seconds)")
+        say("compiling the Gaussian expectation kernels (first run only; a few seconds)")
     x, w = np.array([-1.0, 1.0]), np.array([0.5, 0.5])
     tensor_moments(np.zeros((1, 2)), np.zeros((1, 2, 1)), x, w, np.empty((1, 2)), np.empty((1, 2, 1)), np.empty(1), True)
+    logits, pair, nodes = np.zeros((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2))
+    shifted_logits(logits, pair, pair, np.empty((1, 2, 2)), nodes)
+    component_sum(logits, nodes)
+    log_posterior(logits, nodes, nodes)
