@@ -56,27 +56,30 @@ def _units(plan: Plan) -> tuple[Any, Any]:
     return units.reshape(len(kept), len(PER_BATCH)), np.array([w.copies for w in kept], dtype=float)
 
 
-def _wall(units: Any, copies: Any, prices: Any, start: float, rounds: int, workers: int) -> float:
-    """Wall seconds: ``rounds`` pool starts when there is a pool, then the batches on the workers
-    (each at least as long as the longest batch)."""
+def _wall(units: Any, copies: Any, prices: Any, start: float, kernel: float, rounds: int, workers: int) -> float:
+    """Wall seconds: ``rounds`` pool starts, each with its workers' kernel load, when there is a
+    pool, else one kernel load in the sweep's own process; then the batches on the workers (each
+    at least as long as the longest batch)."""
     if not len(copies):
         return 0.0
     costs = units @ prices
     batches = copies.sum()
     pooled = workers > 1 and batches > 1
-    return rounds * start * pooled + max(float(costs @ copies) / max(1.0, min(workers, batches)), float(costs.max()))
+    starts = rounds * (start + kernel) if pooled else kernel
+    return starts + max(float(costs @ copies) / max(1.0, min(workers, batches)), float(costs.max()))
 
 
 def sweep_seconds(plan: Plan, prices: dict[str, float], workers: int) -> float:
     """Wall seconds of a sweep of this plan on ``workers`` workers at ``prices``: each round on a
     pool of workers (started at ``sweep`` seconds, and ``kernel`` more when each worker loads a
     compiled kernel) when it has more than one batch and more than one worker, else in the sweep's
-    own process; the batches spread over the workers, the longest one at least."""
+    own process (which loads the kernel once); the batches spread over the workers, the longest one
+    at least."""
     import numpy as np
 
     units, copies = _units(plan)
-    start = prices["sweep"] + prices["kernel"] * plan.kernel
-    return _wall(units, copies, np.array([prices[p] for p in PER_BATCH]), start, plan.rounds, workers)
+    return _wall(units, copies, np.array([prices[p] for p in PER_BATCH]), prices["sweep"], prices["kernel"] * plan.kernel,
+                 plan.rounds, workers)
 
 
 def fit(observed: list[tuple]) -> dict[str, float]:
@@ -96,7 +99,7 @@ def fit(observed: list[tuple]) -> dict[str, float]:
     def residuals(logs: np.ndarray) -> np.ndarray:
         prices, unrecorded = np.exp(logs[:-1]), logs[-1]
         sweep, kernel, vector = prices[PRICES.index("sweep")], prices[PRICES.index("kernel")], prices[per_batch]
-        fitted = [math.log(_wall(units, copies, vector, sweep + kernel * plan.kernel, plan.rounds, workers))
+        fitted = [math.log(_wall(units, copies, vector, sweep, kernel * plan.kernel, plan.rounds, workers))
                   + (0.0 if known else unrecorded) - measured
                   for units, copies, plan, workers, measured, known in arrays]
         return np.concatenate([fitted, (logs[:-1] - start[:-1]) / PRIOR_WIDTH])

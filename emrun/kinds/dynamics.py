@@ -118,6 +118,7 @@ class Dynamics(HasGrid):
     name = "dynamics"
     keys = {**SHARED_KEYS, "study": False, "options": False, "estimator": False, "companions": False}
     row_noun = "study rows"
+    prepares_kernels = True  # every worker loads the Gaussian expectation kernels first (prepare; emrun.work.loads_kernel)
 
     def __init__(self):
         self.grid = CellGrid(check_model=self._check_model)

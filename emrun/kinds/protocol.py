@@ -26,7 +26,7 @@ REQUIRED: dict[str, tuple[str, ...] | None] = {
     "write_report": ("ctx",),  # emrun.report.ReportContext -> emrun.report.ReportResult
 }
 OPTIONAL: dict[str, tuple[str, ...] | None] = {
-    "row_noun": None, "adaptive": None, "replayable": None,
+    "row_noun": None, "adaptive": None, "replayable": None, "prepares_kernels": None,
     "names_used": ("values",), "cells": ("values",), "n_truths": ("values",), "planned_bound": ("config",),
     "first_round": ("config",), "find_batch": ("config", "batch_id"), "estimated_cost": ("values", "spec"),
     "estimated_seconds": ("values",), "counting": ("values",), "prepare": ("values", "say"),
@@ -35,7 +35,8 @@ OPTIONAL: dict[str, tuple[str, ...] | None] = {
     "traced": ("values",), "settings": ("values",),
 }
 MEMBERS = {**REQUIRED, **OPTIONAL}
-ATTRIBUTE_TYPES = {"name": str, "keys": dict, "row_noun": str, "adaptive": bool, "replayable": bool}
+ATTRIBUTE_TYPES = {"name": str, "keys": dict, "row_noun": str, "adaptive": bool, "replayable": bool,
+                   "prepares_kernels": bool}
 
 
 class KindError(ValueError):
@@ -79,6 +80,7 @@ class Kind:
     row_noun = "rows"  # what its rows are called in messages ("trials", "check rows", ...)
     adaptive = False  # True if its plan grows with the rows stored so far
     replayable = False  # True if `emrun replay` can re-run one stored row (rows carry batch_id and run_index)
+    prepares_kernels = False  # True if its prepare() always loads compiled code (the cost model counts the load)
 
     def __init__(self, implementation: Any):
         problems = protocol_problems(implementation)

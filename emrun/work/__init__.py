@@ -71,11 +71,12 @@ TRIAL_ROW, TRACE_ROW, CHECK_ROW, STUDY_ROW = 25, 6, 14, 20  # values per row, be
 # Python-level calls per iteration of each numpy loop, counted with cProfile (emrun 0.2.0): the trial
 # loop of emrun.algorithms (per algorithm, and per quantity it records), emrun.dynamics.follow (per
 # estimator: a quadrature rule finds the means' span every step; tied means add their rotations),
-# the trap loop of gradnorm and the rotation check's loop.
+# the trap loop of gradnorm and the rotation check's loop; "factorised": follow's step on paper B's
+# factorised quadrature (counted with cProfile at 0a4c146).
 # A recorded trace is stored in long form by emrun.experiments.trace_table, one pandas frame per
 # recorded iterate and quantity: about 880 calls each.
 CALLS = {"em": 80, "gd": 125, "recorded": 17, "quadrature": 88, "whitened_mc": 39, "fresh_mc": 55, "sample": 38,
-         "tied": 20, "gradnorm": 84, "rotation": 52, "trace_frame": 880}
+         "tied": 20, "gradnorm": 84, "rotation": 52, "trace_frame": 880, "factorised": 64}
 
 
 def loop(iterations: float, trials: float, points: float, m: int, dims: int, values: float = 0.0,
@@ -112,9 +113,12 @@ def plan(config: Any, convergence: Any) -> Plan | None:
 
 
 def loads_kernel(values: dict) -> bool:
-    """Whether a worker readies a compiled kernel before its first batch (CellGrid.prepare)."""
-    from emrun.registry import ACCELERATORS
+    """Whether a worker readies a compiled kernel before its first batch: the model's accelerators
+    (CellGrid.prepare), or a kind that says it always does (``prepares_kernels``)."""
+    from emrun.registry import ACCELERATORS, KINDS
 
+    if values.get("experiment") in KINDS and KINDS.get(values["experiment"]).prepares_kernels:
+        return True
     return any(f"{values.get('model')}/{a}" in ACCELERATORS for a in values.get("grid", {}).get("algorithm", ()))
 
 

@@ -29,9 +29,11 @@ def rates(values: dict, cell: Cell, convergence: Any) -> Work:
     trials = values["runs"][cell.algorithm] * (len(options["weights"]) if isinstance(options["weights"], list) else 1)
     (points, dims), iterations, checks = _points(values, cell.m, cell.D), options["iterations"], options["checkpoints"]
     stored = (STUDY_ROW + cell.m) * trials * checks
+    if estimator["kind"] == "quadrature":  # factorised (emrun.models.gaussian_kernels): compiled, no exponential per node
+        finer = (estimator["size"] + 2) ** dims
+        return (Work(calls=(iterations + checks) * CALLS["factorised"], values=stored)
+                + compiled(trials, iterations, points, cell.m, dims) + compiled(trials, checks, finer, cell.m, dims))
     work = loop(iterations, trials, points, cell.m, dims, values=stored, calls=study_calls(values))
-    if estimator["kind"] == "quadrature":
-        work += loop(checks, trials, (estimator["size"] + 2) ** dims, cell.m, dims, calls=study_calls(values))
     if estimator["kind"] == "fresh_mc":
         work += Work(exps=iterations * points * cell.D)
     return work
