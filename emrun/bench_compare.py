@@ -3,8 +3,9 @@
 Each measurement runs the real command line of both trees (a worktree of BASE beside this one),
 interleaved (base, new, base, new, ...), and keeps every repeat, its median and its minimum, with
 the load average before each: a ratio is only fair when both sides ran under the same conditions.
-The measurements use only what both trees accept (``emrun sweep`` of a config), so the base's code
-runs unmodified:
+The measurements use only what both trees accept (``emrun sweep`` of a config, each tree's own copy
+of it: an older tree refuses keys added since, such as ``companions``, which change no hash), so
+the base's code runs unmodified:
 
 - the Table 1 sweep (wall and CPU of the sweep and its workers), compiled kernels warm;
 - the tail of a batch: one truth of Tables 3-4's cell m = 6, D = 10, 60 EM runs to convergence;
@@ -76,7 +77,7 @@ def _measure(name: str, tree: Path, scratch: Path) -> dict:
     results = scratch / f"{name}_{tree.name}_{time.monotonic_ns()}"
     if name == "tail":
         return tail_metric(tree, results.with_suffix(""))
-    return _sweep(tree, ROOT / "configs" / f"{name}.yaml", results)
+    return _sweep(tree, tree / "configs" / f"{name}.yaml", results)  # each tree's own: an older one refuses newer keys
 
 
 def _summary(values: list[float]) -> dict:
