@@ -25,6 +25,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -c "from emrun.models.bernoulli import KERNEL; KERNEL.prepare(print)"  # compile once, into ~/.cache/emrun
+	$(BIN)/python -c "from emrun.models import gaussian_kernels; gaussian_kernels.prepare(print)"
 	touch $@
 
 install: $(VENV)/.installed

@@ -4,8 +4,9 @@ Each measurement runs the real command line of both trees (a worktree of BASE be
 interleaved (base, new, base, new, ...), and keeps every repeat, its median and its minimum, with
 the load average before each: a ratio is only fair when both sides ran under the same conditions.
 The measurements use only what both trees accept (``emrun sweep`` of a config, each tree's own copy
-of it: an older tree refuses keys added since, such as ``companions``, which change no hash), so
-the base's code runs unmodified:
+of it: an older tree refuses keys added since, such as ``companions``, which change no hash; the
+two sweeps' config hashes are compared and a difference stops the comparison), so the base's code
+runs unmodified:
 
 - the Table 1 sweep (wall and CPU of the sweep and its workers), compiled kernels warm;
 - the tail of a batch: one truth of Tables 3-4's cell m = 6, D = 10, 60 EM runs to convergence;
@@ -73,11 +74,13 @@ def tail_metric(tree: Path, scratch: Path) -> dict:
             "trial_iterations": seconds[20000][1], "metric": round(whole / active, 3)}
 
 
-def _measure(name: str, tree: Path, scratch: Path) -> dict:
+def _measure(name: str, tree: Path, scratch: Path) -> tuple[dict, str | None]:
+    """The measurement's numbers, and the hash of the config it swept (None: the tail's own configs)."""
     results = scratch / f"{name}_{tree.name}_{time.monotonic_ns()}"
     if name == "tail":
-        return tail_metric(tree, results.with_suffix(""))
-    return _sweep(tree, tree / "configs" / f"{name}.yaml", results)  # each tree's own: an older one refuses newer keys
+        return tail_metric(tree, results.with_suffix("")), None
+    measured = _sweep(tree, tree / "configs" / f"{name}.yaml", results)  # each tree's own: an older one refuses newer keys
+    return measured, json.loads((results / name / "manifest.json").read_text())["config_hash"]
 
 
 def _summary(values: list[float]) -> dict:
@@ -102,9 +105,15 @@ def main(base: str, repeats: int, paper: bool, out: str) -> None:
             measured: dict = {}
             for name in ("bmm_table1", "tail", "simplex_rates", "gradem_figure1_rates"):
                 for _ in range(repeats):
+                    hashes = set()
                     for side, tree in trees.items():
                         load = os.getloadavg()[0]
-                        result = _measure(name, tree, scratch)
+                        result, config_hash = _measure(name, tree, scratch)
+                        hashes.add(config_hash)
+                        if len(hashes) > 1:
+                            raise click.ClickException(f"configs/{name}.yaml has another hash at {base} than here "
+                                                       f"({', '.join(sorted(map(str, hashes)))}): the trees would time "
+                                                       "different work")
                         for key, value in result.items():
                             measured.setdefault(name, {}).setdefault(key, {}).setdefault(side, []).append(value)
                         measured[name].setdefault("load_before", {}).setdefault(side, []).append(round(load, 2))
@@ -130,7 +139,7 @@ def main(base: str, repeats: int, paper: bool, out: str) -> None:
              for name, keys in measured.items()}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     result = {"base": base, "new": commit, "repeats": repeats, "cpu_count": os.cpu_count(), "measurements": table,
-              "command": f"python -m emrun.bench_compare {base} --repeats {repeats}{' --paper' if paper else ''}"}
+              "command": f"python -m emrun.bench_compare {base} --repeats {repeats}{' --paper' if paper else ''} --out {out}"}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     for name, keys in table.items():

@@ -139,3 +139,25 @@ def test_sweeps_that_recorded_no_load_inform_the_prices_but_not_their_level(reco
     assert prices["unrecorded"] == pytest.approx(3.0, rel=0.2)
     for name in ("sweep", "kernel", "batch"):
         assert prices[name] == pytest.approx(base[name], rel=0.25), name
+
+
+def test_a_kind_that_always_loads_kernels_has_the_load_counted():
+    """The dynamics kind loads the Gaussian kernels in every worker (prepares_kernels); a kind
+    that does not, on a model without accelerators, loads none."""
+    from emrun import work
+
+    assert work.loads_kernel({"experiment": "dynamics", "model": "gaussian", "grid": {"algorithm": ["gd"]}})
+    assert not work.loads_kernel({"experiment": "theory", "model": "gaussian", "grid": {"algorithm": ["gd"]}})
+    assert work.loads_kernel({"experiment": "grid", "model": "bernoulli", "grid": {"algorithm": ["em"]}})
+
+
+def test_the_kernel_load_is_counted_once_in_process_and_per_round_on_a_pool():
+    import numpy as np
+
+    from emrun.estimate import PER_BATCH, _wall
+
+    units, prices = np.zeros((1, len(PER_BATCH))), np.zeros(len(PER_BATCH))
+    units[0, 0], prices[0] = 1.0, 1.0  # one second per batch
+    assert _wall(units, np.array([1.0]), prices, 5.0, 0.5, 1, 2) == 0.5 + 1.0  # one batch: the sweep's own process
+    assert _wall(units, np.array([4.0]), prices, 5.0, 0.5, 2, 2) == 2 * (5.0 + 0.5) + 2.0  # two rounds on a pool of 2
+    assert _wall(units, np.array([4.0]), prices, 5.0, 0.5, 1, 1) == 0.5 + 4.0  # one worker: in process

@@ -4,11 +4,12 @@ at the tolerances the module docstring states."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from emrun.dynamics import follow
 from emrun.models import gaussian_means as gm
+from emrun.models.gaussian_kernels import tensor_moments
 
 TOLERANCE = 1e-13  # absolute, on z, E[psi x] and L (measured: ~1e-15 at 7776 nodes)
 
@@ -32,6 +33,7 @@ def _all_numpy(pi, mu, nodes):
 
 
 @settings(max_examples=60, deadline=None)
+@example(seed=1, T=2, n=12, d=2, estimator="sample", size=1, scale=0.5, zero_weight=False, nan_mean=False)  # P = 1
 @given(seed=st.integers(0, 10**6), T=st.integers(1, 4), n=st.integers(1, 12), d=st.integers(1, 4),
        estimator=st.sampled_from(["quadrature", "whitened_mc", "sample", "sample per trial"]),
        size=st.integers(1, 3000), scale=st.sampled_from([0.0, 0.01, 0.5, 2.0, 8.0]),
@@ -114,18 +116,32 @@ def test_a_zero_weight_gives_zero_mass_and_no_nan():
     assert np.abs(fast[2] - reference[2]).max() <= TOLERANCE
 
 
-@pytest.mark.parametrize("scale", [60.0, np.inf, np.nan])
+def test_one_weight_vector_serves_every_trial():
+    """pi [1, n] with T trials, as numpy broadcasting allowed: the same as pi repeated."""
+    rng = np.random.default_rng(8)
+    mu, pi = rng.standard_normal((3, 4, 2)), rng.dirichlet(np.ones(4), size=1)
+    nodes = gm.Expectations(gm.Estimator("quadrature", 7), 2).nodes(mu)
+    for a, b in zip(gm.posterior_moments(pi, mu, nodes), _all_numpy(np.repeat(pi, 3, axis=0), mu, nodes), strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("scale", [60.0, np.inf, np.nan, "one NaN"])
 def test_out_of_range_means_fall_back_to_the_node_by_node_sum(scale):
-    """Where some node's density could underflow (or the means are not finite), the numpy path
+    """Where some node's density could underflow (or some mean is not finite), the numpy path
     answers, bit for bit."""
-    mu = np.array([[[scale, 0.0], [-scale, 0.0]]])
-    pi = np.array([[0.5, 0.5]])
+    mu = np.array([[[1.0, 0.0], [np.nan, 0.5], [-1.0, 0.0]]]) if scale == "one NaN" else \
+        np.array([[[scale, 0.0], [-scale, 0.0]]])
+    pi = np.full((1, mu.shape[1]), 1.0 / mu.shape[1])
     nodes = gm.Expectations(gm.Estimator("quadrature", 30), 2, factorised=True).nodes(np.ones((1, 2, 2)))
     with np.errstate(invalid="ignore"):
         expected = gm.posterior_moments(pi, mu, gm.Nodes(nodes.x, nodes.w, nodes.basis))[:3]
         got = gm.moments(pi, mu, nodes)
     for a, b in zip(expected, got, strict=True):
         assert np.array_equal(a, b, equal_nan=True)
+    T, n, r = mu.shape
+    with np.errstate(invalid="ignore"):
+        offsets = np.log(pi) - 0.5 * (mu**2).sum(axis=2)
+    assert not tensor_moments(offsets, mu, *nodes.axis, np.empty((T, n)), np.empty((T, n, r)), np.empty(T), True)
 
 
 def test_a_trajectory_is_the_same_to_the_tolerance_and_its_unrecorded_losses_are_not_computed():

@@ -154,13 +154,17 @@ def posterior_moments(pi: np.ndarray, mu: np.ndarray, nodes: Nodes, keep_psi: bo
     difference, which moves a KL near the float64 floor by its own size)."""
     from emrun.models import gaussian_kernels as kernels
 
-    with np.errstate(divide="ignore"):
-        log_pi = np.log(pi)
     logits = _coordinates(mu, nodes) @ np.swapaxes(nodes.x, 1, 2)  # <x, mu_i>: [T, n, P]
-    T, _, P = logits.shape
+    T, n, P = logits.shape
+    with np.errstate(divide="ignore"):
+        log_pi = np.ascontiguousarray(np.broadcast_to(np.log(pi), (T, n)))  # pi [1, n] serves every trial
     shifted, top, log_ratio = np.empty_like(logits), np.empty((T, P)), np.empty((T, P))
     kernels.shifted_logits(logits, log_pi, 0.5 * (mu**2).sum(axis=2), shifted, top)
-    kernels.component_sum(np.exp(shifted, out=shifted), log_ratio)
+    np.exp(shifted, out=shifted)
+    if P == 1:  # numpy then sums along a contiguous axis, pairwise from 8 terms on: its own sum keeps its bits
+        np.sum(shifted, axis=1, out=log_ratio)
+    else:
+        kernels.component_sum(shifted, log_ratio)
     kernels.log_posterior(logits, top, np.log(log_ratio, out=log_ratio))
     psi = np.exp(logits, out=logits)
     weighted = psi * nodes.w if keep_psi else np.multiply(psi, nodes.w, out=psi)
