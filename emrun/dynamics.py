@@ -120,8 +120,8 @@ def _update(spec) -> tuple[str, float]:
 
 # --- paper B --------------------------------------------------------------------------------------
 # The trajectory studies (rates, weights) read L where it is 1e-8 or more, so the factorised
-# quadrature's last-bits difference (~1e-14 in L, emrun.models.gaussian_kernels) never shows, and it
-# makes them several times faster. gradnorm's trap count starts at a saddle and paper C's studies
+# quadrature's last-bits difference (~1e-15 in L, tested to 1e-13: emrun.models.gaussian_kernels)
+# never shows, and it makes them several times faster. gradnorm's trap count starts at a saddle and paper C's studies
 # follow ln L down to the float64 floor: they keep the node-by-node sum.
 
 def rates(values: dict, spec) -> list[dict]:
