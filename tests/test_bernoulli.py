@@ -471,3 +471,38 @@ def test_one_trial_alone_gives_the_same_bits_as_among_sixty(algorithm, samples):
         np.testing.assert_array_equal(alone.pi[0], together.pi[r])
         np.testing.assert_array_equal(alone.mu[0], together.mu[r])
         assert alone.iterations[0] == together.iterations[r] and alone.status[0] == together.status[r]
+
+
+@pytest.mark.parametrize("boundary", ["exact", "as_published"])
+def test_gd_from_the_boundary_alone_gives_the_same_bits_as_in_a_batch(boundary):
+    # GD's boundary terms visit only the lanes with a mean at 0 or 1, and components with no such
+    # lane take the unmasked loops: a trial's bits must not depend on its neighbours' boundaries.
+    data, pi, mu = random_problem(4, 6, 24, 12)
+    mu[:5, 0, 0], mu[5:8, 2, 3], mu[8, 1] = 0.0, 1.0, 1.0  # some trials, some components on the boundary
+    together = run_batch(b, data, pi, mu, "gd", 400, 1e-9, step=0.05, gd_boundary=boundary)
+    assert together.touched_boundary[:9].all() and not together.touched_boundary.all()
+    for r in (0, 6, 8, 20):
+        alone = run_batch(b, data, pi[r:r + 1], mu[r:r + 1], "gd", 400, 1e-9, step=0.05, gd_boundary=boundary)
+        np.testing.assert_array_equal(alone.pi[0], together.pi[r])
+        np.testing.assert_array_equal(alone.mu[0], together.mu[r])
+        assert alone.iterations[0] == together.iterations[r] and alone.status[0] == together.status[r]
+
+
+@pytest.mark.parametrize("m", [3, 10])  # 10: two groups of eight accumulators in the patterns-inner sums
+def test_incomplete_population_alone_gives_the_same_bits_as_among_many(m):
+    # A truth whose every component has a mean at exactly 0 for x_0 or x_1 gives the patterns with
+    # x_0 = x_1 = 1 probability 0, and the population leaves them out: the patterns-inner pass then
+    # multiplies factors pattern by pattern instead of doubling a complete table.
+    rng = np.random.default_rng(5)
+    pi_true, mu_true = b.random_mixture(m, 6, rng)
+    mu_true[0, 0], mu_true[1:, 1] = 0.0, 0.0
+    data = b.population_patterns(pi_true, mu_true)
+    assert len(data.weights) == 48
+    draws = [b.random_mixture(m, 6, rng) for _ in range(30)]
+    pi, mu = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+    together = run_batch(b, data, pi, mu, "em", 3000, 1e-7)
+    for r in (0, 29):
+        alone = run_batch(b, data, pi[r:r + 1], mu[r:r + 1], "em", 3000, 1e-7)
+        np.testing.assert_array_equal(alone.pi[0], together.pi[r])
+        np.testing.assert_array_equal(alone.mu[0], together.mu[r])
+        assert alone.iterations[0] == together.iterations[r]

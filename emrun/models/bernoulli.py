@@ -377,8 +377,9 @@ class CompiledLoop:
                 and problem.data.patterns.shape[1] <= self.max_features)
 
     def bytes_per_trial(self, m: int, D: int) -> int:
-        """The kernel's per-trial lane state; the data, P (D + 2) words, are shared by the batch."""
-        return 8 * (5 * m * D + 5 * m + 8)
+        """The kernel's per-trial lane state (with the products of leading factors, (D + 1) m words);
+        what it keeps per pattern, about P (3 D + 2 m + 5) words, is shared by the batch."""
+        return 8 * (6 * m * D + 6 * m + 8)
 
     def prepare(self, say=None) -> None:
         """Compile the kernel in this process (once), into the on-disk cache that other processes

@@ -12,6 +12,15 @@ of eq. 2.13 is available as in the numpy engine.
 Why a kernel: the batched numpy engine costs about 5 us per trial-iteration at m = 3, D = 5 on
 this project's machine (every array pass re-reads [T, m, P] arrays and numpy's exp is not
 vectorised without AVX-512), far above the arithmetic's cost; this kernel takes about 1 us.
+
+Where the work goes (issue 33, measured at m = 6, D = 10 on the population): a pattern's product
+of D factors is built on the product of the patterns before it (the patterns come sorted, so
+consecutive ones share a prefix of features: about 2 multiplies per pattern and component instead
+of D); what remains is the sums E[gamma_c x_j], one add per pattern with x_j = 1. With one trial
+left, those sums run feature by feature over the patterns that have x_j = 1, eight components at
+a time in local accumulators. GD's boundary terms visit only the lanes with a mean at 0 or 1.
+Every change keeps each trial's arithmetic, operation for operation and in the same order, so the
+rows are the same bits as before (tests compare a trial alone with the same trial among sixty).
 """
 
 from __future__ import annotations
@@ -64,20 +73,59 @@ def _project_to_simplex(v, out, u):
         out[i] = max(v[i] - theta, 0.0)
 
 
-FEW_LANES = 16  # at most this many active trials: patterns become the inner (vectorised) loop
+FEW_LANES = 8  # at most this many active trials: patterns become the inner (vectorised) loop
 
 
 @njit(cache=True)
-def _lane_sums_patterns_inner(t, values, values_t, weights, pi, mu, factor_product, scale, z, s1):
+def _pattern_structure(patterns):
+    """What the passes reuse about the patterns [P, D] (sorted, distinct): how many leading
+    features each pattern shares with the one before (``shared`` [P]), the patterns with x_j = 1
+    for each feature (``feature_ones`` [D, P], the first ``feature_count[j]`` of row j, in pattern
+    order), and whether they are all 2^D patterns in :func:`emrun.models.bernoulli.all_patterns`'
+    order (``complete``: a component's table can then be built by doubling)."""
+    n_patterns, D = patterns.shape
+    shared = np.zeros(n_patterns, np.int64)
+    for p in range(1, n_patterns):
+        k = 0
+        while k < D - 1 and patterns[p, k] == patterns[p - 1, k]:
+            k += 1
+        shared[p] = k
+    feature_ones, feature_count = np.zeros((D, n_patterns), np.int64), np.zeros(D, np.int64)
+    complete = n_patterns == 2**D
+    for p in range(n_patterns):
+        for j in range(D):
+            if patterns[p, j]:
+                feature_ones[j, feature_count[j]] = p
+                feature_count[j] += 1
+            complete = complete and patterns[p, j] == (p >> (D - 1 - j)) & 1
+    return shared, feature_ones, feature_count, complete
+
+
+@njit(cache=True)
+def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scale, z, s1,
+                              feature_ones, feature_count, complete, pattern_usable):
     """Z_c and E[gamma_c x] of lane ``t`` with the patterns as the inner loop, for when few trials
     are active (the lane loops would then be one or two long). Same operations in the same order
-    as the lane-inner pass, so the same results: a factor is mu or 1 - mu, selected exactly, and
-    each sum runs over the patterns in order.
+    as the lane-inner pass, so the same results: a factor is mu or 1 - mu, selected exactly, each
+    product runs over the features in order from 1.0, and each sum over the patterns in order.
     Only for means inside (0, 1); returns False if some p(x) < _TINY (the caller then takes the
     general pass, with its log-space fallback)."""
     m, D = mu.shape[0], mu.shape[1]
     n_patterns = values_t.shape[1]
     for c in range(m):
+        if complete:  # the table over features 0..j is the one over 0..j-1 times 1 - mu_j or mu_j
+            product = factor_product[c]
+            product[0] = 1.0
+            size = 1
+            for j in range(D):
+                high = mu[c, j, t]
+                low = 1.0 - high
+                for k in range(size - 1, -1, -1):  # from the top: entry k is read before 2k is written
+                    value = product[k]
+                    product[2 * k + 1] = value * high
+                    product[2 * k] = value * low
+                size *= 2
+            continue
         for p in range(n_patterns):
             factor_product[c, p] = 1.0
         for j in range(D):
@@ -98,32 +146,48 @@ def _lane_sums_patterns_inner(t, values, values_t, weights, pi, mu, factor_produ
         scale[p] = weights[p] / max(scale[p], _TINY)
     if smallest < _TINY:
         return False
-    # Patterns outer, every (c, j) sum its own accumulator: the additions of one pattern are
-    # independent. A term v x_j with x_j = 0 adds +0.0, which leaves a sum of non-negative terms
-    # unchanged: the same bits as the lanes-inner pass, which skips it.
-    z_sum, s1_sum = np.zeros(m), np.zeros((m, D))
     for p in range(n_patterns):
-        row = values[p]
         for c in range(m):
-            usable = factor_product[c, p] * scale[p]
-            z_sum[c] += usable
-            for j in range(D):
-                s1_sum[c, j] += usable * row[j]
-    for c in range(m):
-        z[c, t] = z_sum[c]
-        for j in range(D):
-            s1[c, j, t] = s1_sum[c, j]
+            pattern_usable[p, c] = factor_product[c, p] * scale[p]  # columns m.. stay 0
+    # Each sum over the patterns that have x_j = 1 (Z_c: over every pattern), in pattern order: the
+    # adds of the lane-inner pass, which skips x_j = 0. Eight components at a time, in locals: eight
+    # independent chains the compiler keeps in registers (one array slot each would be a load and a
+    # store per add, which bounded this loop at about 1.5 cycles per add).
+    for j in range(-1, D):
+        count = n_patterns if j < 0 else feature_count[j]
+        for group in range(0, pattern_usable.shape[1], 8):
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+            for k in range(count):
+                row = pattern_usable[k if j < 0 else feature_ones[j, k]]
+                a0 += row[group]
+                a1 += row[group + 1]
+                a2 += row[group + 2]
+                a3 += row[group + 3]
+                a4 += row[group + 4]
+                a5 += row[group + 5]
+                a6 += row[group + 6]
+                a7 += row[group + 7]
+            sums = (a0, a1, a2, a3, a4, a5, a6, a7)
+            for i in range(min(8, m - group)):
+                if j < 0:
+                    z[group + i, t] = sums[i]
+                else:
+                    s1[group + i, j, t] = sums[i]
     return True
 
 
 @njit(cache=True)
 def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
-                  table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
-                  lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale, track_loss, loss):
+                  table, zero_if_one, zero_if_zero, prefix, bits, boundary_lanes, boundary_count, mixture, scale,
+                  usable, impossible, touched, lane_log_p, z, s1, extra, log_f, ones, structure, values_t,
+                  factor_product, pattern_scale, pattern_usable, track_loss, loss):
     """One pass over the patterns for the first ``n`` lanes at parameters pi [m, T], mu [m, D, T]:
     fills Z_c (``z``), E[gamma_c x] (``s1``), GD's boundary terms (``extra``), and flags lanes with
     an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial).
-    With ``track_loss``, also -sum_x w log p(x) per lane (``loss``) at these parameters."""
+    With ``track_loss``, also -sum_x w log p(x) per lane (``loss``) at these parameters.
+    ``prefix`` [D + 1, m, T] holds the products of each pattern's leading factors (row 0 is 1.0);
+    ``structure`` is :func:`_pattern_structure` of the patterns."""
+    shared, feature_ones, feature_count, complete = structure
     m, D = mu.shape[0], mu.shape[1]
     n_patterns = patterns.shape[0]
     all_bits = -1 if D >= 64 else (1 << D) - 1  # every feature's bit (as int64)
@@ -141,15 +205,19 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
                 zero_if_one[c, t] |= (high == 0.0) << j
                 zero_if_zero[c, t] |= (low == 0.0) << j
     # Without a mean on the boundary (always so for EM from inside) the bit masks are skipped:
-    # every pattern is possible for every component, and the loops below vectorise cleanly.
+    # every pattern is possible for every component, and the loops below vectorise cleanly. With
+    # one, only the components that have a lane on the boundary take the masked loops, and GD's
+    # boundary terms visit only those lanes (``boundary_lanes[c]``, ``boundary_count[c]`` of them).
     boundary = False
     for c in range(m):
+        boundary_count[c] = 0
         for t in range(n):
+            bits[c, t] = 0
             if zero_if_one[c, t] | zero_if_zero[c, t]:
                 touched[lane_trial[t]] = True
                 boundary = True
-    if not boundary:
-        bits[:, :n] = 0
+                boundary_lanes[c, boundary_count[c]] = t
+                boundary_count[c] += 1
     z[:, :n] = 0.0
     s1[:, :, :n] = 0.0
     extra[:, :, :n] = 0.0
@@ -159,8 +227,8 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
     if not boundary and n <= FEW_LANES and not track_loss:
         done = True
         for t in range(n):
-            done = done and _lane_sums_patterns_inner(t, values, values_t, weights, pi, mu, factor_product,
-                                                      pattern_scale, z, s1)
+            done = done and _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, pattern_scale,
+                                                      z, s1, feature_ones, feature_count, complete, pattern_usable)
         if done:
             return
         z[:, :n] = 0.0
@@ -172,18 +240,23 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
             if x[j]:
                 ones[n_ones] = j
                 n_ones += 1
-        for c in range(m):
-            for t in range(n):
-                product[c, t] = 1.0
-        for j in range(D):
+        # Products of factors 0..j-1 in prefix[j]; the leading features this pattern shares with
+        # the one before keep theirs, so on sorted patterns about two rows per pattern are new.
+        # The product is built in the same order as a plain loop over j from 1.0: the same bits.
+        for j in range(shared[p], D):
             xj = x[j]
             for c in range(m):
                 for t in range(n):
-                    product[c, t] *= table[j, xj, c, t]
+                    prefix[j + 1, c, t] = prefix[j, c, t] * table[j, xj, c, t]
+        product = prefix[D]  # the log-space fallback below may overwrite it: no later pattern reads row D
         for t in range(n):
             mixture[t] = 0.0
         if boundary:
             for c in range(m):
+                if boundary_count[c] == 0:  # bits stay 0: the plain sum, the same bits
+                    for t in range(n):
+                        mixture[t] += pi[c, t] * product[c, t]
+                    continue
                 for t in range(n):
                     bits[c, t] = (code & zero_if_one[c, t]) | (~code & all_bits & zero_if_zero[c, t])
                     mixture[t] += pi[c, t] * product[c, t] * (bits[c, t] == 0)
@@ -228,7 +301,7 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
                     loss[t] -= weights[p] * (np.log(mixture[t]) if mixture[t] >= _TINY else lane_log_p[t])
         # Sums of h_c(x) = w f_c / p; terms that do not apply are multiplied by 0, not branched on.
         for c in range(m):
-            if boundary:
+            if boundary and boundary_count[c] > 0:
                 for t in range(n):
                     usable[t] = product[c, t] * scale[t] * (bits[c, t] == 0)
                     z[c, t] += usable[t]
@@ -241,7 +314,8 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
                 for t in range(n):
                     s1[c, j, t] += usable[t]
             if gd and boundary:
-                for t in range(n):
+                for k in range(boundary_count[c]):
+                    t = boundary_lanes[c, k]
                     b = bits[c, t]
                     if b != 0 and b & (b - 1) == 0:  # exactly one zero factor, at feature j
                         j = 0  # the position of b's single set bit
@@ -304,7 +378,9 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     mu = np.ascontiguousarray(mu0.transpose(1, 2, 0)).copy()  # [m, D, T]
     table = np.empty((D, 2, m, n_trials))
     zero_if_one, zero_if_zero = np.empty((m, n_trials), np.int64), np.empty((m, n_trials), np.int64)
-    product, bits = np.empty((m, n_trials)), np.empty((m, n_trials), np.int64)
+    prefix, bits = np.empty((D + 1, m, n_trials)), np.empty((m, n_trials), np.int64)
+    prefix[0] = 1.0
+    boundary_lanes, boundary_count = np.zeros((m, n_trials), np.int64), np.zeros(m, np.int64)
     mixture, scale, usable = np.empty(n_trials), np.empty(n_trials), np.empty(n_trials)
     impossible = np.zeros(n_trials, dtype=np.bool_)
     touched = np.zeros(n_trials, dtype=np.bool_)
@@ -320,6 +396,8 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     ones = np.empty(D, np.int64)
     values_t = np.ascontiguousarray(values.T)  # [D, P], for the patterns-inner pass
     factor_product, pattern_scale = np.empty((m, patterns.shape[0])), np.empty(patterns.shape[0])
+    structure = _pattern_structure(patterns)
+    pattern_usable = np.zeros((patterns.shape[0], 8 * ((m + 7) // 8)))  # for the patterns-inner pass
     n = n_trials
     for iteration in range(1, max_iter + 1):
         if n == 0:
@@ -327,9 +405,9 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
         for sub_step in range(passes):
             track_loss = authors and sub_step == 0  # the loss at the iteration's start
             _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
-                          table, zero_if_one, zero_if_zero, product, bits, mixture, scale, usable, impossible, touched,
-                          lane_log_p, z, s1, extra, log_f, ones, values_t, factor_product, pattern_scale,
-                          track_loss, loss)
+                          table, zero_if_one, zero_if_zero, prefix, bits, boundary_lanes, boundary_count, mixture,
+                          scale, usable, impossible, touched, lane_log_p, z, s1, extra, log_f, ones, structure,
+                          values_t, factor_product, pattern_scale, pattern_usable, track_loss, loss)
             if sub_step == passes - 1 and not authors:
                 break
             # Cluster by cluster: the means of component ``sub_step`` from responsibilities that
