@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from emrun import datasets, faults, seeds, truths
 from emrun.algorithms import PluginOutputError, loop_bytes_per_trial
@@ -19,6 +19,9 @@ from emrun.algorithms import run_batch as run_algorithm
 from emrun.batch import CONVERGED, FAILED, BatchResult, BatchSpec, Cell, worker_description
 from emrun.kinds.base import algorithm_columns
 from emrun.registry import ACCELERATORS, ALGORITHMS, FAMILIES, INIT_SCHEMES
+
+if TYPE_CHECKING:  # pandas is imported where rows are tabled: a worker running a batch never needs it
+    import pandas as pd
 
 # Columns that may hold only missing values (a batch where every trial failed): typed all the same.
 COLUMN_TYPES = {"error": "string", "loss": "double", "pi": "list<double>", "mu": "list<double>", "ari": "double"}
@@ -250,6 +253,8 @@ def run_batch(values: dict, config_hash: str, spec: BatchSpec, only_runs: list[i
     rows.sort(key=lambda trial: trial["run_index"])
     traces = None
     if values.get("record"):
+        import pandas as pd
+
         traces = pd.concat([trace_table(outcome.trace, spec.batch_id, np.asarray(subset)) for subset, outcome in parts]
                            or [trace_table([], spec.batch_id, np.asarray(runs))], ignore_index=True)
     failed = sorted(row["run_index"] for row in rows if row["status"] == FAILED)
@@ -295,6 +300,8 @@ def trace_table(trace: list, batch_id: str, run_of: np.ndarray) -> pd.DataFrame:
     """Recorded iterates in tidy long form: one row per (run, iteration, quantity, component,
     feature); a loss has component and feature -1, a weight feature -1. ``run_of`` maps the
     trial positions of the trace to run indices."""
+    import pandas as pd
+
     parts = []
     for iteration, ids, values in trace:
         for quantity, array in values.items():

@@ -21,13 +21,16 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from emrun import env, faults, interrupts
 from emrun.batch import BatchResult, ExecutorError  # noqa: F401 (raised by the executors)
-from emrun.store import ResultStore, StoreWriteError
+from emrun.files import StoreWriteError
+
+if TYPE_CHECKING:  # every pool worker imports this module: the store (pandas, pyarrow) is the sweep's, not theirs
+    from emrun.store import ResultStore
 
 
 @dataclass(frozen=True)

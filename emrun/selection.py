@@ -10,7 +10,10 @@ the reporter both use these functions.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where rows are tabled: a worker importing the trials kind never needs it
+    import pandas as pd
 
 KEYS = ["m", "D", "truth_index"]
 
@@ -32,6 +35,8 @@ def select_truths(rows: pd.DataFrame, target: int) -> tuple[pd.DataFrame, pd.Dat
     ``tried`` counts the truths examined up to the last one kept (all stored truths when fewer
     than ``target`` were found) and ``skipped`` those among them without a k-cluster point.
     """
+    import pandas as pd
+
     firsts = first_k_cluster_run(rows).sort_values(KEYS)
     selected, counts = [], []
     for (m, D), group in firsts.groupby(["m", "D"]):
@@ -66,6 +71,8 @@ def truth_ratios(rows: pd.DataFrame, target: int) -> tuple[pd.DataFrame, pd.Data
     Returns (per-truth table: m, D, truth_index, first_run, gd_ratio, gd_k, em_ratio; counts per
     (m, D): tried, skipped, found).
     """
+    import pandas as pd
+
     chosen, counts = select_truths(rows, target)
     gd = rows[rows["algorithm"] == "gd"].set_index(["m", "D", "truth_index", "run_index"])
     em = rows[(rows["algorithm"] == "em") & (rows["run_index"] == 0)].set_index(KEYS)

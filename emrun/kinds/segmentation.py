@@ -19,15 +19,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from emrun import seeds
 from emrun.batch import BatchResult, BatchSpec, Cell
 from emrun.config import Checker
 from emrun.segmentation import OPTIONS
 from emrun.settings import EMPTY, Settings, thaw
+
+if TYPE_CHECKING:  # pandas is imported where rows are tabled: a worker running a batch never needs it
+    import pandas as pd
 
 D = 3  # a pixel is an RGB point
 _BATCH = re.compile(r"K(\d+)-seed(\d+)")

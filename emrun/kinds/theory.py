@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from emrun import seeds
 from emrun.algorithms import check_pair
@@ -21,6 +19,9 @@ from emrun.config import Checker
 from emrun.kinds.base import SHARED_KEYS, CellGrid, HasGrid
 from emrun.registry import ALGORITHMS, CHECKS, FAMILIES, resolve
 from emrun.settings import GridSettings, none_given, thaw
+
+if TYPE_CHECKING:  # pandas is imported where rows are tabled: a worker running a batch never needs it
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from emrun import experiments, selection, truths
 from emrun.algorithms import check_pair
@@ -24,6 +23,9 @@ from emrun.batch import FAILED, STATUSES, BatchSpec
 from emrun.config import Checker, Config
 from emrun.kinds.base import SHARED_KEYS, CellGrid
 from emrun.registry import ALGORITHMS, CLAIMS, FAMILIES, TRIAL_REPORTS, resolve
+
+if TYPE_CHECKING:  # pandas is imported where rows are tabled: a worker running a batch never needs it
+    import pandas as pd
 
 # Columns every reader of trial rows relies on; rows without them come from an emrun too old to report on.
 REQUIRED_COLUMNS = ("config_hash", "batch_id", "model", "m", "D", "algorithm", "truth_index", "run_index", "truth_seed",
