@@ -103,7 +103,7 @@ def _pattern_structure(patterns):
 
 @njit(cache=True)
 def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scale, z, s1,
-                              feature_ones, feature_count, complete, pattern_usable):
+                              feature_ones, feature_count, complete):
     """Z_c and E[gamma_c x] of lane ``t`` with the patterns as the inner loop, for when few trials
     are active (the lane loops would then be one or two long). Same operations in the same order
     as the lane-inner pass, so the same results: a factor is mu or 1 - mu, selected exactly, each
@@ -146,27 +146,28 @@ def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scal
         scale[p] = weights[p] / max(scale[p], _TINY)
     if smallest < _TINY:
         return False
-    for p in range(n_patterns):
-        for c in range(m):
-            pattern_usable[p, c] = factor_product[c, p] * scale[p]  # columns m.. stay 0
+    for c in range(m):
+        for p in range(n_patterns):
+            factor_product[c, p] *= scale[p]  # rows m.. (to a multiple of 8) stay 0
     # Each sum over the patterns that have x_j = 1 (Z_c: over every pattern), in pattern order: the
     # adds of the lane-inner pass, which skips x_j = 0. Eight components at a time, in locals: eight
     # independent chains the compiler keeps in registers (one array slot each would be a load and a
-    # store per add, which bounded this loop at about 1.5 cycles per add).
+    # store per add, which bounded this loop at about 1.5 cycles per add). factor_product has its
+    # rows padded with zeros to a multiple of 8, so a group never reads past them.
     for j in range(-1, D):
         count = n_patterns if j < 0 else feature_count[j]
-        for group in range(0, pattern_usable.shape[1], 8):
+        for group in range(0, factor_product.shape[0], 8):
             a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
             for k in range(count):
-                row = pattern_usable[k if j < 0 else feature_ones[j, k]]
-                a0 += row[group]
-                a1 += row[group + 1]
-                a2 += row[group + 2]
-                a3 += row[group + 3]
-                a4 += row[group + 4]
-                a5 += row[group + 5]
-                a6 += row[group + 6]
-                a7 += row[group + 7]
+                p = k if j < 0 else feature_ones[j, k]
+                a0 += factor_product[group, p]
+                a1 += factor_product[group + 1, p]
+                a2 += factor_product[group + 2, p]
+                a3 += factor_product[group + 3, p]
+                a4 += factor_product[group + 4, p]
+                a5 += factor_product[group + 5, p]
+                a6 += factor_product[group + 6, p]
+                a7 += factor_product[group + 7, p]
             sums = (a0, a1, a2, a3, a4, a5, a6, a7)
             for i in range(min(8, m - group)):
                 if j < 0:
@@ -180,7 +181,7 @@ def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scal
 def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                   table, zero_if_one, zero_if_zero, prefix, bits, boundary_lanes, boundary_count, mixture, scale,
                   usable, impossible, touched, lane_log_p, z, s1, extra, log_f, ones, structure, values_t,
-                  factor_product, pattern_scale, pattern_usable, track_loss, loss):
+                  factor_product, pattern_scale, track_loss, loss):
     """One pass over the patterns for the first ``n`` lanes at parameters pi [m, T], mu [m, D, T]:
     fills Z_c (``z``), E[gamma_c x] (``s1``), GD's boundary terms (``extra``), and flags lanes with
     an impossible pattern (``impossible``) or a mean at exactly 0 or 1 (``touched``, by trial).
@@ -228,7 +229,7 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
         done = True
         for t in range(n):
             done = done and _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, pattern_scale,
-                                                      z, s1, feature_ones, feature_count, complete, pattern_usable)
+                                                      z, s1, feature_ones, feature_count, complete)
         if done:
             return
         z[:, :n] = 0.0
@@ -395,9 +396,9 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     new_pi, new_mu, moved, scratch = np.empty(m), np.empty((m, D)), np.empty(m), np.empty(m)
     ones = np.empty(D, np.int64)
     values_t = np.ascontiguousarray(values.T)  # [D, P], for the patterns-inner pass
-    factor_product, pattern_scale = np.empty((m, patterns.shape[0])), np.empty(patterns.shape[0])
+    factor_product = np.zeros((8 * ((m + 7) // 8), patterns.shape[0]))  # rows to a multiple of 8: see the sums
+    pattern_scale = np.empty(patterns.shape[0])
     structure = _pattern_structure(patterns)
-    pattern_usable = np.zeros((patterns.shape[0], 8 * ((m + 7) // 8)))  # for the patterns-inner pass
     n = n_trials
     for iteration in range(1, max_iter + 1):
         if n == 0:
@@ -407,7 +408,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
             _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published, lane_trial,
                           table, zero_if_one, zero_if_zero, prefix, bits, boundary_lanes, boundary_count, mixture,
                           scale, usable, impossible, touched, lane_log_p, z, s1, extra, log_f, ones, structure,
-                          values_t, factor_product, pattern_scale, pattern_usable, track_loss, loss)
+                          values_t, factor_product, pattern_scale, track_loss, loss)
             if sub_step == passes - 1 and not authors:
                 break
             # Cluster by cluster: the means of component ``sub_step`` from responsibilities that
