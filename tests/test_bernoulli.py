@@ -506,3 +506,15 @@ def test_incomplete_population_alone_gives_the_same_bits_as_among_many(m):
         np.testing.assert_array_equal(alone.pi[0], together.pi[r])
         np.testing.assert_array_equal(alone.mu[0], together.mu[r])
         assert alone.iterations[0] == together.iterations[r]
+
+
+def test_the_authors_em_with_one_component_runs_the_same_in_both_engines():
+    # One component: the authors' rule makes a single pass, which still updates the means in place;
+    # the kernel must keep the iteration's start apart as it does for two or more (it compared the
+    # new means with themselves, and stopped at once, writing past an empty array).
+    data, pi, mu = random_problem(1, 4, 5, 21)
+    fused, plain = (run_batch(b, data, pi, mu, "em", 50, 1e-9, fused=f, em_update="authors") for f in (True, False))
+    assert list(fused.status) == list(plain.status)
+    np.testing.assert_array_equal(fused.iterations, plain.iterations)
+    assert (fused.iterations > 1).all()
+    np.testing.assert_allclose(fused.mu, plain.mu, atol=1e-10, rtol=0)

@@ -378,7 +378,7 @@ class CompiledLoop:
 
     def bytes_per_trial(self, m: int, D: int) -> int:
         """The kernel's per-trial lane state (with the products of leading factors, (D + 1) m words);
-        what it keeps per pattern, about P (3 D + 2 m + 5) words, is shared by the batch."""
+        what it keeps per pattern, about P (3 D + 8 ceil(m / 8) + 5) words, is shared by the batch."""
         return 8 * (6 * m * D + 6 * m + 8)
 
     def prepare(self, say=None) -> None:

@@ -16,9 +16,9 @@ vectorised without AVX-512), far above the arithmetic's cost; this kernel takes 
 Where the work goes (issue 33, measured at m = 6, D = 10 on the population): a pattern's product
 of D factors is built on the product of the patterns before it (the patterns come sorted, so
 consecutive ones share a prefix of features: about 2 multiplies per pattern and component instead
-of D); what remains is the sums E[gamma_c x_j], one add per pattern with x_j = 1. With one trial
-left, those sums run feature by feature over the patterns that have x_j = 1, eight components at
-a time in local accumulators. GD's boundary terms visit only the lanes with a mean at 0 or 1.
+of D); what remains is the sums E[gamma_c x_j], one add per pattern with x_j = 1. With few trials
+left (``FEW_LANES``), each trial's sums run feature by feature over the patterns that have
+x_j = 1, eight components at a time in local accumulators. GD's boundary terms visit only the lanes with a mean at 0 or 1.
 Every change keeps each trial's arithmetic, operation for operation and in the same order, so the
 rows are the same bits as before (tests compare a trial alone with the same trial among sixty).
 """
@@ -73,7 +73,7 @@ def _project_to_simplex(v, out, u):
         out[i] = max(v[i] - theta, 0.0)
 
 
-FEW_LANES = 8  # at most this many active trials: patterns become the inner (vectorised) loop
+FEW_LANES = 8  # at most this many active trials (none on the boundary): one trial at a time, patterns inner
 
 
 @njit(cache=True)
@@ -105,7 +105,7 @@ def _pattern_structure(patterns):
 def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scale, z, s1,
                               feature_ones, feature_count, complete):
     """Z_c and E[gamma_c x] of lane ``t`` with the patterns as the inner loop, for when few trials
-    are active (the lane loops would then be one or two long). Same operations in the same order
+    are active (the lane loops would then be at most FEW_LANES long). Same operations in the same order
     as the lane-inner pass, so the same results: a factor is mu or 1 - mu, selected exactly, each
     product runs over the features in order from 1.0, and each sum over the patterns in order.
     Only for means inside (0, 1); returns False if some p(x) < _TINY (the caller then takes the
@@ -300,7 +300,8 @@ def _pattern_pass(n, patterns, codes, values, weights, pi, mu, gd, as_published,
             for t in range(n):
                 if not impossible[t]:
                     loss[t] -= weights[p] * (np.log(mixture[t]) if mixture[t] >= _TINY else lane_log_p[t])
-        # Sums of h_c(x) = w f_c / p; terms that do not apply are multiplied by 0, not branched on.
+        # Sums of h_c(x) = w f_c / p; within a component, terms that do not apply are multiplied by 0,
+        # not branched on (lanes are not); a component with no lane on the boundary skips the mask.
         for c in range(m):
             if boundary and boundary_count[c] > 0:
                 for t in range(n):
@@ -387,7 +388,10 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
     touched = np.zeros(n_trials, dtype=np.bool_)
     lane_log_p = np.zeros(n_trials)
     z, s1, extra = np.empty((m, n_trials)), np.empty((m, D, n_trials)), np.empty((m, D, n_trials))
-    start_mu = np.empty((m, D, n_trials) if passes > 1 else (0, 0, 0))
+    # The means updated cluster by cluster (ECM, and AUTHORS: one pass per component, so a single
+    # one at m = 1, which still updates the means in place) are kept apart from the iteration's start.
+    in_place = passes > 1 or authors
+    start_mu = np.empty((m, D, n_trials) if in_place else (0, 0, 0))
     partial_pi = np.empty((m, n_trials))  # AUTHORS: pi_c from the partial point of component c
     loss, previous_loss = np.zeros(n_trials), previous_loss0.copy()
     previous_out = previous_loss0.copy()
@@ -425,7 +429,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                 if z[c, t] > 0.0:
                     for j in range(D):
                         mu[c, j, t] = min(max(s1[c, j, t] / z[c, t], 0.0), 1.0)
-        if passes > 1:  # in-place EM: the update below compares the new means with the iteration's start
+        if in_place:  # in-place EM: the update below compares the new means with the iteration's start
             for t in range(n):
                 for c in range(m):
                     for j in range(D):
@@ -464,7 +468,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                     for c in range(m):
                         new_pi[c] = partial_pi[c, t] if authors else pi[c, t] * z[c, t]
                         for j in range(D):
-                            if passes > 1:
+                            if in_place:
                                 new_mu[c, j] = start_mu[c, j, t]  # the means the passes above computed
                                 continue
                             value = s1[c, j, t] / z[c, t] if z[c, t] > 0.0 else mu[c, j, t]
@@ -504,7 +508,7 @@ def fused_run(patterns, codes, values, weights, pi0, mu0, gd, step, max_iter, to
                     mu[c, j, t] = mu[c, j, last]
                     s1[c, j, t] = s1[c, j, last]
                     extra[c, j, t] = extra[c, j, last]
-                    if passes > 1:
+                    if in_place:
                         start_mu[c, j, t] = start_mu[c, j, last]
             n -= 1
     for t in range(n):  # capped trials
