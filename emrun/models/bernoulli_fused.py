@@ -18,7 +18,8 @@ of D factors is built on the product of the patterns before it (the patterns com
 consecutive ones share a prefix of features: about 2 multiplies per pattern and component instead
 of D); what remains is the sums E[gamma_c x_j], one add per pattern with x_j = 1. With few trials
 left (``FEW_LANES``), each trial's sums run feature by feature over the patterns that have
-x_j = 1, eight components at a time in local accumulators. GD's boundary terms visit only the lanes with a mean at 0 or 1.
+x_j = 1, eight components at a time in local accumulators. GD's boundary terms visit only the
+lanes with a mean at 0 or 1.
 Every change keeps each trial's arithmetic, operation for operation and in the same order, so the
 rows are the same bits as before (tests compare a trial alone with the same trial among sixty).
 """
@@ -73,7 +74,7 @@ def _project_to_simplex(v, out, u):
         out[i] = max(v[i] - theta, 0.0)
 
 
-FEW_LANES = 8  # at most this many active trials (none on the boundary): one trial at a time, patterns inner
+FEW_LANES = 8  # at most this many active trials, none on the boundary: one trial at a time, patterns inner
 
 
 @njit(cache=True)
@@ -105,9 +106,9 @@ def _pattern_structure(patterns):
 def _lane_sums_patterns_inner(t, values_t, weights, pi, mu, factor_product, scale, z, s1,
                               feature_ones, feature_count, complete):
     """Z_c and E[gamma_c x] of lane ``t`` with the patterns as the inner loop, for when few trials
-    are active (the lane loops would then be at most FEW_LANES long). Same operations in the same order
-    as the lane-inner pass, so the same results: a factor is mu or 1 - mu, selected exactly, each
-    product runs over the features in order from 1.0, and each sum over the patterns in order.
+    are active (the lane loops would then be at most FEW_LANES long). Same operations in the same
+    order as the lane-inner pass, so the same results: a factor is mu or 1 - mu, selected exactly,
+    each product runs over the features in order from 1.0, and each sum over the patterns in order.
     Only for means inside (0, 1); returns False if some p(x) < _TINY (the caller then takes the
     general pass, with its log-space fallback)."""
     m, D = mu.shape[0], mu.shape[1]
